@@ -1,0 +1,112 @@
+# flotilla: see README.md. GNU make; every library through pkg-config.
+#
+#   make            ./flotilla (optimised) and build/toml-decoder
+#   make test       ASan+UBSan build, every unit and integration test, toml-test,
+#                   the threaded tests under TSan; ends with Criterion's summary
+#   make tsan       the threaded tests under ThreadSanitizer
+#   make demo       throwaway PostgreSQL + migrate the seven services of manifests/pcc.toml
+#   make bench      benchmarks (bench/README.md)
+#   make fuzz-NAME  libFuzzer target tests/fuzz/fuzz_NAME.c (FUZZ_TIME seconds, default 600)
+#   make deps       install the missing Debian packages (as root), or print the apt-get line
+#   make format / lint / clean
+
+CC      ?= cc
+PKGS    := libpq libgit2 jansson zlib
+TESTPKGS := criterion
+DEBS    := build-essential pkg-config libpq-dev libgit2-dev libjansson-dev zlib1g-dev \
+           libcriterion-dev postgresql postgresql-client clang libclang-rt-14-dev \
+           cppcheck clang-format python3 git util-linux
+VERSION := 0.1.0
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+TEST_CFLAGS := $(shell pkg-config --cflags $(TESTPKGS) 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+BASE    := -std=c11 -D_GNU_SOURCE -DFL_VERSION='"$(VERSION)"' -Icore -Ibuild/gen $(WARN) $(PKG_CFLAGS)
+REL_CFLAGS  := $(BASE) -O2 -g
+ASAN_CFLAGS := $(BASE) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+TSAN_CFLAGS := $(BASE) -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+
+CORE_SRC := $(sort $(wildcard core/*.c))
+CMD_SRC  := $(sort $(wildcard cmd/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/harness.c
+CTRL_SQL := $(sort $(wildcard migrations/*.sql))
+GEN      := build/gen/control_sql.c
+HDRS     := $(wildcard core/*.h tests/*.h)
+
+.PHONY: all test tsan demo bench deps format lint clean check-deps
+all: flotilla build/toml-decoder
+
+# Generated: flotilla's own control schema, embedded into the binary.
+$(GEN): $(CTRL_SQL) ci/embed-sql
+	@mkdir -p build/gen
+	sh ci/embed-sql $(CTRL_SQL) > $@.tmp && mv $@.tmp $@
+
+define variant
+build/$(1)/%.o: %.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -c $$< -o $$@
+build/$(1)/gen/%.o: build/gen/%.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -c $$< -o $$@
+build/$(1)/libflotilla.a: $$(CORE_SRC:%.c=build/$(1)/%.o) build/$(1)/gen/control_sql.o
+	@rm -f $$@
+	ar rcs $$@ $$^
+build/$(1)/flotilla: $$(CMD_SRC:%.c=build/$(1)/%.o) build/$(1)/libflotilla.a
+	$$(CC) $(2) $$^ -o $$@ $(PKG_LIBS)
+build/$(1)/flotilla-tests: $$(TEST_SRC:%.c=build/$(1)/%.o) build/$(1)/libflotilla.a
+	$$(CC) $(2) $$^ -o $$@ $(TEST_LIBS) $(PKG_LIBS)
+build/$(1)/tests/%.o: tests/%.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $(TEST_CFLAGS) -c $$< -o $$@
+endef
+$(eval $(call variant,rel,$(REL_CFLAGS)))
+$(eval $(call variant,asan,$(ASAN_CFLAGS)))
+$(eval $(call variant,tsan,$(TSAN_CFLAGS)))
+
+flotilla: build/rel/flotilla
+	cp $< $@
+
+build/toml-decoder: build/rel/tests/toml_decoder.o build/rel/libflotilla.a
+	$(CC) $(REL_CFLAGS) $^ -o $@ $(PKG_LIBS)
+
+build/asan/toml-decoder: build/asan/tests/toml_decoder.o build/asan/libflotilla.a
+	$(CC) $(ASAN_CFLAGS) $^ -o $@ $(PKG_LIBS)
+
+deps:
+	@sh ci/deps $(DEBS)
+
+test: deps
+	$(MAKE) build/asan/flotilla build/asan/flotilla-tests build/asan/toml-decoder build/tsan/flotilla
+	sh tests/run
+
+tsan: deps
+	$(MAKE) build/tsan/flotilla build/asan/flotilla-tests
+	FLOTILLA_TSAN_ONLY=1 sh tests/run
+
+demo: deps
+	$(MAKE) flotilla
+	sh ci/demo
+
+bench: deps
+	$(MAKE) flotilla
+	sh bench/run
+
+FUZZ_TIME ?= 600
+build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(HDRS) $(GEN)
+	@mkdir -p build/fuzz
+	clang $(BASE) -O1 -g -fsanitize=fuzzer,address,undefined $< $(CORE_SRC) $(GEN) -o $@ $(PKG_LIBS)
+fuzz-%: build/fuzz/fuzz_%
+	sh tests/fuzz/run $* $(FUZZ_TIME)
+
+format:
+	clang-format -i core/*.[ch] cmd/*.[ch] tests/*.[ch] tests/fuzz/*.c
+lint:
+	clang-format --dry-run --Werror core/*.[ch] cmd/*.[ch] tests/*.[ch] tests/fuzz/*.c
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	  --suppress=missingIncludeSystem -Icore core cmd
+
+clean:
+	rm -rf build flotilla

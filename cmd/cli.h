@@ -1,0 +1,55 @@
+/*
+ * cli: what the subcommands of the flotilla program share: the global
+ * options (-m manifest, -e environment), the exit codes, and one entry point
+ * per subcommand, each in cmd/<name>.c.
+ */
+#ifndef FL_CLI_H
+#define FL_CLI_H
+
+#include "error.h"
+
+enum {
+	FL_EXIT_OK = 0,
+	FL_EXIT_FAILED = 1, /* a migration or connection failed */
+	FL_EXIT_USAGE = 2,  /* bad usage, manifest or migration files: nothing touched */
+	FL_EXIT_DRIFT = 3,
+	FL_EXIT_INTERRUPTED = 130,
+};
+
+struct fl_cli_globals {
+	const char *manifest; /* -m FILE; NULL: flotilla.toml, else manifests/pcc.toml */
+	const char *env;      /* -e ENV; NULL: $FLOTILLA_ENV */
+	int verbose;
+};
+extern struct fl_cli_globals fl_cli;
+
+/*
+ * Handles an option every command accepts (-m/--manifest, -e/--env); returns
+ * 1 when `opt` was one of them. Commands put FL_CLI_GLOBAL_LONGOPTS in their
+ * getopt_long table and "m:e:" in their short options.
+ */
+int fl_cli_global_opt(int opt, const char *arg);
+#define FL_CLI_GLOBAL_LONGOPTS {"manifest", required_argument, NULL, 'm'}, {"env", required_argument, NULL, 'e'}
+
+/* Prints every error of the chain as "flotilla: file:line:col: msg" lines on stderr. */
+void fl_cli_print_errors(const fl_error *err);
+/* The exit code for an error chain: the kind of its first error. */
+int fl_cli_exit_code(const fl_error *err);
+/* "flotilla: " + message on stderr, then a hint line "try 'flotilla help CMD'". */
+int fl_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The subcommands. argv[0] is the command's name. */
+int cmd_migrate(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_provision(int argc, char **argv);
+int cmd_drift(int argc, char **argv);
+int cmd_baseline(int argc, char **argv);
+int cmd_repair(int argc, char **argv);
+int cmd_undo(int argc, char **argv);
+int cmd_rotate(int argc, char **argv);
+int cmd_manifest(int argc, char **argv);
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * flotilla: the program. Global options, the command table, help, and
+ * dispatch to cmd/<command>.c.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "text.h"
+
+struct fl_cli_globals fl_cli;
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv); /* NULL: not built yet */
+	const char *summary;
+	const char *usage;
+};
+
+static const struct command commands[] = {
+	{"migrate", NULL, "provision, then apply pending migrations of every (or the named) service in parallel",
+	 "flotilla [-m FILE] [-e ENV] migrate [SERVICE...] [--target V] [--dry-run] [--json] [-j N]\n"
+	 "         [--fail-fast] [--no-provision] [--since REV] [--rev REV]"},
+	{"status", NULL, "show applied and pending migrations per service (like flyway info)",
+	 "flotilla [-m FILE] [-e ENV] status [SERVICE...] [--json] [--rev REV]"},
+	{"validate", NULL, "compare the history of each database with the migration files (exit 3 on mismatch)",
+	 "flotilla [-m FILE] [-e ENV] validate [SERVICE...] [--rev REV]"},
+	{"plan", NULL, "show what migrate would do, per service, without doing it",
+	 "flotilla [-m FILE] [-e ENV] plan [SERVICE...] [--rev REV]"},
+	{"diff", NULL, "which migrations changed between two git revisions; refuse edits to applied ones",
+	 "flotilla [-m FILE] diff --since REV [--to REV] [--json] [SERVICE...]"},
+	{"provision", NULL, "create roles, databases, passwords and grants from the manifest (idempotent)",
+	 "flotilla [-m FILE] [-e ENV] provision [--dry-run] [--reset-passwords] [--prune]"},
+	{"drift", NULL, "compare history, live schema and grants with the repository (exit 3 on drift)",
+	 "flotilla [-m FILE] [-e ENV] drift [SERVICE...] [--json] [--only history,schema,grants]"},
+	{"baseline", NULL, "mark an existing database as being at a version",
+	 "flotilla [-m FILE] [-e ENV] baseline SERVICE --version V"},
+	{"repair", NULL, "remove failed history rows and realign checksums and descriptions",
+	 "flotilla [-m FILE] [-e ENV] repair [SERVICE...]"},
+	{"undo", NULL, "apply undo (U) migrations in reverse order",
+	 "flotilla [-m FILE] [-e ENV] undo SERVICE [--to V]"},
+	{"rotate", NULL, "generate a new password, hand it to the secret manager, then set it",
+	 "flotilla [-m FILE] [-e ENV] rotate SERVICE..."},
+	{"manifest", NULL, "check the manifest or show it resolved (secrets shown as their source)",
+	 "flotilla [-m FILE] [-e ENV] manifest check|show [--json]"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_help(FILE *f)
+{
+	fprintf(f, "usage: flotilla [-m FILE] [-e ENV] COMMAND [ARGS...]\n\n"
+		   "Migrates a fleet of PostgreSQL service databases from one TOML manifest.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s%s\n", commands[i].name, commands[i].summary,
+			commands[i].run ? "" : " (not built yet)");
+	fprintf(f, "\nOptions:\n"
+		   "  -m, --manifest FILE  the manifest (default: flotilla.toml, else manifests/pcc.toml)\n"
+		   "  -e, --env ENV        the environment (default: $FLOTILLA_ENV)\n"
+		   "  -h, --help           this help; 'flotilla help COMMAND' for one command\n"
+		   "  -V, --version        the version\n\n"
+		   "Exit codes: 0 done / no drift, 1 a migration or connection failed, 2 bad usage,\n"
+		   "manifest or migration files (nothing touched), 3 drift found, 130 interrupted.\n");
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int unknown_command(const char *name)
+{
+	const char *names[NCOMMANDS + 1];
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		names[i] = commands[i].name;
+	names[NCOMMANDS] = "help";
+	const char *s = fl_text_suggest(name, names, NCOMMANDS + 1);
+	if (s)
+		fprintf(stderr, "flotilla: unknown command '%s'; did you mean '%s'?\n", name, s);
+	else
+		fprintf(stderr, "flotilla: unknown command '%s'; see 'flotilla --help'\n", name);
+	return FL_EXIT_USAGE;
+}
+
+static int help_command(const char *name)
+{
+	const struct command *c = find_command(name);
+	if (!c)
+		return unknown_command(name);
+	printf("usage: %s\n\n%s.\n", c->usage, c->summary);
+	if (!c->run)
+		printf("\n'%s' is not built yet.\n", c->name);
+	return FL_EXIT_OK;
+}
+
+int fl_cli_global_opt(int opt, const char *arg)
+{
+	switch (opt) {
+	case 'm':
+		fl_cli.manifest = arg;
+		return 1;
+	case 'e':
+		fl_cli.env = arg;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void fl_cli_print_errors(const fl_error *err)
+{
+	for (; err; err = err->next) {
+		char *s = fl_error_format(err);
+		fprintf(stderr, "%s\n", s);
+		free(s);
+	}
+}
+
+int fl_cli_exit_code(const fl_error *err)
+{
+	return err ? (int)err->kind : FL_EXIT_OK;
+}
+
+int fl_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "flotilla: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, "try 'flotilla help %s'\n", cmd);
+	else
+		fprintf(stderr, "try 'flotilla --help'\n");
+	return FL_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		FL_CLI_GLOBAL_LONGOPTS,
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
+	};
+	fl_cli.env = getenv("FLOTILLA_ENV");
+	if (fl_cli.env && !*fl_cli.env)
+		fl_cli.env = NULL;
+	opterr = 0;
+	int c;
+	/* '+': stop at the command; its own options are its business */
+	while ((c = getopt_long(argc, argv, "+:m:e:hVv", opts, NULL)) != -1) {
+		if (fl_cli_global_opt(c, optarg))
+			continue;
+		switch (c) {
+		case 'h':
+			print_help(stdout);
+			return FL_EXIT_OK;
+		case 'V':
+			printf("flotilla %s\n", FL_VERSION);
+			return FL_EXIT_OK;
+		case 'v':
+			fl_cli.verbose++;
+			break;
+		case ':':
+			return fl_cli_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return fl_cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc) {
+		print_help(stderr);
+		return FL_EXIT_USAGE;
+	}
+	const char *name = argv[optind];
+	if (strcmp(name, "help") == 0) {
+		if (optind + 1 >= argc) {
+			print_help(stdout);
+			return FL_EXIT_OK;
+		}
+		return help_command(argv[optind + 1]);
+	}
+	const struct command *cmd = find_command(name);
+	if (!cmd)
+		return unknown_command(name);
+	if (!cmd->run) {
+		fprintf(stderr, "flotilla: '%s' is not built yet in flotilla %s\n", name, FL_VERSION);
+		return FL_EXIT_USAGE;
+	}
+	/* each command parses from its own name on; optind = 0 resets getopt */
+	int first = optind;
+	optind = 0;
+	return cmd->run(argc - first, argv + first);
+}

@@ -1,0 +1,20 @@
+/*
+ * text: small string helpers shared by the modules and the command line:
+ * "did you mean" suggestions and UTF-8 checks.
+ */
+#ifndef FL_TEXT_H
+#define FL_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Edit distance (insert, delete, substitute, swap of neighbours) of two ASCII words. */
+int fl_text_distance(const char *a, const char *b);
+/* The candidate closest to `word` when it is close enough to be a likely typo
+ * (distance <= 2, and less than half the word), else NULL. */
+const char *fl_text_suggest(const char *word, const char *const *candidates, size_t n);
+/* Is [s, s+len) valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF)?
+ * On failure *bad_offset (may be NULL) gets the offset of the first bad byte. */
+bool fl_text_utf8_valid(const char *s, size_t len, size_t *bad_offset);
+
+#endif

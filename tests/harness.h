@@ -1,0 +1,52 @@
+/*
+ * harness: what the Criterion tests share.
+ *
+ * tests/run starts one throwaway PostgreSQL per run and exports PGHOST,
+ * PGPORT, PGUSER (the superuser); each test makes its own fresh database with
+ * th_db_new() and drops it at the end. Integration tests run the flotilla
+ * binary named by $FLOTILLA_BIN (the ASan build, or the TSan build for the
+ * threaded suites, whose names start with "par_") with th_run().
+ */
+#ifndef FL_HARNESS_H
+#define FL_HARNESS_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/* A fresh database with a unique name (caller frees the name). */
+char *th_db_new(void);
+void th_db_drop(const char *name);
+/* A connection to `db` as the superuser; asserts it works. */
+PGconn *th_connect(const char *db);
+/* Runs `sql` and asserts success. */
+void th_exec(PGconn *c, const char *sql);
+/* First column of the first row as a new string, NULL for SQL NULL or no rows; asserts success. */
+char *th_query1(PGconn *c, const char *sql);
+/* The first column of every row joined with `sep`, new string. */
+char *th_queryall(PGconn *c, const char *sql, const char *sep);
+
+/* A fresh temporary directory (caller frees the name); removed by tests/run at the end. */
+char *th_tmpdir(void);
+/* Writes `content` to dir/rel, creating directories. */
+void th_write(const char *dir, const char *rel, const char *content);
+/* Reads a whole file, new string. */
+char *th_read(const char *path);
+/* Root of the source tree ($FLOTILLA_TOP). */
+const char *th_top(void);
+/* /work/shared or wherever $FLOTILLA_SHARED points. */
+const char *th_shared(void);
+
+/*
+ * Runs $FLOTILLA_BIN with argv (argv[0] is ignored and replaced), in `cwd`
+ * (NULL: current), with `env` extra "NAME=value" entries (NULL-terminated,
+ * may be NULL), stdin from /dev/null. Captures stdout and stderr (new
+ * strings) and returns the exit status (128+signal when killed).
+ */
+int th_run(const char *cwd, const char *const *env, char **out, char **err, const char *const *argv);
+/* Runs `sh -c cmd`, capturing both streams together into *out; returns the exit status. */
+int th_sh(const char *cmd, char **out);
+
+/* Does `hay` contain `needle`? (for cr_assert messages that show both) */
+int th_contains(const char *hay, const char *needle);
+
+#endif
