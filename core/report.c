@@ -1,0 +1,345 @@
+#include "report.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RED "\x1b[31m"
+#define GREEN "\x1b[32m"
+#define YELLOW "\x1b[33m"
+#define DIM "\x1b[2m"
+#define RESET "\x1b[0m"
+
+fl_report *fl_report_new(FILE *out, fl_report_mode mode, const char *verb, const char *const *names, size_t n)
+{
+	fl_report *r = fl_calloc(1, sizeof(*r));
+	r->out = out;
+	r->mode = mode;
+	if (mode == FL_REPORT_LIVE && !isatty(fileno(out)))
+		r->mode = FL_REPORT_PLAIN;
+	const char *nc = getenv("NO_COLOR");
+	const char *term = getenv("TERM");
+	r->color = r->mode == FL_REPORT_LIVE && !(nc && *nc) && !(term && strcmp(term, "dumb") == 0);
+	r->verb = verb;
+	r->services = fl_calloc(n ? n : 1, sizeof(fl_report_service));
+	r->nservices = n;
+	for (size_t i = 0; i < n; i++) {
+		r->services[i].name = fl_strdup(names[i]);
+		r->services[i].started = -1;
+		r->services[i].finished = -1;
+		r->services[i].result = 130;
+	}
+	r->last_draw = -1;
+	return r;
+}
+
+void fl_report_free(fl_report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nservices; i++) {
+		fl_report_service *s = &r->services[i];
+		free(s->name);
+		free(s->state_text);
+		free(s->skip_reason);
+		free(s->version_before);
+		free(s->version_after);
+		for (size_t k = 0; k < s->nmigrations; k++) {
+			free(s->migrations[k].version);
+			free(s->migrations[k].script);
+			free(s->migrations[k].description);
+		}
+		free(s->migrations);
+		fl_error_free(s->error);
+	}
+	free(r->services);
+	free(r);
+}
+
+void fl_report_add_migration(fl_report_service *s, const char *version, const char *script,
+			     const char *description, int32_t checksum, long ms)
+{
+	s->migrations = fl_realloc(s->migrations, (s->nmigrations + 1) * sizeof(*s->migrations));
+	fl_report_migration *m = &s->migrations[s->nmigrations++];
+	m->version = version ? fl_strdup(version) : NULL;
+	m->script = fl_strdup(script);
+	m->description = fl_strdup(description ? description : "");
+	m->checksum = checksum;
+	m->ms = ms;
+}
+
+/* "applying V3__add_sessions (3/7)" and friends; a new string. */
+static char *state_line(const fl_report_service *s)
+{
+	const char *t = s->state_text ? s->state_text : "";
+	switch (s->state) {
+	case FL_EV_WAITING:
+		return fl_strdup("waiting");
+	case FL_EV_CONNECTING:
+		return fl_strdup("connecting");
+	case FL_EV_LOCK_WAIT:
+		return fl_strdup("waiting for lock");
+	case FL_EV_PLANNED:
+		return s->total ? fl_asprintf("%d pending", s->total) : fl_strdup("up to date");
+	case FL_EV_APPLYING:
+	case FL_EV_APPLIED:
+		return fl_asprintf("applying %s (%d/%d)", t, s->index, s->total);
+	case FL_EV_MESSAGE:
+		return fl_strdup(t);
+	case FL_EV_SKIPPED:
+		return fl_asprintf("skipped: %s", t);
+	case FL_EV_DONE:
+		return fl_asprintf("done%s%s", *t ? ": " : "", t);
+	case FL_EV_FAILED:
+		return fl_strdup("failed");
+	case FL_EV_CANCELLED:
+		return fl_strdup("cancelled");
+	}
+	return fl_strdup("");
+}
+
+static void draw_live(fl_report *r, bool force)
+{
+	double now = 0;
+	for (size_t i = 0; i < r->nservices; i++) {
+		if (r->services[i].finished > now)
+			now = r->services[i].finished;
+		if (r->services[i].started > now)
+			now = r->services[i].started;
+	}
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	double wall = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+	/* a redraw per event would flood a slow terminal on 1,000 small migrations */
+	if (!force && r->last_draw >= 0 && wall - r->last_draw < 0.05)
+		return;
+	r->last_draw = wall;
+	size_t width = 0;
+	for (size_t i = 0; i < r->nservices; i++)
+		if (strlen(r->services[i].name) > width)
+			width = strlen(r->services[i].name);
+	if (r->drawn_lines > 0)
+		fprintf(r->out, "\x1b[%dA", r->drawn_lines);
+	for (size_t i = 0; i < r->nservices; i++) {
+		fl_report_service *s = &r->services[i];
+		char *line = state_line(s);
+		const char *col = "", *end = "";
+		if (r->color) {
+			end = RESET;
+			if (s->state == FL_EV_DONE)
+				col = GREEN;
+			else if (s->state == FL_EV_FAILED || s->state == FL_EV_CANCELLED)
+				col = RED;
+			else if (s->state == FL_EV_LOCK_WAIT)
+				col = YELLOW;
+			else if (s->state == FL_EV_WAITING || s->state == FL_EV_SKIPPED)
+				col = DIM;
+			else
+				end = "";
+		}
+		char bar[24] = "";
+		if ((s->state == FL_EV_APPLYING || s->state == FL_EV_APPLIED) && s->total > 0) {
+			int filled = s->index * 20 / s->total;
+			bar[0] = '[';
+			for (int k = 0; k < 20; k++)
+				bar[k + 1] = k < filled ? '#' : ' ';
+			bar[21] = ']';
+			bar[22] = ' ';
+			bar[23] = '\0';
+		}
+		fprintf(r->out, "\r\x1b[2K  %-*s  %s%s%s%s\n", (int)width, s->name, bar, col, line, end);
+		free(line);
+	}
+	r->drawn_lines = (int)r->nservices;
+	fflush(r->out);
+}
+
+static void plain_line(fl_report *r, const fl_event *ev)
+{
+	fl_report_service *s = &r->services[ev->job];
+	char ts[32];
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	struct tm tm;
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	const char *t = ev->text ? ev->text : "";
+	switch (ev->kind) {
+	case FL_EV_WAITING:
+		return; /* every service starts so: no news */
+	case FL_EV_CONNECTING:
+		fprintf(r->out, "%s.%03dZ %s: connecting\n", ts, (int)(tv.tv_usec / 1000), s->name);
+		break;
+	case FL_EV_LOCK_WAIT:
+		fprintf(r->out, "%s.%03dZ %s: waiting for lock%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name,
+			*t ? ": " : "", t);
+		break;
+	case FL_EV_PLANNED:
+		fprintf(r->out, "%s.%03dZ %s: at version %s, %d pending\n", ts, (int)(tv.tv_usec / 1000),
+			s->name, *t ? t : "<none>", ev->total);
+		break;
+	case FL_EV_APPLYING:
+		fprintf(r->out, "%s.%03dZ %s: applying %s (%d/%d)\n", ts, (int)(tv.tv_usec / 1000), s->name, t,
+			ev->index, ev->total);
+		break;
+	case FL_EV_APPLIED:
+		fprintf(r->out, "%s.%03dZ %s: applied %s in %ld ms\n", ts, (int)(tv.tv_usec / 1000), s->name, t,
+			ev->ms);
+		break;
+	case FL_EV_MESSAGE:
+		fprintf(r->out, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
+		break;
+	case FL_EV_SKIPPED:
+		fprintf(r->out, "%s.%03dZ %s: skipped: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
+		break;
+	case FL_EV_DONE:
+		fprintf(r->out, "%s.%03dZ %s: done%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name, *t ? ": " : "",
+			t);
+		break;
+	case FL_EV_FAILED:
+		fprintf(r->out, "%s.%03dZ %s: failed: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
+		break;
+	case FL_EV_CANCELLED:
+		fprintf(r->out, "%s.%03dZ %s: cancelled%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name,
+			*t ? ": " : "", t);
+		break;
+	}
+	fflush(r->out);
+}
+
+void fl_report_event(void *ctx, const fl_event *ev)
+{
+	fl_report *r = ctx;
+	if (ev->job >= r->nservices)
+		return;
+	fl_report_service *s = &r->services[ev->job];
+	if (ev->kind != FL_EV_MESSAGE) {
+		s->state = ev->kind;
+		free(s->state_text);
+		s->state_text = ev->text ? fl_strdup(ev->text) : NULL;
+	}
+	switch (ev->kind) {
+	case FL_EV_CONNECTING:
+		s->started = ev->at;
+		break;
+	case FL_EV_PLANNED:
+		s->total = ev->total;
+		s->index = 0;
+		break;
+	case FL_EV_APPLYING:
+		s->index = ev->index;
+		s->total = ev->total;
+		break;
+	case FL_EV_DONE:
+	case FL_EV_FAILED:
+	case FL_EV_CANCELLED:
+	case FL_EV_SKIPPED:
+		s->finished = ev->at;
+		break;
+	default:
+		break;
+	}
+	if (r->mode == FL_REPORT_LIVE)
+		draw_live(r, ev->kind >= FL_EV_SKIPPED && ev->kind != FL_EV_MESSAGE);
+	else if (r->mode == FL_REPORT_PLAIN)
+		plain_line(r, ev);
+}
+
+void fl_report_finish(fl_report *r)
+{
+	if (r->mode == FL_REPORT_LIVE)
+		draw_live(r, true);
+}
+
+static const char *result_word(const fl_report_service *s)
+{
+	switch (s->result) {
+	case 0:
+		return "ok";
+	case 1:
+		return "FAILED";
+	case -1:
+		return "skipped";
+	default:
+		return "cancelled";
+	}
+}
+
+void fl_report_summary(const fl_report *r, FILE *f)
+{
+	size_t w = strlen("service");
+	for (size_t i = 0; i < r->nservices; i++)
+		if (strlen(r->services[i].name) > w)
+			w = strlen(r->services[i].name);
+	fprintf(f, "\n%-*s  %-21s  %7s  %8s  %s\n", (int)w, "service", "version", "applied", "time", "result");
+	const fl_report_service *slowest = NULL;
+	for (size_t i = 0; i < r->nservices; i++) {
+		const fl_report_service *s = &r->services[i];
+		char ver[64];
+		const char *b = s->version_before ? s->version_before : "-";
+		const char *a = s->version_after ? s->version_after : b;
+		if (strcmp(a, b) == 0)
+			snprintf(ver, sizeof(ver), "%s", b);
+		else
+			snprintf(ver, sizeof(ver), "%s -> %s", b, a);
+		double secs = s->started >= 0 && s->finished >= s->started ? s->finished - s->started : 0;
+		if (s->started >= 0 && (!slowest || secs > slowest->finished - slowest->started))
+			slowest = s;
+		fprintf(f, "%-*s  %-21s  %7zu  %7.2fs  %s\n", (int)w, s->name, ver, s->nmigrations, secs,
+			result_word(s));
+	}
+	fprintf(f, "\nwall time %.2fs", r->wall);
+	if (slowest && r->nservices > 1)
+		fprintf(f, "; slowest: %s (%.2fs)", slowest->name, slowest->finished - slowest->started);
+	fprintf(f, "\n");
+}
+
+json_t *fl_report_json(const fl_report *r)
+{
+	json_t *services = json_array();
+	for (size_t i = 0; i < r->nservices; i++) {
+		const fl_report_service *s = &r->services[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "service", json_string(s->name));
+		const char *res = s->result == 0 ? "ok" : s->result == 1 ? "failed" : s->result == -1 ? "skipped" : "cancelled";
+		json_object_set_new(o, "result", json_string(res));
+		if (s->skip_reason)
+			json_object_set_new(o, "skip_reason", json_string(s->skip_reason));
+		json_object_set_new(o, "version_before", s->version_before ? json_string(s->version_before) : json_null());
+		json_object_set_new(o, "version_after",
+				    s->version_after ? json_string(s->version_after)
+						     : (s->version_before ? json_string(s->version_before) : json_null()));
+		double secs = s->started >= 0 && s->finished >= s->started ? s->finished - s->started : 0;
+		json_object_set_new(o, "ms", json_integer((json_int_t)(secs * 1000)));
+		json_t *migs = json_array();
+		for (size_t k = 0; k < s->nmigrations; k++) {
+			const fl_report_migration *m = &s->migrations[k];
+			json_t *mo = json_object();
+			json_object_set_new(mo, "version", m->version ? json_string(m->version) : json_null());
+			json_object_set_new(mo, "script", json_string(m->script));
+			json_object_set_new(mo, "description", json_string(m->description));
+			json_object_set_new(mo, "checksum", json_integer(m->checksum));
+			json_object_set_new(mo, "ms", json_integer(m->ms));
+			json_array_append_new(migs, mo);
+		}
+		json_object_set_new(o, "migrations", migs);
+		if (s->error) {
+			json_t *e = json_object();
+			json_object_set_new(e, "message", json_string(s->error->msg));
+			json_object_set_new(e, "sqlstate", s->sqlstate[0] ? json_string(s->sqlstate) : json_null());
+			json_object_set_new(e, "file", s->error->file ? json_string(s->error->file) : json_null());
+			json_object_set_new(e, "line", s->error->line ? json_integer(s->error->line) : json_null());
+			json_object_set_new(e, "column", s->error->col ? json_integer(s->error->col) : json_null());
+			json_object_set_new(o, "error", e);
+		} else {
+			json_object_set_new(o, "error", json_null());
+		}
+		json_array_append_new(services, o);
+	}
+	json_t *doc = json_object();
+	json_object_set_new(doc, "wall_ms", json_integer((json_int_t)(r->wall * 1000)));
+	json_object_set_new(doc, "services", services);
+	return doc;
+}
