@@ -97,6 +97,9 @@ typedef struct {
  */
 char *fl_migration_expand(const fl_migration *m, const fl_placeholder *ph, size_t nph, size_t *len,
 			  fl_error **err);
+/* The same, naming the service's manifest table in the message; service may be NULL. */
+char *fl_migration_expand_service(const fl_migration *m, const char *service, const fl_placeholder *ph,
+				  size_t nph, size_t *len, fl_error **err);
 
 /*
  * Maps a byte offset in the expanded text back to the raw file, so an error

@@ -1,0 +1,2 @@
+-- Reverses V3.
+DROP TABLE refresh_tokens;

@@ -1,0 +1,2 @@
+-- Reverses V4.
+DROP TABLE oauth_links;

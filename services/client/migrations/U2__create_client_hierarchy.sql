@@ -1,0 +1,2 @@
+-- Reverses V2.
+DROP TABLE client_hierarchy;

@@ -1,0 +1,3 @@
+/* outer /* inner ; */ still ; */ SELECT 1 /**/;
+SELECT 2 --; tail
+;

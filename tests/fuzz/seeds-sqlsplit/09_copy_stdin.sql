@@ -1,0 +1,3 @@
+COPY t (a, b) FROM stdin;
+1	2
+\.

@@ -1,0 +1,1 @@
+SELECT $tag$ never closed $ta $tag
