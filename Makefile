@@ -6,6 +6,7 @@
 #   make tsan       the threaded tests under ThreadSanitizer
 #   make demo       throwaway PostgreSQL + migrate the seven services of manifests/pcc.toml
 #   make bench      benchmarks (bench/README.md)
+#   make bench-git  gitdiff on a generated 20,000-commit repository (GITBENCH_REPO, made once)
 #   make fuzz-NAME  libFuzzer target tests/fuzz/fuzz_NAME.c (FUZZ_TIME seconds, default 600)
 #   make deps       install the missing Debian packages (as root), or print the apt-get line
 #   make format / lint / clean
@@ -93,6 +94,16 @@ demo: deps
 bench: deps
 	$(MAKE) flotilla
 	sh bench/run
+
+build/rel/gitdiff_bench: build/rel/tests/gitdiff_bench.o build/rel/libflotilla.a
+	$(CC) $(REL_CFLAGS) $^ -o $@ $(PKG_LIBS)
+
+# The repository takes a minute or two to generate; it is kept for the next run.
+GITBENCH_REPO ?= /tmp/flotilla-gitbench
+.PHONY: bench-git
+bench-git: build/rel/gitdiff_bench
+	test -d $(GITBENCH_REPO) || python3 bench/gen-git-repo $(GITBENCH_REPO)
+	build/rel/gitdiff_bench $(GITBENCH_REPO)
 
 FUZZ_TIME ?= 600
 build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(HDRS) $(GEN)

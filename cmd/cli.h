@@ -6,7 +6,10 @@
 #ifndef FL_CLI_H
 #define FL_CLI_H
 
+#include <stdbool.h>
+
 #include "error.h"
+#include "manifest.h"
 
 enum {
 	FL_EXIT_OK = 0,
@@ -31,12 +34,25 @@ extern struct fl_cli_globals fl_cli;
 int fl_cli_global_opt(int opt, const char *arg);
 #define FL_CLI_GLOBAL_LONGOPTS {"manifest", required_argument, NULL, 'm'}, {"env", required_argument, NULL, 'e'}
 
-/* Prints every error of the chain as "flotilla: file:line:col: msg" lines on stderr. */
+/* Prints every error of the chain as "file:line:col: msg" lines on stderr (no prefix:
+ * editors and CI annotators read the place at the start of the line). */
 void fl_cli_print_errors(const fl_error *err);
 /* The exit code for an error chain: the kind of its first error. */
 int fl_cli_exit_code(const fl_error *err);
 /* "flotilla: " + message on stderr, then a hint line "try 'flotilla help CMD'". */
 int fl_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The manifest path: -m, else flotilla.toml, else manifests/pcc.toml when
+ * they exist; NULL when there is none. */
+const char *fl_cli_manifest_path(void);
+/* Loads the manifest for -e (need_env: an environment is required). Prints
+ * every problem on stderr and returns NULL; the caller exits FL_EXIT_USAGE. */
+fl_manifest *fl_cli_load_manifest(bool need_env);
+
+/* The commands over selected services (cmd/fleetcmd.c); verb is an fl_fleet_verb. */
+int fl_cli_fleet(int argc, char **argv, int verb);
+/* Provisions the manifest's environment before migrate; returns an exit code. */
+int fl_cli_provision_before_migrate(const fl_manifest *m, const size_t *sel, size_t nsel);
 
 /* The subcommands. argv[0] is the command's name. */
 int cmd_migrate(int argc, char **argv);

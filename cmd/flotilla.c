@@ -21,30 +21,36 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"migrate", NULL, "provision, then apply pending migrations of every (or the named) service in parallel",
+	{"migrate", cmd_migrate, "provision, then apply pending migrations of every (or the named) service in parallel",
 	 "flotilla [-m FILE] [-e ENV] migrate [SERVICE...] [--target V] [--dry-run] [--json] [-j N]\n"
 	 "         [--fail-fast] [--no-provision] [--since REV] [--rev REV]"},
-	{"status", NULL, "show applied and pending migrations per service (like flyway info)",
+	{"status", cmd_status, "show applied and pending migrations per service (like flyway info)",
 	 "flotilla [-m FILE] [-e ENV] status [SERVICE...] [--json] [--rev REV]"},
-	{"validate", NULL, "compare the history of each database with the migration files (exit 3 on mismatch)",
+	{"validate", cmd_validate, "compare the history of each database with the migration files (exit 3 on mismatch)",
 	 "flotilla [-m FILE] [-e ENV] validate [SERVICE...] [--rev REV]"},
-	{"plan", NULL, "show what migrate would do, per service, without doing it",
+	{"plan", cmd_plan, "show what migrate would do, per service, without doing it",
 	 "flotilla [-m FILE] [-e ENV] plan [SERVICE...] [--rev REV]"},
-	{"diff", NULL, "which migrations changed between two git revisions; refuse edits to applied ones",
-	 "flotilla [-m FILE] diff --since REV [--to REV] [--json] [SERVICE...]"},
-	{"provision", NULL, "create roles, databases, passwords and grants from the manifest (idempotent)",
+	{"diff", cmd_diff, "which migrations changed between two git revisions; refuse edits to applied ones",
+	 "flotilla [-m FILE] diff --since REV [--to REV] [--json] [SERVICE...]\n\n"
+	 "Without --to, the base is the merge base of REV and HEAD, compared with the work tree\n"
+	 "(index and untracked files included), like 'git diff REV...HEAD': on a branch,\n"
+	 "--since origin/main shows what the branch changed, not what main did meanwhile;\n"
+	 "for a tag HEAD descends from, the base is the tag itself. With --to, REV..TO as given.\n"
+	 "Exit 0: only added migrations and changed repeatables; 3: a versioned or undo migration\n"
+	 "was modified, deleted or renamed, or two files share a version; 2: bad revision or name"},
+	{"provision", cmd_provision, "create roles, databases, passwords and grants from the manifest (idempotent)",
 	 "flotilla [-m FILE] [-e ENV] provision [--dry-run] [--reset-passwords] [--prune]"},
 	{"drift", NULL, "compare history, live schema and grants with the repository (exit 3 on drift)",
 	 "flotilla [-m FILE] [-e ENV] drift [SERVICE...] [--json] [--only history,schema,grants]"},
-	{"baseline", NULL, "mark an existing database as being at a version",
+	{"baseline", cmd_baseline, "mark an existing database as being at a version",
 	 "flotilla [-m FILE] [-e ENV] baseline SERVICE --version V"},
-	{"repair", NULL, "remove failed history rows and realign checksums and descriptions",
+	{"repair", cmd_repair, "remove failed history rows and realign checksums and descriptions",
 	 "flotilla [-m FILE] [-e ENV] repair [SERVICE...]"},
-	{"undo", NULL, "apply undo (U) migrations in reverse order",
+	{"undo", cmd_undo, "apply undo (U) migrations in reverse order",
 	 "flotilla [-m FILE] [-e ENV] undo SERVICE [--to V]"},
-	{"rotate", NULL, "generate a new password, hand it to the secret manager, then set it",
+	{"rotate", cmd_rotate, "generate a new password, hand it to the secret manager, then set it",
 	 "flotilla [-m FILE] [-e ENV] rotate SERVICE..."},
-	{"manifest", NULL, "check the manifest or show it resolved (secrets shown as their source)",
+	{"manifest", cmd_manifest, "check the manifest or show it resolved (secrets shown as their source)",
 	 "flotilla [-m FILE] [-e ENV] manifest check|show [--json]"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -69,6 +69,8 @@ size_t fl_toml_len(const fl_toml_value *v);
 const fl_toml_value *fl_toml_get(const fl_toml_value *table, const char *key);
 /* Table entry i in document order: its key, the key's place, the value. */
 const char *fl_toml_key_at(const fl_toml_value *table, size_t i);
+/* Byte length of key i: a quoted key may hold NUL ("\u0000" = 1). */
+size_t fl_toml_key_len(const fl_toml_value *table, size_t i);
 int fl_toml_key_line(const fl_toml_value *table, size_t i);
 int fl_toml_key_col(const fl_toml_value *table, size_t i);
 const fl_toml_value *fl_toml_value_at(const fl_toml_value *table, size_t i);

@@ -1,0 +1,398 @@
+/*
+ * manifest: `flotilla manifest check [--secrets]` and `flotilla manifest show
+ * [--json]`. Secrets are shown as where they come from, never as values;
+ * --secrets resolves each one the environment uses, to prove it can, and
+ * wipes it at once.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "manifest.h"
+#include "secret.h"
+
+/* Prints s with control characters escaped (descriptions are free text). */
+static void put(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+}
+
+static void fmt_ms(char *buf, size_t n, int ms)
+{
+	if (ms == 0)
+		snprintf(buf, n, "none");
+	else if (ms % 86400000 == 0)
+		snprintf(buf, n, "%dd", ms / 86400000);
+	else if (ms % 3600000 == 0)
+		snprintf(buf, n, "%dh", ms / 3600000);
+	else if (ms % 60000 == 0)
+		snprintf(buf, n, "%dmin", ms / 60000);
+	else if (ms % 1000 == 0)
+		snprintf(buf, n, "%ds", ms / 1000);
+	else
+		snprintf(buf, n, "%dms", ms);
+}
+
+static void show_secret(FILE *f, const fl_secret_ref *ref)
+{
+	if (!ref) {
+		fputs("none", f);
+		return;
+	}
+	char *d = fl_secret_describe(ref);
+	fputs(d, f);
+	free(d);
+}
+
+static void show_text(const fl_manifest *m)
+{
+	FILE *f = stdout;
+	char a[32], b[32], c[32];
+	fprintf(f, "manifest     ");
+	put(f, m->path);
+	fprintf(f, "\nproject      ");
+	put(f, m->project);
+	if (m->env)
+		fprintf(f, "\nenvironment  %s\n", m->env->name);
+	else
+		fprintf(f, "\nenvironment  none (${env} is shown as written; choose one with -e ENV)\n");
+	fmt_ms(a, sizeof(a), m->settings.lock_timeout_ms);
+	fmt_ms(b, sizeof(b), m->settings.statement_timeout_ms);
+	fmt_ms(c, sizeof(c), m->settings.secret_timeout_ms);
+	char j[32];
+	if (m->settings.jobs)
+		snprintf(j, sizeof(j), "%d", m->settings.jobs);
+	else
+		snprintf(j, sizeof(j), "auto");
+	fprintf(f, "settings     jobs %s, lock_timeout %s, statement_timeout %s, secret_timeout %s\n", j, a,
+	        b, c);
+
+	fprintf(f, "\nenvironments\n");
+	for (size_t i = 0; i < m->nenvs; i++) {
+		const fl_environment *e = &m->envs[i];
+		fprintf(f, "  %s%s\n", e->name, m->env == e ? " (selected)" : "");
+		fprintf(f, "    host            ");
+		put(f, e->host ? e->host : "(libpq default: PGHOST)");
+		if (e->port)
+			fprintf(f, "\n    port            %d\n", e->port);
+		else
+			fprintf(f, "\n    port            (libpq default: PGPORT)\n");
+		if (e->sslmode)
+			fprintf(f, "    sslmode         %s\n", e->sslmode);
+		if (e->connect_timeout)
+			fprintf(f, "    connect_timeout %ds\n", e->connect_timeout);
+		fprintf(f, "    maintenance_db  %s\n", e->maintenance_db);
+		for (size_t j = 0; j < e->noptions; j++) {
+			fprintf(f, "    option          %s=", e->options[j].key);
+			put(f, e->options[j].value);
+			fputc('\n', f);
+		}
+		fprintf(f, "    admin           %s, password ", e->admin.user ? e->admin.user : "?");
+		show_secret(f, e->admin.password);
+		fprintf(f, "\n    migrator        %s, password ", e->migrator.user ? e->migrator.user : "?");
+		show_secret(f, e->migrator.password);
+		fputc('\n', f);
+		if (!e->service_passwords)
+			fprintf(f, "    service passwords are not used (service_passwords = false)\n");
+	}
+
+	fprintf(f, "\nservices\n");
+	for (size_t i = 0; i < m->nservices; i++) {
+		const fl_service *s = &m->services[i];
+		fprintf(f, "  %s", s->name);
+		if (s->description) {
+			fputs(": ", f);
+			put(f, s->description);
+		}
+		fprintf(f, "\n    database        %s\n    owner           %s\n    schema          %s\n",
+		        s->database, s->owner, s->schema);
+		fprintf(f, "    migrations      ");
+		put(f, s->migrations_as_written);
+		fprintf(f, "\n    password        ");
+		show_secret(f, s->password);
+		fputc('\n', f);
+		if (s->password_sink) {
+			fprintf(f, "    password_sink   ");
+			put(f, s->password_sink);
+			fputc('\n', f);
+		}
+		if (s->nreads) {
+			fprintf(f, "    reads           ");
+			for (size_t j = 0; j < s->nreads; j++)
+				fprintf(f, "%s%s", j ? ", " : "", s->reads[j]);
+			fputc('\n', f);
+		}
+		for (size_t j = 0; j < s->nplaceholders; j++) {
+			fprintf(f, "    placeholder     %s=", s->placeholders[j].name);
+			put(f, s->placeholders[j].value);
+			fputc('\n', f);
+		}
+	}
+
+	if (m->nroles)
+		fprintf(f, "\nroles\n");
+	for (size_t i = 0; i < m->nroles; i++) {
+		const fl_role *r = &m->roles[i];
+		fprintf(f, "  %s", r->name);
+		if (r->description) {
+			fputs(": ", f);
+			put(f, r->description);
+		}
+		fprintf(f, "\n    login           %s\n", r->login ? "yes" : "no");
+		if (r->login) {
+			fprintf(f, "    password        ");
+			show_secret(f, r->password);
+			fputc('\n', f);
+		}
+		if (r->nreads) {
+			fprintf(f, "    reads           ");
+			for (size_t j = 0; j < r->nreads; j++)
+				fprintf(f, "%s%s", j ? ", " : "", r->reads[j]);
+			fputc('\n', f);
+		}
+	}
+}
+
+static json_t *jstr(const char *s)
+{
+	json_t *j = s ? json_string(s) : NULL;
+	return j ? j : json_null();
+}
+
+static json_t *jsecret(const fl_secret_ref *ref)
+{
+	if (!ref)
+		return json_null();
+	char *d = fl_secret_describe(ref);
+	json_t *j = jstr(d);
+	free(d);
+	return j;
+}
+
+static json_t *jlogin(const fl_login *l)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "user", jstr(l->user));
+	json_object_set_new(o, "password", jsecret(l->password));
+	return o;
+}
+
+static json_t *jreads(char **reads, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, jstr(reads[i]));
+	return a;
+}
+
+static int show_json(const fl_manifest *m)
+{
+	json_t *doc = json_object();
+	json_object_set_new(doc, "manifest", jstr(m->path));
+	json_object_set_new(doc, "version", json_integer(m->version));
+	json_object_set_new(doc, "project", jstr(m->project));
+	json_object_set_new(doc, "environment", m->env ? jstr(m->env->name) : json_null());
+	json_t *st = json_object();
+	json_object_set_new(st, "jobs", m->settings.jobs ? json_integer(m->settings.jobs) : json_null());
+	json_object_set_new(st, "lock_timeout_ms", json_integer(m->settings.lock_timeout_ms));
+	json_object_set_new(st, "statement_timeout_ms", json_integer(m->settings.statement_timeout_ms));
+	json_object_set_new(st, "secret_timeout_ms", json_integer(m->settings.secret_timeout_ms));
+	json_object_set_new(doc, "settings", st);
+
+	json_t *envs = json_array();
+	for (size_t i = 0; i < m->nenvs; i++) {
+		const fl_environment *e = &m->envs[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "name", jstr(e->name));
+		json_object_set_new(o, "host", jstr(e->host));
+		json_object_set_new(o, "port", e->port ? json_integer(e->port) : json_null());
+		json_object_set_new(o, "sslmode", jstr(e->sslmode));
+		json_object_set_new(o, "connect_timeout",
+		                    e->connect_timeout ? json_integer(e->connect_timeout) : json_null());
+		json_object_set_new(o, "maintenance_db", jstr(e->maintenance_db));
+		json_t *opts = json_object();
+		for (size_t j = 0; j < e->noptions; j++)
+			json_object_set_new(opts, e->options[j].key, jstr(e->options[j].value));
+		json_object_set_new(o, "options", opts);
+		json_object_set_new(o, "admin", jlogin(&e->admin));
+		json_object_set_new(o, "migrator", jlogin(&e->migrator));
+		json_object_set_new(o, "service_passwords", json_boolean(e->service_passwords));
+		json_array_append_new(envs, o);
+	}
+	json_object_set_new(doc, "environments", envs);
+
+	json_t *svcs = json_array();
+	for (size_t i = 0; i < m->nservices; i++) {
+		const fl_service *s = &m->services[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "name", jstr(s->name));
+		json_object_set_new(o, "description", jstr(s->description));
+		json_object_set_new(o, "database", jstr(s->database));
+		json_object_set_new(o, "owner", jstr(s->owner));
+		json_object_set_new(o, "schema", jstr(s->schema));
+		json_object_set_new(o, "migrations", jstr(s->migrations_as_written));
+		json_object_set_new(o, "migrations_path", jstr(s->migrations));
+		json_object_set_new(o, "reads", jreads(s->reads, s->nreads));
+		json_t *ph = json_object();
+		for (size_t j = 0; j < s->nplaceholders; j++)
+			json_object_set_new(ph, s->placeholders[j].name, jstr(s->placeholders[j].value));
+		json_object_set_new(o, "placeholders", ph);
+		json_object_set_new(o, "password", jsecret(s->password));
+		json_object_set_new(o, "password_sink", jstr(s->password_sink));
+		json_array_append_new(svcs, o);
+	}
+	json_object_set_new(doc, "services", svcs);
+
+	json_t *roles = json_array();
+	for (size_t i = 0; i < m->nroles; i++) {
+		const fl_role *r = &m->roles[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "name", jstr(r->name));
+		json_object_set_new(o, "description", jstr(r->description));
+		json_object_set_new(o, "login", json_boolean(r->login));
+		json_object_set_new(o, "password", jsecret(r->password));
+		json_object_set_new(o, "reads", jreads(r->reads, r->nreads));
+		json_array_append_new(roles, o);
+	}
+	json_object_set_new(doc, "roles", roles);
+
+	int rc = json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(doc);
+	return rc == 0 ? FL_EXIT_OK : FL_EXIT_FAILED;
+}
+
+static void print_warnings(const fl_error *w)
+{
+	for (; w; w = w->next) {
+		if (w->file && w->line > 0)
+			fprintf(stderr, "%s:%d:%d: warning: %s\n", w->file, w->line, w->col, w->msg);
+		else
+			fprintf(stderr, "warning: %s\n", w->msg);
+	}
+}
+
+/* Resolves one secret to prove it can be, and wipes it. */
+static int try_secret(const fl_secret_ref *ref, const char *what, int *resolved)
+{
+	if (!ref)
+		return 0;
+	fl_secret *s = NULL;
+	fl_error *warn = NULL, *err = NULL;
+	int r = fl_secret_resolve(ref, what, &s, &warn, &err);
+	print_warnings(warn);
+	fl_error_free(warn);
+	fl_secret_free(s);
+	if (r != 0) {
+		fl_cli_print_errors(err);
+		fl_error_free(err);
+		return -1;
+	}
+	(*resolved)++;
+	return 0;
+}
+
+static int check_secrets(const fl_manifest *m)
+{
+	const fl_environment *e = m->env;
+	int failed = 0, resolved = 0;
+	char *what = fl_asprintf("admin password of environment %s", e->name);
+	failed += try_secret(e->admin.password, what, &resolved) != 0;
+	free(what);
+	what = fl_asprintf("migrator password of environment %s", e->name);
+	failed += try_secret(e->migrator.password, what, &resolved) != 0;
+	free(what);
+	for (size_t i = 0; i < m->nservices; i++) {
+		what = fl_asprintf("password of service %s", m->services[i].name);
+		failed += try_secret(m->services[i].password, what, &resolved) != 0;
+		free(what);
+	}
+	for (size_t i = 0; i < m->nroles; i++) {
+		what = fl_asprintf("password of role %s", m->roles[i].name);
+		failed += try_secret(m->roles[i].password, what, &resolved) != 0;
+		free(what);
+	}
+	if (failed)
+		return FL_EXIT_USAGE;
+	printf("secrets OK: %d resolved for environment %s\n", resolved, e->name);
+	return FL_EXIT_OK;
+}
+
+int cmd_manifest(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    FL_CLI_GLOBAL_LONGOPTS,
+	    {"json", no_argument, NULL, 'j'},
+	    {"secrets", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool json = false, secrets = false;
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:e:h", opts, NULL)) != -1) {
+		if (fl_cli_global_opt(c, optarg))
+			continue;
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			secrets = true;
+			break;
+		case 'h':
+			printf("usage: flotilla [-m FILE] [-e ENV] manifest check [--secrets] | show "
+			       "[--json]\n\n"
+			       "check      validate the manifest (every environment when no -e is given)\n"
+			       "--secrets  also resolve every secret of the environment (needs -e), showing "
+			       "none\n"
+			       "show       the resolved manifest, secrets shown as where they come from\n"
+			       "--json     show it as one JSON document\n");
+			return FL_EXIT_OK;
+		case ':':
+			return fl_cli_usage_error("manifest", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return fl_cli_usage_error("manifest", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return fl_cli_usage_error("manifest", "'manifest' needs an action: check or show");
+	const char *action = argv[optind];
+	if (optind + 1 < argc)
+		return fl_cli_usage_error("manifest", "unexpected argument '%s'", argv[optind + 1]);
+	bool check = strcmp(action, "check") == 0, show = strcmp(action, "show") == 0;
+	if (!check && !show)
+		return fl_cli_usage_error("manifest", "unknown action '%s'; use check or show", action);
+	if (json && !show)
+		return fl_cli_usage_error("manifest", "--json goes with 'manifest show'");
+	if (secrets && !check)
+		return fl_cli_usage_error("manifest", "--secrets goes with 'manifest check'");
+
+	fl_manifest *m = fl_cli_load_manifest(secrets);
+	if (!m)
+		return FL_EXIT_USAGE;
+	int rc = FL_EXIT_OK;
+	if (check) {
+		printf("manifest OK: %zu service%s, %zu environment%s\n", m->nservices,
+		       m->nservices == 1 ? "" : "s", m->nenvs, m->nenvs == 1 ? "" : "s");
+		if (secrets) {
+			fflush(stdout);
+			rc = check_secrets(m);
+		}
+	} else if (json) {
+		rc = show_json(m);
+	} else {
+		show_text(m);
+	}
+	fl_manifest_free(m);
+	return rc;
+}

@@ -1,0 +1,1683 @@
+/*
+ * apply: see apply.h for what it promises. The shape of one migrate:
+ *
+ *   session facts -> lock -> read history + ledger -> plan -> validate ->
+ *   prepare every file -> control schema + run row -> history table ->
+ *   run each -> run row finished -> unlock
+ *
+ * Preparing (placeholders, splitting, deciding transaction or not) happens
+ * for every file before the first one runs, so a bad file never leaves a
+ * service half migrated.
+ */
+#include "apply.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control_sql.h"
+#include "sha256.h"
+#include "sqlsplit.h"
+
+/* Milliseconds since the transaction began: the history row's execution_time, measured by the server. */
+#define EXEC_TIME_SQL "floor(extract(epoch FROM clock_timestamp() - now()) * 1000)::int"
+#define LEDGER_RUN    "\"" FL_CONTROL_SCHEMA "\".run"
+#define LEDGER_EXEC   "\"" FL_CONTROL_SCHEMA "\".execution"
+
+typedef struct {
+	fl_pg *pg;
+	const fl_apply_opts *o;
+	const char *verb;
+	const char *schema, *table;
+	char *qschema;
+	char *history; /* "schema"."table" */
+	char *qhistory_lit;
+	long long key;
+	char *dbuser, *database, *installed_by;
+	fl_placeholder *ph;
+	size_t nph;
+	bool ledger;
+	long long run_id;
+	bool locked;
+	fl_apply_result *res;
+	fl_apply_result local_res;
+} ctx;
+
+/* One file made ready to run: expanded and split. */
+typedef struct {
+	const fl_migration *m;
+	fl_placeholder *ph;
+	size_t nph;
+	char *text; /* placeholders replaced */
+	size_t len;
+	fl_stmt *stmts;
+	size_t nstmts;
+	bool no_tx;
+	const char *no_tx_why; /* "-- flotilla:no-transaction" or the refused statement's words */
+	char sha[65];          /* of the raw file */
+	fl_history_row hrow;   /* the history row it writes (strings borrowed) */
+	int resume_at;         /* 1-based; > 1 continues a no-transaction file */
+	int failed_rank;       /* the failed history row this run replaces (0: none) */
+} prepared;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static fl_error *edb(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static fl_error *edb(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fl_error *e = fl_error_vat(NULL, 0, 0, fmt, ap);
+	va_end(ap);
+	e->kind = FL_EDB;
+	return e;
+}
+
+static bool cancelled(const ctx *c)
+{
+	return c->o->cancel && atomic_load(c->o->cancel) != 0;
+}
+
+static fl_error *interrupted(const char *what)
+{
+	fl_error *e = fl_error_new("interrupted%s%s", what ? ": " : "", what ? what : "");
+	e->kind = FL_EINTR;
+	return e;
+}
+
+static void emit(const ctx *c, fl_apply_event *ev)
+{
+	if (!c->o->on_event)
+		return;
+	ev->service = c->o->service;
+	c->o->on_event(c->o->event_ctx, ev);
+}
+
+static void emit_notices(const ctx *c, const char *script)
+{
+	size_t n;
+	char **v = fl_pg_take_notices(c->pg, &n);
+	for (size_t i = 0; i < n; i++) {
+		fl_apply_event ev = {.kind = FL_APPLY_EV_NOTICE, .script = script, .text = v[i]};
+		emit(c, &ev);
+		free(v[i]);
+	}
+	free(v);
+}
+
+/* Notices our own bookkeeping caused (control schema, history table) are nobody's business. */
+static char **drop_notices(fl_pg *pg)
+{
+	size_t n;
+	char **v = fl_pg_take_notices(pg, &n);
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	return v;
+}
+
+static void ensure_idle(fl_pg *pg)
+{
+	if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF)
+		PQexitPipelineMode(pg->conn);
+	PGTransactionStatusType ts = PQtransactionStatus(pg->conn);
+	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
+		PGresult *r = PQexec(pg->conn, "ROLLBACK");
+		PQclear(r);
+	}
+}
+
+void fl_apply_result_clear(fl_apply_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nitems; i++) {
+		free(r->items[i].script);
+		free(r->items[i].version);
+		free(r->items[i].description);
+	}
+	free(r->items);
+	free(r->version_before);
+	free(r->version_after);
+	fl_pg_diag_clear(&r->diag);
+	for (size_t i = 0; i < r->nchanges; i++)
+		free(r->changes[i]);
+	free(r->changes);
+	memset(r, 0, sizeof(*r));
+}
+
+static void add_change(ctx *c, char *line)
+{
+	fl_apply_result *r = c->res;
+	r->changes = fl_realloc(r->changes, (r->nchanges + 1) * sizeof(char *));
+	r->changes[r->nchanges++] = line;
+}
+
+static void add_item(ctx *c, const prepared *pm, long ms)
+{
+	fl_apply_result *r = c->res;
+	r->items = fl_realloc(r->items, (r->nitems + 1) * sizeof(*r->items));
+	fl_apply_item *it = &r->items[r->nitems++];
+	it->kind = pm->m->kind;
+	it->script = fl_strdup(pm->m->script);
+	it->version = pm->hrow.version ? fl_strdup(pm->hrow.version) : NULL;
+	it->description = fl_strdup(pm->m->description);
+	it->checksum = pm->hrow.checksum;
+	it->ms = ms;
+	it->no_transaction = pm->no_tx;
+	r->applied++;
+}
+
+static void ctx_init(ctx *c, fl_pg *pg, const fl_apply_opts *o, const char *verb, fl_apply_result *res)
+{
+	memset(c, 0, sizeof(*c));
+	c->pg = pg;
+	c->o = o;
+	c->verb = verb;
+	c->schema = o->schema ? o->schema : "public";
+	c->table = o->table ? o->table : FL_HISTORY_DEFAULT_TABLE;
+	c->qschema = fl_pg_ident_plain(c->schema);
+	c->history = fl_history_name(c->schema, c->table);
+	c->qhistory_lit = fl_pg_literal_plain(c->history);
+	c->key = fl_history_lock_key(c->schema, c->table);
+	c->ledger = !o->no_ledger && !o->dry_run;
+	c->res = res ? res : &c->local_res;
+	memset(c->res, 0, sizeof(*c->res)); /* the caller's struct may be uninitialised */
+}
+
+static void ctx_free(ctx *c)
+{
+	free(c->qschema);
+	free(c->history);
+	free(c->qhistory_lit);
+	free(c->dbuser);
+	free(c->database);
+	free(c->installed_by);
+	free(c->ph);
+	fl_apply_result_clear(&c->local_res);
+}
+
+/* current_user and current_database(): for installed_by and the flyway:* placeholders. */
+static int session_facts(ctx *c, fl_error **err)
+{
+	PGresult *r = fl_pg_query(c->pg, "SELECT current_user, current_database()", 0, NULL,
+	                          "reading the session", NULL, err);
+	if (!r)
+		return -1;
+	c->dbuser = fl_strdup(PQgetvalue(r, 0, 0));
+	c->database = fl_strdup(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	c->installed_by = fl_strdup(c->o->installed_by ? c->o->installed_by : c->dbuser);
+	c->ph = fl_placeholders_standard(c->o->placeholders, c->o->nplaceholders, c->schema, c->database,
+	                                 c->dbuser, c->table, &c->nph);
+	return 0;
+}
+
+/* ---- the lock ---- */
+
+/* Who holds our advisory key, in words; NULL when nobody (any more). */
+static char *lock_holder(ctx *c)
+{
+	char classid[24], objid[24];
+	snprintf(classid, sizeof(classid), "%llu", (unsigned long long)c->key >> 32);
+	snprintf(objid, sizeof(objid), "%llu", (unsigned long long)c->key & 0xFFFFFFFFull);
+	const char *params[2] = {classid, objid};
+	PGresult *r = fl_pg_query(
+	    c->pg,
+	    "SELECT l.pid, a.application_name, a.usename, a.backend_start, a.state, a.state_change,"
+	    " a.client_addr, a.client_hostname FROM pg_catalog.pg_locks l"
+	    " LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+	    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+	    " AND l.classid = $1::oid AND l.objid = $2::oid"
+	    " AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
+	    " AND l.pid <> pg_backend_pid() ORDER BY l.pid",
+	    2, params, NULL, NULL, NULL);
+	if (!r)
+		return NULL;
+	char *out = NULL;
+	if (PQntuples(r) > 0) {
+		fl_buf b;
+		fl_buf_init(&b);
+		const char *app = PQgetvalue(r, 0, 1), *user = PQgetvalue(r, 0, 2);
+		fl_buf_printf(&b, "pid %s (application_name \"%s\", user %s", PQgetvalue(r, 0, 0), app,
+		              PQgetisnull(r, 0, 2) ? "?" : user);
+		if (!PQgetisnull(r, 0, 6))
+			fl_buf_printf(&b, ", from %s",
+			              PQgetisnull(r, 0, 7) ? PQgetvalue(r, 0, 6) : PQgetvalue(r, 0, 7));
+		if (!PQgetisnull(r, 0, 3))
+			fl_buf_printf(&b, ", connected since %s", PQgetvalue(r, 0, 3));
+		if (!PQgetisnull(r, 0, 4))
+			fl_buf_printf(&b, ", %s since %s", PQgetvalue(r, 0, 4),
+			              PQgetisnull(r, 0, 5) ? "?" : PQgetvalue(r, 0, 5));
+		fl_buf_putc(&b, ')');
+		out = fl_buf_detach(&b);
+	}
+	PQclear(r);
+	return out;
+}
+
+static int try_lock(ctx *c, bool *got, fl_error **err)
+{
+	char key[24];
+	snprintf(key, sizeof(key), "%lld", c->key);
+	const char *params[1] = {key};
+	char *v = fl_pg_value(c->pg, "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)", 1, params, err);
+	if (!v && *err) {
+		fl_error_prefix(*err, "taking the migration lock on %s", c->history);
+		return -1;
+	}
+	*got = v && v[0] == 't';
+	free(v);
+	return 0;
+}
+
+static int lock(ctx *c, fl_error **err)
+{
+	long long t0 = now_ms();
+	bool got = false;
+	*err = NULL;
+	if (try_lock(c, &got, err) != 0)
+		return -1;
+	if (!got) {
+		char *holder = lock_holder(c);
+		char *text = fl_asprintf("waiting for the migration lock on %s, held by %s", c->history,
+		                         holder ? holder : "another session");
+		fl_apply_event ev = {.kind = FL_APPLY_EV_LOCK_WAIT, .text = text};
+		emit(c, &ev);
+		free(text);
+		free(holder);
+		int poll_ms = c->o->lock_poll_ms > 0 ? c->o->lock_poll_ms : 100;
+		while (!got) {
+			if (cancelled(c)) {
+				*err = interrupted("while waiting for the migration lock");
+				return -1;
+			}
+			long long waited = now_ms() - t0;
+			if (c->o->lock_timeout_ms > 0 && waited >= c->o->lock_timeout_ms)
+				break;
+			long long sleep_ms = poll_ms;
+			if (c->o->lock_timeout_ms > 0 && waited + sleep_ms > c->o->lock_timeout_ms)
+				sleep_ms = c->o->lock_timeout_ms - waited;
+			struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
+			while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+				;
+			if (try_lock(c, &got, err) != 0)
+				return -1;
+		}
+		if (!got) {
+			char *h = lock_holder(c);
+			*err = edb(
+			    "gave up after %d ms waiting for the migration lock on %s (advisory lock %lld): "
+			    "it is held by %s; another flotilla or Flyway is migrating this database: let it "
+			    "finish, or end that session",
+			    c->o->lock_timeout_ms, c->history, c->key,
+			    h ? h : "a session that has just ended");
+			free(h);
+			return -1;
+		}
+	}
+	c->locked = true;
+	fl_apply_event ev = {.kind = FL_APPLY_EV_LOCKED, .ms = (long)(now_ms() - t0)};
+	emit(c, &ev);
+	return 0;
+}
+
+static void unlock(ctx *c)
+{
+	if (!c->locked)
+		return;
+	ensure_idle(c->pg);
+	char key[24];
+	snprintf(key, sizeof(key), "%lld", c->key);
+	const char *params[1] = {key};
+	PGresult *r = PQexecParams(c->pg->conn, "SELECT pg_catalog.pg_advisory_unlock($1::bigint)", 1, NULL,
+	                           params, NULL, NULL, 0);
+	PQclear(r);
+	c->locked = false;
+}
+
+/* ---- the ledger ---- */
+
+static void new_uuid(char out[37])
+{
+	unsigned char b[16];
+	size_t got = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, b, sizeof(b));
+		got = n > 0 ? (size_t)n : 0;
+		close(fd);
+	}
+	if (got < sizeof(b)) {
+		/* no urandom: uniqueness is all the ledger needs */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		unsigned long long x = (unsigned long long)ts.tv_nsec ^
+		                       ((unsigned long long)ts.tv_sec << 20) ^
+		                       ((unsigned long long)getpid() << 40);
+		for (size_t i = 0; i < sizeof(b); i++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			b[i] = (unsigned char)(x >> 56);
+		}
+	}
+	b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+	         b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static int begin_run(ctx *c, fl_error **err)
+{
+	if (!c->ledger)
+		return 0;
+	if (fl_apply_control(c->pg, c->o, err) != 0)
+		return -1;
+	char uuid[37];
+	if (c->o->run_uuid)
+		snprintf(uuid, sizeof(uuid), "%s", c->o->run_uuid);
+	else
+		new_uuid(uuid);
+	char host[256] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	/* getpwuid_r: this runs on worker threads */
+	const char *os_user = getenv("USER");
+	struct passwd pwbuf, *pw = NULL;
+	char pwmem[1024];
+	if (getpwuid_r(geteuid(), &pwbuf, pwmem, sizeof(pwmem), &pw) == 0 && pw && pw->pw_name)
+		os_user = pw->pw_name;
+	const char *dirty = c->o->git_dirty < 0 ? NULL : c->o->git_dirty ? "true" : "false";
+#ifdef FL_VERSION
+	const char *version = FL_VERSION;
+#else
+	const char *version = NULL;
+#endif
+	const char *params[8] = {uuid,          c->o->command ? c->o->command : c->verb,
+	                         c->o->service, host[0] ? host : NULL,
+	                         os_user,       c->o->git_commit,
+	                         dirty,         version};
+	char *v =
+	    fl_pg_value(c->pg,
+	                "INSERT INTO " LEDGER_RUN " (run_uuid, command, service, host, os_user, git_commit,"
+	                " git_dirty, flotilla_version) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::boolean, $8)"
+	                " RETURNING id",
+	                8, params, err);
+	if (!v) {
+		fl_error_prefix(*err, "writing flotilla's ledger (%s.run)", FL_CONTROL_SCHEMA);
+		return -1;
+	}
+	c->run_id = atoll(v);
+	c->res->run_id = c->run_id;
+	free(v);
+	return 0;
+}
+
+static void finish_run(ctx *c, const fl_error *e)
+{
+	if (!c->run_id || PQstatus(c->pg->conn) != CONNECTION_OK)
+		return;
+	ensure_idle(c->pg);
+	const char *outcome = !e ? "success" : e->kind == FL_EINTR ? "interrupted" : "failed";
+	char *msg = e ? fl_error_format(e) : NULL;
+	char id[24];
+	snprintf(id, sizeof(id), "%lld", c->run_id);
+	const char *params[3] = {id, outcome, msg};
+	PGresult *r =
+	    PQexecParams(c->pg->conn,
+	                 "UPDATE " LEDGER_RUN " SET finished = clock_timestamp(), outcome = $2, error = $3"
+	                 " WHERE id = $1::bigint",
+	                 3, NULL, params, NULL, NULL, 0);
+	PQclear(r);
+	free(msg);
+}
+
+static char *lit(ctx *c, const char *s)
+{
+	return s ? fl_pg_literal(c->pg, s) : fl_strdup("NULL");
+}
+
+/*
+ * The ledger row of a migration: inserted in its transaction (success and
+ * duration computed there), before a no-transaction run (both NULL until
+ * it ends), or after a failed transaction (success false, the error).
+ */
+static char *ledger_insert_sql(ctx *c, const prepared *pm, const char *success, const char *duration,
+                               const char *error)
+{
+	char *script = lit(c, pm->m->script), *version = lit(c, pm->hrow.version),
+	     *type = lit(c, pm->hrow.type);
+	char *qerror = lit(c, error);
+	char checksum[16] = "NULL";
+	if (pm->hrow.has_checksum)
+		snprintf(checksum, sizeof(checksum), "%d", (int)pm->hrow.checksum);
+	bool done_all = strcmp(success, "true") == 0;
+	int done = done_all ? (int)pm->nstmts : pm->resume_at - 1;
+	char resumed[16] = "NULL";
+	if (pm->resume_at > 1)
+		snprintf(resumed, sizeof(resumed), "%d", pm->resume_at);
+	char *sql =
+	    fl_asprintf("INSERT INTO " LEDGER_EXEC " (run_id, history_table, script, version, type, checksum,"
+	                " content_sha256, no_transaction, started, duration_ms, success, statements_done,"
+	                " statements_total, resumed_from, error) VALUES (%lld, %s, %s, %s, %s, %s, '%s', %s, "
+	                "%s, %s, %s, %d,"
+	                " %zu, %s, %s) RETURNING id",
+	                c->run_id, c->qhistory_lit, script, version, type, checksum, pm->sha,
+	                pm->no_tx ? "true" : "false", done_all ? "now()" : "clock_timestamp()", duration,
+	                success, done, pm->nstmts, resumed, qerror);
+	free(script);
+	free(version);
+	free(type);
+	free(qerror);
+	return sql;
+}
+
+/* A failed transactional migration leaves no trace in its transaction: record it afterwards. */
+static void ledger_failure(ctx *c, const prepared *pm, long ms, const fl_error *e)
+{
+	if (!c->ledger || !c->run_id || PQstatus(c->pg->conn) != CONNECTION_OK)
+		return;
+	ensure_idle(c->pg);
+	char *msg = fl_error_format(e);
+	char duration[24];
+	snprintf(duration, sizeof(duration), "%ld", ms);
+	char *sql = ledger_insert_sql(c, pm, "false", duration, msg);
+	PGresult *r = PQexec(c->pg->conn, sql);
+	PQclear(r);
+	free(msg);
+	free(sql);
+}
+
+/* ---- preparing files ---- */
+
+static void prepared_free(prepared *pm)
+{
+	free(pm->ph);
+	free(pm->text);
+	free(pm->stmts);
+	memset(pm, 0, sizeof(*pm));
+}
+
+/* The byte offset of a 1-based line:col (column in characters), as fl_sql_position counts them. */
+static size_t offset_of(const char *s, size_t len, int line, int col)
+{
+	size_t i = 0;
+	for (int l = 1; l < line && i < len; i++) {
+		if (s[i] == '\n' || (s[i] == '\r' && (i + 1 >= len || s[i + 1] != '\n')))
+			l++;
+	}
+	for (int k = 1; k < col && i < len; k++) {
+		i++;
+		while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+			i++;
+	}
+	return i;
+}
+
+/* Expands and splits; decides whether the file can run in a transaction. */
+static int prepare(ctx *c, const fl_migration *m, prepared *pm, fl_error **err)
+{
+	memset(pm, 0, sizeof(*pm));
+	pm->m = m;
+	pm->resume_at = 1;
+	pm->ph = fl_placeholders_for_file(c->ph, c->nph, m, &pm->nph);
+	fl_error *e = NULL;
+	pm->text = fl_migration_expand_service(m, c->o->service, pm->ph, pm->nph, &pm->len, &e);
+	if (!pm->text) {
+		fl_error_append(err, e);
+		return -1;
+	}
+	if (fl_sqlsplit(pm->text, pm->len, m->path, &pm->stmts, &pm->nstmts, &e) != 0) {
+		/* the splitter names places in the expanded text: move them to the file */
+		for (fl_error *x = e; x; x = x->next) {
+			x->kind = FL_EINPUT;
+			if (x->line > 0 && pm->len != m->len) {
+				size_t raw = fl_migration_unexpand_offset(
+				    m, pm->ph, pm->nph, offset_of(pm->text, pm->len, x->line, x->col));
+				fl_sql_position(m->data, m->len, raw, &x->line, &x->col);
+			}
+		}
+		fl_error_append(err, e);
+		return -1;
+	}
+	fl_sha256_hex(m->data, m->len, pm->sha);
+	if (m->no_transaction) {
+		pm->no_tx = true;
+		pm->no_tx_why = "-- flotilla:no-transaction";
+	}
+	for (size_t i = 0; i < pm->nstmts && !pm->no_tx; i++) {
+		if (fl_sql_refuses_transaction(pm->text + pm->stmts[i].start,
+		                               pm->stmts[i].end - pm->stmts[i].start)) {
+			pm->no_tx = true;
+			pm->no_tx_why = "a statement PostgreSQL refuses inside a transaction";
+		}
+	}
+	pm->hrow.version = m->kind == FL_MIG_REPEATABLE ? NULL : m->version;
+	pm->hrow.description = m->description;
+	pm->hrow.type = m->kind == FL_MIG_UNDO ? "UNDO_SQL" : "SQL";
+	pm->hrow.script = m->script;
+	pm->hrow.has_checksum = true;
+	pm->hrow.checksum =
+	    m->kind == FL_MIG_REPEATABLE ? fl_migration_checksum(pm->text, pm->len) : m->checksum;
+	pm->hrow.installed_by = c->installed_by;
+	pm->hrow.success = true;
+	return 0;
+}
+
+/* SHA-256 of the first k statements' text: what a resumed run must find unchanged. */
+static void prefix_sha(const prepared *pm, size_t k, char out[65])
+{
+	fl_sha256_ctx s;
+	fl_sha256_init(&s);
+	for (size_t i = 0; i < k && i < pm->nstmts; i++) {
+		fl_sha256_update(&s, pm->text + pm->stmts[i].start, pm->stmts[i].end - pm->stmts[i].start);
+		fl_sha256_update(&s, "\0", 1);
+	}
+	fl_sha256_final_hex(&s, out);
+}
+
+/*
+ * A no-transaction file that failed part way continues at its failed
+ * statement, but only when the statements that already ran are the ones in
+ * the file now; otherwise the error says so, before anything runs.
+ */
+static void check_resume(ctx *c, prepared *pm, const fl_plan_item *it, fl_error **err)
+{
+	size_t first = (size_t)it->resume_at - 1;
+	char have[65];
+	prefix_sha(pm, first, have);
+	if (first <= pm->nstmts && it->progress->prefix_sha256 &&
+	    strcmp(have, it->progress->prefix_sha256) == 0) {
+		pm->resume_at = it->resume_at;
+		return;
+	}
+	fl_error_append(
+	    err,
+	    fl_error_at(pm->m->path, 0, 0,
+	                "cannot continue this migration at statement %d: statements 1 to %zu ran in an "
+	                "earlier attempt and have changed since; restore them, or undo their effects and "
+	                "run 'flotilla repair%s%s' to start the file afresh",
+	                it->resume_at, first, c->o->service ? " " : "", c->o->service ? c->o->service : ""));
+}
+
+/* ---- error places ---- */
+
+static size_t skip_space(const char *s, size_t i, size_t end)
+{
+	while (i < end && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	return i;
+}
+
+static bool word_at(const char *s, size_t len, const char *w)
+{
+	size_t n = strlen(w);
+	if (len < n || strncasecmp(s, w, n) != 0)
+		return false;
+	return len == n || !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || s[n] == '_');
+}
+
+static const char *find_in(const char *hay, size_t n, const char *needle)
+{
+	size_t k = strlen(needle);
+	if (!k || k > n)
+		return NULL;
+	for (size_t i = 0; i + k <= n; i++)
+		if (memcmp(hay + i, needle, k) == 0)
+			return hay + i;
+	return NULL;
+}
+
+/*
+ * An error raised while a DO block runs has no position, but its context
+ * says "PL/pgSQL function inline_code_block line N": find line N of the
+ * block's body in the statement, and on it the failing query when the
+ * server quotes it. Returns an offset in the statement, or SIZE_MAX.
+ */
+static size_t locate_in_do(const char *st, size_t len, const fl_pg_diag *d)
+{
+	const char *tag = "inline_code_block line ";
+	const char *m = d->context ? strstr(d->context, tag) : NULL;
+	if (!m || !word_at(st, len, "DO"))
+		return SIZE_MAX;
+	int line = atoi(m + strlen(tag));
+	size_t i = 2, body = SIZE_MAX, body_end = len;
+	while (i < len && body == SIZE_MAX) {
+		if (st[i] == '\'') {
+			body = i + 1;
+		} else if (st[i] == '$') {
+			size_t k = i + 1;
+			while (k < len && st[k] != '$' &&
+			       ((st[k] >= 'a' && st[k] <= 'z') || (st[k] >= 'A' && st[k] <= 'Z') ||
+			        st[k] == '_' || (st[k] >= '0' && st[k] <= '9')))
+				k++;
+			if (k < len && st[k] == '$') {
+				body = k + 1;
+				size_t taglen = k + 1 - i;
+				for (size_t j = body; j + taglen <= len; j++)
+					if (memcmp(st + j, st + i, taglen) == 0) {
+						body_end = j;
+						break;
+					}
+			}
+		}
+		i++;
+	}
+	if (body == SIZE_MAX || line < 1)
+		return SIZE_MAX;
+	size_t at = body;
+	for (int l = 1; l < line && at < body_end; at++)
+		if (st[at] == '\n')
+			l++;
+	if (at >= body_end)
+		return SIZE_MAX;
+	size_t eol = at;
+	while (eol < body_end && st[eol] != '\n')
+		eol++;
+	size_t first = skip_space(st, at, eol);
+	/* only the innermost context line describes the quoted query */
+	if (d->internal_query && !strchr(d->context, '\n')) {
+		const char *iq = d->internal_query;
+		size_t ipos =
+		    d->internal_position > 0 ? fl_sql_char_to_byte(iq, strlen(iq), d->internal_position) : 0;
+		const char *hit = find_in(st + at, body_end - at, iq);
+		if (hit)
+			return (size_t)(hit - st) + ipos;
+		/* PERFORM x is run as SELECT x: match what follows the first word */
+		const char *rest = strpbrk(iq, " \t\n");
+		if (rest) {
+			hit = find_in(st + at, body_end - at, rest);
+			if (hit)
+				return (size_t)(hit - st) +
+				       (ipos >= (size_t)(rest - iq) ? ipos - (size_t)(rest - iq) : 0);
+		}
+	}
+	return first;
+}
+
+/* file:line:col of a failed statement (stmt index), from the server's position. */
+static void locate(const prepared *pm, size_t stmt, const fl_pg_diag *d, int *line, int *col)
+{
+	const fl_stmt *s = &pm->stmts[stmt];
+	const char *st = pm->text + s->start;
+	size_t slen = s->end - s->start, off = 0;
+	if (d->position > 0) {
+		off = fl_sql_char_to_byte(st, slen, d->position);
+	} else {
+		size_t o = locate_in_do(st, slen, d);
+		off = o == SIZE_MAX ? 0 : o;
+	}
+	size_t raw = fl_migration_unexpand_offset(pm->m, pm->ph, pm->nph, s->start + off);
+	fl_sql_position(pm->m->data, pm->m->len, raw, line, col);
+}
+
+/* ---- running one migration in a transaction, in one round trip ---- */
+
+enum { Q_SETUP, Q_STMT, Q_RESET, Q_HISTORY, Q_LEDGER, Q_COMMIT };
+
+typedef struct {
+	char *sql;
+	int kind;
+	size_t stmt;
+} query;
+
+typedef struct {
+	query *q;
+	size_t n, cap;
+} query_list;
+
+static void qadd(query_list *l, char *sql, int kind, size_t stmt)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->q = fl_realloc(l->q, l->cap * sizeof(*l->q));
+	}
+	l->q[l->n++] = (query){sql, kind, stmt};
+}
+
+static void qfree(query_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->q[i].sql);
+	free(l->q);
+}
+
+static char *set_local(const char *what, int ms)
+{
+	return fl_asprintf("SET LOCAL %s = '%dms'", what, ms);
+}
+
+/*
+ * Sends every query in one pipeline and reads all results once. Writes are
+ * non-blocking and input is consumed while the output drains, as libpq's
+ * documentation advises for pipelines, so a file of any size cannot
+ * deadlock against the server's replies. Returns 0, or -1 with *failed =
+ * the first failing query (SIZE_MAX: the connection failed) and diag filled.
+ */
+static int pipeline(fl_pg *pg, query_list *l, size_t *failed, fl_pg_diag *diag, long *hist_ms)
+{
+	PGconn *conn = pg->conn;
+	*failed = SIZE_MAX;
+	if (!PQenterPipelineMode(conn)) {
+		fl_pg_diag_fill(diag, NULL, pg);
+		return -1;
+	}
+	PQsetnonblocking(conn, 1);
+	bool ok = true;
+	for (size_t i = 0; i < l->n && ok; i++)
+		ok = PQsendQueryParams(conn, l->q[i].sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+	ok = ok && PQpipelineSync(conn) == 1;
+	int f;
+	while (ok && (f = PQflush(conn)) != 0) {
+		if (f < 0) {
+			ok = false;
+			break;
+		}
+		struct pollfd pfd = {PQsocket(conn), POLLIN | POLLOUT, 0};
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			ok = false;
+			break;
+		}
+		if ((pfd.revents & POLLIN) && !PQconsumeInput(conn))
+			ok = false;
+	}
+	PQsetnonblocking(conn, 0);
+	if (!ok) {
+		fl_pg_diag_fill(diag, NULL, pg);
+		PQexitPipelineMode(conn);
+		return -1;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		PGresult *r;
+		while ((r = PQgetResult(conn)) != NULL) {
+			ExecStatusType st = PQresultStatus(r);
+			if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR ||
+			    st == PGRES_BAD_RESPONSE) {
+				if (rc == 0) {
+					*failed = i;
+					fl_pg_diag_fill(diag, r, pg);
+					rc = -1;
+				}
+			} else if (st == PGRES_COPY_OUT) {
+				char *buf;
+				while (PQgetCopyData(conn, &buf, 0) > 0)
+					PQfreemem(buf);
+			} else if (st == PGRES_COPY_IN) {
+				PQputCopyEnd(conn, "flotilla does not feed COPY FROM STDIN");
+			} else if (st == PGRES_TUPLES_OK && l->q[i].kind == Q_HISTORY && PQntuples(r) == 1 &&
+			           hist_ms) {
+				*hist_ms = atol(PQgetvalue(r, 0, 1));
+			}
+			PQclear(r);
+		}
+		if (PQstatus(conn) != CONNECTION_OK)
+			break;
+	}
+	PGresult *r = PQstatus(conn) == CONNECTION_OK ? PQgetResult(conn) : NULL;
+	if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+		if (rc == 0) {
+			fl_pg_diag_fill(diag, r, pg);
+			*failed = SIZE_MAX;
+			rc = -1;
+		}
+	}
+	PQclear(r);
+	if (PQstatus(conn) == CONNECTION_OK) {
+		/* a stray NULL may sit between the sync and the end of the pipeline */
+		while (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(conn)) {
+			PGresult *x = PQgetResult(conn);
+			if (!x)
+				break;
+			PQclear(x);
+		}
+	}
+	return rc;
+}
+
+static void dry(ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void dry(ctx *c, const char *fmt, ...)
+{
+	if (!c->o->sql_out)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = fl_vasprintf(fmt, ap);
+	va_end(ap);
+	fl_buf_puts(c->o->sql_out, s);
+	free(s);
+}
+
+static void dry_header(ctx *c, const prepared *pm)
+{
+	dry(c, "\n-- %s", pm->m->script);
+	if (pm->hrow.version)
+		dry(c, ": %s %s", pm->m->kind == FL_MIG_UNDO ? "undo of version" : "version",
+		    pm->hrow.version);
+	dry(c, ", checksum %d", (int)pm->hrow.checksum);
+	if (pm->no_tx)
+		dry(c, "; outside a transaction (%s), statement by statement", pm->no_tx_why);
+	if (pm->resume_at > 1)
+		dry(c, "; continuing at statement %d of %zu", pm->resume_at, pm->nstmts);
+	dry(c, "\n");
+}
+
+/* The error of a failed migration, at its place, with what we were doing when it was not a statement. */
+static fl_error *migration_error(ctx *c, const prepared *pm, const query *q, fl_pg_diag *d)
+{
+	fl_error *e;
+	if (q && q->kind == Q_STMT) {
+		int line, col;
+		locate(pm, q->stmt, d, &line, &col);
+		e = fl_pg_diag_error(d, pm->m->path, line, col);
+	} else {
+		e = fl_pg_diag_error(d, pm->m->path, 0, 0);
+		const char *what = !q                     ? "the connection failed"
+		                   : q->kind == Q_HISTORY ? "writing its row in the history table"
+		                   : q->kind == Q_LEDGER  ? "writing flotilla's ledger"
+		                   : q->kind == Q_COMMIT  ? "at COMMIT"
+		                                          : "preparing the transaction";
+		if (q && q->kind == Q_SETUP)
+			fl_error_prefix(e, "%s (%s)", what, q->sql);
+		else
+			fl_error_prefix(e, "%s", what);
+	}
+	if (strcmp(d->sqlstate, "57014") == 0 && cancelled(c))
+		e->kind = FL_EINTR;
+	return e;
+}
+
+static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
+{
+	query_list l = {0};
+	qadd(&l, fl_strdup("BEGIN"), Q_SETUP, 0);
+	qadd(&l, fl_asprintf("SET LOCAL search_path TO %s", c->qschema), Q_SETUP, 0);
+	if (c->o->lock_timeout_ms > 0)
+		qadd(&l, set_local("lock_timeout", c->o->lock_timeout_ms), Q_SETUP, 0);
+	if (c->o->statement_timeout_ms > 0)
+		qadd(&l, set_local("statement_timeout", c->o->statement_timeout_ms), Q_SETUP, 0);
+	if (c->o->role) {
+		char *qr = fl_pg_ident(c->pg, c->o->role);
+		qadd(&l, fl_asprintf("SET LOCAL ROLE %s", qr), Q_SETUP, 0);
+		free(qr);
+	}
+	for (size_t i = 0; i < pm->nstmts; i++)
+		qadd(&l, fl_strndup(pm->text + pm->stmts[i].start, pm->stmts[i].end - pm->stmts[i].start),
+		     Q_STMT, i);
+	/* history and ledger are written as the login user, whatever the migration did to the role */
+	if (c->o->role)
+		qadd(&l, fl_strdup("RESET ROLE"), Q_RESET, 0);
+	/* an earlier attempt that failed outside a transaction left a failed row: this one replaces it */
+	if (pm->failed_rank)
+		qadd(&l,
+		     fl_asprintf("DELETE FROM %s WHERE \"installed_rank\" = %d AND NOT \"success\"",
+		                 c->history, pm->failed_rank),
+		     Q_HISTORY, 0);
+	qadd(&l, fl_history_insert_sql(c->pg, c->schema, c->table, &pm->hrow, EXEC_TIME_SQL), Q_HISTORY, 0);
+	if (c->ledger && c->run_id)
+		qadd(&l, ledger_insert_sql(c, pm, "true", EXEC_TIME_SQL, NULL), Q_LEDGER, 0);
+	qadd(&l, fl_strdup("COMMIT"), Q_COMMIT, 0);
+
+	if (c->o->dry_run) {
+		dry_header(c, pm);
+		for (size_t i = 0; i < l.n; i++)
+			dry(c, "%s;\n", l.q[i].sql);
+		qfree(&l);
+		*ms = 0;
+		return 0;
+	}
+	long long t0 = now_ms();
+	size_t failed;
+	long hist_ms = -1;
+	fl_pg_diag d = {0};
+	int rc = pipeline(c->pg, &l, &failed, &d, &hist_ms);
+	*ms = hist_ms >= 0 ? hist_ms : (long)(now_ms() - t0);
+	if (rc != 0) {
+		ensure_idle(c->pg);
+		fl_error *e = migration_error(c, pm, failed == SIZE_MAX ? NULL : &l.q[failed], &d);
+		*ms = (long)(now_ms() - t0);
+		ledger_failure(c, pm, *ms, e);
+		fl_pg_diag_move(&c->res->diag, &d);
+		*err = e;
+	}
+	fl_pg_diag_clear(&d);
+	qfree(&l);
+	return rc;
+}
+
+/* ---- running one migration outside a transaction, statement by statement ---- */
+
+static int exec_simple(ctx *c, const char *sql, fl_pg_diag *d)
+{
+	PGresult *r = PQexec(c->pg->conn, sql);
+	ExecStatusType st = PQresultStatus(r);
+	int rc = (r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY)) ? 0 : -1;
+	if (rc != 0 && d)
+		fl_pg_diag_fill(d, r, c->pg);
+	PQclear(r);
+	return rc;
+}
+
+static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
+{
+	char *qrole = c->o->role ? fl_pg_ident(c->pg, c->o->role) : NULL;
+	fl_buf setup;
+	fl_buf_init(&setup);
+	fl_buf_printf(&setup, "SET search_path TO %s", c->qschema);
+	if (c->o->lock_timeout_ms > 0)
+		fl_buf_printf(&setup, "; SET lock_timeout = '%dms'", c->o->lock_timeout_ms);
+	if (c->o->statement_timeout_ms > 0)
+		fl_buf_printf(&setup, "; SET statement_timeout = '%dms'", c->o->statement_timeout_ms);
+	if (qrole)
+		fl_buf_printf(&setup, "; SET ROLE %s", qrole);
+	size_t first = (size_t)pm->resume_at - 1;
+
+	if (c->o->dry_run) {
+		dry_header(c, pm);
+		dry(c, "%s;\n", setup.data);
+		for (size_t i = first; i < pm->nstmts; i++)
+			dry(c, "%.*s;\n", (int)(pm->stmts[i].end - pm->stmts[i].start),
+			    pm->text + pm->stmts[i].start);
+		if (qrole)
+			dry(c, "RESET ROLE;\n");
+		char *ins = fl_history_insert_sql(c->pg, c->schema, c->table, &pm->hrow, NULL);
+		dry(c, "%s;\n", ins);
+		free(ins);
+		fl_buf_free(&setup);
+		free(qrole);
+		*ms = 0;
+		return 0;
+	}
+
+	long long t0 = now_ms();
+	fl_pg_diag d = {0};
+	fl_error *e = NULL;
+	long long exec_id = 0;
+	/* previous session settings, to put back */
+	PGresult *saved =
+	    fl_pg_query(c->pg,
+	                "SELECT current_setting('search_path'), current_setting('lock_timeout'),"
+	                " current_setting('statement_timeout')",
+	                0, NULL, "reading the session settings", NULL, &e);
+	if (!saved)
+		goto out;
+	if (c->ledger && c->run_id) {
+		char *sql = ledger_insert_sql(c, pm, "NULL", "NULL", NULL);
+		char *v = fl_pg_value(c->pg, sql, 0, NULL, &e);
+		free(sql);
+		if (!v) {
+			fl_error_prefix(e, "writing flotilla's ledger");
+			goto out;
+		}
+		exec_id = atoll(v);
+		free(v);
+	}
+	if (exec_simple(c, setup.data, &d) != 0) {
+		e = fl_pg_diag_error(&d, pm->m->path, 0, 0);
+		fl_error_prefix(e, "preparing the session (%s)", setup.data);
+		goto restore;
+	}
+	fl_sha256_ctx prefix;
+	fl_sha256_init(&prefix);
+	for (size_t i = 0; i < first; i++) {
+		fl_sha256_update(&prefix, pm->text + pm->stmts[i].start,
+		                 pm->stmts[i].end - pm->stmts[i].start);
+		fl_sha256_update(&prefix, "\0", 1);
+	}
+	for (size_t i = first; i < pm->nstmts; i++) {
+		if (cancelled(c)) {
+			e = interrupted(NULL);
+			fl_error_prefix(e, "%s: stopped before statement %zu of %zu", pm->m->path, i + 1,
+			                pm->nstmts);
+			goto restore;
+		}
+		fl_apply_event ev = {.kind = FL_APPLY_EV_STATEMENT,
+		                     .script = pm->m->script,
+		                     .version = pm->hrow.version,
+		                     .index = (int)i + 1,
+		                     .total = (int)pm->nstmts};
+		emit(c, &ev);
+		const fl_stmt *s = &pm->stmts[i];
+		char *stmt = fl_strndup(pm->text + s->start, s->end - s->start);
+		PGresult *r = PQexecParams(c->pg->conn, stmt, 0, NULL, NULL, NULL, NULL, 0);
+		free(stmt);
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_COPY_OUT) {
+			char *buf;
+			while (PQgetCopyData(c->pg->conn, &buf, 0) > 0)
+				PQfreemem(buf);
+			PQclear(r);
+			r = PQgetResult(c->pg->conn);
+			st = PQresultStatus(r);
+			PGresult *x;
+			while ((x = PQgetResult(c->pg->conn)) != NULL)
+				PQclear(x);
+		}
+		if (!r || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)) {
+			fl_pg_diag_fill(&d, r, c->pg);
+			PQclear(r);
+			query q = {NULL, Q_STMT, i};
+			e = migration_error(c, pm, &q, &d);
+			goto restore;
+		}
+		PQclear(r);
+		fl_sha256_update(&prefix, pm->text + s->start, s->end - s->start);
+		fl_sha256_update(&prefix, "\0", 1);
+		if (exec_id) {
+			fl_sha256_ctx copy = prefix;
+			char hex[65];
+			fl_sha256_final_hex(&copy, hex);
+			char *up = fl_asprintf("%sUPDATE " LEDGER_EXEC
+			                       " SET statements_done = %zu, prefix_sha256 = '%s'"
+			                       " WHERE id = %lld%s%s",
+			                       qrole ? "RESET ROLE; " : "", i + 1, hex, exec_id,
+			                       qrole ? "; SET ROLE " : "", qrole ? qrole : "");
+			fl_pg_diag ld = {0};
+			int urc = exec_simple(c, up, &ld);
+			free(up);
+			if (urc != 0) {
+				e = fl_pg_diag_error(&ld, pm->m->path, 0, 0);
+				fl_error_prefix(
+				    e,
+				    "statement %zu of %zu ran, but recording it in flotilla's ledger failed",
+				    i + 1, pm->nstmts);
+				fl_pg_diag_clear(&ld);
+				goto restore;
+			}
+		}
+	}
+restore:
+	if (PQstatus(c->pg->conn) == CONNECTION_OK) {
+		ensure_idle(c->pg);
+		const char *params[3] = {PQgetvalue(saved, 0, 0), PQgetvalue(saved, 0, 1),
+		                         PQgetvalue(saved, 0, 2)};
+		if (qrole) {
+			PGresult *r = PQexec(c->pg->conn, "RESET ROLE");
+			PQclear(r);
+		}
+		PGresult *r =
+		    PQexecParams(c->pg->conn,
+		                 "SELECT set_config('search_path', $1, false), set_config('lock_timeout', $2,"
+		                 " false), set_config('statement_timeout', $3, false)",
+		                 3, NULL, params, NULL, NULL, 0);
+		PQclear(r);
+	}
+	*ms = (long)(now_ms() - t0);
+	if (!e) {
+		/* done: history row (replacing the failed one of an earlier attempt) and ledger, atomically
+		 */
+		fl_history_row row = pm->hrow;
+		row.execution_time = (int)*ms;
+		char *ins = fl_history_insert_sql(c->pg, c->schema, c->table, &row, NULL);
+		fl_buf fin;
+		fl_buf_init(&fin);
+		fl_buf_puts(&fin, "BEGIN; ");
+		if (pm->failed_rank)
+			fl_buf_printf(&fin,
+			              "DELETE FROM %s WHERE \"installed_rank\" = %d AND NOT \"success\"; ",
+			              c->history, pm->failed_rank);
+		fl_buf_printf(&fin, "%s; ", ins);
+		if (exec_id)
+			fl_buf_printf(&fin,
+			              "UPDATE " LEDGER_EXEC
+			              " SET success = true, duration_ms = %ld WHERE id = %lld; ",
+			              *ms, exec_id);
+		fl_buf_puts(&fin, "COMMIT");
+		free(ins);
+		if (exec_simple(c, fin.data, &d) != 0) {
+			ensure_idle(c->pg);
+			e = fl_pg_diag_error(&d, pm->m->path, 0, 0);
+			fl_error_prefix(e, "every statement ran, but writing the history row failed");
+		}
+		fl_buf_free(&fin);
+	} else if (PQstatus(c->pg->conn) == CONNECTION_OK) {
+		/* as Flyway: a failed no-transaction migration leaves a failed row (once) */
+		if (!pm->failed_rank) {
+			fl_history_row row = pm->hrow;
+			row.success = false;
+			row.execution_time = (int)*ms;
+			char *ins = fl_history_insert_sql(c->pg, c->schema, c->table, &row, NULL);
+			exec_simple(c, ins, NULL);
+			free(ins);
+		}
+		if (exec_id) {
+			char *msg = fl_error_format(e);
+			char *qmsg = fl_pg_literal(c->pg, msg);
+			char *up = fl_asprintf("UPDATE " LEDGER_EXEC
+			                       " SET success = false, duration_ms = %ld, error = %s"
+			                       " WHERE id = %lld",
+			                       *ms, qmsg, exec_id);
+			exec_simple(c, up, NULL);
+			free(up);
+			free(qmsg);
+			free(msg);
+		}
+	}
+out:
+	PQclear(saved);
+	if (e) {
+		if (d.sqlstate[0] || d.message)
+			fl_pg_diag_move(&c->res->diag, &d);
+		*err = e;
+	}
+	fl_pg_diag_clear(&d);
+	fl_buf_free(&setup);
+	free(qrole);
+	return e ? -1 : 0;
+}
+
+/* Runs prepared migrations in order; stops at the first failure. */
+static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
+{
+	for (size_t i = 0; i < n; i++) {
+		prepared *pm = &pms[i];
+		if (cancelled(c)) {
+			*err = interrupted(NULL);
+			fl_error_prefix(*err, "stopped before %s", pm->m->path);
+			return -1;
+		}
+		fl_apply_event ev = {.kind = FL_APPLY_EV_APPLYING,
+		                     .script = pm->m->script,
+		                     .version = pm->hrow.version,
+		                     .description = pm->m->description,
+		                     .checksum = pm->hrow.checksum,
+		                     .index = (int)i + 1,
+		                     .total = (int)n,
+		                     .resume_at = pm->resume_at,
+		                     .undo = undo};
+		emit(c, &ev);
+		long ms = 0;
+		int rc = pm->no_tx ? run_outside_transaction(c, pm, &ms, err)
+		                   : run_in_transaction(c, pm, &ms, err);
+		emit_notices(c, pm->m->script);
+		if (rc != 0) {
+			fl_apply_event f = {.kind = FL_APPLY_EV_FAILED,
+			                    .script = pm->m->script,
+			                    .version = pm->hrow.version,
+			                    .description = pm->m->description,
+			                    .index = (int)i + 1,
+			                    .total = (int)n,
+			                    .undo = undo,
+			                    .error = *err};
+			emit(c, &f);
+			return -1;
+		}
+		if (c->o->dry_run)
+			continue;
+		add_item(c, pm, ms);
+		ev.kind = FL_APPLY_EV_APPLIED;
+		ev.ms = ms;
+		emit(c, &ev);
+	}
+	return 0;
+}
+
+/* ---- commands ---- */
+
+/* Reads history (and ledger) and plans; creates nothing. */
+static int load_plan(ctx *c, const fl_migration_set *set, fl_history **h, fl_plan **plan, fl_error **err)
+{
+	*h = NULL;
+	*plan = NULL;
+	if (fl_history_read(c->pg, c->schema, c->table, !c->o->no_ledger, h, err) != 0)
+		return -1;
+	fl_plan_opts po = {.service = c->o->service,
+	                   .display_dir = c->o->display_dir,
+	                   .target = c->o->target,
+	                   .out_of_order = c->o->out_of_order,
+	                   .placeholders = c->ph,
+	                   .nplaceholders = c->nph};
+	*plan = fl_plan_new(*h, set, &po, err);
+	if (!*plan)
+		return -1;
+	return 0;
+}
+
+/*
+ * Once the command is known to be valid and about to change something: the
+ * control schema and run row, then the history table when absent (or, in a
+ * dry run, its DDL).
+ */
+static int begin_changes(ctx *c, const fl_history *h, fl_error **err)
+{
+	if (c->o->dry_run) {
+		if (!h->exists) {
+			char *ddl =
+			    fl_history_create_sql(c->schema, c->table, !h->schema_exists, c->installed_by);
+			dry(c, "\n-- the schema history table does not exist yet\n%s", ddl);
+			free(ddl);
+		}
+		return 0;
+	}
+	if (begin_run(c, err) != 0)
+		return -1;
+	if (!h->exists &&
+	    fl_history_create(c->pg, c->schema, c->table, c->o->role, c->installed_by, NULL, err) != 0)
+		return -1;
+	return 0;
+}
+
+/* The end of every command: run row, unlock, error out. */
+static int finish(ctx *c, fl_error *e, fl_error **err)
+{
+	finish_run(c, e);
+	unlock(c);
+	if (e) {
+		if (err)
+			*err = e;
+		else
+			fl_error_free(e);
+		return -1;
+	}
+	return 0;
+}
+
+/* Session facts and (unless a dry run) the lock: before history is read. */
+static int start(ctx *c, fl_error **e)
+{
+	if (session_facts(c, e) != 0)
+		return -1;
+	if (!c->o->dry_run && lock(c, e) != 0)
+		return -1;
+	return 0;
+}
+
+int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o, fl_apply_result *res,
+                     fl_error **err)
+{
+	ctx c;
+	ctx_init(&c, pg, o, "migrate", res);
+	fl_error *e = NULL;
+	fl_history *h = NULL;
+	fl_plan *plan = NULL;
+	prepared *pms = NULL;
+	size_t npms = 0;
+	if (o->dry_run && !o->sql_out) {
+		e = fl_error_new("a dry run needs somewhere to write its SQL");
+		goto done;
+	}
+	if (start(&c, &e) != 0 || load_plan(&c, set, &h, &plan, &e) != 0)
+		goto done;
+	c.res->version_before = plan->current_version ? fl_strdup(plan->current_version) : NULL;
+	e = fl_plan_validate(plan, false);
+	if (e)
+		goto done; /* nothing touched: the kinds stay (EINPUT for files, EDRIFT for history) */
+	size_t total = plan->npending + plan->nrepeatables;
+	pms = fl_calloc(total ? total : 1, sizeof(*pms));
+	for (size_t i = 0; i < total; i++) {
+		fl_plan_item *it =
+		    i < plan->npending ? plan->pending[i] : plan->repeatables[i - plan->npending];
+		if (prepare(&c, it->mig, &pms[npms], &e) != 0) {
+			prepared_free(&pms[npms]);
+			continue;
+		}
+		prepared *pm = &pms[npms++];
+		if (it->state == FL_ST_FAILED && it->row) {
+			pm->failed_rank = it->row->installed_rank;
+			if (it->resumable && pm->no_tx && it->resume_at > 1)
+				check_resume(&c, pm, it, &e);
+		}
+	}
+	if (e)
+		goto done;
+	if (cancelled(&c)) {
+		e = interrupted("before anything ran");
+		goto done;
+	}
+	if (o->dry_run)
+		dry(&c, "-- flotilla migrate%s%s: %s, current version %s, %zu to run\n",
+		    o->service ? " " : "", o->service ? o->service : "", c.history,
+		    plan->current_version ? plan->current_version : "none", total);
+	if (begin_changes(&c, h, &e) != 0)
+		goto done;
+	free(drop_notices(pg));
+	fl_apply_event ev = {
+	    .kind = FL_APPLY_EV_PLAN, .total = (int)total, .current_version = plan->current_version};
+	emit(&c, &ev);
+	int ran = run_all(&c, pms, npms, false, &e);
+	/* also after a failure: what the migrations before it reached */
+	char *after = plan->current_version ? fl_strdup(plan->current_version) : NULL;
+	for (size_t i = 0; i < c.res->nitems; i++) {
+		const char *v = c.res->items[i].version;
+		if (v && (!after || fl_version_compare(v, after) > 0)) {
+			free(after);
+			after = fl_strdup(v);
+		}
+	}
+	c.res->version_after = after;
+	if (ran != 0)
+		goto done;
+	fl_apply_event d = {.kind = FL_APPLY_EV_DONE,
+	                    .applied = c.res->applied,
+	                    .version_before = c.res->version_before,
+	                    .version_after = c.res->version_after};
+	emit(&c, &d);
+done:
+	for (size_t i = 0; i < npms; i++)
+		prepared_free(&pms[i]);
+	free(pms);
+	fl_plan_free(plan);
+	fl_history_free(h);
+	int rc = finish(&c, e, err);
+	ctx_free(&c);
+	return rc;
+}
+
+int fl_apply_undo(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o, fl_apply_result *res,
+                  fl_error **err)
+{
+	ctx c;
+	ctx_init(&c, pg, o, "undo", res);
+	fl_error *e = NULL;
+	fl_history *h = NULL, *h2 = NULL;
+	fl_plan *plan = NULL, *plan2 = NULL;
+	fl_undo_step *steps = NULL;
+	prepared *pms = NULL;
+	size_t nsteps = 0, npms = 0;
+	if (o->dry_run && !o->sql_out) {
+		e = fl_error_new("a dry run needs somewhere to write its SQL");
+		goto done;
+	}
+	fl_apply_opts po = *o;
+	po.target = NULL; /* the undo target is not a migrate target */
+	c.o = &po;
+	if (start(&c, &e) != 0 || load_plan(&c, set, &h, &plan, &e) != 0)
+		goto done;
+	c.res->version_before = plan->current_version ? fl_strdup(plan->current_version) : NULL;
+	e = fl_plan_validate(plan, false);
+	if (e)
+		goto done;
+	steps = fl_plan_undo(plan, set, o->target, &nsteps, &e);
+	if (!steps)
+		goto done;
+	pms = fl_calloc(nsteps ? nsteps : 1, sizeof(*pms));
+	for (size_t i = 0; i < nsteps; i++) {
+		if (prepare(&c, steps[i].undo, &pms[npms], &e) != 0)
+			prepared_free(&pms[npms]);
+		else
+			npms++;
+	}
+	if (e)
+		goto done;
+	if (cancelled(&c)) {
+		e = interrupted("before anything ran");
+		goto done;
+	}
+	if (begin_changes(&c, h, &e) != 0)
+		goto done;
+	fl_apply_event ev = {
+	    .kind = FL_APPLY_EV_PLAN, .total = (int)npms, .current_version = plan->current_version};
+	emit(&c, &ev);
+	if (run_all(&c, pms, npms, true, &e) != 0)
+		goto done;
+	if (!o->dry_run) {
+		if (load_plan(&c, set, &h2, &plan2, &e) != 0)
+			goto done;
+		c.res->version_after = plan2->current_version ? fl_strdup(plan2->current_version) : NULL;
+	}
+	fl_apply_event d = {.kind = FL_APPLY_EV_DONE,
+	                    .applied = c.res->applied,
+	                    .version_before = c.res->version_before,
+	                    .version_after = c.res->version_after};
+	emit(&c, &d);
+done:
+	for (size_t i = 0; i < npms; i++)
+		prepared_free(&pms[i]);
+	free(pms);
+	free(steps);
+	fl_plan_free(plan2);
+	fl_history_free(h2);
+	fl_plan_free(plan);
+	fl_history_free(h);
+	int rc = finish(&c, e, err);
+	c.o = o;
+	ctx_free(&c);
+	return rc;
+}
+
+static bool valid_version(const char *v)
+{
+	bool digit = false;
+	for (const char *p = v; *p; p++) {
+		if (*p >= '0' && *p <= '9')
+			digit = true;
+		else if ((*p == '.' || *p == '_') && digit)
+			digit = false;
+		else
+			return false;
+	}
+	return digit;
+}
+
+int fl_apply_baseline(fl_pg *pg, const char *version, const char *description, const fl_apply_opts *o,
+                      fl_apply_result *res, fl_error **err)
+{
+	ctx c;
+	ctx_init(&c, pg, o, "baseline", res);
+	fl_error *e = NULL;
+	fl_history *h = NULL;
+	char *v = fl_strdup(version ? version : "1");
+	for (char *p = v; *p; p++)
+		if (*p == '_')
+			*p = '.';
+	const char *desc = description ? description : FL_BASELINE_DESCRIPTION;
+	if (!valid_version(v)) {
+		e = fl_error_new("baseline version '%s' is not a version (like 1 or 2.1)", version);
+		goto done;
+	}
+	if (o->dry_run && !o->sql_out) {
+		e = fl_error_new("a dry run needs somewhere to write its SQL");
+		goto done;
+	}
+	if (start(&c, &e) != 0)
+		goto done;
+	if (fl_history_read(pg, c.schema, c.table, false, &h, &e) != 0)
+		goto done;
+	for (size_t i = 0; i < h->n; i++) {
+		const fl_history_row *w = &h->rows[i];
+		if (strcmp(w->type, "SCHEMA") == 0)
+			continue;
+		if (strcmp(w->type, "BASELINE") == 0 && w->version &&
+		    fl_version_compare(w->version, v) == 0 && h->n <= 2) {
+			add_change(&c, fl_asprintf("%s is already baselined at version %s; nothing changed",
+			                           c.history, w->version));
+			goto done;
+		}
+		e = fl_error_new(
+		    "cannot baseline %s at version %s: it already holds migrations (rank %d: %s %s "
+		    "\"%s\"); baseline only a database that has none",
+		    c.history, v, w->installed_rank, w->type, w->version ? w->version : "", w->description);
+		goto done;
+	}
+	fl_history_row row = {.version = v,
+	                      .description = (char *)desc,
+	                      .type = "BASELINE",
+	                      .script = (char *)desc,
+	                      .installed_by = c.installed_by,
+	                      .success = true};
+	if (begin_changes(&c, h, &e) != 0)
+		goto done;
+	if (o->dry_run) {
+		char *sql = fl_history_insert_sql(pg, c.schema, c.table, &row, NULL);
+		dry(&c, "%s;\n", sql);
+		free(sql);
+		goto done;
+	}
+	if (fl_history_append(pg, c.schema, c.table, &row, &e) != 0)
+		goto done;
+	add_change(&c, fl_asprintf("baselined %s at version %s", c.history, v));
+	c.res->version_after = fl_strdup(v);
+done:
+	fl_history_free(h);
+	free(v);
+	int rc = finish(&c, e, err);
+	ctx_free(&c);
+	return rc;
+}
+
+int fl_apply_repair(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o, fl_apply_result *res,
+                    fl_error **err)
+{
+	ctx c;
+	ctx_init(&c, pg, o, "repair", res);
+	fl_error *e = NULL;
+	fl_history *h = NULL;
+	fl_plan *plan = NULL;
+	fl_buf sql;
+	fl_buf_init(&sql);
+	if (o->dry_run && !o->sql_out) {
+		e = fl_error_new("a dry run needs somewhere to write its SQL");
+		goto done;
+	}
+	fl_apply_opts po = *o;
+	po.target = NULL;
+	c.o = &po;
+	if (start(&c, &e) != 0 || load_plan(&c, set, &h, &plan, &e) != 0)
+		goto done;
+	if (!h->exists)
+		goto done;
+	fl_buf_puts(&sql, "BEGIN;\n");
+	for (size_t i = 0; i < plan->n; i++) {
+		const fl_plan_item *it = &plan->items[i];
+		const fl_history_row *w = it->row;
+		if (!w)
+			continue;
+		const char *what = w->version ? "migration" : "repeatable migration";
+		const char *name = w->version ? w->version : w->description;
+		if (!w->success) {
+			fl_buf_printf(&sql, "DELETE FROM %s WHERE \"installed_rank\" = %d;\n", c.history,
+			              w->installed_rank);
+			add_change(&c, fl_asprintf("removed the failed row of %s %s (%s, rank %d)", what,
+			                           name, w->script, w->installed_rank));
+			continue;
+		}
+		if (!it->mismatch)
+			continue;
+		char *desc = fl_history_abbreviate_description(it->mig->description);
+		char *qdesc = fl_pg_literal(pg, desc);
+		fl_buf_printf(&sql,
+		              "UPDATE %s SET \"description\" = %s, \"type\" = 'SQL', \"checksum\" = %d"
+		              " WHERE \"installed_rank\" = %d;\n",
+		              c.history, qdesc, (int)it->mig->checksum, w->installed_rank);
+		if (it->mismatch & FL_MISMATCH_CHECKSUM)
+			add_change(&c, fl_asprintf("realigned the checksum of migration %s (%s): %d -> %d",
+			                           w->version, it->mig->script, (int)w->checksum,
+			                           (int)it->mig->checksum));
+		if (it->mismatch & FL_MISMATCH_DESCRIPTION)
+			add_change(&c, fl_asprintf(
+			                   "realigned the description of migration %s (%s): \"%s\" -> \"%s\"",
+			                   w->version, it->mig->script, w->description, desc));
+		if (it->mismatch & FL_MISMATCH_TYPE)
+			add_change(&c, fl_asprintf("realigned the type of migration %s (%s): %s -> SQL",
+			                           w->version, it->mig->script, w->type));
+		free(desc);
+		free(qdesc);
+	}
+	fl_buf_puts(&sql, "COMMIT;\n");
+	if (!c.res->nchanges || begin_changes(&c, h, &e) != 0)
+		goto done;
+	if (o->dry_run) {
+		dry(&c, "%s", sql.data);
+		goto done;
+	}
+	if (fl_pg_exec(pg, sql.data, "repairing the schema history", &c.res->diag, &e) != 0)
+		ensure_idle(pg);
+done:
+	fl_buf_free(&sql);
+	fl_plan_free(plan);
+	fl_history_free(h);
+	int rc = finish(&c, e, err);
+	c.o = o;
+	ctx_free(&c);
+	return rc;
+}
+
+int fl_apply_info(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o, fl_history **h,
+                  fl_plan **plan, fl_error **err)
+{
+	ctx c;
+	fl_apply_opts ro = *o;
+	ro.dry_run = false;
+	ctx_init(&c, pg, &ro, "status", NULL);
+	c.ledger = false;
+	fl_error *e = NULL;
+	*h = NULL;
+	*plan = NULL;
+	int rc = -1;
+	if (session_facts(&c, &e) == 0 && load_plan(&c, set, h, plan, &e) == 0)
+		rc = 0;
+	if (rc != 0) {
+		fl_plan_free(*plan);
+		fl_history_free(*h);
+		*plan = NULL;
+		*h = NULL;
+		if (err)
+			*err = e;
+		else
+			fl_error_free(e);
+	}
+	ctx_free(&c);
+	return rc;
+}
+
+int fl_apply_control(fl_pg *pg, const fl_apply_opts *o, fl_error **err)
+{
+	fl_file *files = fl_calloc(fl_control_sql_count ? fl_control_sql_count : 1, sizeof(*files));
+	for (size_t i = 0; i < fl_control_sql_count; i++) {
+		files[i].name = fl_strdup(fl_control_sql[i].name);
+		files[i].path = fl_asprintf("flotilla/migrations/%s", fl_control_sql[i].name);
+		files[i].data = fl_strdup(fl_control_sql[i].sql);
+		files[i].len = strlen(fl_control_sql[i].sql);
+	}
+	fl_error *e = NULL;
+	fl_migration_set *set = fl_migration_set_new(files, fl_control_sql_count, &e);
+	free(files);
+	if (!set) {
+		fl_error_prefix(e, "flotilla's own control schema");
+		*err = e;
+		return -1;
+	}
+	/* the cheap path: already current */
+	fl_history *h = NULL;
+	int rc = -1;
+	if (fl_history_read(pg, FL_CONTROL_SCHEMA, FL_HISTORY_DEFAULT_TABLE, false, &h, &e) == 0) {
+		fl_plan_opts po = {.service = o->service};
+		fl_plan *p = fl_plan_new(h, set, &po, &e);
+		fl_error *v = p ? fl_plan_validate(p, true) : NULL;
+		if (p && !v)
+			rc = 0;
+		fl_error_free(v);
+		fl_plan_free(p);
+		fl_error_free(e);
+		e = NULL;
+	}
+	fl_history_free(h);
+	if (rc != 0) {
+		fl_apply_opts co = {.service = o->service,
+		                    .display_dir = "flotilla/migrations",
+		                    .schema = FL_CONTROL_SCHEMA,
+		                    .installed_by = o->installed_by,
+		                    .lock_timeout_ms = o->lock_timeout_ms,
+		                    .cancel = o->cancel,
+		                    .no_ledger = true,
+		                    .lock_poll_ms = o->lock_poll_ms};
+		rc = fl_apply_migrate(pg, set, &co, NULL, &e);
+		if (rc != 0) {
+			fl_error_prefix(e, "bringing flotilla's control schema \"%s\" up to date",
+			                FL_CONTROL_SCHEMA);
+			*err = e;
+		}
+	}
+	fl_migration_set_free(set);
+	return rc;
+}

@@ -1,0 +1,1924 @@
+#include "provision.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg.h"
+#include "text.h"
+
+#define MAX_NAME 63
+
+static bool streq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* ---- string vectors ---- */
+
+typedef struct {
+	char **v;
+	size_t n, cap;
+} strvec;
+
+static void sv_push(strvec *sv, char *owned)
+{
+	if (sv->n == sv->cap) {
+		sv->cap = sv->cap ? sv->cap * 2 : 8;
+		sv->v = fl_realloc(sv->v, sv->cap * sizeof(char *));
+	}
+	sv->v[sv->n++] = owned;
+}
+
+static void sv_free(strvec *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	memset(sv, 0, sizeof(*sv));
+}
+
+/* ---- the desired state ---- */
+
+fl_provision_desired *fl_provision_desired_new(void)
+{
+	return fl_calloc(1, sizeof(fl_provision_desired));
+}
+
+void fl_provision_desired_free(fl_provision_desired *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->nroles; i++) {
+		free(d->roles[i].name);
+		if (d->roles[i].free_ctx)
+			free(d->roles[i].password_ctx);
+	}
+	free(d->roles);
+	fl_error_free(d->warnings);
+	for (size_t i = 0; i < d->nservices; i++) {
+		fl_provision_service *s = &d->services[i];
+		free(s->name);
+		free(s->database);
+		free(s->owner);
+		free(s->schema);
+		for (size_t j = 0; j < s->nreaders; j++)
+			free(s->readers[j]);
+		free(s->readers);
+	}
+	free(d->services);
+	free(d->migrator);
+	free(d);
+}
+
+static const fl_provision_role *find_role(const fl_provision_desired *d, const char *name)
+{
+	for (size_t i = 0; i < d->nroles; i++)
+		if (streq(d->roles[i].name, name))
+			return &d->roles[i];
+	return NULL;
+}
+
+void fl_provision_add_role(fl_provision_desired *d, const char *name, bool login, fl_provision_password_fn pw,
+                           void *pw_ctx)
+{
+	fl_provision_role *r = (fl_provision_role *)find_role(d, name);
+	if (!r) {
+		d->roles = fl_realloc(d->roles, (d->nroles + 1) * sizeof(*d->roles));
+		r = &d->roles[d->nroles++];
+		memset(r, 0, sizeof(*r));
+		r->name = fl_strdup(name);
+	}
+	if (r->free_ctx)
+		free(r->password_ctx);
+	r->free_ctx = false;
+	r->login = login;
+	r->password = pw;
+	r->password_ctx = pw_ctx;
+}
+
+void fl_provision_set_migrator(fl_provision_desired *d, const char *role)
+{
+	free(d->migrator);
+	d->migrator = role ? fl_strdup(role) : NULL;
+}
+
+size_t fl_provision_add_service(fl_provision_desired *d, const char *name, const char *database,
+                                const char *owner, const char *schema)
+{
+	d->services = fl_realloc(d->services, (d->nservices + 1) * sizeof(*d->services));
+	fl_provision_service *s = &d->services[d->nservices];
+	memset(s, 0, sizeof(*s));
+	s->name = fl_strdup(name);
+	s->database = fl_strdup(database);
+	s->owner = fl_strdup(owner);
+	s->schema = fl_strdup(schema ? schema : "public");
+	return d->nservices++;
+}
+
+void fl_provision_add_reader(fl_provision_desired *d, size_t service, const char *role)
+{
+	fl_provision_service *s = &d->services[service];
+	for (size_t i = 0; i < s->nreaders; i++)
+		if (streq(s->readers[i], role))
+			return;
+	s->readers = fl_realloc(s->readers, (s->nreaders + 1) * sizeof(char *));
+	s->readers[s->nreaders++] = fl_strdup(role);
+}
+
+char *fl_provision_ro_group(const char *database)
+{
+	return fl_asprintf("%s_ro", database);
+}
+
+static void check_name(fl_error **errs, const char *what, const char *name)
+{
+	if (!name || !*name) {
+		fl_error_append(errs, fl_error_new("%s: the name is empty", what));
+		return;
+	}
+	size_t n = strlen(name);
+	if (n > MAX_NAME)
+		fl_error_append(errs, fl_error_new("%s '%s': longer than %d bytes", what, name, MAX_NAME));
+	if (!fl_text_utf8_valid(name, n, NULL))
+		fl_error_append(errs, fl_error_new("%s: the name is not valid UTF-8", what));
+}
+
+fl_error *fl_provision_validate(const fl_provision_desired *d)
+{
+	fl_error *errs = NULL;
+	for (size_t i = 0; i < d->nroles; i++)
+		check_name(&errs, "role", d->roles[i].name);
+	if (d->migrator && !find_role(d, d->migrator))
+		fl_error_append(&errs,
+		                fl_error_new("the migrator '%s' is not one of the roles", d->migrator));
+	for (size_t i = 0; i < d->nservices; i++) {
+		const fl_provision_service *s = &d->services[i];
+		check_name(&errs, "database", s->database);
+		check_name(&errs, "schema", s->schema);
+		if (s->database && strlen(s->database) + 3 > MAX_NAME)
+			fl_error_append(&errs,
+			                fl_error_new("service %s: database name '%s' leaves no room for "
+			                             "its read-only group '%s_ro' (at most %d bytes)",
+			                             s->name, s->database, s->database, MAX_NAME));
+		if (!find_role(d, s->owner))
+			fl_error_append(&errs,
+			                fl_error_new("service %s: its owner '%s' is not one of the roles",
+			                             s->name, s->owner));
+		else if (streq(s->owner, d->migrator))
+			fl_error_append(&errs, fl_error_new("service %s: its owner '%s' is also the migrator",
+			                                    s->name, s->owner));
+		for (size_t j = 0; j < s->nreaders; j++)
+			if (!find_role(d, s->readers[j]))
+				fl_error_append(
+				    &errs, fl_error_new("service %s: reader '%s' is not one of the roles",
+				                        s->name, s->readers[j]));
+		for (size_t j = 0; j < i; j++)
+			if (streq(d->services[j].database, s->database))
+				fl_error_append(&errs,
+				                fl_error_new("services %s and %s share database '%s'",
+				                             d->services[j].name, s->name, s->database));
+		char *ro = fl_provision_ro_group(s->database);
+		if (find_role(d, ro))
+			fl_error_append(&errs, fl_error_new("role '%s' clashes with the read-only group of "
+			                                    "service %s",
+			                                    ro, s->name));
+		free(ro);
+	}
+	return errs;
+}
+
+/* ---- libpq helpers ---- */
+
+static fl_error *db_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static fl_error *db_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fl_error *e = fl_error_vat(NULL, 0, 0, fmt, ap);
+	va_end(ap);
+	e->kind = FL_EDB;
+	return e;
+}
+
+static char *trimmed(const char *msg)
+{
+	char *s = fl_strdup(msg ? msg : "");
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+	return s;
+}
+
+static fl_pg *connect_to(const fl_provision_target *t, const char *db, fl_error **err)
+{
+	fl_pg_params p = *t->admin;
+	p.dbname = db;
+	if (!p.application_name)
+		p.application_name = "flotilla provision";
+	return fl_pg_connect(&p, err);
+}
+
+static PGresult *exec(fl_pg *pg, const char *sql, int nparams, const char *const *params, const char *what,
+                      fl_error **err)
+{
+	return fl_pg_query(pg, sql, nparams, params, what, NULL, err);
+}
+
+static fl_error *exec_cmd(fl_pg *pg, const char *sql, const char *what)
+{
+	fl_error *err = NULL;
+	fl_pg_exec(pg, sql, what, NULL, &err);
+	/* "already exists, skipping" and the like: nobody shows them, do not let them pile up */
+	size_t n = 0;
+	char **notes = fl_pg_take_notices(pg, &n);
+	for (size_t i = 0; i < n; i++)
+		free(notes[i]);
+	free(notes);
+	return err;
+}
+
+static fl_error *advisory(fl_pg *pg, bool lock)
+{
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_%s(%lld)", lock ? "lock" : "unlock",
+	         FL_PROVISION_LOCK_KEY);
+	return exec_cmd(pg, sql, lock ? "taking the provision lock" : "releasing the provision lock");
+}
+
+static char *quote_ident(fl_pg *pg, const char *s)
+{
+	return pg ? fl_pg_ident(pg, s) : fl_pg_ident_plain(s);
+}
+
+static bool val_bool(const PGresult *r, int row, int col)
+{
+	return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+static char *val_str(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : fl_strdup(PQgetvalue(r, row, col));
+}
+
+/* ---- the actual state ---- */
+
+/* One privilege on an object; grantee NULL is PUBLIC. */
+struct grant {
+	char *grantee;
+	char *priv;
+	bool grantable;
+};
+
+/* A database, schema, relation (kind 'S' sequence, 't' the others), or a
+ * default-ACL entry (name = schema or NULL, owner = its role, kind = objtype). */
+struct object {
+	char *name;
+	char *owner;
+	char kind;
+	struct grant *g;
+	size_t ng;
+};
+
+struct objlist {
+	struct object *v;
+	size_t n;
+};
+
+static void objlist_free(struct objlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct object *o = &l->v[i];
+		free(o->name);
+		free(o->owner);
+		for (size_t j = 0; j < o->ng; j++) {
+			free(o->g[j].grantee);
+			free(o->g[j].priv);
+		}
+		free(o->g);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static struct object *objlist_add(struct objlist *l, const char *name, const char *owner, char kind)
+{
+	l->v = fl_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	struct object *o = &l->v[l->n++];
+	memset(o, 0, sizeof(*o));
+	o->name = name ? fl_strdup(name) : NULL;
+	o->owner = fl_strdup(owner ? owner : "");
+	o->kind = kind;
+	return o;
+}
+
+static void object_grant(struct object *o, const char *grantee, const char *priv, bool grantable)
+{
+	o->g = fl_realloc(o->g, (o->ng + 1) * sizeof(*o->g));
+	o->g[o->ng].grantee = grantee ? fl_strdup(grantee) : NULL;
+	o->g[o->ng].priv = fl_strdup(priv);
+	o->g[o->ng].grantable = grantable;
+	o->ng++;
+}
+
+static struct object *objlist_find(const struct objlist *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (streq(l->v[i].name, name))
+			return &l->v[i];
+	return NULL;
+}
+
+/* The columns "is_public, grantee, privilege, grantable" of aclexplode rows `a`. */
+#define ACL_COLS                                                                                             \
+	"a.grantee = 0, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, "             \
+	"a.privilege_type, a.is_grantable"
+
+/*
+ * Reads rows of (name, owner, kind, is_public, grantee, privilege, grantable),
+ * ordered by object, into objects; a row whose privilege is NULL is an
+ * object without grants.
+ */
+static fl_error *read_objects(fl_pg *c, const char *sql, int nparams, const char *const *params,
+                              const char *what, struct objlist *out)
+{
+	fl_error *err = NULL;
+	PGresult *r = exec(c, sql, nparams, params, what, &err);
+	if (!r)
+		return err;
+	struct object *cur = NULL;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *name = PQgetisnull(r, i, 0) ? NULL : PQgetvalue(r, i, 0);
+		const char *owner = PQgetvalue(r, i, 1);
+		char kind = PQgetvalue(r, i, 2)[0];
+		if (!cur || !(name ? streq(cur->name, name) : cur->name == NULL) ||
+		    !streq(cur->owner, owner) || cur->kind != kind)
+			cur = objlist_add(out, name, owner, kind);
+		if (PQgetisnull(r, i, 5))
+			continue;
+		bool is_public = val_bool(r, i, 3);
+		object_grant(cur, is_public ? NULL : PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
+		             val_bool(r, i, 6));
+	}
+	PQclear(r);
+	return NULL;
+}
+
+struct role_state {
+	char *name;
+	bool login, super, createrole, createdb, replication, bypassrls;
+};
+
+struct member {
+	char *group, *member;
+	/* it lets the member SET ROLE and inherit privileges: always before
+	 * PostgreSQL 16; from 16 on, a CREATEROLE admin's implicit membership in
+	 * the roles it creates does neither */
+	bool effective;
+};
+
+struct shared_state {
+	char *admin;
+	bool admin_super;
+	bool pg16; /* GRANT ... WITH INHERIT TRUE, SET TRUE exists */
+	struct role_state *roles;
+	size_t nroles;
+	struct member *members;
+	size_t nmembers;
+	struct objlist dbs;
+};
+
+static void shared_free(struct shared_state *s)
+{
+	free(s->admin);
+	for (size_t i = 0; i < s->nroles; i++)
+		free(s->roles[i].name);
+	free(s->roles);
+	for (size_t i = 0; i < s->nmembers; i++) {
+		free(s->members[i].group);
+		free(s->members[i].member);
+	}
+	free(s->members);
+	objlist_free(&s->dbs);
+}
+
+static const struct role_state *state_role(const struct shared_state *s, const char *name)
+{
+	for (size_t i = 0; i < s->nroles; i++)
+		if (streq(s->roles[i].name, name))
+			return &s->roles[i];
+	return NULL;
+}
+
+/* Is member an effective member of group (see struct member)? */
+static bool state_member(const struct shared_state *s, const char *group, const char *member)
+{
+	for (size_t i = 0; i < s->nmembers; i++)
+		if (streq(s->members[i].group, group) && streq(s->members[i].member, member))
+			return s->members[i].effective;
+	return false;
+}
+
+static fl_error *read_shared(fl_pg *c, struct shared_state *s)
+{
+	fl_error *err = NULL;
+	PGresult *r = exec(c, "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user", 0,
+	                   NULL, "reading the admin role", &err);
+	if (!r)
+		return err;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return db_error("reading the admin role: current_user is not in pg_roles");
+	}
+	s->admin = val_str(r, 0, 0);
+	s->admin_super = val_bool(r, 0, 1);
+	PQclear(r);
+
+	r = exec(
+	    c,
+	    "SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
+	    "FROM pg_roles",
+	    0, NULL, "reading pg_roles", &err);
+	if (!r)
+		return err;
+	s->nroles = (size_t)PQntuples(r);
+	s->roles = fl_calloc(s->nroles, sizeof(*s->roles));
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct role_state *rs = &s->roles[i];
+		rs->name = val_str(r, i, 0);
+		rs->login = val_bool(r, i, 1);
+		rs->super = val_bool(r, i, 2);
+		rs->createrole = val_bool(r, i, 3);
+		rs->createdb = val_bool(r, i, 4);
+		rs->replication = val_bool(r, i, 5);
+		rs->bypassrls = val_bool(r, i, 6);
+	}
+	PQclear(r);
+
+	s->pg16 = PQserverVersion(c->conn) >= 160000;
+	r = exec(c,
+	         s->pg16
+	             ? "SELECT g.rolname, m.rolname, bool_or(a.set_option AND a.inherit_option) FROM "
+	               "pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = "
+	               "a.member GROUP BY 1, 2 ORDER BY 1, 2"
+	             : "SELECT DISTINCT g.rolname, m.rolname, true FROM pg_auth_members a JOIN pg_roles g ON "
+	               "g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2",
+	         0, NULL, "reading pg_auth_members", &err);
+	if (!r)
+		return err;
+	s->nmembers = (size_t)PQntuples(r);
+	s->members = fl_calloc(s->nmembers, sizeof(*s->members));
+	for (int i = 0; i < PQntuples(r); i++) {
+		s->members[i].group = val_str(r, i, 0);
+		s->members[i].member = val_str(r, i, 1);
+		s->members[i].effective = val_bool(r, i, 2);
+	}
+	PQclear(r);
+
+	return read_objects(
+	    c,
+	    "SELECT d.datname, pg_get_userbyid(d.datdba), 'd', " ACL_COLS " FROM pg_database d "
+	    "LEFT JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a ON true "
+	    "ORDER BY 1, 4, 5, 6",
+	    0, NULL, "reading pg_database", &s->dbs);
+}
+
+struct db_state {
+	struct objlist schemas;  /* the service's schema and public */
+	struct objlist rels;     /* relations of the service's schema */
+	struct objlist defaults; /* default ACL entries other than their role's own and the built-in ones */
+};
+
+static void db_state_free(struct db_state *s)
+{
+	objlist_free(&s->schemas);
+	objlist_free(&s->rels);
+	objlist_free(&s->defaults);
+}
+
+static fl_error *read_db(fl_pg *c, const char *schema, struct db_state *s)
+{
+	const char *p[1] = {schema};
+	fl_error *err =
+	    read_objects(c,
+	                 "SELECT n.nspname, pg_get_userbyid(n.nspowner), 'n', " ACL_COLS
+	                 " FROM pg_namespace n LEFT JOIN LATERAL aclexplode(coalesce(n.nspacl, "
+	                 "acldefault('n', n.nspowner))) a ON true WHERE n.nspname IN ($1, 'public') "
+	                 "ORDER BY 1, 4, 5, 6",
+	                 1, p, "reading pg_namespace", &s->schemas);
+	if (err)
+		return err;
+	err = read_objects(
+	    c,
+	    "SELECT c.relname, pg_get_userbyid(c.relowner), CASE WHEN c.relkind = 'S' THEN 'S' ELSE "
+	    "'t' END, " ACL_COLS " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+	    "LEFT JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' "
+	    "THEN 's' ELSE 'r' END::\"char\", c.relowner))) a ON true WHERE n.nspname = $1 AND "
+	    "c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') ORDER BY 1, 4, 5, 6",
+	    1, p, "reading pg_class", &s->rels);
+	if (err)
+		return err;
+	/* a global entry repeats the built-in defaults (PUBLIC EXECUTE on functions...): only changes count
+	 */
+	return read_objects(
+	    c,
+	    "SELECT n.nspname, pg_get_userbyid(d.defaclrole), d.defaclobjtype, " ACL_COLS
+	    " FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace CROSS JOIN "
+	    "LATERAL aclexplode(d.defaclacl) a WHERE a.grantee <> d.defaclrole AND NOT "
+	    "(d.defaclnamespace = 0 AND EXISTS (SELECT 1 FROM aclexplode(acldefault(CASE "
+	    "d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END::\"char\", d.defaclrole)) b "
+	    "WHERE b.grantee = a.grantee AND b.privilege_type = a.privilege_type AND b.is_grantable = "
+	    "a.is_grantable)) ORDER BY 1, 2, 3, 5, 6",
+	    0, NULL, "reading pg_default_acl", &s->defaults);
+}
+
+/* ---- plans ---- */
+
+struct pstep {
+	fl_provision_step pub;
+	char *exec; /* the statement run when it differs from pub.sql (it holds a verifier): wiped */
+};
+
+struct plan {
+	struct pstep *v;
+	size_t n;
+	size_t ran; /* steps started (the others never ran) */
+	strvec warnings;
+};
+
+static void plan_free(struct plan *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->v[i].pub.database);
+		free(p->v[i].pub.role);
+		free(p->v[i].pub.desc);
+		free(p->v[i].pub.sql);
+		wipe_free(p->v[i].exec);
+	}
+	free(p->v);
+	sv_free(&p->warnings);
+	memset(p, 0, sizeof(*p));
+}
+
+struct pctx {
+	fl_pg *conn; /* for quoting */
+	strvec pool; /* quoted names, freed with the context */
+	struct plan *plan;
+	const char *db;    /* NULL: shared part */
+	const char *admin; /* the role provision runs as */
+	bool prune;
+};
+
+static const char *Q(struct pctx *c, const char *ident)
+{
+	char *q = quote_ident(c->conn, ident);
+	sv_push(&c->pool, q);
+	return q;
+}
+
+static void add_step(struct pctx *c, const char *as_role, char *sql, char *exec_sql, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void add_step(struct pctx *c, const char *as_role, char *sql, char *exec_sql, const char *fmt, ...)
+{
+	struct plan *p = c->plan;
+	p->v = fl_realloc(p->v, (p->n + 1) * sizeof(*p->v));
+	struct pstep *s = &p->v[p->n++];
+	memset(s, 0, sizeof(*s));
+	s->pub.database = c->db ? fl_strdup(c->db) : NULL;
+	s->pub.role = as_role ? fl_strdup(as_role) : NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	s->pub.desc = fl_vasprintf(fmt, ap);
+	va_end(ap);
+	s->pub.sql = sql;
+	s->exec = exec_sql;
+}
+
+/* A privilege the desired state does not ask for: a warning, or with prune a step. */
+static void extra(struct pctx *c, const char *as_role, char *prune_sql, const char *fact)
+{
+	if (c->prune)
+		add_step(c, as_role, prune_sql, NULL, "prune: %s", fact);
+	else {
+		sv_push(&c->plan->warnings,
+		        fl_asprintf("%s, which the manifest does not ask for (--prune revokes it)", fact));
+		free(prune_sql);
+	}
+}
+
+static void warn(struct pctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct pctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	sv_push(&c->plan->warnings, fl_vasprintf(fmt, ap));
+	va_end(ap);
+}
+
+/* A privilege name from aclexplode, safe to put back into SQL. */
+static bool priv_ok(const char *p)
+{
+	if (!*p)
+		return false;
+	for (; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || *p == ' '))
+			return false;
+	return true;
+}
+
+enum allow { ALLOW_NO, ALLOW_YES, ALLOW_NO_GRANT_OPTION, ALLOW_SKIP };
+typedef enum allow (*allow_fn)(const void *env, const struct object *o, const struct grant *g);
+
+static const char *who(const char *grantee)
+{
+	return grantee ? grantee : "PUBLIC";
+}
+
+/*
+ * Compares the grants of object `o` with what `allow` accepts, grantee by
+ * grantee: extra privileges and extra grant options become one warning (or
+ * REVOKE) each. `what` names the object for people ("table public.t in
+ * database d"), `on` for SQL ("TABLE \"public\".\"t\""); `prefix` goes
+ * before REVOKE (for ALTER DEFAULT PRIVILEGES).
+ */
+static void check_grants(struct pctx *c, const struct object *o, allow_fn allow, const void *env,
+                         const char *what, const char *prefix, const char *on, const char *as_role)
+{
+	bool *done = fl_calloc(o->ng ? o->ng : 1, sizeof(bool));
+	for (size_t i = 0; i < o->ng; i++) {
+		if (done[i])
+			continue;
+		const char *grantee = o->g[i].grantee;
+		fl_buf privs, opts;
+		fl_buf_init(&privs);
+		fl_buf_init(&opts);
+		for (size_t j = i; j < o->ng; j++) {
+			const struct grant *g = &o->g[j];
+			if (done[j] || !(grantee ? streq(g->grantee, grantee) : g->grantee == NULL))
+				continue;
+			done[j] = true;
+			if (!priv_ok(g->priv))
+				continue;
+			enum allow a = allow(env, o, g);
+			if (a == ALLOW_NO) {
+				fl_buf_printf(&privs, "%s%s", privs.len ? ", " : "", g->priv);
+			} else if (a == ALLOW_NO_GRANT_OPTION && g->grantable) {
+				fl_buf_printf(&opts, "%s%s", opts.len ? ", " : "", g->priv);
+			}
+		}
+		const char *qg = grantee ? Q(c, grantee) : "PUBLIC";
+		const char *role_word = grantee ? "role " : "";
+		if (privs.len) {
+			char *fact =
+			    fl_asprintf("%s%s has %s on %s", role_word, who(grantee), privs.data, what);
+			extra(c, as_role,
+			      fl_asprintf("%sREVOKE %s ON %s FROM %s", prefix, privs.data, on, qg), fact);
+			free(fact);
+		}
+		if (opts.len) {
+			char *fact = fl_asprintf("%s%s may grant %s on %s to others", role_word, who(grantee),
+			                         opts.data, what);
+			extra(c, as_role,
+			      fl_asprintf("%sREVOKE GRANT OPTION FOR %s ON %s FROM %s", prefix, opts.data, on,
+			                  qg),
+			      fact);
+			free(fact);
+		}
+		fl_buf_free(&privs);
+		fl_buf_free(&opts);
+	}
+	free(done);
+}
+
+static bool has_grant(const struct object *o, const char *grantee, const char *priv)
+{
+	for (size_t i = 0; i < o->ng; i++)
+		if ((grantee ? streq(o->g[i].grantee, grantee) : o->g[i].grantee == NULL) &&
+		    streq(o->g[i].priv, priv))
+			return true;
+	return false;
+}
+
+static bool has_public(const struct object *o)
+{
+	for (size_t i = 0; i < o->ng; i++)
+		if (!o->g[i].grantee)
+			return true;
+	return false;
+}
+
+/* The object as it is after an ALTER ... OWNER: the old owner's grants move to the new one. */
+static void object_copy(struct objlist *dst, const struct object *src, const char *new_owner)
+{
+	struct object *o = objlist_add(dst, src->name, new_owner ? new_owner : src->owner, src->kind);
+	for (size_t i = 0; i < src->ng; i++) {
+		const struct grant *g = &src->g[i];
+		bool moved = new_owner && g->grantee && streq(g->grantee, src->owner);
+		if (moved && has_grant(o, new_owner, g->priv))
+			continue;
+		object_grant(o, moved ? new_owner : g->grantee, g->priv, g->grantable);
+	}
+}
+
+struct allow_env {
+	const char *owner, *migrator, *ro, *admin, *schema;
+};
+
+static enum allow allow_database(const void *env, const struct object *o, const struct grant *g)
+{
+	const struct allow_env *e = env;
+	(void)o;
+	if (!g->grantee)
+		return ALLOW_SKIP; /* PUBLIC loses everything anyway */
+	if (streq(g->grantee, e->owner) || streq(g->grantee, e->admin))
+		return ALLOW_YES;
+	if ((streq(g->grantee, e->migrator) || streq(g->grantee, e->ro)) && streq(g->priv, "CONNECT"))
+		return ALLOW_NO_GRANT_OPTION;
+	return ALLOW_NO;
+}
+
+static enum allow allow_schema(const void *env, const struct object *o, const struct grant *g)
+{
+	const struct allow_env *e = env;
+	if (!g->grantee) {
+		/* PostgreSQL's own default, harmless once PUBLIC cannot connect */
+		if (streq(o->name, "public") && streq(g->priv, "USAGE"))
+			return ALLOW_NO_GRANT_OPTION;
+		if (streq(o->name, "public") && streq(g->priv, "CREATE"))
+			return ALLOW_SKIP; /* revoked as a step of its own */
+		return ALLOW_NO;
+	}
+	if (streq(g->grantee, e->owner) || streq(g->grantee, e->admin))
+		return ALLOW_YES;
+	if (streq(g->grantee, e->ro) && streq(g->priv, "USAGE"))
+		return ALLOW_NO_GRANT_OPTION;
+	return ALLOW_NO;
+}
+
+static enum allow allow_relation(const void *env, const struct object *o, const struct grant *g)
+{
+	const struct allow_env *e = env;
+	(void)o;
+	if (g->grantee && (streq(g->grantee, e->owner) || streq(g->grantee, e->admin)))
+		return ALLOW_YES;
+	if (g->grantee && streq(g->grantee, e->ro) && streq(g->priv, "SELECT"))
+		return ALLOW_NO_GRANT_OPTION;
+	return ALLOW_NO;
+}
+
+static bool default_wanted(const struct allow_env *e, const struct object *o)
+{
+	return streq(o->owner, e->owner) && streq(o->name, e->schema) && (o->kind == 'r' || o->kind == 'S');
+}
+
+static enum allow allow_default(const void *env, const struct object *o, const struct grant *g)
+{
+	const struct allow_env *e = env;
+	if (default_wanted(e, o) && g->grantee && streq(g->grantee, e->ro) && streq(g->priv, "SELECT"))
+		return ALLOW_NO_GRANT_OPTION;
+	return ALLOW_NO;
+}
+
+/* ---- the shared part ---- */
+
+/* The password of r as a SQL literal of its verifier (NULL in a dry run). */
+static fl_error *verifier_literal(fl_pg *pg, const fl_provision_role *r, bool dry_run, char **lit)
+{
+	*lit = NULL;
+	if (dry_run)
+		return NULL;
+	char *pw = NULL;
+	fl_error *err = r->password(r->password_ctx, r->name, &pw);
+	if (err) {
+		wipe_free(pw);
+		/* cppcheck-suppress returnDanglingLifetime ; err does not point at pw */
+		return err;
+	}
+	if (!pw || !*pw) {
+		wipe_free(pw);
+		return fl_error_new("the password of role %s is empty", r->name);
+	}
+	PGconn *c = pg->conn;
+	char *v = PQencryptPasswordConn(c, pw, r->name, "scram-sha-256");
+	wipe_free(pw);
+	if (!v) {
+		char *m = trimmed(PQerrorMessage(c));
+		fl_error *e = db_error("computing the password verifier of role %s: %s", r->name, m);
+		free(m);
+		return e;
+	}
+	char *l = PQescapeLiteral(c, v, strlen(v));
+	explicit_bzero(v, strlen(v));
+	PQfreemem(v);
+	if (!l)
+		return db_error("quoting the password verifier of role %s failed", r->name);
+	*lit = fl_strdup(l);
+	explicit_bzero(l, strlen(l));
+	PQfreemem(l);
+	return NULL;
+}
+
+struct want_role {
+	const char *name;
+	bool login;
+	const fl_provision_role *r; /* NULL: a read-only group */
+	const char *group_of;       /* the group's database */
+};
+
+static bool is_owner(const fl_provision_desired *d, const char *name)
+{
+	for (size_t i = 0; i < d->nservices; i++)
+		if (streq(d->services[i].owner, name))
+			return true;
+	return false;
+}
+
+static bool wanted_member(const fl_provision_desired *d, const char *admin, char *const *ro,
+                          const char *group, const char *member)
+{
+	for (size_t i = 0; i < d->nservices; i++) {
+		const fl_provision_service *s = &d->services[i];
+		if (streq(group, s->owner) && (streq(member, d->migrator) || streq(member, admin)))
+			return true;
+		if (streq(group, ro[i]))
+			for (size_t j = 0; j < s->nreaders; j++)
+				if (streq(member, s->readers[j]))
+					return true;
+	}
+	return false;
+}
+
+static bool managed(const fl_provision_desired *d, char *const *ro, const char *name)
+{
+	if (find_role(d, name))
+		return true;
+	for (size_t i = 0; i < d->nservices; i++)
+		if (streq(ro[i], name))
+			return true;
+	return false;
+}
+
+static fl_error *plan_roles(struct pctx *c, const fl_provision_desired *d, char *const *ro,
+                            const struct shared_state *s, const fl_provision_opts *o)
+{
+	size_t nwant = d->nroles + d->nservices;
+	struct want_role *want = fl_calloc(nwant, sizeof(*want));
+	for (size_t i = 0; i < d->nroles; i++)
+		want[i] = (struct want_role){d->roles[i].name, d->roles[i].login, &d->roles[i], NULL};
+	for (size_t i = 0; i < d->nservices; i++)
+		want[d->nroles + i] = (struct want_role){ro[i], false, NULL, d->services[i].database};
+
+	fl_error *err = NULL;
+	for (size_t i = 0; i < nwant && !err; i++) {
+		const struct want_role *w = &want[i];
+		if (streq(w->name, s->admin))
+			continue; /* provision does not reshape the role it runs as */
+		const char *q = Q(c, w->name);
+		const char *attr = w->login ? "LOGIN" : "NOLOGIN";
+		bool pw = w->r && w->r->password;
+		const struct role_state *rs = state_role(s, w->name);
+		if (!rs) {
+			char *lit = NULL;
+			if (pw && (err = verifier_literal(c->conn, w->r, o->dry_run, &lit)))
+				break;
+			if (w->group_of)
+				add_step(c, NULL, fl_asprintf("CREATE ROLE %s NOLOGIN", q), NULL,
+				         "create role %s (NOLOGIN), the read-only group of database %s",
+				         w->name, w->group_of);
+			else if (pw)
+				add_step(c, NULL,
+				         fl_asprintf("CREATE ROLE %s %s PASSWORD %s", q, attr,
+				                     FL_PROVISION_VERIFIER_SHOWN),
+				         lit ? fl_asprintf("CREATE ROLE %s %s PASSWORD %s", q, attr, lit)
+				             : NULL,
+				         "create role %s (%s, with its password)", w->name, attr);
+			else
+				add_step(c, NULL, fl_asprintf("CREATE ROLE %s %s", q, attr), NULL,
+				         "create role %s (%s)", w->name, attr);
+			wipe_free(lit);
+			continue;
+		}
+		if (w->login && !rs->login)
+			add_step(c, NULL, fl_asprintf("ALTER ROLE %s LOGIN", q), NULL, "let role %s log in",
+			         w->name);
+		if (!w->login && rs->login) {
+			char *fact = fl_asprintf("role %s can log in", w->name);
+			extra(c, NULL, fl_asprintf("ALTER ROLE %s NOLOGIN", q), fact);
+			free(fact);
+		}
+		static const struct {
+			size_t off;
+			const char *attr, *neg;
+		} attrs[] = {
+		    {offsetof(struct role_state, super), "SUPERUSER", "NOSUPERUSER"},
+		    {offsetof(struct role_state, createrole), "CREATEROLE", "NOCREATEROLE"},
+		    {offsetof(struct role_state, createdb), "CREATEDB", "NOCREATEDB"},
+		    {offsetof(struct role_state, replication), "REPLICATION", "NOREPLICATION"},
+		    {offsetof(struct role_state, bypassrls), "BYPASSRLS", "NOBYPASSRLS"},
+		};
+		for (size_t k = 0; k < sizeof(attrs) / sizeof(attrs[0]); k++) {
+			if (!*(const bool *)((const char *)rs + attrs[k].off))
+				continue;
+			char *fact = fl_asprintf("role %s has %s", w->name, attrs[k].attr);
+			extra(c, NULL, fl_asprintf("ALTER ROLE %s %s", q, attrs[k].neg), fact);
+			free(fact);
+		}
+		if (pw && o->reset_passwords) {
+			char *lit = NULL;
+			if ((err = verifier_literal(c->conn, w->r, o->dry_run, &lit)))
+				break;
+			add_step(c, NULL,
+			         fl_asprintf("ALTER ROLE %s PASSWORD %s", q, FL_PROVISION_VERIFIER_SHOWN),
+			         lit ? fl_asprintf("ALTER ROLE %s PASSWORD %s", q, lit) : NULL,
+			         "set the password of role %s", w->name);
+			wipe_free(lit);
+		}
+	}
+	free(want);
+	return err;
+}
+
+static void plan_database(struct pctx *c, const fl_provision_desired *d, const fl_provision_service *sv,
+                          const char *ro, const struct shared_state *s)
+{
+	const char *qdb = Q(c, sv->database), *qo = Q(c, sv->owner);
+	const struct object *db = objlist_find(&s->dbs, sv->database);
+	struct objlist tmp = {0};
+	if (!db) {
+		add_step(c, NULL, fl_asprintf("CREATE DATABASE %s OWNER %s", qdb, qo), NULL,
+		         "create database %s owned by %s", sv->database, sv->owner);
+		struct object *o = objlist_add(&tmp, sv->database, sv->owner, 'd');
+		object_grant(o, sv->owner, "CREATE", false);
+		object_grant(o, sv->owner, "TEMPORARY", false);
+		object_grant(o, sv->owner, "CONNECT", false);
+		object_grant(o, NULL, "TEMPORARY", false);
+		object_grant(o, NULL, "CONNECT", false);
+	} else if (!streq(db->owner, sv->owner)) {
+		add_step(c, NULL, fl_asprintf("ALTER DATABASE %s OWNER TO %s", qdb, qo), NULL,
+		         "make %s the owner of database %s (was %s)", sv->owner, sv->database, db->owner);
+		object_copy(&tmp, db, sv->owner);
+	} else {
+		object_copy(&tmp, db, NULL);
+	}
+	const struct object *now = &tmp.v[0];
+	if (has_public(now))
+		add_step(c, NULL, fl_asprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", qdb), NULL,
+		         "take PUBLIC's access to database %s away", sv->database);
+	const char *need[3] = {sv->owner, d->migrator, ro};
+	for (size_t i = 0; i < 3; i++) {
+		/* a migrator that is the admin gets in as a member of the owner (or as superuser) */
+		if (!need[i] || (i == 1 && streq(need[i], s->admin)))
+			continue;
+		if (!has_grant(now, need[i], "CONNECT"))
+			add_step(c, NULL,
+			         fl_asprintf("GRANT CONNECT ON DATABASE %s TO %s", qdb, Q(c, need[i])), NULL,
+			         "let %s connect to database %s", need[i], sv->database);
+	}
+	struct allow_env env = {sv->owner, d->migrator, ro, s->admin, sv->schema};
+	char *what = fl_asprintf("database %s", sv->database);
+	char *on = fl_asprintf("DATABASE %s", qdb);
+	check_grants(c, now, allow_database, &env, what, "", on, NULL);
+	free(what);
+	free(on);
+	objlist_free(&tmp);
+}
+
+static fl_error *plan_shared(struct pctx *c, const fl_provision_desired *d, char *const *ro,
+                             const struct shared_state *s, const fl_provision_opts *o)
+{
+	fl_error *err = plan_roles(c, d, ro, s, o);
+	if (err)
+		return err;
+	/* from PostgreSQL 16 a membership may lack SET or INHERIT; these need both */
+	const char *opts16 = s->pg16 ? " WITH INHERIT TRUE, SET TRUE" : "";
+	/* CREATE DATABASE ... OWNER x, and acting as x later, need the admin to be a member of x */
+	for (size_t i = 0; i < d->nservices; i++) {
+		const char *owner = d->services[i].owner;
+		bool seen = false;
+		for (size_t j = 0; j < i; j++)
+			seen |= streq(d->services[j].owner, owner);
+		if (seen || s->admin_super || streq(owner, s->admin) || state_member(s, owner, s->admin))
+			continue;
+		add_step(c, NULL, fl_asprintf("GRANT %s TO %s%s", Q(c, owner), Q(c, s->admin), opts16), NULL,
+		         "grant role %s to the admin %s, so that it can create and manage its database",
+		         owner, s->admin);
+	}
+	for (size_t i = 0; i < d->nservices; i++)
+		plan_database(c, d, &d->services[i], ro[i], s);
+	/* a migrator that is the admin is a member already, or a superuser that needs no membership */
+	if (d->migrator && !streq(d->migrator, s->admin))
+		for (size_t i = 0; i < d->nroles; i++) {
+			const char *owner = d->roles[i].name;
+			if (!is_owner(d, owner) || streq(owner, d->migrator) ||
+			    state_member(s, owner, d->migrator))
+				continue;
+			add_step(
+			    c, NULL, fl_asprintf("GRANT %s TO %s%s", Q(c, owner), Q(c, d->migrator), opts16),
+			    NULL, "grant role %s to the migrator %s, so that migrations run as the owner",
+			    owner, d->migrator);
+		}
+	for (size_t i = 0; i < d->nservices; i++) {
+		const fl_provision_service *sv = &d->services[i];
+		for (size_t j = 0; j < sv->nreaders; j++) {
+			if (state_member(s, ro[i], sv->readers[j]))
+				continue;
+			add_step(c, NULL,
+			         fl_asprintf("GRANT %s TO %s%s", Q(c, ro[i]), Q(c, sv->readers[j]), opts16),
+			         NULL, "grant role %s to %s, so that it can read database %s", ro[i],
+			         sv->readers[j], sv->database);
+		}
+	}
+	for (size_t i = 0; i < s->nmembers; i++) {
+		const struct member *m = &s->members[i];
+		if (streq(m->member, s->admin) || !(managed(d, ro, m->group) || managed(d, ro, m->member)) ||
+		    wanted_member(d, s->admin, ro, m->group, m->member))
+			continue;
+		char *fact = fl_asprintf("role %s is a member of role %s", m->member, m->group);
+		extra(c, NULL, fl_asprintf("REVOKE %s FROM %s", Q(c, m->group), Q(c, m->member)), fact);
+		free(fact);
+	}
+	return NULL;
+}
+
+/* ---- one database ---- */
+
+static const char *objtype_word(char kind)
+{
+	switch (kind) {
+	case 'r':
+		return "TABLES";
+	case 'S':
+		return "SEQUENCES";
+	case 'f':
+		return "FUNCTIONS";
+	case 'T':
+		return "TYPES";
+	case 'n':
+		return "SCHEMAS";
+	default:
+		return NULL;
+	}
+}
+
+static void plan_db(struct pctx *c, const fl_provision_service *sv, const char *ro, const struct db_state *st)
+{
+	const char *o = sv->owner, *sc = sv->schema, *db = sv->database;
+	const char *qo = Q(c, o), *qsc = Q(c, sc), *qro = Q(c, ro);
+	struct allow_env env = {o, NULL, ro, c->admin, sc};
+
+	struct objlist tmp = {0};
+	const struct object *sch = objlist_find(&st->schemas, sc);
+	if (!sch) {
+		add_step(c, o, fl_asprintf("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s", qsc, qo), NULL,
+		         "create schema %s owned by %s", sc, o);
+		struct object *n = objlist_add(&tmp, sc, o, 'n');
+		object_grant(n, o, "USAGE", false);
+		object_grant(n, o, "CREATE", false);
+	} else if (!streq(sch->owner, o)) {
+		add_step(c, NULL, fl_asprintf("ALTER SCHEMA %s OWNER TO %s", qsc, qo), NULL,
+		         "make %s the owner of schema %s (was %s)", o, sc, sch->owner);
+		object_copy(&tmp, sch, o);
+	} else {
+		object_copy(&tmp, sch, NULL);
+	}
+	const struct object *now = &tmp.v[0];
+	const struct object *pub = streq(sc, "public") ? now : objlist_find(&st->schemas, "public");
+	if (pub && has_grant(pub, NULL, "CREATE"))
+		add_step(c, NULL, fl_strdup("REVOKE CREATE ON SCHEMA public FROM PUBLIC"), NULL,
+		         "stop PUBLIC from creating objects in schema public");
+	if (!has_grant(now, ro, "USAGE"))
+		add_step(c, o, fl_asprintf("GRANT USAGE ON SCHEMA %s TO %s", qsc, qro), NULL,
+		         "let %s use schema %s", ro, sc);
+	char *what = fl_asprintf("schema %s in database %s", sc, db);
+	char *on = fl_asprintf("SCHEMA %s", qsc);
+	check_grants(c, now, allow_schema, &env, what, "", on, NULL);
+	free(what);
+	free(on);
+	objlist_free(&tmp);
+
+	bool need_tables = false, need_seqs = false;
+	for (size_t i = 0; i < st->rels.n; i++) {
+		const struct object *r = &st->rels.v[i];
+		const char *kind = r->kind == 'S' ? "sequence" : "table";
+		if (!streq(r->owner, o)) {
+			warn(c,
+			     "%s %s.%s in database %s is owned by %s, not by %s: its readers are not managed",
+			     kind, sc, r->name, db, r->owner, o);
+			continue;
+		}
+		if (!has_grant(r, ro, "SELECT")) {
+			if (r->kind == 'S')
+				need_seqs = true;
+			else
+				need_tables = true;
+		}
+		what = fl_asprintf("%s %s.%s in database %s", kind, sc, r->name, db);
+		on = fl_asprintf("%s %s.%s", r->kind == 'S' ? "SEQUENCE" : "TABLE", qsc, Q(c, r->name));
+		check_grants(c, r, allow_relation, &env, what, "", on, o);
+		free(what);
+		free(on);
+	}
+	if (need_tables)
+		add_step(c, o, fl_asprintf("GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s", qsc, qro), NULL,
+		         "let %s read every table in schema %s", ro, sc);
+	if (need_seqs)
+		add_step(c, o, fl_asprintf("GRANT SELECT ON ALL SEQUENCES IN SCHEMA %s TO %s", qsc, qro),
+		         NULL, "let %s read every sequence in schema %s", ro, sc);
+
+	bool have_tables = false, have_seqs = false;
+	for (size_t i = 0; i < st->defaults.n; i++) {
+		const struct object *e = &st->defaults.v[i];
+		if (streq(e->owner, c->admin))
+			continue;
+		if (default_wanted(&env, e) && has_grant(e, ro, "SELECT")) {
+			if (e->kind == 'S')
+				have_seqs = true;
+			else
+				have_tables = true;
+		}
+		const char *type = objtype_word(e->kind);
+		if (!type)
+			continue;
+		char *prefix = e->name ? fl_asprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s ",
+		                                     Q(c, e->owner), Q(c, e->name))
+		                       : fl_asprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s ", Q(c, e->owner));
+		char *lower = fl_strdup(type);
+		for (char *p = lower; *p; p++)
+			*p = (char)(*p - 'A' + 'a');
+		what = e->name ? fl_asprintf("the %s %s creates in schema %s of database %s", lower, e->owner,
+		                             e->name, db)
+		               : fl_asprintf("the %s %s creates in database %s", lower, e->owner, db);
+		check_grants(c, e, allow_default, &env, what, prefix, type, NULL);
+		free(prefix);
+		free(lower);
+		free(what);
+	}
+	if (!have_tables)
+		add_step(c, o,
+		         fl_asprintf(
+		             "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s",
+		             qo, qsc, qro),
+		         NULL, "let %s read the tables %s creates later in schema %s", ro, o, sc);
+	if (!have_seqs)
+		add_step(
+		    c, o,
+		    fl_asprintf(
+		        "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON SEQUENCES TO %s",
+		        qo, qsc, qro),
+		    NULL, "let %s read the sequences %s creates later in schema %s", ro, o, sc);
+}
+
+/* What a database looks like right after CREATE DATABASE from template1 (PostgreSQL 15+). */
+static void fresh_db_state(struct db_state *st)
+{
+	struct object *n = objlist_add(&st->schemas, "public", "pg_database_owner", 'n');
+	object_grant(n, "pg_database_owner", "USAGE", false);
+	object_grant(n, "pg_database_owner", "CREATE", false);
+	object_grant(n, NULL, "USAGE", false);
+}
+
+/* ---- running ---- */
+
+struct run {
+	const fl_provision_desired *d;
+	const fl_provision_target *t;
+	const fl_provision_opts *o;
+	char **ro;
+	const char *admin;
+	pthread_mutex_t mu; /* serializes on_step and hands out jobs */
+	size_t next;
+	struct dbjob *jobs;
+	size_t njobs;
+};
+
+struct dbjob {
+	const fl_provision_service *sv;
+	const char *ro;
+	bool planned; /* dry run: planned on the calling thread, the database does not exist yet */
+	struct plan plan;
+	fl_error *err;
+};
+
+static void announce(struct run *R, const struct pstep *s)
+{
+	if (!R->o->on_step)
+		return;
+	pthread_mutex_lock(&R->mu);
+	R->o->on_step(R->o->ctx, &s->pub);
+	pthread_mutex_unlock(&R->mu);
+}
+
+static fl_error *run_step(struct run *R, fl_pg *c, struct pstep *s)
+{
+	announce(R, s);
+	fl_error *err = exec_cmd(c, s->exec ? s->exec : s->pub.sql, s->pub.desc);
+	wipe_free(s->exec);
+	s->exec = NULL;
+	return err;
+}
+
+/* One transaction; SET ROLE as each step asks. */
+static fl_error *run_db_steps(struct run *R, fl_pg *c, struct plan *p)
+{
+	fl_error *err = exec_cmd(c, "BEGIN", "starting a transaction");
+	if (err)
+		return err;
+	const char *as = NULL;
+	for (size_t i = 0; i < p->n && !err; i++) {
+		struct pstep *s = &p->v[i];
+		if (!(s->pub.role ? streq(s->pub.role, as) : as == NULL)) {
+			char *q = s->pub.role ? quote_ident(c, s->pub.role) : NULL;
+			char *sql =
+			    q ? fl_asprintf("SET LOCAL ROLE %s", q) : fl_strdup("SET LOCAL ROLE NONE");
+			char *what = fl_asprintf("SET ROLE %s", s->pub.role ? s->pub.role : "NONE");
+			err = exec_cmd(c, sql, what);
+			free(q);
+			free(sql);
+			free(what);
+			if (err)
+				break;
+			as = s->pub.role;
+		}
+		p->ran++;
+		err = run_step(R, c, s);
+	}
+	if (err) {
+		fl_error_free(exec_cmd(c, "ROLLBACK", "rolling back"));
+		return err;
+	}
+	return exec_cmd(c, "COMMIT", "committing");
+}
+
+static void db_job(struct run *R, struct dbjob *j)
+{
+	const fl_provision_service *sv = j->sv;
+	bool dry = R->o->dry_run;
+	fl_error *err = NULL;
+	fl_pg *c = connect_to(R->t, sv->database, &err);
+	if (!c) {
+		if (dry) {
+			/* e.g. the admin is not a member of the owner yet: the shared part would fix that */
+			char *m = fl_error_format(err);
+			sv_push(&j->plan.warnings,
+			        fl_asprintf("database %s: not planned: %s", sv->database, m));
+			free(m);
+			fl_error_free(err);
+			err = NULL;
+		}
+		j->err = err;
+		return;
+	}
+	bool locked = false;
+	if (!dry) {
+		if ((err = advisory(c, true)))
+			goto out;
+		locked = true;
+	}
+	struct db_state st = {0};
+	err = read_db(c, sv->schema, &st);
+	if (!err) {
+		struct pctx pc = {
+		    .conn = c, .plan = &j->plan, .db = sv->database, .admin = R->admin, .prune = R->o->prune};
+		plan_db(&pc, sv, j->ro, &st);
+		sv_free(&pc.pool);
+	}
+	db_state_free(&st);
+	if (!err && !dry && j->plan.n)
+		err = run_db_steps(R, c, &j->plan);
+	if (locked) {
+		fl_error *e = advisory(c, false);
+		if (err)
+			fl_error_free(e);
+		else
+			err = e;
+	}
+out:
+	if (err)
+		fl_error_prefix(err, "database %s", sv->database);
+	j->err = err;
+	fl_pg_close(c);
+}
+
+static void *worker(void *p)
+{
+	struct run *R = p;
+	for (;;) {
+		pthread_mutex_lock(&R->mu);
+		size_t i = R->next;
+		while (i < R->njobs && R->jobs[i].planned)
+			i++;
+		R->next = i + 1;
+		pthread_mutex_unlock(&R->mu);
+		if (i >= R->njobs)
+			return NULL;
+		db_job(R, &R->jobs[i]);
+	}
+}
+
+/* Moves the steps (all of them in a dry run, else those that started) and warnings of p into r. */
+static void take_plan(fl_provision_result *r, struct plan *p, bool dry_run)
+{
+	size_t n = dry_run ? p->n : p->ran;
+	if (n) {
+		r->steps = fl_realloc(r->steps, (r->nsteps + n) * sizeof(*r->steps));
+		for (size_t i = 0; i < n; i++) {
+			r->steps[r->nsteps++] = p->v[i].pub;
+			memset(&p->v[i].pub, 0, sizeof(p->v[i].pub));
+		}
+	}
+	if (p->warnings.n) {
+		r->warnings = fl_realloc(r->warnings, (r->nwarnings + p->warnings.n) * sizeof(char *));
+		for (size_t i = 0; i < p->warnings.n; i++)
+			r->warnings[r->nwarnings++] = p->warnings.v[i];
+		p->warnings.n = 0;
+	}
+	plan_free(p);
+}
+
+fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_target *t,
+                           const fl_provision_opts *opts, fl_provision_result **out)
+{
+	static const fl_provision_opts no_opts;
+	const fl_provision_opts *o = opts ? opts : &no_opts;
+	fl_provision_result *res = fl_calloc(1, sizeof(*res));
+	struct run R = {.d = d, .t = t, .o = o};
+	pthread_mutex_init(&R.mu, NULL);
+	struct shared_state ss = {0};
+	struct plan shared = {0};
+	fl_pg *admin = NULL;
+	bool locked = false;
+
+	fl_error *err = fl_provision_validate(d);
+	if (err)
+		goto done;
+	R.ro = fl_calloc(d->nservices ? d->nservices : 1, sizeof(char *));
+	for (size_t i = 0; i < d->nservices; i++)
+		R.ro[i] = fl_provision_ro_group(d->services[i].database);
+
+	admin = connect_to(t, t->maintenance_db ? t->maintenance_db : "postgres", &err);
+	if (!admin)
+		goto done;
+	if (!o->dry_run) {
+		if ((err = advisory(admin, true)))
+			goto done;
+		locked = true;
+	}
+	if ((err = read_shared(admin, &ss)))
+		goto done;
+	R.admin = ss.admin;
+	struct pctx pc = {.conn = admin, .plan = &shared, .db = NULL, .admin = ss.admin, .prune = o->prune};
+	err = plan_shared(&pc, d, R.ro, &ss, o);
+	sv_free(&pc.pool);
+	if (err)
+		goto done;
+	if (!o->dry_run)
+		for (size_t i = 0; i < shared.n && !err; i++) {
+			shared.ran++;
+			err = run_step(&R, admin, &shared.v[i]);
+		}
+	if (locked) {
+		/* the per-database part locks each database; the shared catalogs are done */
+		fl_error *e = advisory(admin, false);
+		locked = false;
+		if (err)
+			fl_error_free(e);
+		else
+			err = e;
+	}
+	if (err)
+		goto done;
+
+	R.njobs = d->nservices;
+	R.jobs = fl_calloc(R.njobs ? R.njobs : 1, sizeof(*R.jobs));
+	size_t todo = 0;
+	for (size_t i = 0; i < R.njobs; i++) {
+		struct dbjob *j = &R.jobs[i];
+		j->sv = &d->services[i];
+		j->ro = R.ro[i];
+		if (o->dry_run && !objlist_find(&ss.dbs, j->sv->database)) {
+			struct db_state st = {0};
+			fresh_db_state(&st);
+			struct pctx dc = {.conn = admin,
+			                  .plan = &j->plan,
+			                  .db = j->sv->database,
+			                  .admin = ss.admin,
+			                  .prune = o->prune};
+			plan_db(&dc, j->sv, j->ro, &st);
+			sv_free(&dc.pool);
+			db_state_free(&st);
+			j->planned = true;
+		} else {
+			todo++;
+		}
+	}
+	size_t nthreads = o->jobs > 0 ? (size_t)o->jobs : 8;
+	if (nthreads > todo)
+		nthreads = todo;
+	pthread_t *th = fl_calloc(nthreads ? nthreads : 1, sizeof(pthread_t));
+	size_t started = 0;
+	for (size_t i = 0; i < nthreads; i++)
+		if (pthread_create(&th[i], NULL, worker, &R) == 0)
+			started++;
+		else
+			break;
+	if (started == 0)
+		worker(&R); /* no thread could start: do the work here */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(th);
+
+done:
+	if (locked)
+		fl_error_free(advisory(admin, false));
+	take_plan(res, &shared, o->dry_run);
+	for (size_t i = 0; i < R.njobs; i++) {
+		take_plan(res, &R.jobs[i].plan, o->dry_run);
+		if (R.jobs[i].err)
+			fl_error_append(&err, R.jobs[i].err);
+	}
+	if (o->dry_run && o->on_step)
+		for (size_t i = 0; i < res->nsteps; i++)
+			o->on_step(o->ctx, &res->steps[i]);
+	free(R.jobs);
+	if (R.ro)
+		for (size_t i = 0; i < d->nservices; i++)
+			free(R.ro[i]);
+	free(R.ro);
+	shared_free(&ss);
+	fl_pg_close(admin);
+	pthread_mutex_destroy(&R.mu);
+	if (out)
+		*out = res;
+	else
+		fl_provision_result_free(res);
+	return err;
+}
+
+void fl_provision_result_free(fl_provision_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nsteps; i++) {
+		free(r->steps[i].database);
+		free(r->steps[i].role);
+		free(r->steps[i].desc);
+		free(r->steps[i].sql);
+	}
+	free(r->steps);
+	for (size_t i = 0; i < r->nwarnings; i++)
+		free(r->warnings[i]);
+	free(r->warnings);
+	free(r);
+}
+
+/* ---- passwords and rotation ---- */
+
+fl_error *fl_provision_password_new(char **out)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const unsigned n = sizeof(alphabet) - 1;
+	/* bytes at or above the largest multiple of n would favour the first letters */
+	const unsigned limit = 256 - 256 % n;
+	char *pw = fl_malloc(FL_PROVISION_PASSWORD_LEN + 1);
+	unsigned char buf[64];
+	size_t have = 0, used = 0, len = 0;
+	while (len < FL_PROVISION_PASSWORD_LEN) {
+		if (used == have) {
+			ssize_t got = getrandom(buf, sizeof(buf), 0);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				int e = errno;
+				explicit_bzero(buf, sizeof(buf));
+				wipe_free(pw);
+				*out = NULL;
+				return fl_error_new("getrandom: %s", strerror(e));
+			}
+			have = (size_t)got;
+			used = 0;
+		}
+		unsigned b = buf[used++];
+		if (b < limit)
+			pw[len++] = alphabet[b % n];
+	}
+	pw[len] = '\0';
+	explicit_bzero(buf, sizeof(buf));
+	*out = pw;
+	return NULL;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Replaces every copy of secret[0..len) in b by "<password>"; wipes what it drops. */
+static char *scrub(const fl_buf *b, const char *secret, size_t len)
+{
+	fl_buf o;
+	fl_buf_init(&o);
+	for (size_t i = 0; i < b->len;) {
+		if (len && i + len <= b->len && memcmp(b->data + i, secret, len) == 0) {
+			fl_buf_puts(&o, "<password>");
+			i += len;
+		} else {
+			fl_buf_putc(&o, b->data[i++]);
+		}
+	}
+	return fl_buf_detach(&o);
+}
+
+static void buf_wipe_free(fl_buf *b)
+{
+	if (b->data)
+		explicit_bzero(b->data, b->cap);
+	fl_buf_free(b);
+}
+
+/* The start of a command's stderr on one line: at most 5 lines, 600 bytes. */
+static char *excerpt(const char *text)
+{
+	fl_buf o;
+	fl_buf_init(&o);
+	int lines = 0;
+	const char *p = text;
+	while (*p && lines < 5 && o.len < 600) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n) {
+			if (o.len)
+				fl_buf_puts(&o, "; ");
+			for (size_t i = 0; i < n && o.len < 600; i++)
+				fl_buf_putc(&o, (unsigned char)p[i] < 0x20 ? '?' : p[i]);
+			lines++;
+		}
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return fl_buf_detach(&o);
+}
+
+fl_error *fl_provision_sink_run(const char *sink, const char *data, size_t len, int timeout_ms)
+{
+	if (!sink || !*sink)
+		return fl_error_new("no password sink command");
+	if (timeout_ms <= 0)
+		timeout_ms = FL_PROVISION_SINK_TIMEOUT_MS;
+	int in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
+	if (pipe2(in, O_CLOEXEC) || pipe2(outp, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+		int e = errno;
+		for (int *fd = &in[0]; fd <= &in[1]; fd++)
+			if (*fd >= 0)
+				close(*fd);
+		for (int i = 0; i < 2; i++) {
+			if (outp[i] >= 0)
+				close(outp[i]);
+			if (errp[i] >= 0)
+				close(errp[i]);
+		}
+		return db_error("password sink: pipe: %s", strerror(e));
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(in[0]), close(in[1]), close(outp[0]), close(outp[1]), close(errp[0]), close(errp[1]);
+		return db_error("password sink: fork: %s", strerror(e));
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		dup2(in[0], 0);
+		dup2(outp[1], 1);
+		dup2(errp[1], 2);
+		execl("/bin/sh", "sh", "-c", sink, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid); /* also here: whichever runs first */
+	close(in[0]);
+	close(outp[1]);
+	close(errp[1]);
+	fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
+
+	/* a sink that exits without reading must not kill us with SIGPIPE */
+	sigset_t pipe_set, old_mask;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+
+	fl_buf out, errb;
+	fl_buf_init(&out);
+	fl_buf_init(&errb);
+	size_t written = 0;
+	bool epipe = false, timed_out = false;
+	int fds_open = 2;
+	double deadline = now_ms() + timeout_ms;
+	if (len == 0) {
+		close(in[1]);
+		in[1] = -1;
+	}
+	while (fds_open > 0 || in[1] >= 0) {
+		struct pollfd pf[3];
+		int np = 0;
+		int ix_in = -1, ix_out = -1, ix_err = -1;
+		if (in[1] >= 0) {
+			pf[np] = (struct pollfd){.fd = in[1], .events = POLLOUT};
+			ix_in = np++;
+		}
+		if (outp[0] >= 0) {
+			pf[np] = (struct pollfd){.fd = outp[0], .events = POLLIN};
+			ix_out = np++;
+		}
+		if (errp[0] >= 0) {
+			pf[np] = (struct pollfd){.fd = errp[0], .events = POLLIN};
+			ix_err = np++;
+		}
+		double left = deadline - now_ms();
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		int rc = poll(pf, (nfds_t)np, (int)left + 1);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			break;
+		if (ix_in >= 0 && pf[ix_in].revents) {
+			ssize_t w = write(in[1], data + written, len - written);
+			if (w > 0)
+				written += (size_t)w;
+			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				epipe = errno == EPIPE;
+				written = len;
+			}
+			if (written == len) {
+				close(in[1]);
+				in[1] = -1;
+			}
+		}
+		int *fdp[2] = {&outp[0], &errp[0]};
+		int ix[2] = {ix_out, ix_err};
+		fl_buf *bufs[2] = {&out, &errb};
+		for (int k = 0; k < 2; k++) {
+			if (ix[k] < 0 || !pf[ix[k]].revents)
+				continue;
+			char chunk[4096];
+			ssize_t r = read(*fdp[k], chunk, sizeof(chunk));
+			if (r > 0) {
+				if (bufs[k]->len < 65536)
+					fl_buf_add(bufs[k], chunk, (size_t)r);
+			} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(*fdp[k]);
+				*fdp[k] = -1;
+				fds_open--;
+			}
+			explicit_bzero(chunk, sizeof(chunk));
+		}
+	}
+	if (timed_out)
+		kill(-pid, SIGKILL);
+	if (in[1] >= 0)
+		close(in[1]);
+	if (outp[0] >= 0)
+		close(outp[0]);
+	if (errp[0] >= 0)
+		close(errp[0]);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	/* drop a SIGPIPE we caused, then let the caller's mask be */
+	sigset_t pending;
+	sigpending(&pending);
+	if (sigismember(&pending, SIGPIPE) && !sigismember(&old_mask, SIGPIPE)) {
+		struct timespec zero = {0, 0};
+		sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+
+	char *clean = scrub(&errb, data, len);
+	char *ex = excerpt(clean);
+	explicit_bzero(clean, strlen(clean));
+	free(clean);
+	buf_wipe_free(&out);
+	buf_wipe_free(&errb);
+	fl_error *err = NULL;
+	const char *sep = *ex ? ": " : "";
+	if (timed_out)
+		err = db_error("password sink did not finish within %d ms and was killed%s%s", timeout_ms,
+		               sep, ex);
+	else if (WIFSIGNALED(st))
+		err = db_error("password sink was killed by signal %d%s%s", WTERMSIG(st), sep, ex);
+	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		err = db_error("password sink exited with status %d%s%s", WEXITSTATUS(st), sep, ex);
+	else if (epipe)
+		err = db_error("password sink exited without reading the password from its standard input");
+	free(ex);
+	return err;
+}
+
+fl_error *fl_provision_rotate(const fl_provision_target *t, const char *role, const char *sink,
+                              int timeout_ms)
+{
+	if (!role || !*role)
+		return fl_error_new("rotate: no role");
+	if (!sink || !*sink)
+		return fl_error_new("role %s: no password sink to hand a new password to", role);
+	fl_error *err = NULL;
+	fl_pg *c = connect_to(t, t->maintenance_db ? t->maintenance_db : "postgres", &err);
+	if (!c)
+		return err;
+	char *pw = NULL, *lit = NULL, *sql = NULL;
+	if ((err = advisory(c, true))) {
+		fl_pg_close(c);
+		return err;
+	}
+	const char *p[1] = {role};
+	PGresult *r = exec(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, p, "reading pg_roles", &err);
+	if (!r)
+		goto out;
+	bool exists = PQntuples(r) == 1;
+	PQclear(r);
+	if (!exists) {
+		err = fl_error_new("role %s does not exist (run 'flotilla provision' first)", role);
+		goto out;
+	}
+	if ((err = fl_provision_password_new(&pw)))
+		goto out;
+	char *v = PQencryptPasswordConn(c->conn, pw, role, "scram-sha-256");
+	if (!v) {
+		char *m = trimmed(PQerrorMessage(c->conn));
+		err = db_error("computing the password verifier of role %s: %s", role, m);
+		free(m);
+		goto out;
+	}
+	char *l = PQescapeLiteral(c->conn, v, strlen(v));
+	explicit_bzero(v, strlen(v));
+	PQfreemem(v);
+	if (!l) {
+		err = db_error("quoting the password verifier of role %s failed", role);
+		goto out;
+	}
+	lit = fl_strdup(l);
+	explicit_bzero(l, strlen(l));
+	PQfreemem(l);
+
+	if ((err = fl_provision_sink_run(sink, pw, strlen(pw), timeout_ms))) {
+		fl_error_prefix(err, "role %s keeps its old password", role);
+		goto out;
+	}
+	char *q = quote_ident(c, role);
+	sql = fl_asprintf("ALTER ROLE %s PASSWORD %s", q, lit);
+	free(q);
+	char *what =
+	    fl_asprintf("setting the new password of role %s (the sink already stored it; the old one "
+	                "still works: run rotate again)",
+	                role);
+	err = exec_cmd(c, sql, what);
+	free(what);
+out:
+	wipe_free(pw);
+	wipe_free(lit);
+	wipe_free(sql);
+	fl_error *e = advisory(c, false);
+	if (err)
+		fl_error_free(e);
+	else
+		err = e;
+	fl_pg_close(c);
+	return err;
+}
+
+/* ---- from the manifest ---- */
+
+struct secret_ctx {
+	const fl_secret_ref *ref;
+	fl_error **warnings;
+};
+
+static fl_error *password_from_secret(void *ctx, const char *role, char **out)
+{
+	const struct secret_ctx *c = ctx;
+	char *what = fl_asprintf("password of role %s", role);
+	fl_secret *sec = NULL;
+	fl_error *err = NULL;
+	int rc = fl_secret_resolve(c->ref, what, &sec, c->warnings, &err);
+	free(what);
+	if (rc != 0)
+		return err;
+	*out = fl_strndup(sec->data, sec->len);
+	fl_secret_free(sec);
+	return NULL;
+}
+
+static void add_secret_role(fl_provision_desired *d, const char *name, bool login, const fl_secret_ref *ref)
+{
+	if (!ref) {
+		const fl_provision_role *r = find_role(d, name);
+		/* a role named twice (the migrator also under [roles]) keeps the password it has */
+		if (r && r->password)
+			return;
+		fl_provision_add_role(d, name, login, NULL, NULL);
+		return;
+	}
+	struct secret_ctx *c = fl_calloc(1, sizeof(*c));
+	c->ref = ref;
+	c->warnings = &d->warnings;
+	fl_provision_add_role(d, name, login, password_from_secret, c);
+	fl_provision_role *r = (fl_provision_role *)find_role(d, name);
+	r->free_ctx = true;
+}
+
+fl_provision_desired *fl_provision_desired_from_manifest(const fl_manifest *m)
+{
+	fl_provision_desired *d = fl_provision_desired_new();
+	const fl_environment *env = m->env;
+	const char *admin = env ? env->admin.user : NULL;
+	if (env && env->migrator.user) {
+		add_secret_role(d, env->migrator.user, true, env->migrator.password);
+		fl_provision_set_migrator(d, env->migrator.user);
+	}
+	for (size_t i = 0; i < m->nservices; i++) {
+		const fl_service *s = &m->services[i];
+		add_secret_role(d, s->owner, true, s->password);
+		fl_provision_add_service(d, s->name, s->database, s->owner, s->schema);
+	}
+	for (size_t i = 0; i < m->nroles; i++) {
+		const fl_role *r = &m->roles[i];
+		if (streq(r->name, admin))
+			continue;
+		add_secret_role(d, r->name, r->login, r->password);
+	}
+	for (size_t i = 0; i < m->nservices; i++) {
+		const fl_service *s = &m->services[i];
+		for (size_t j = 0; j < s->nreads; j++)
+			fl_provision_add_reader(d, s->reads_index[j], s->owner);
+	}
+	for (size_t i = 0; i < m->nroles; i++) {
+		const fl_role *r = &m->roles[i];
+		for (size_t j = 0; j < r->nreads; j++)
+			fl_provision_add_reader(d, r->reads_index[j], r->name);
+	}
+	return d;
+}
+
+fl_error *fl_provision_admin_init(fl_provision_admin *a, const fl_environment *env, fl_error **warnings)
+{
+	memset(a, 0, sizeof(*a));
+	if (env->admin.password) {
+		char *what = fl_asprintf("admin password of environment %s", env->name);
+		fl_error *err = NULL;
+		int rc = fl_secret_resolve(env->admin.password, what, &a->password, warnings, &err);
+		free(what);
+		if (rc != 0)
+			return err;
+	}
+	a->params.host = env->host;
+	if (env->port > 0) {
+		snprintf(a->port, sizeof(a->port), "%d", env->port);
+		a->params.port = a->port;
+	}
+	a->params.user = env->admin.user;
+	a->params.password = a->password ? a->password->data : NULL;
+	a->params.sslmode = env->sslmode;
+	a->params.connect_timeout = env->connect_timeout;
+	if (env->noptions) {
+		a->options = fl_calloc(env->noptions, sizeof(*a->options));
+		for (size_t i = 0; i < env->noptions; i++)
+			a->options[i] = (fl_pg_option){env->options[i].key, env->options[i].value};
+		a->params.options = a->options;
+		a->params.noptions = env->noptions;
+	}
+	a->target.admin = &a->params;
+	a->target.maintenance_db = env->maintenance_db;
+	return NULL;
+}
+
+void fl_provision_admin_clear(fl_provision_admin *a)
+{
+	fl_secret_free(a->password);
+	free(a->options);
+	memset(a, 0, sizeof(*a));
+}

@@ -1,0 +1,354 @@
+/*
+ * The whole fleet in parallel, through the flotilla binary (the TSan build
+ * in `make tsan`): seven services at once, failure isolation, --fail-fast,
+ * SIGINT, --json, selection, and the live view under a real terminal.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static const char *const SEVEN[] = {"auth", "client", "user", "metric_builder", "metric_tracker", "task_builder",
+				    "task_tracker"};
+
+struct fleet {
+	char *dir;
+	char project[48];
+	char manifest[600];
+};
+
+/* A manifest with the seven services, each with three trivial migrations, on the test server.
+ * Names carry a unique project prefix: roles are cluster-wide and tests run in parallel. */
+static void fleet_init(struct fleet *f)
+{
+	static int n;
+	f->dir = th_tmpdir();
+	snprintf(f->project, sizeof(f->project), "p%d_%d", (int)getpid(), ++n);
+	snprintf(f->manifest, sizeof(f->manifest), "%s/flotilla.toml", f->dir);
+	char buf[4096];
+	snprintf(buf, sizeof(buf),
+		 "version = 1\nproject = \"%s\"\n\n"
+		 "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"postgres\" }\n"
+		 "service_passwords = false\n\n"
+		 "[settings]\nlock_timeout = \"5s\"\n\n"
+		 "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
+		 "migrations = \"svc/${service}\"\n\n",
+		 f->project);
+	char *m = strdup(buf);
+	for (size_t i = 0; i < 7; i++) {
+		snprintf(buf, sizeof(buf), "%s[services.%s]\n", m, SEVEN[i]);
+		free(m);
+		m = strdup(buf);
+		char rel[256], sql[512];
+		for (int v = 1; v <= 3; v++) {
+			snprintf(rel, sizeof(rel), "svc/%s/V%d__step_%d.sql", SEVEN[i], v, v);
+			snprintf(sql, sizeof(sql), "CREATE TABLE t%d (id int PRIMARY KEY, note text);\nINSERT INTO t%d VALUES (%d, 'x');\n",
+				 v, v, v);
+			th_write(f->dir, rel, sql);
+		}
+	}
+	th_write(f->dir, "flotilla.toml", m);
+	free(m);
+}
+
+static void fleet_file(struct fleet *f, const char *svc, const char *name, const char *sql)
+{
+	char rel[512];
+	snprintf(rel, sizeof(rel), "svc/%s/%s", svc, name);
+	th_write(f->dir, rel, sql);
+}
+
+static int fleet_run(struct fleet *f, char **out, char **err, const char *const *args)
+{
+	const char *argv[32] = {"flotilla", "-m", f->manifest, "-e", "test"};
+	size_t n = 5;
+	for (; *args && n < 31; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	return th_run(f->dir, NULL, out, err, argv);
+}
+
+static char *db_value(struct fleet *f, const char *svc, const char *sql)
+{
+	char db[128];
+	snprintf(db, sizeof(db), "%s_%s", f->project, svc);
+	PGconn *c = th_connect(db);
+	char *v = th_query1(c, sql);
+	PQfinish(c);
+	return v;
+}
+
+/* Advisory locks held in this database (pg_locks is cluster-wide: other tests hold theirs).
+ * A closed session's backend lets go of its locks a moment after the client is gone. */
+#define ADVISORY_LOCKS_HERE \
+	"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = " \
+	"(SELECT oid FROM pg_database WHERE datname = current_database()) AND pid <> pg_backend_pid()"
+
+static char *locks_left(struct fleet *f, const char *svc)
+{
+	char *v = NULL;
+	for (int i = 0; i < 40; i++) {
+		free(v);
+		v = db_value(f, svc, ADVISORY_LOCKS_HERE);
+		if (strcmp(v, "0") == 0)
+			break;
+		usleep(50000);
+	}
+	return v;
+}
+
+static void fleet_drop(struct fleet *f)
+{
+	PGconn *c = th_connect("postgres");
+	char sql[512];
+	for (size_t i = 0; i < 7; i++) {
+		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s_%s\" WITH (FORCE)", f->project, SEVEN[i]);
+		th_exec(c, sql);
+	}
+	PQfinish(c);
+	free(f->dir);
+}
+
+Test(par_fleet, seven_services_migrate_in_parallel, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", NULL});
+	cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+	for (size_t i = 0; i < 7; i++) {
+		char *v = db_value(&f, SEVEN[i],
+				   "SELECT string_agg(version || ':' || script || ':' || success, ',' ORDER BY installed_rank) "
+				   "FROM flyway_schema_history WHERE type = 'SQL'");
+		cr_assert_str_eq(v, "1:V1__step_1.sql:true,2:V2__step_2.sql:true,3:V3__step_3.sql:true", "%s",
+				 SEVEN[i]);
+		free(v);
+		/* objects belong to the service's owner, not to the migrator */
+		char q[256];
+		snprintf(q, sizeof(q), "SELECT tableowner FROM pg_tables WHERE tablename = 't3'");
+		v = db_value(&f, SEVEN[i], q);
+		char owner[128];
+		snprintf(owner, sizeof(owner), "%s_%s_owner", f.project, SEVEN[i]);
+		cr_assert_str_eq(v, owner);
+		free(v);
+	}
+	cr_assert(th_contains(err, "wall time"), "summary missing: %s", err);
+	cr_assert(!strchr(err, '\x1b'), "escape sequences without a terminal: %s", err);
+	free(out);
+	free(err);
+	/* a second run applies nothing */
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--json", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	json_error_t je;
+	json_t *doc = json_loads(out, 0, &je);
+	cr_assert(doc, "--json is not JSON: %s\n%s", je.text, out);
+	json_t *svcs = json_object_get(doc, "services");
+	cr_assert_eq(json_array_size(svcs), 7);
+	for (size_t i = 0; i < 7; i++)
+		cr_assert_eq(json_array_size(json_object_get(json_array_get(svcs, i), "migrations")), 0);
+	json_decref(doc);
+	free(out);
+	free(err);
+	fleet_drop(&f);
+}
+
+Test(par_fleet, one_failure_does_not_stop_the_others, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	fleet_file(&f, "user", "V2__step_2.sql", "-- reads a table that is not there\nCREATE TABLE t2 (id int);\nSELECT id FROM nope;\n");
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--json", NULL});
+	cr_assert_eq(rc, 1, "stderr: %s", err);
+	cr_assert(th_contains(err, "user: svc/user/V2__step_2.sql:3:16: ERROR 42P01: relation \"nope\" does not exist"),
+		  "stderr: %s", err);
+	for (size_t i = 0; i < 7; i++) {
+		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE type = 'SQL'");
+		cr_assert_str_eq(v, strcmp(SEVEN[i], "user") == 0 ? "1" : "3", "%s", SEVEN[i]);
+		free(v);
+	}
+	/* the failed migration left nothing behind */
+	char *t2 = db_value(&f, "user", "SELECT count(*) FROM pg_tables WHERE tablename = 't2'");
+	cr_assert_str_eq(t2, "0");
+	free(t2);
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	json_t *svcs = json_object_get(doc, "services");
+	json_t *user = json_array_get(svcs, 2);
+	cr_assert_str_eq(json_string_value(json_object_get(user, "service")), "user");
+	cr_assert_str_eq(json_string_value(json_object_get(user, "result")), "failed");
+	json_t *e = json_object_get(user, "error");
+	cr_assert_str_eq(json_string_value(json_object_get(e, "sqlstate")), "42P01");
+	cr_assert_str_eq(json_string_value(json_object_get(e, "file")), "svc/user/V2__step_2.sql");
+	cr_assert_eq(json_integer_value(json_object_get(e, "line")), 3);
+	cr_assert_eq(json_integer_value(json_object_get(e, "column")), 16);
+	json_t *auth = json_array_get(svcs, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(auth, "result")), "ok");
+	json_t *m0 = json_array_get(json_object_get(auth, "migrations"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(m0, "version")), "1");
+	cr_assert_str_eq(json_string_value(json_object_get(m0, "script")), "V1__step_1.sql");
+	cr_assert(json_is_integer(json_object_get(m0, "checksum")));
+	cr_assert(json_is_integer(json_object_get(m0, "ms")));
+	cr_assert(json_is_string(json_object_get(doc, "run_id")));
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "environment")), "test");
+	json_decref(doc);
+	free(out);
+	free(err);
+	fleet_drop(&f);
+}
+
+Test(par_fleet, fail_fast_cancels_the_running_services, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	for (size_t i = 0; i < 7; i++)
+		fleet_file(&f, SEVEN[i], "V2__step_2.sql", "SELECT pg_sleep(20);\n");
+	fleet_file(&f, "auth", "V2__step_2.sql", "SELECT pg_sleep(1);\nSELECT 1/0;\n");
+	char *out, *err;
+	time_t t0 = time(NULL);
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--fail-fast", "--no-provision", NULL});
+	/* --no-provision needs the roles and databases: provision first */
+	if (rc == 1 && th_contains(err, "does not exist")) {
+		free(out);
+		free(err);
+		cr_assert_eq(fleet_run(&f, &out, &err, (const char *const[]){"provision", NULL}), 0, "%s", err);
+		free(out);
+		free(err);
+		t0 = time(NULL);
+		rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--fail-fast", NULL});
+	}
+	cr_assert_eq(rc, 1, "stderr: %s", err);
+	cr_assert_lt(time(NULL) - t0, 15, "--fail-fast must not wait for the 20 s migrations");
+	cr_assert(th_contains(err, "ERROR 22012: division by zero"), "%s", err);
+	for (size_t i = 0; i < 7; i++) {
+		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE version = '2'");
+		cr_assert_str_eq(v, "0", "%s: nothing half-applied", SEVEN[i]);
+		free(v);
+		v = locks_left(&f, SEVEN[i]);
+		cr_assert_str_eq(v, "0", "%s: lock left behind", SEVEN[i]);
+		free(v);
+	}
+	free(out);
+	free(err);
+	fleet_drop(&f);
+}
+
+Test(par_fleet, sigint_rolls_back_and_exits_130, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	fleet_file(&f, "task_tracker", "V2__step_2.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n");
+	char *out, *err;
+	/* provision first, so the timing below is the migration's */
+	cr_assert_eq(fleet_run(&f, &out, &err, (const char *const[]){"provision", NULL}), 0, "%s", err);
+	free(out);
+	free(err);
+	/* flotilla runs as our direct child (no Criterion code in between), output to files */
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/sigint.out", f.dir);
+	snprintf(errp, sizeof(errp), "%s/sigint.err", f.dir);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int fi = open("/dev/null", O_RDONLY);
+		dup2(fi, 0);
+		dup2(fo, 1);
+		dup2(fe, 2);
+		if (chdir(f.dir) != 0)
+			_exit(127);
+		execl(getenv("FLOTILLA_BIN"), "flotilla", "-m", f.manifest, "-e", "test", "migrate", "--no-provision",
+		      (char *)NULL);
+		_exit(127);
+	}
+	/* wait until the sleep runs, then interrupt the flotilla process (the child's child) */
+	char db[128];
+	snprintf(db, sizeof(db), "%s_task_tracker", f.project);
+	bool running = false;
+	for (int i = 0; i < 600 && !running; i++) {
+		usleep(50000);
+		PGconn *c = th_connect("postgres");
+		char q[512];
+		snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND query LIKE '%%pg_sleep(30)%%'",
+			 db);
+		char *n = th_query1(c, q);
+		running = strcmp(n, "0") != 0;
+		free(n);
+		PQfinish(c);
+	}
+	cr_assert(running, "the migration never started: %s", th_read(errp));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kill(pid, SIGINT);
+	int st;
+	waitpid(pid, &st, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d: %s", WEXITSTATUS(st), th_read(errp));
+	char *errtext = th_read(errp);
+	cr_assert(th_contains(errtext, "interrupted"), "%s", errtext);
+	free(errtext);
+	cr_assert_lt(secs, 2.0, "took %.2f s to stop", secs);
+	char *v = db_value(&f, "task_tracker", "SELECT count(*) FROM flyway_schema_history WHERE version = '2'");
+	cr_assert_str_eq(v, "0");
+	free(v);
+	v = db_value(&f, "task_tracker", "SELECT count(*) FROM pg_tables WHERE tablename = 'slow'");
+	cr_assert_str_eq(v, "0", "the interrupted migration must be rolled back");
+	free(v);
+	v = locks_left(&f, "task_tracker");
+	cr_assert_str_eq(v, "0", "lock left behind");
+	free(v);
+	fleet_drop(&f);
+}
+
+Test(par_fleet, selection_by_name, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "zz", NULL});
+	cr_assert_eq(rc, 2);
+	cr_assert(th_contains(err, "unknown service 'zz'"), "%s", err);
+	cr_assert(th_contains(err, "auth, client, user, metric_builder, metric_tracker, task_builder, task_tracker"), "%s",
+		  err);
+	free(out);
+	free(err);
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", "task_builder", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	free(out);
+	free(err);
+	for (size_t i = 0; i < 7; i++) {
+		bool picked = strcmp(SEVEN[i], "auth") == 0 || strcmp(SEVEN[i], "task_builder") == 0;
+		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'flyway_schema_history'");
+		cr_assert_str_eq(v, picked ? "1" : "0", "%s", SEVEN[i]);
+		free(v);
+	}
+	fleet_drop(&f);
+}
+
+Test(par_fleet, live_view_under_a_terminal, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char cmd[2048], *out;
+	snprintf(cmd, sizeof(cmd), "cd '%s' && TERM=xterm script -qec \"'%s' -m '%s' -e test migrate\" /dev/null",
+		 f.dir, getenv("FLOTILLA_BIN"), f.manifest);
+	int rc = th_sh(cmd, &out);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(th_contains(out, "\x1b["), "no redraw under a terminal: %s", out);
+	for (size_t i = 0; i < 7; i++)
+		cr_assert(th_contains(out, SEVEN[i]), "%s missing", SEVEN[i]);
+	cr_assert(th_contains(out, "done: 3 applied"), "%s", out);
+	cr_assert(th_contains(out, "wall time"), "%s", out);
+	free(out);
+	fleet_drop(&f);
+}
