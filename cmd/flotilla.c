@@ -40,7 +40,7 @@ static const struct command commands[] = {
 	 "was modified, deleted or renamed, or two files share a version; 2: bad revision or name"},
 	{"provision", cmd_provision, "create roles, databases, passwords and grants from the manifest (idempotent)",
 	 "flotilla [-m FILE] [-e ENV] provision [--dry-run] [--reset-passwords] [--prune]"},
-	{"drift", NULL, "compare history, live schema and grants with the repository (exit 3 on drift)",
+	{"drift", cmd_drift, "compare history, live schema and grants with the repository (exit 3 on drift)",
 	 "flotilla [-m FILE] [-e ENV] drift [SERVICE...] [--json] [--only history,schema,grants]"},
 	{"baseline", cmd_baseline, "mark an existing database as being at a version",
 	 "flotilla [-m FILE] [-e ENV] baseline SERVICE --version V"},

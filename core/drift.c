@@ -1,0 +1,880 @@
+#include "drift.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "apply.h"
+
+/* ---- findings ---- */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? fl_strdup(s) : NULL;
+}
+
+void fl_drift_add(fl_drift_findings *f, const char *service, fl_drift_kind kind, const char *change,
+                  const char *object, const char *expected, const char *found, const char *file,
+                  const char *fmt, ...)
+{
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 16;
+		f->items = fl_realloc(f->items, f->cap * sizeof(*f->items));
+	}
+	fl_drift_finding *d = &f->items[f->n++];
+	d->service = dup_or_null(service);
+	d->kind = kind;
+	d->change = fl_strdup(change);
+	d->object = fl_strdup(object);
+	d->expected = dup_or_null(expected);
+	d->found = dup_or_null(found);
+	d->file = dup_or_null(file);
+	va_list ap;
+	va_start(ap, fmt);
+	d->message = fl_vasprintf(fmt, ap);
+	va_end(ap);
+}
+
+void fl_drift_move(fl_drift_findings *dst, fl_drift_findings *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		if (dst->n == dst->cap) {
+			dst->cap = dst->cap ? dst->cap * 2 : 16;
+			dst->items = fl_realloc(dst->items, dst->cap * sizeof(*dst->items));
+		}
+		dst->items[dst->n++] = src->items[i];
+	}
+	free(src->items);
+	memset(src, 0, sizeof(*src));
+}
+
+void fl_drift_findings_clear(fl_drift_findings *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		fl_drift_finding *d = &f->items[i];
+		free(d->service);
+		free(d->change);
+		free(d->object);
+		free(d->message);
+		free(d->expected);
+		free(d->found);
+		free(d->file);
+	}
+	free(f->items);
+	memset(f, 0, sizeof(*f));
+}
+
+const char *fl_drift_kind_name(fl_drift_kind k)
+{
+	switch (k) {
+	case FL_DRIFT_HISTORY:
+		return "history";
+	case FL_DRIFT_SCHEMA:
+		return "schema";
+	case FL_DRIFT_GRANTS:
+		return "grants";
+	}
+	return "?";
+}
+
+int fl_drift_parse_only(const char *list, fl_error **err)
+{
+	int mask = 0;
+	const char *p = list;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		if (len == 7 && strncmp(p, "history", 7) == 0)
+			mask |= FL_DRIFT_HISTORY;
+		else if (len == 6 && strncmp(p, "schema", 6) == 0)
+			mask |= FL_DRIFT_SCHEMA;
+		else if ((len == 6 && strncmp(p, "grants", 6) == 0) ||
+		         (len == 5 && strncmp(p, "grant", 5) == 0))
+			mask |= FL_DRIFT_GRANTS;
+		else {
+			*err = fl_error_new(
+			    "--only: unknown check '%.*s'; the checks are history, schema, grants", (int)len,
+			    p);
+			return -1;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (!mask) {
+		*err = fl_error_new("--only needs at least one of history, schema, grants");
+		return -1;
+	}
+	return mask;
+}
+
+/* ---- history ---- */
+
+static char *item_name(const fl_plan_item *it)
+{
+	const char *version = it->row ? it->row->version : it->mig ? it->mig->version : NULL;
+	const char *desc = it->row ? it->row->description : it->mig ? it->mig->description : "";
+	if (version)
+		return fl_asprintf("migration %s (%s)", version, desc);
+	return fl_asprintf("repeatable migration \"%s\"", desc);
+}
+
+static char *item_file(const fl_plan *p, const fl_plan_item *it)
+{
+	if (it->mig)
+		return fl_strdup(it->mig->path);
+	if (it->row && it->row->script)
+		return p->display_dir ? fl_asprintf("%s/%s", p->display_dir, it->row->script)
+		                      : fl_strdup(it->row->script);
+	return NULL;
+}
+
+void fl_drift_history(const fl_plan *p, const char *service, fl_drift_findings *out)
+{
+	const fl_drift_kind K = FL_DRIFT_HISTORY;
+	for (size_t i = 0; i < p->n; i++) {
+		const fl_plan_item *it = &p->items[i];
+		char *name = item_name(it);
+		char *file = item_file(p, it);
+		const char *on = it->row && it->row->installed_on ? it->row->installed_on : "?";
+		switch (it->state) {
+		case FL_ST_FAILED:
+		case FL_ST_MISSING_FAILED:
+		case FL_ST_FUTURE_FAILED:
+			fl_drift_add(out, service, K, "failed", name, NULL, NULL, file,
+			             "%s is recorded as failed in %s (%s)%s", name, p->history_name, on,
+			             it->resumable ? "; migrate continues it"
+			                           : "; undo what it changed, then repair");
+			break;
+		case FL_ST_MISSING:
+			fl_drift_add(out, service, K, "missing", name, NULL, NULL, file,
+			             "%s was applied (%s) but its file %s is missing from the repository",
+			             name, on, file ? file : it->row->script);
+			break;
+		case FL_ST_FUTURE:
+			fl_drift_add(
+			    out, service, K, "ahead", name, p->latest_file_version, it->row->version, file,
+			    "%s is applied (%s) but the repository does not know version %s (no file %s; its "
+			    "latest is %s): the database is ahead, or the file was deleted",
+			    name, on, it->row->version, file ? file : it->row->script,
+			    p->latest_file_version ? p->latest_file_version : "none");
+			break;
+		case FL_ST_PENDING:
+		case FL_ST_ABOVE_TARGET:
+			fl_drift_add(out, service, K, "pending", name, NULL, NULL, file,
+			             "%s is pending (%s): the database is behind the repository", name,
+			             file ? file : "");
+			break;
+		case FL_ST_IGNORED:
+			fl_drift_add(out, service, K, "ignored", name, NULL, NULL, file,
+			             "%s (%s) is not applied but is below the current version %s", name,
+			             file ? file : "", p->current_version ? p->current_version : "");
+			break;
+		case FL_ST_OUTDATED:
+			fl_drift_add(out, service, K, "outdated", name, NULL, NULL, file,
+			             "%s (%s) changed since it last ran (%s)", name, file ? file : "", on);
+			break;
+		default:
+			break;
+		}
+		if (it->mismatch && it->row && it->mig) {
+			char exp[32] = "", fnd[32] = "";
+			fl_buf what;
+			fl_buf_init(&what);
+			if (it->mismatch & FL_MISMATCH_CHECKSUM) {
+				snprintf(exp, sizeof(exp), "%d", it->row->checksum);
+				snprintf(fnd, sizeof(fnd), "%d", it->checksum);
+				fl_buf_printf(&what, "checksum %d when applied, %d now", it->row->checksum,
+				              it->checksum);
+			}
+			if (it->mismatch & FL_MISMATCH_DESCRIPTION)
+				fl_buf_printf(&what, "%sdescription \"%s\" when applied, \"%s\" now",
+				              what.len ? "; " : "", it->row->description,
+				              it->mig->description);
+			if (it->mismatch & FL_MISMATCH_TYPE)
+				fl_buf_printf(&what, "%stype %s when applied", what.len ? "; " : "",
+				              it->row->type);
+			fl_drift_add(out, service, K, "changed", name, exp[0] ? exp : NULL,
+			             fnd[0] ? fnd : NULL, file,
+			             "%s (%s) was changed after it was applied: %s", name, file, what.data);
+			fl_buf_free(&what);
+		}
+		free(name);
+		free(file);
+	}
+}
+
+/* ---- snapshots ---- */
+
+/*
+ * One query, one round trip: (kind, name, parent, attr, value) rows.
+ * $1 = the service's schema (names in it are written bare), $2 = the
+ * history table in it (left out with its indexes and constraints).
+ */
+static const char SNAPSHOT_SQL[] =
+    "WITH ns AS ("
+    "  SELECT n.oid, n.nspname, n.nspowner,"
+    "         CASE WHEN n.nspname = $1 THEN '' ELSE n.nspname || '.' END AS pfx"
+    "  FROM pg_namespace n"
+    "  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'flotilla')"
+    "    AND n.nspname !~ '^pg_(toast|temp_)'"
+    "    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass"
+    "                    AND d.objid = n.oid AND d.deptype = 'e')),"
+    " rel AS ("
+    "  SELECT c.oid, c.relname, c.relkind, c.relowner, c.relrowsecurity, c.relforcerowsecurity,"
+    "         c.relpersistence, n.pfx || c.relname AS qname"
+    "  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace"
+    "  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
+    "    AND NOT (n.nspname = $1 AND c.relname = $2)"
+    "    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+    "                    AND d.objid = c.oid AND d.deptype = 'e'))"
+    /* schemas */
+    /* text, not name, for every column: UNION takes the first branch's types, and name is cut at 63 bytes */
+    " SELECT 'schema'::text, nspname::text, ''::text, 'owner'::text, pg_get_userbyid(nspowner)::text FROM ns"
+    /* tables */
+    " UNION ALL SELECT CASE WHEN r.relkind = 'f' THEN 'foreign table' ELSE 'table' END, r.qname, '', x.k, x.v"
+    "  FROM rel r CROSS JOIN LATERAL (VALUES"
+    "   ('owner', pg_get_userbyid(r.relowner)),"
+    "   ('row level security', CASE WHEN r.relforcerowsecurity THEN 'forced' WHEN r.relrowsecurity"
+    "      THEN 'enabled' ELSE 'disabled' END),"
+    "   ('kind', CASE r.relkind WHEN 'p' THEN 'partitioned' ELSE 'ordinary' END"
+    "      || CASE r.relpersistence WHEN 'u' THEN ', unlogged' ELSE '' END)) x(k, v)"
+    "  WHERE r.relkind IN ('r', 'p', 'f')"
+    /* columns */
+    " UNION ALL SELECT 'column', r.qname || '.' || a.attname, r.qname, x.k, coalesce(x.v, '')"
+    "  FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
+    "  LEFT JOIN pg_attrdef ad ON ad.adrelid = r.oid AND ad.adnum = a.attnum"
+    "  CROSS JOIN LATERAL (VALUES"
+    "   ('type', format_type(a.atttypid, a.atttypmod)"
+    "      || CASE WHEN a.attcollation <> 0 AND a.attcollation <> (SELECT t.typcollation FROM pg_type t"
+    "         WHERE t.oid = a.atttypid) THEN ' COLLATE ' || (SELECT quote_ident(co.collname)"
+    "         FROM pg_collation co WHERE co.oid = a.attcollation) ELSE '' END),"
+    "   ('nullability', CASE WHEN a.attnotnull THEN 'NOT NULL' ELSE 'nullable' END),"
+    "   ('default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END),"
+    "   ('identity', CASE a.attidentity WHEN 'a' THEN 'GENERATED ALWAYS AS IDENTITY'"
+    "      WHEN 'd' THEN 'GENERATED BY DEFAULT AS IDENTITY' END),"
+    "   ('generated', CASE WHEN a.attgenerated = 's' THEN 'GENERATED ALWAYS AS ('"
+    "      || pg_get_expr(ad.adbin, ad.adrelid) || ') STORED' END)) x(k, v)"
+    "  WHERE r.relkind IN ('r', 'p', 'f')"
+    /* table constraints */
+    " UNION ALL SELECT CASE c.contype WHEN 'p' THEN 'primary key' WHEN 'f' THEN 'foreign key'"
+    "    WHEN 'u' THEN 'unique constraint' WHEN 'c' THEN 'check constraint'"
+    "    WHEN 'x' THEN 'exclusion constraint' WHEN 't' THEN 'constraint trigger' ELSE 'constraint' END,"
+    "   r.qname || '.' || c.conname, r.qname, 'definition', pg_get_constraintdef(c.oid)"
+    "  FROM pg_constraint c JOIN rel r ON r.oid = c.conrelid"
+    /* indexes, except those a constraint owns (the constraint says it) */
+    " UNION ALL SELECT 'index', n.pfx || i.relname, r.qname, 'definition', pg_get_indexdef(i.oid)"
+    "  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN rel r ON r.oid = x.indrelid"
+    "  JOIN ns n ON n.oid = i.relnamespace"
+    "  WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid"
+    "                    AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x'))"
+    /* views and materialized views */
+    " UNION ALL SELECT CASE r.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, r.qname, '', x.k, "
+    "x.v"
+    "  FROM rel r CROSS JOIN LATERAL (VALUES ('definition', pg_get_viewdef(r.oid)),"
+    "   ('owner', pg_get_userbyid(r.relowner))) x(k, v)"
+    "  WHERE r.relkind IN ('v', 'm')"
+    /* sequences */
+    " UNION ALL SELECT 'sequence', r.qname, '', x.k, x.v"
+    "  FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid CROSS JOIN LATERAL (VALUES"
+    "   ('type', format_type(s.seqtypid, NULL)), ('start', s.seqstart::text),"
+    "   ('increment', s.seqincrement::text), ('minimum', s.seqmin::text), ('maximum', s.seqmax::text),"
+    "   ('cycle', CASE WHEN s.seqcycle THEN 'yes' ELSE 'no' END),"
+    "   ('owner', pg_get_userbyid(r.relowner))) x(k, v)"
+    /* functions, procedures, aggregates */
+    " UNION ALL SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'"
+    "    WHEN 'w' THEN 'window function' ELSE 'function' END,"
+    "   n.pfx || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', '', x.k,"
+    "   coalesce(x.v, '')"
+    "  FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace CROSS JOIN LATERAL (VALUES"
+    "   ('definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END),"
+    "   ('owner', pg_get_userbyid(p.proowner))) x(k, v)"
+    "  WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass"
+    "                    AND d.objid = p.oid AND d.deptype = 'e')"
+    /* triggers */
+    " UNION ALL SELECT 'trigger', r.qname || '.' || t.tgname, r.qname, 'definition', pg_get_triggerdef(t.oid)"
+    "  FROM pg_trigger t JOIN rel r ON r.oid = t.tgrelid WHERE NOT t.tgisinternal"
+    /* row-level security policies */
+    " UNION ALL SELECT 'policy', r.qname || '.' || po.polname, r.qname, x.k, coalesce(x.v, '')"
+    "  FROM pg_policy po JOIN rel r ON r.oid = po.polrelid CROSS JOIN LATERAL (VALUES"
+    "   ('command', CASE po.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'"
+    "      WHEN 'd' THEN 'DELETE' ELSE 'ALL' END),"
+    "   ('permissive', CASE WHEN po.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END),"
+    "   ('roles', (SELECT string_agg(CASE WHEN ro = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(ro) END, ', '"
+    "      ORDER BY 1) FROM unnest(po.polroles) ro)),"
+    "   ('using', pg_get_expr(po.polqual, po.polrelid)),"
+    "   ('with check', pg_get_expr(po.polwithcheck, po.polrelid))) x(k, v)"
+    /* types: enums, domains, composite types, ranges */
+    " UNION ALL SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range type'"
+    "    ELSE 'type' END, n.pfx || t.typname, '', x.k, coalesce(x.v, '')"
+    "  FROM pg_type t JOIN ns n ON n.oid = t.typnamespace CROSS JOIN LATERAL (VALUES"
+    "   ('owner', pg_get_userbyid(t.typowner)),"
+    "   ('labels', CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(quote_literal(e.enumlabel), ', '"
+    "      ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END),"
+    "   ('base type', CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END),"
+    "   ('nullability', CASE WHEN t.typtype = 'd' THEN CASE WHEN t.typnotnull THEN 'NOT NULL'"
+    "      ELSE 'nullable' END END),"
+    "   ('default', t.typdefault),"
+    "   ('constraints', CASE WHEN t.typtype = 'd' THEN (SELECT string_agg(c.conname || ' '"
+    "      || pg_get_constraintdef(c.oid), '; ' ORDER BY c.conname) FROM pg_constraint c"
+    "      WHERE c.contypid = t.oid) END),"
+    "   ('attributes', CASE WHEN t.typtype = 'c' THEN (SELECT string_agg(a.attname || ' '"
+    "      || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) FROM pg_attribute a"
+    "      WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) END)) x(k, v)"
+    "  WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c"
+    "         WHERE c.oid = t.typrelid) = 'c'))"
+    "    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass"
+    "                    AND d.objid = t.oid AND d.deptype = 'e')"
+    /* extensions */
+    " UNION ALL SELECT 'extension', e.extname, '', x.k, x.v"
+    "  FROM pg_extension e CROSS JOIN LATERAL (VALUES ('version', e.extversion),"
+    "   ('schema', (SELECT nspname FROM pg_namespace WHERE oid = e.extnamespace))) x(k, v)";
+
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+	size_t fl = strlen(from);
+	if (!fl || !strstr(s, from))
+		return fl_strdup(s);
+	fl_buf b;
+	fl_buf_init(&b);
+	const char *p = s, *q;
+	while ((q = strstr(p, from))) {
+		fl_buf_add(&b, p, (size_t)(q - p));
+		fl_buf_puts(&b, to);
+		p = q + fl;
+	}
+	fl_buf_puts(&b, p);
+	return fl_buf_detach(&b);
+}
+
+static int attr_cmp(const void *a, const void *b)
+{
+	const fl_drift_attr *x = a, *y = b;
+	int c = strcmp(x->kind, y->kind);
+	if (!c)
+		c = strcmp(x->name, y->name);
+	if (!c)
+		c = strcmp(x->attr, y->attr);
+	return c;
+}
+
+int fl_drift_snapshot_take(fl_pg *pg, const char *schema, const char *history_table, const char *rename_from,
+                           const char *rename_to, fl_drift_snapshot **out, fl_error **err)
+{
+	const char *params[2] = {schema ? schema : "public",
+	                         history_table ? history_table : FL_HISTORY_DEFAULT_TABLE};
+	PGresult *r = fl_pg_query(pg, SNAPSHOT_SQL, 2, params, "reading the catalog", NULL, err);
+	if (!r)
+		return -1;
+	fl_drift_snapshot *s = fl_calloc(1, sizeof(*s));
+	int n = PQntuples(r);
+	s->items = fl_calloc(n ? (size_t)n : 1, sizeof(fl_drift_attr));
+	for (int i = 0; i < n; i++) {
+		fl_drift_attr *a = &s->items[s->n++];
+		a->kind = fl_strdup(PQgetvalue(r, i, 0));
+		a->name = fl_strdup(PQgetvalue(r, i, 1));
+		a->parent = fl_strdup(PQgetvalue(r, i, 2));
+		a->attr = fl_strdup(PQgetvalue(r, i, 3));
+		const char *v = PQgetisnull(r, i, 4) ? "" : PQgetvalue(r, i, 4);
+		a->value = rename_from && rename_to ? replace_all(v, rename_from, rename_to) : fl_strdup(v);
+	}
+	PQclear(r);
+	qsort(s->items, s->n, sizeof(fl_drift_attr), attr_cmp);
+	*out = s;
+	return 0;
+}
+
+void fl_drift_snapshot_free(fl_drift_snapshot *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->items[i].kind);
+		free(s->items[i].name);
+		free(s->items[i].parent);
+		free(s->items[i].attr);
+		free(s->items[i].value);
+	}
+	free(s->items);
+	free(s);
+}
+
+/* ---- comparison ---- */
+
+/* [i, end) of the rows of one object */
+static size_t object_end(const fl_drift_snapshot *s, size_t i)
+{
+	size_t j = i + 1;
+	while (j < s->n && strcmp(s->items[j].kind, s->items[i].kind) == 0 &&
+	       strcmp(s->items[j].name, s->items[i].name) == 0)
+		j++;
+	return j;
+}
+
+static int object_cmp(const fl_drift_attr *a, const fl_drift_attr *b)
+{
+	int c = strcmp(a->kind, b->kind);
+	return c ? c : strcmp(a->name, b->name);
+}
+
+static const char *attr_value(const fl_drift_snapshot *s, size_t i, size_t end, const char *attr)
+{
+	for (; i < end; i++)
+		if (strcmp(s->items[i].attr, attr) == 0)
+			return s->items[i].value;
+	return NULL;
+}
+
+/* "(ts DESC)" from "CREATE INDEX x ON public.t USING btree (ts DESC)": what a person compares */
+static char *index_shown(const char *def)
+{
+	const char *u = strstr(def, " USING ");
+	if (!u)
+		return fl_strdup(def);
+	u += 7;
+	if (strncmp(u, "btree ", 6) == 0)
+		u += 6;
+	return fl_asprintf("%s%s", strncmp(def, "CREATE UNIQUE", 13) == 0 ? "UNIQUE " : "", u);
+}
+
+/* A short note on what the object is, for "exists in the database but not in the migrations". */
+static char *object_summary(const fl_drift_snapshot *s, size_t i, size_t end)
+{
+	const char *kind = s->items[i].kind;
+	const char *v;
+	if (strcmp(kind, "column") == 0 && (v = attr_value(s, i, end, "type")))
+		return fl_asprintf(" (%s)", v);
+	if (strcmp(kind, "index") == 0 && (v = attr_value(s, i, end, "definition"))) {
+		char *x = index_shown(v);
+		char *r = fl_asprintf(" %s", x);
+		free(x);
+		return r;
+	}
+	if (strstr(kind, "constraint") || strcmp(kind, "primary key") == 0 ||
+	    strcmp(kind, "foreign key") == 0) {
+		if ((v = attr_value(s, i, end, "definition")))
+			return fl_asprintf(" (%s)", v);
+	}
+	return fl_strdup("");
+}
+
+static bool multiline(const char *s)
+{
+	return strchr(s, '\n') || strlen(s) > 100;
+}
+
+/* The first line where a and b differ, trimmed, into la / lb (new strings); returns its number. */
+static int first_diff_line(const char *a, const char *b, char **la, char **lb)
+{
+	int line = 1;
+	for (;;) {
+		size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
+		if (na != nb || memcmp(a, b, na) != 0 || (!a[na]) != (!b[nb])) {
+			const char *x = a, *y = b;
+			while (*x == ' ' || *x == '\t')
+				x++, na--;
+			while (*y == ' ' || *y == '\t')
+				y++, nb--;
+			*la = na ? fl_strndup(x, na) : fl_strdup("(nothing)");
+			*lb = nb ? fl_strndup(y, nb) : fl_strdup("(nothing)");
+			return line;
+		}
+		if (!a[na])
+			break;
+		a += na + 1;
+		b += nb + 1;
+		line++;
+	}
+	*la = fl_strdup("");
+	*lb = fl_strdup("");
+	return line;
+}
+
+static bool in_list(char **list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+static bool is_relation_kind(const char *k)
+{
+	return strcmp(k, "table") == 0 || strcmp(k, "foreign table") == 0 || strcmp(k, "view") == 0 ||
+	       strcmp(k, "materialized view") == 0;
+}
+
+static void compare_attrs(const fl_drift_snapshot *e, size_t i, size_t ie, const fl_drift_snapshot *a,
+                          size_t j, size_t je, const char *service, fl_drift_findings *out)
+{
+	const fl_drift_attr *o = &e->items[i];
+	char *label = fl_asprintf("%s %s", o->kind, o->name);
+	/* attribute lists come from one query, so both have the same names in the same order */
+	while (i < ie || j < je) {
+		int c = i >= ie ? 1 : j >= je ? -1 : strcmp(e->items[i].attr, a->items[j].attr);
+		const char *attr = c <= 0 ? e->items[i].attr : a->items[j].attr;
+		const char *ev = c <= 0 ? e->items[i].value : "";
+		const char *av = c >= 0 ? a->items[j].value : "";
+		if (strcmp(ev, av) != 0) {
+			bool one = strcmp(attr, "definition") == 0;
+			const char *evs = *ev ? ev : "none", *avs = *av ? av : "none";
+			char *ex = NULL, *fx = NULL;
+			if (strcmp(o->kind, "index") == 0 && one) {
+				ex = index_shown(evs);
+				fx = index_shown(avs);
+			}
+			if (!ex && (multiline(evs) || multiline(avs))) {
+				char *la, *lb;
+				int line = first_diff_line(evs, avs, &la, &lb);
+				fl_drift_add(out, service, FL_DRIFT_SCHEMA, "changed", label, ev, av, NULL,
+				             "%s differs: %s%sline %d: expected \"%s\", found \"%s\"", label,
+				             one ? "" : attr, one ? "" : " ", line, la, lb);
+				free(la);
+				free(lb);
+			} else {
+				fl_drift_add(out, service, FL_DRIFT_SCHEMA, "changed", label, ev, av, NULL,
+				             "%s differs: %s%sexpected %s, found %s", label, one ? "" : attr,
+				             one ? "" : " ", ex ? ex : evs, fx ? fx : avs);
+			}
+			free(ex);
+			free(fx);
+		}
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			j++;
+	}
+	free(label);
+}
+
+void fl_drift_compare(const fl_drift_snapshot *e, const fl_drift_snapshot *a, const char *service,
+                      fl_drift_findings *out)
+{
+	/* relations on one side only: their columns, indexes ... are not repeated */
+	char **only_e = fl_calloc(e->n + 1, sizeof(char *)), **only_a = fl_calloc(a->n + 1, sizeof(char *));
+	size_t ne = 0, na = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t i = 0, j = 0;
+		while (i < e->n || j < a->n) {
+			int c = i >= e->n ? 1 : j >= a->n ? -1 : object_cmp(&e->items[i], &a->items[j]);
+			size_t ie = i < e->n ? object_end(e, i) : i, je = j < a->n ? object_end(a, j) : j;
+			if (pass == 0) {
+				if (c < 0 && is_relation_kind(e->items[i].kind))
+					only_e[ne++] = e->items[i].name;
+				else if (c > 0 && is_relation_kind(a->items[j].kind))
+					only_a[na++] = a->items[j].name;
+			} else if (c < 0) {
+				const fl_drift_attr *o = &e->items[i];
+				if (!(*o->parent && in_list(only_e, ne, o->parent))) {
+					char *label = fl_asprintf("%s %s", o->kind, o->name);
+					char *sum = object_summary(e, i, ie);
+					fl_drift_add(
+					    out, service, FL_DRIFT_SCHEMA, "missing", label, NULL, NULL, NULL,
+					    "%s%s is in the migrations but not in the database", label, sum);
+					free(sum);
+					free(label);
+				}
+			} else if (c > 0) {
+				const fl_drift_attr *o = &a->items[j];
+				if (!(*o->parent && in_list(only_a, na, o->parent))) {
+					char *label = fl_asprintf("%s %s", o->kind, o->name);
+					char *sum = object_summary(a, j, je);
+					fl_drift_add(out, service, FL_DRIFT_SCHEMA, "extra", label, NULL,
+					             NULL, NULL,
+					             "%s%s exists in the database but not in the migrations",
+					             label, sum);
+					free(sum);
+					free(label);
+				}
+			} else {
+				compare_attrs(e, i, ie, a, j, je, service, out);
+			}
+			if (c <= 0)
+				i = ie;
+			if (c >= 0)
+				j = je;
+		}
+	}
+	free(only_e);
+	free(only_a);
+}
+
+/* ---- one service ---- */
+
+void fl_drift_service_result_clear(fl_drift_service_result *r)
+{
+	fl_drift_findings_clear(&r->findings);
+	free(r->version);
+	free(r->kept_shadow);
+	memset(r, 0, sizeof(*r));
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void set_conn(const fl_drift_service_opts *o, fl_pg *pg)
+{
+	if (o->on_conn)
+		o->on_conn(o->conn_ctx, pg ? pg->conn : NULL);
+}
+
+static bool cancelled(const fl_drift_service_opts *o)
+{
+	return o->cancel && atomic_load(o->cancel);
+}
+
+static fl_error *cancel_error(void)
+{
+	fl_error *e = fl_error_new("cancelled");
+	e->kind = FL_EINTR;
+	return e;
+}
+
+static char *shadow_name(const char *service)
+{
+	unsigned char b[4];
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		memcpy(b, &t.tv_nsec, sizeof(b));
+	}
+	/* 63 bytes at most: prefix (16) + service (<= 38) + "_" + 8 hex */
+	return fl_asprintf("%s%.38s_%02x%02x%02x%02x", FL_DRIFT_SHADOW_PREFIX, service, b[0], b[1], b[2],
+	                   b[3]);
+}
+
+static int shadow_drop(fl_pg *admin, const char *name, fl_error **err)
+{
+	char *q = fl_pg_ident_plain(name);
+	char *sql = fl_asprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", q);
+	int rc = fl_pg_exec(admin, sql, "dropping the shadow database", NULL, err);
+	free(sql);
+	free(q);
+	return rc;
+}
+
+/* Replays the migrations into a new shadow database and snapshots it; the shadow is dropped unless kept. */
+static int schema_check(const fl_drift_service_opts *o, fl_pg *live, const char *target,
+                        fl_drift_service_result *res, fl_error **err)
+{
+	const fl_service *svc = o->svc;
+	fl_pg_params ap = *o->admin;
+	fl_pg *admin = fl_pg_connect(&ap, err);
+	if (!admin)
+		return -1;
+	char *name = shadow_name(svc->name);
+	char *qn = fl_pg_ident_plain(name), *qo = fl_pg_ident_plain(svc->owner);
+	char *sql = fl_asprintf("CREATE DATABASE %s OWNER %s", qn, qo);
+	free(qn);
+	free(qo);
+	int rc = -1;
+	fl_drift_snapshot *exp = NULL, *act = NULL;
+	double t0 = now_s();
+	if (cancelled(o)) {
+		*err = cancel_error();
+		free(sql);
+		free(name);
+		fl_pg_close(admin);
+		return -1;
+	}
+	/* from here on the shadow exists (or the CREATE failed): every path below drops it */
+	if (fl_pg_exec(admin, sql, "creating the shadow database", NULL, err) != 0) {
+		free(sql);
+		free(name);
+		fl_pg_close(admin);
+		return -1;
+	}
+	free(sql);
+	res->create_s = now_s() - t0;
+	t0 = now_s();
+
+	fl_pg_params sp = *o->shadow_login;
+	sp.dbname = name;
+	fl_pg *shadow = fl_pg_connect(&sp, err);
+	if (shadow) {
+		set_conn(o, shadow);
+		/* provision makes the service's schema exist and belong to the owner: so does the shadow
+		 * (whether that still holds live is grant drift's business) */
+		char *qs = fl_pg_ident_plain(svc->schema ? svc->schema : "public");
+		char *qr = fl_pg_ident_plain(svc->owner);
+		char *prep =
+		    fl_asprintf("SET ROLE %s; CREATE SCHEMA IF NOT EXISTS %s; ALTER SCHEMA %s OWNER TO %s; "
+		                "RESET ROLE",
+		                qr, qs, qs, qr);
+		free(qs);
+		free(qr);
+		int prc = fl_pg_exec(shadow, prep, "preparing the shadow database", NULL, err);
+		free(prep);
+		fl_apply_opts ao;
+		memset(&ao, 0, sizeof(ao));
+		ao.service = svc->name;
+		ao.display_dir = svc->migrations_as_written;
+		ao.schema = svc->schema;
+		ao.table = o->table;
+		ao.role = svc->owner;
+		ao.placeholders = svc->placeholders;
+		ao.nplaceholders = svc->nplaceholders;
+		ao.lock_timeout_ms = o->lock_timeout_ms;
+		ao.statement_timeout_ms = o->statement_timeout_ms;
+		ao.target = target;
+		ao.out_of_order = true; /* the shadow replays what the database has, in file order */
+		ao.cancel = o->cancel;
+		ao.no_ledger = true;
+		ao.command = "drift";
+		fl_apply_result ar;
+		memset(&ar, 0, sizeof(ar));
+		if (prc != 0) {
+			/* *err says why */
+		} else if (fl_apply_migrate(shadow, o->set, &ao, &ar, err) != 0) {
+			if (*err && (*err)->kind != FL_EINTR)
+				fl_error_prefix(*err, "replaying the migrations into the shadow database %s",
+				                name);
+		} else {
+			res->replay_s = now_s() - t0;
+			double t1 = now_s();
+			if (fl_drift_snapshot_take(shadow, svc->schema, o->table, name, svc->database, &exp,
+			                           err) == 0 &&
+			    fl_drift_snapshot_take(live, svc->schema, o->table, NULL, NULL, &act, err) == 0) {
+				res->snapshot_s = now_s() - t1;
+				fl_drift_compare(exp, act, svc->name, &res->findings);
+				rc = 0;
+			}
+		}
+		fl_apply_result_clear(&ar);
+		set_conn(o, live);
+		fl_pg_close(shadow);
+	}
+	if (o->keep_shadow) {
+		res->kept_shadow = name;
+		name = NULL;
+	} else {
+		fl_error *derr = NULL;
+		double td = now_s();
+		int drc = shadow_drop(admin, name, &derr);
+		res->drop_s = now_s() - td;
+		if (drc != 0) {
+			fl_error_prefix(derr, "%s left behind", name);
+			fl_error_append(err, derr);
+			rc = -1;
+		}
+	}
+	free(name);
+	fl_pg_close(admin);
+	fl_drift_snapshot_free(exp);
+	fl_drift_snapshot_free(act);
+	return rc;
+}
+
+int fl_drift_service(const fl_drift_service_opts *o, fl_drift_service_result *res, fl_error **err)
+{
+	const fl_service *svc = o->svc;
+	double t0 = now_s();
+	fl_pg *live = fl_pg_connect(o->live, err);
+	if (!live)
+		return -1;
+	set_conn(o, live);
+	fl_apply_opts ao;
+	memset(&ao, 0, sizeof(ao));
+	ao.service = svc->name;
+	ao.display_dir = svc->migrations_as_written;
+	ao.schema = svc->schema;
+	ao.table = o->table;
+	ao.placeholders = svc->placeholders;
+	ao.nplaceholders = svc->nplaceholders;
+	fl_history *h = NULL;
+	fl_plan *plan = NULL;
+	int rc = fl_apply_info(live, o->set, &ao, &h, &plan, err);
+	if (rc == 0) {
+		res->version = plan->current_version ? fl_strdup(plan->current_version) : NULL;
+		if (o->checks & FL_DRIFT_HISTORY) {
+			fl_drift_history(plan, svc->name, &res->findings);
+			for (fl_error *e = plan->input_errors; e; e = e->next)
+				fl_drift_add(&res->findings, svc->name, FL_DRIFT_HISTORY, "failed",
+				             e->file ? e->file : "input", NULL, NULL, e->file, "%s", e->msg);
+		}
+		res->history_s = now_s() - t0;
+		if (o->checks & FL_DRIFT_SCHEMA) {
+			if (cancelled(o)) {
+				*err = cancel_error();
+				rc = -1;
+			} else {
+				rc = schema_check(o, live,
+				                  plan->current_version ? plan->current_version : "current",
+				                  res, err);
+			}
+		}
+	}
+	fl_plan_free(plan);
+	fl_history_free(h);
+	set_conn(o, NULL);
+	fl_pg_close(live);
+	if (rc != 0 && cancelled(o) && *err && (*err)->kind != FL_EINTR)
+		(*err)->kind = FL_EINTR;
+	return rc;
+}
+
+/* ---- grants ---- */
+
+static bool names_ident(const char *sql, const char *name)
+{
+	char *q = fl_pg_ident_plain(name);
+	bool r = strstr(sql, q) != NULL;
+	free(q);
+	return r;
+}
+
+/* REVOKE, NO<attribute>, dropping a member: taking away is what a security finding looks like */
+static bool takes_away(const char *sql)
+{
+	return strncmp(sql, "REVOKE", 6) == 0 || strstr(sql, " REVOKE ") ||
+	       (strncmp(sql, "ALTER ROLE", 10) == 0 && strstr(sql, " NO"));
+}
+
+fl_error *fl_drift_grants(const fl_manifest *m, const fl_provision_target *t, fl_drift_findings *out)
+{
+	fl_provision_desired *d = fl_provision_desired_from_manifest(m);
+	fl_provision_opts po = {.dry_run = true, .prune = true};
+	fl_provision_result *res = NULL;
+	fl_error *err = fl_provision_run(d, t, &po, &res);
+	for (size_t i = 0; !err && res && i < res->nsteps; i++) {
+		const fl_provision_step *s = &res->steps[i];
+		const fl_service *owner = NULL;
+		for (size_t k = 0; k < m->nservices && !owner; k++) {
+			const fl_service *svc = &m->services[k];
+			if ((s->database && strcmp(s->database, svc->database) == 0) ||
+			    (!s->database &&
+			     (names_ident(s->sql, svc->database) || names_ident(s->sql, svc->owner))))
+				owner = svc;
+		}
+		bool sec = takes_away(s->sql);
+		char *where = s->database ? fl_asprintf(" in %s", s->database) : fl_strdup("");
+		if (sec)
+			fl_drift_add(out, owner ? owner->name : NULL, FL_DRIFT_GRANTS, "security", s->desc,
+			             NULL, s->sql, NULL, "extra privilege%s: %s (fix: %s)", where, s->desc,
+			             s->sql);
+		else
+			fl_drift_add(out, owner ? owner->name : NULL, FL_DRIFT_GRANTS, "gap", s->desc, s->sql,
+			             NULL, NULL, "missing%s: %s (fix: %s)", where, s->desc, s->sql);
+		free(where);
+	}
+	for (size_t i = 0; !err && res && i < res->nwarnings; i++) {
+		const char *w = res->warnings[i];
+		const fl_service *owner = NULL;
+		for (size_t k = 0; k < m->nservices && !owner; k++)
+			if (strstr(w, m->services[k].database))
+				owner = &m->services[k];
+		fl_drift_add(out, owner ? owner->name : NULL, FL_DRIFT_GRANTS, "warning", w, NULL, NULL, NULL,
+		             "%s", w);
+	}
+	fl_provision_result_free(res);
+	fl_error_free(d->warnings);
+	d->warnings = NULL;
+	fl_provision_desired_free(d);
+	return err;
+}

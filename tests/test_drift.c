@@ -1,0 +1,554 @@
+/*
+ * drift through the flotilla binary on the test server: a small fleet (two
+ * services, one reading the other) migrated and provisioned, then changed by
+ * hand one way at a time; each change must be reported with its service,
+ * object and wording, exit 3; the schema findings are cross-checked with
+ * pg_dump of the shadow and the live database; no shadow database survives
+ * success, failure or SIGINT.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct fleet {
+	char *dir;
+	char project[48];
+	char manifest[600];
+	char auth[32], user[32]; /* service names: unique per test, since shadows are named after them */
+	char auth_db[96], user_db[96];
+	char auth_owner[128], user_owner[128];
+};
+
+static const char AUTH_V1[] =
+    "CREATE TABLE users (\n"
+    "  id int PRIMARY KEY,\n"
+    "  email text NOT NULL,\n"
+    "  status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'locked')),\n"
+    "  score int CONSTRAINT users_score_check CHECK (score >= 0),\n"
+    "  created_at timestamptz NOT NULL DEFAULT now()\n"
+    ");\n"
+    "CREATE INDEX users_email_idx ON users (email);\n";
+static const char AUTH_V2[] =
+    "CREATE TABLE sessions (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users (id) ON DELETE "
+    "CASCADE,\n"
+    "  ts timestamptz);\n"
+    "CREATE INDEX sessions_ts_idx ON sessions (ts DESC);\n"
+    "CREATE VIEW active_users AS SELECT id, email FROM users WHERE status = 'active';\n"
+    "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.ts := now(); RETURN NEW; "
+    "END$$;\n";
+
+static void fleet_init(struct fleet *f, const char *tag)
+{
+	static int n;
+	f->dir = th_tmpdir();
+	snprintf(f->project, sizeof(f->project), "d%d_%d", (int)getpid(), ++n);
+	snprintf(f->manifest, sizeof(f->manifest), "%s/flotilla.toml", f->dir);
+	snprintf(f->auth, sizeof(f->auth), "auth_%s", tag);
+	snprintf(f->user, sizeof(f->user), "user_%s", tag);
+	snprintf(f->auth_db, sizeof(f->auth_db), "%s_%s", f->project, f->auth);
+	snprintf(f->user_db, sizeof(f->user_db), "%s_%s", f->project, f->user);
+	snprintf(f->auth_owner, sizeof(f->auth_owner), "%s_%s_owner", f->project, f->auth);
+	snprintf(f->user_owner, sizeof(f->user_owner), "%s_%s_owner", f->project, f->user);
+	char buf[4096];
+	snprintf(buf, sizeof(buf),
+	         "version = 1\nproject = \"%s\"\n\n"
+	         "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"postgres\" }\n"
+	         "service_passwords = false\n\n"
+	         "[settings]\nlock_timeout = \"5s\"\n\n"
+	         "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
+	         "migrations = \"svc/${service}\"\n\n"
+	         "[services.%s]\nreads = [\"%s\"]\n\n[services.%s]\n",
+	         f->project, f->auth, f->user, f->user);
+	th_write(f->dir, "flotilla.toml", buf);
+	char rel[256];
+	snprintf(rel, sizeof(rel), "svc/%s/V1__users.sql", f->auth);
+	th_write(f->dir, rel, AUTH_V1);
+	snprintf(rel, sizeof(rel), "svc/%s/V2__sessions.sql", f->auth);
+	th_write(f->dir, rel, AUTH_V2);
+	snprintf(rel, sizeof(rel), "svc/%s/V1__profiles.sql", f->user);
+	th_write(f->dir, rel, "CREATE TABLE profiles (id int PRIMARY KEY, name text);\n");
+}
+
+static int fleet_run(struct fleet *f, char **out, char **err, const char *const *args)
+{
+	const char *argv[32] = {"flotilla", "-m", f->manifest, "-e", "test"};
+	size_t n = 5;
+	for (; *args && n < 31; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	return th_run(f->dir, NULL, out, err, argv);
+}
+
+static void fleet_migrate(struct fleet *f)
+{
+	char *out, *err;
+	int rc = fleet_run(f, &out, &err, (const char *const[]){"migrate", NULL});
+	cr_assert_eq(rc, 0, "migrate: %s\n%s", out, err);
+	free(out);
+	free(err);
+}
+
+static char *str_cat(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *r = malloc(la + lb + 1);
+	memcpy(r, a, la);
+	memcpy(r + la, b, lb + 1);
+	return r;
+}
+
+static void db_exec(const char *db, const char *sql)
+{
+	PGconn *c = th_connect(db);
+	th_exec(c, sql);
+	PQfinish(c);
+}
+
+/* shadow databases of one service on the server */
+static int shadows_of(const char *service)
+{
+	PGconn *c = th_connect("postgres");
+	char q[512];
+	snprintf(q, sizeof(q),
+	         "SELECT count(*) FROM pg_database WHERE datname LIKE 'flotilla\\_shadow\\_%s\\_%%'",
+	         service);
+	char *v = th_query1(c, q);
+	PQfinish(c);
+	int n = atoi(v);
+	free(v);
+	return n;
+}
+
+/* shadows of this fleet's services left on the server */
+static int shadows_left(struct fleet *f)
+{
+	return shadows_of(f->auth) + shadows_of(f->user);
+}
+
+static void fleet_drop(struct fleet *f)
+{
+	PGconn *c = th_connect("postgres");
+	char sql[512];
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", f->auth_db);
+	th_exec(c, sql);
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", f->user_db);
+	th_exec(c, sql);
+	PQfinish(c);
+	free(f->dir);
+}
+
+/* drift with args; asserts the exit code and that no shadow is left */
+static char *drift(struct fleet *f, int want, const char *const *args)
+{
+	const char *argv[16] = {"drift"};
+	size_t n = 1;
+	for (; args && *args && n < 15; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	char *out, *err;
+	int rc = fleet_run(f, &out, &err, argv);
+	cr_assert_eq(rc, want, "drift exit %d, wanted %d\nstdout:\n%s\nstderr:\n%s", rc, want, out, err);
+	cr_assert_eq(shadows_left(f), 0, "a shadow database was left behind\n%s", err);
+	free(err);
+	return out;
+}
+
+#define ASSERT_LINE(out, line) cr_assert(th_contains(out, line), "missing:\n  %s\nin:\n%s", line, out)
+
+Test(drift, fresh_fleet_is_clean, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "cl");
+	fleet_migrate(&f);
+	char *out = drift(&f, 0, NULL);
+	char line[256];
+	snprintf(line, sizeof(line), "%s: clean at version 2\n", f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "%s: clean at version 1\n", f.user);
+	ASSERT_LINE(out, line);
+	ASSERT_LINE(out, "drift: 0 findings");
+	free(out);
+	out = drift(&f, 0, (const char *const[]){"--json", NULL});
+	json_error_t je;
+	json_t *doc = json_loads(out, 0, &je);
+	cr_assert(doc, "not JSON: %s\n%s", je.text, out);
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "result")), "clean");
+	cr_assert_eq(json_integer_value(json_object_get(doc, "exit_code")), 0);
+	json_t *svcs = json_object_get(doc, "services");
+	cr_assert_eq(json_array_size(svcs), 2);
+	json_t *a = json_array_get(svcs, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(a, "service")), f.auth);
+	cr_assert_str_eq(json_string_value(json_object_get(a, "database")), f.auth_db);
+	cr_assert_str_eq(json_string_value(json_object_get(a, "version")), "2");
+	cr_assert_str_eq(json_string_value(json_object_get(a, "result")), "clean");
+	cr_assert_eq(json_array_size(json_object_get(a, "findings")), 0);
+	cr_assert_eq(json_array_size(json_object_get(json_object_get(doc, "cluster"), "findings")), 0);
+	json_decref(doc);
+	free(out);
+	/* usage */
+	char *o2, *e2;
+	cr_assert_eq(fleet_run(&f, &o2, &e2, (const char *const[]){"drift", "--only", "schemas", NULL}), 2);
+	cr_assert(th_contains(e2, "--only: unknown check 'schemas'"), "%s", e2);
+	free(o2);
+	free(e2);
+	cr_assert_eq(fleet_run(&f, &o2, &e2, (const char *const[]){"drift", "nope", NULL}), 2);
+	free(o2);
+	free(e2);
+	fleet_drop(&f);
+}
+
+/* pg_dump --schema-only of a database, without privileges, flotilla's schema and the history table */
+static char *dump(const char *db)
+{
+	char cmd[512], *out;
+	snprintf(cmd, sizeof(cmd),
+	         "pg_dump --schema-only --no-privileges -N flotilla -T public.flyway_schema_history '%s' "
+	         "| grep -v -e '^--' -e '^$' -e '^\\\\restrict' -e '^\\\\unrestrict'",
+	         db);
+	int rc = th_sh(cmd, &out);
+	cr_assert_eq(rc, 0, "pg_dump %s: %s", db, out);
+	return out;
+}
+
+struct change {
+	const char *sql;    /* makes the drift (%s: the owner, where needed) */
+	const char *revert; /* undoes it */
+	const char *line;   /* what drift says, after "<service>: " (NULL: no drift expected) */
+};
+
+/*
+ * Every schema change, one at a time on one fleet: drift finds it with the
+ * expected line and exit 3, pg_dump of the kept shadow and of the live
+ * database differ exactly then; reverted, drift is clean and the dumps equal.
+ */
+Test(drift, schema_changes_detected_and_cross_checked_with_pg_dump, .timeout = 600)
+{
+	struct fleet f;
+	fleet_init(&f, "sc");
+	fleet_migrate(&f);
+	char owner_sql[256], owner_rev[256];
+	snprintf(owner_sql, sizeof(owner_sql), "ALTER TABLE sessions OWNER TO postgres");
+	snprintf(owner_rev, sizeof(owner_rev), "ALTER TABLE sessions OWNER TO \"%s\"", f.auth_owner);
+	char owner_line[256];
+	snprintf(owner_line, sizeof(owner_line), "table sessions differs: owner expected %s, found postgres",
+	         f.auth_owner);
+	const struct change changes[] = {
+	    {"ALTER TABLE users ADD COLUMN nickname text", "ALTER TABLE users DROP COLUMN nickname",
+	     "column users.nickname (text) exists in the database but not in the migrations"},
+	    {"ALTER TABLE users DROP COLUMN created_at",
+	     "ALTER TABLE users ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()",
+	     "column users.created_at (timestamp with time zone) is in the migrations but not in the "
+	     "database"},
+	    {"ALTER TABLE users ALTER COLUMN score TYPE bigint",
+	     "ALTER TABLE users ALTER COLUMN score TYPE int",
+	     "column users.score differs: type expected integer, found bigint"},
+	    {"ALTER TABLE users ALTER COLUMN status SET DEFAULT 'locked'",
+	     "ALTER TABLE users ALTER COLUMN status SET DEFAULT 'active'",
+	     "column users.status differs: default expected 'active'::text, found 'locked'::text"},
+	    {"ALTER TABLE users ALTER COLUMN email DROP NOT NULL",
+	     "ALTER TABLE users ALTER COLUMN email SET NOT NULL",
+	     "column users.email differs: nullability expected NOT NULL, found nullable"},
+	    {"CREATE INDEX users_status_idx ON users (status)", "DROP INDEX users_status_idx",
+	     "index users_status_idx (status) exists in the database but not in the migrations"},
+	    {"DROP INDEX users_email_idx", "CREATE INDEX users_email_idx ON users (email)",
+	     "index users_email_idx (email) is in the migrations but not in the database"},
+	    {"DROP INDEX sessions_ts_idx; CREATE INDEX sessions_ts_idx ON sessions (ts)",
+	     "DROP INDEX sessions_ts_idx; CREATE INDEX sessions_ts_idx ON sessions (ts DESC)",
+	     "index sessions_ts_idx differs: expected (ts DESC), found (ts)"},
+	    {"CREATE TABLE scratch (id int, note text)", "DROP TABLE scratch",
+	     "table scratch exists in the database but not in the migrations"},
+	    {"ALTER TABLE sessions DROP CONSTRAINT sessions_user_id_fkey",
+	     "ALTER TABLE sessions ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES "
+	     "users (id) "
+	     "ON DELETE CASCADE",
+	     "foreign key sessions.sessions_user_id_fkey (FOREIGN KEY (user_id) REFERENCES users(id) ON "
+	     "DELETE "
+	     "CASCADE) is in the migrations but not in the database"},
+	    {"ALTER TABLE users DROP CONSTRAINT users_score_check, "
+	     "ADD CONSTRAINT users_score_check CHECK (score >= 1)",
+	     "ALTER TABLE users DROP CONSTRAINT users_score_check, "
+	     "ADD CONSTRAINT users_score_check CHECK (score >= 0)",
+	     "check constraint users.users_score_check differs: expected CHECK ((score >= 0)), found CHECK "
+	     "((score >= 1))"},
+	    {"CREATE OR REPLACE VIEW active_users AS SELECT id, email FROM users WHERE status = 'locked'",
+	     "CREATE OR REPLACE VIEW active_users AS SELECT id, email FROM users WHERE status = 'active'",
+	     "view active_users differs: line 4: expected \"WHERE (users.status = 'active'::text);\", found "
+	     "\"WHERE (users.status = 'locked'::text);\""},
+	    {"CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS "
+	     "$$BEGIN NEW.ts := clock_timestamp(); RETURN NEW; END$$",
+	     "CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS "
+	     "$$BEGIN NEW.ts := now(); RETURN NEW; END$$",
+	     "function touch() differs: line 4: expected \"AS $function$BEGIN NEW.ts := now(); RETURN NEW; "
+	     "END$function$\", found \"AS $function$BEGIN NEW.ts := clock_timestamp(); RETURN NEW; "
+	     "END$function$\""},
+	    {"CREATE TRIGGER sessions_touch BEFORE UPDATE ON sessions FOR EACH ROW EXECUTE FUNCTION touch()",
+	     "DROP TRIGGER sessions_touch ON sessions",
+	     "trigger sessions.sessions_touch exists in the database but not in the migrations"},
+	    {owner_sql, owner_rev, owner_line},
+	    /* data is not schema: no drift, and pg_dump agrees */
+	    {"INSERT INTO users (id, email) VALUES (1, 'a@b.c')", "DELETE FROM users", NULL},
+	};
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		const struct change *ch = &changes[i];
+		db_exec(f.auth_db, ch->sql);
+		char *out, *err;
+		int rc = fleet_run(
+		    &f, &out, &err,
+		    (const char *const[]){"drift", f.auth, "--only", "schema", "--keep-shadow", NULL});
+		cr_assert_eq(rc, ch->line ? 3 : 0, "%s: exit %d\n%s\n%s", ch->sql, rc, out, err);
+		if (ch->line) {
+			char want[1024];
+			snprintf(want, sizeof(want), "  %s: %s\n", f.auth, ch->line);
+			cr_assert(th_contains(out, want), "%s:\nmissing: %s\nin:\n%s", ch->sql, want, out);
+		}
+		/* the kept shadow, named on stderr */
+		const char *k = strstr(err, "shadow database kept: ");
+		cr_assert(k, "%s", err);
+		k += strlen("shadow database kept: ");
+		char shadow[128];
+		snprintf(shadow, sizeof(shadow), "%.*s", (int)strcspn(k, "\n"), k);
+		cr_assert(strncmp(shadow, "flotilla_shadow_", 16) == 0, "%s", shadow);
+		char *ds = dump(shadow), *dl = dump(f.auth_db);
+		bool differ = strcmp(ds, dl) != 0;
+		cr_assert_eq(differ, ch->line != NULL,
+		             "%s: pg_dump %s, flotilla %s\n--- shadow\n%s\n--- live\n%s", ch->sql,
+		             differ ? "differs" : "is equal", ch->line ? "found drift" : "found none", ds,
+		             dl);
+		free(ds);
+		free(dl);
+		char drop[256];
+		snprintf(drop, sizeof(drop), "DROP DATABASE \"%s\" WITH (FORCE)", shadow);
+		db_exec("postgres", drop);
+		free(out);
+		free(err);
+		/* reverted: clean again */
+		db_exec(f.auth_db, ch->revert);
+		out = drift(&f, 0, (const char *const[]){f.auth, "--only", "schema", NULL});
+		free(out);
+	}
+	fleet_drop(&f);
+}
+
+Test(drift, grant_changes, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "gr");
+	fleet_migrate(&f);
+	char sql[512], line[512];
+	/* a reader (auth's owner reads user) gets INSERT */
+	snprintf(sql, sizeof(sql), "GRANT INSERT ON profiles TO \"%s\"", f.auth_owner);
+	db_exec(f.user_db, sql);
+	/* PUBLIC may connect to auth's database */
+	snprintf(sql, sizeof(sql), "GRANT CONNECT ON DATABASE \"%s\" TO PUBLIC", f.auth_db);
+	db_exec("postgres", sql);
+	/* a role joins the owner's group */
+	snprintf(sql, sizeof(sql), "CREATE ROLE \"%s_intruder\"; GRANT \"%s\" TO \"%s_intruder\"", f.project,
+	         f.user_owner, f.project);
+	db_exec("postgres", sql);
+	char *out = drift(&f, 3, (const char *const[]){"--only", "grants", NULL});
+	snprintf(line, sizeof(line),
+	         "  %s: SECURITY: extra privilege in %s: prune: role %s has INSERT on table public.profiles",
+	         f.user, f.user_db, f.auth_owner);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line),
+	         "  %s: SECURITY: extra privilege: take PUBLIC's access to database %s away", f.auth,
+	         f.auth_db);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "%s_intruder", f.project);
+	ASSERT_LINE(out, line);
+	/* the membership line is the user service's (it names its owner) and a security finding */
+	const char *p = strstr(out, line);
+	const char *bol = p;
+	while (bol > out && bol[-1] != '\n')
+		bol--;
+	char head[256];
+	snprintf(head, sizeof(head), "  %s: SECURITY: ", f.user);
+	cr_assert(strncmp(bol, head, strlen(head)) == 0, "membership line: %.*s", (int)strcspn(bol, "\n"),
+	          bol);
+	free(out);
+	/* JSON: kind, change and object of each */
+	out = drift(&f, 3, (const char *const[]){"--only", "grants", "--json", NULL});
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "result")), "drift");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc, "counts"), "security")), 3, "%s",
+	             out);
+	json_t *fa = json_object_get(json_array_get(json_object_get(doc, "services"), 0), "findings");
+	cr_assert_eq(json_array_size(fa), 1, "%s", out);
+	json_t *f0 = json_array_get(fa, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(f0, "kind")), "grants");
+	cr_assert_str_eq(json_string_value(json_object_get(f0, "change")), "security");
+	json_decref(doc);
+	free(out);
+	snprintf(sql, sizeof(sql), "DROP ROLE \"%s_intruder\"", f.project);
+	db_exec("postgres", sql);
+	fleet_drop(&f);
+}
+
+Test(drift, history_changes, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "hi");
+	char rel[256], line[512];
+	snprintf(rel, sizeof(rel), "svc/%s/V2__prefs.sql", f.user);
+	th_write(f.dir, rel, "CREATE TABLE prefs (id int);\n");
+	snprintf(rel, sizeof(rel), "svc/%s/V3__prefs2.sql", f.user);
+	th_write(f.dir, rel, "CREATE TABLE prefs2 (id int);\n");
+	fleet_migrate(&f);
+	/* an applied file edited (a comment: the schema stays the same) */
+	snprintf(rel, sizeof(rel), "svc/%s/V1__users.sql", f.auth);
+	char *edited = str_cat(AUTH_V1, "-- edited after it was applied\n");
+	th_write(f.dir, rel, edited);
+	free(edited);
+	/* an applied file deleted */
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/svc/%s/V2__prefs.sql", f.dir, f.user);
+	cr_assert_eq(unlink(path), 0);
+	/* a history row inserted by hand */
+	db_exec(f.auth_db,
+	        "INSERT INTO flyway_schema_history VALUES (100, '7', 'hotfix', 'SQL', 'V7__hotfix.sql', 1, "
+	        "'someone', now(), 1, true)");
+	char *out = drift(&f, 3, (const char *const[]){"--only", "history", NULL});
+	snprintf(
+	    line, sizeof(line),
+	    "  %s: migration 1 (users) (svc/%s/V1__users.sql) was changed after it was applied: checksum ",
+	    f.auth, f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "  %s: migration 2 (prefs) was applied (", f.user);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), ") but its file svc/%s/V2__prefs.sql is missing from the repository\n",
+	         f.user);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "  %s: migration 7 (hotfix) is applied (", f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line),
+	         "but the repository does not know version 7 (no file svc/%s/V7__hotfix.sql; its latest "
+	         "is 2): the database is ahead, or the file was deleted\n",
+	         f.auth);
+	ASSERT_LINE(out, line);
+	/* a pending file: the database is behind */
+	snprintf(rel, sizeof(rel), "svc/%s/V4__more.sql", f.user);
+	th_write(f.dir, rel, "CREATE TABLE more (id int);\n");
+	free(out);
+	out = drift(&f, 3, (const char *const[]){f.user, "--only", "history", NULL});
+	snprintf(line, sizeof(line),
+	         "  %s: migration 4 (more) is pending (svc/%s/V4__more.sql): the database is behind the "
+	         "repository\n",
+	         f.user, f.user);
+	ASSERT_LINE(out, line);
+	cr_assert(!th_contains(out, f.auth), "only the named service: %s", out);
+	free(out);
+	/* a failed row */
+	db_exec(f.user_db,
+	        "INSERT INTO flyway_schema_history VALUES (101, '4', 'more', 'SQL', 'V4__more.sql', 1, "
+	        "'someone', now(), 1, false)");
+	out = drift(&f, 3, (const char *const[]){f.user, "--only", "history", "--json", NULL});
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	json_t *fa = json_object_get(json_array_get(json_object_get(doc, "services"), 0), "findings");
+	bool failed = false;
+	for (size_t i = 0; i < json_array_size(fa); i++) {
+		json_t *x = json_array_get(fa, i);
+		if (strcmp(json_string_value(json_object_get(x, "change")), "failed") == 0) {
+			failed = true;
+			cr_assert_str_eq(json_string_value(json_object_get(x, "kind")), "history");
+			cr_assert_str_eq(json_string_value(json_object_get(x, "object")),
+			                 "migration 4 (more)");
+			snprintf(line, sizeof(line), "svc/%s/V4__more.sql", f.user);
+			cr_assert_str_eq(json_string_value(json_object_get(x, "file")), line);
+		}
+	}
+	cr_assert(failed, "%s", out);
+	json_decref(doc);
+	free(out);
+	fleet_drop(&f);
+}
+
+/* The replay fails in the shadow (an edited migration): could not check, exit 1, no shadow left. */
+Test(drift, replay_failure_leaves_no_shadow, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "fa");
+	fleet_migrate(&f);
+	char rel[256];
+	snprintf(rel, sizeof(rel), "svc/%s/V2__sessions.sql", f.auth);
+	th_write(f.dir, rel, "SELECT 1/0;\n");
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"drift", NULL});
+	cr_assert_eq(rc, 1, "%s\n%s", out, err);
+	char line[512];
+	snprintf(line, sizeof(line), "%s: could not check: ", f.auth);
+	cr_assert(th_contains(err, line), "%s", err);
+	cr_assert(th_contains(err, "ERROR 22012: division by zero"), "%s", err);
+	cr_assert(th_contains(err, "replaying the migrations into the shadow database flotilla_shadow_"),
+	          "%s", err);
+	/* the history part still reports what it found */
+	snprintf(line, sizeof(line),
+	         "  %s: migration 2 (sessions) (svc/%s/V2__sessions.sql) was changed after it was applied",
+	         f.auth, f.auth);
+	cr_assert(th_contains(out, line), "%s", out);
+	cr_assert_eq(shadows_left(&f), 0);
+	free(out);
+	free(err);
+	fleet_drop(&f);
+}
+
+/* SIGINT while the shadow replays a slow migration: exit 130 quickly, shadow dropped. */
+Test(par_drift, sigint_drops_the_shadow, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "si");
+	char rel[256];
+	snprintf(rel, sizeof(rel), "svc/%s/V3__slow.sql", f.auth);
+	th_write(f.dir, rel, "SELECT pg_sleep(0.01);\n");
+	fleet_migrate(&f);
+	/* now the file sleeps: only the shadow's replay runs it */
+	th_write(f.dir, rel, "SELECT pg_sleep(60);\n");
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		char *out, *err;
+		int rc = fleet_run(&f, &out, &err, (const char *const[]){"drift", NULL});
+		if (rc != 130)
+			fprintf(stderr, "child: rc %d\n%s\n%s\n", rc, out, err);
+		_exit(rc);
+	}
+	char *fpid = NULL;
+	for (int i = 0; i < 600 && !fpid; i++) {
+		usleep(50000);
+		PGconn *c = th_connect("postgres");
+		char q[512];
+		snprintf(
+		    q, sizeof(q),
+		    "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'flotilla\\_shadow\\_%s\\_%%' "
+		    "AND query LIKE '%%pg_sleep(60)%%'",
+		    f.auth);
+		char *n = th_query1(c, q);
+		if (strcmp(n, "0") != 0) {
+			char cmd[256];
+			snprintf(cmd, sizeof(cmd), "pgrep -P %d", (int)pid);
+			th_sh(cmd, &fpid);
+		}
+		free(n);
+		PQfinish(c);
+	}
+	cr_assert(fpid && atoi(fpid) > 0, "the shadow replay never started");
+	cr_assert_eq(shadows_of(f.auth), 1, "the shadow exists while it replays");
+	time_t t0 = time(NULL);
+	kill(atoi(fpid), SIGINT);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d", WEXITSTATUS(st));
+	cr_assert_lt(time(NULL) - t0, 10);
+	cr_assert_eq(shadows_left(&f), 0, "the shadow must be dropped after SIGINT");
+	free(fpid);
+	fleet_drop(&f);
+}
