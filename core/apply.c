@@ -46,6 +46,7 @@ typedef struct {
 	bool ledger;
 	long long run_id;
 	bool locked;
+	bool control_current; /* flotilla's control schema was read under our lock and needs nothing */
 	fl_apply_result *res;
 	fl_apply_result local_res;
 } ctx;
@@ -209,19 +210,17 @@ static void ctx_free(ctx *c)
 }
 
 /* current_user and current_database(): for installed_by and the flyway:* placeholders. */
-static int session_facts(ctx *c, fl_error **err)
+static void set_facts(ctx *c, const char *user, const char *database)
 {
-	PGresult *r = fl_pg_query(c->pg, "SELECT current_user, current_database()", 0, NULL,
-	                          "reading the session", NULL, err);
-	if (!r)
-		return -1;
-	c->dbuser = fl_strdup(PQgetvalue(r, 0, 0));
-	c->database = fl_strdup(PQgetvalue(r, 0, 1));
-	PQclear(r);
+	free(c->dbuser);
+	free(c->database);
+	free(c->installed_by);
+	free(c->ph);
+	c->dbuser = fl_strdup(user);
+	c->database = fl_strdup(database);
 	c->installed_by = fl_strdup(c->o->installed_by ? c->o->installed_by : c->dbuser);
 	c->ph = fl_placeholders_standard(c->o->placeholders, c->o->nplaceholders, c->schema, c->database,
 	                                 c->dbuser, c->table, &c->nph);
-	return 0;
 }
 
 /* ---- the lock ---- */
@@ -282,69 +281,51 @@ static int try_lock(ctx *c, bool *got, fl_error **err)
 	return 0;
 }
 
-static int lock(ctx *c, fl_error **err)
+/*
+ * The first try failed (in read_state's round trip): say who holds the
+ * lock, then retry every lock_poll_ms until lock_timeout. t0: when the
+ * first try was made.
+ */
+static int lock_wait(ctx *c, long long t0, fl_error **err)
 {
-	long long t0 = now_ms();
 	bool got = false;
 	*err = NULL;
-	if (try_lock(c, &got, err) != 0)
-		return -1;
-	if (!got) {
-		char *holder = lock_holder(c);
-		char *text = fl_asprintf("waiting for the migration lock on %s, held by %s", c->history,
-		                         holder ? holder : "another session");
-		fl_apply_event ev = {.kind = FL_APPLY_EV_LOCK_WAIT, .text = text};
-		emit(c, &ev);
-		free(text);
-		free(holder);
-		int poll_ms = c->o->lock_poll_ms > 0 ? c->o->lock_poll_ms : 100;
-		while (!got) {
-			if (cancelled(c)) {
-				*err = interrupted("while waiting for the migration lock");
-				return -1;
-			}
-			long long waited = now_ms() - t0;
-			if (c->o->lock_timeout_ms > 0 && waited >= c->o->lock_timeout_ms)
-				break;
-			long long sleep_ms = poll_ms;
-			if (c->o->lock_timeout_ms > 0 && waited + sleep_ms > c->o->lock_timeout_ms)
-				sleep_ms = c->o->lock_timeout_ms - waited;
-			struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
-			while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-				;
-			if (try_lock(c, &got, err) != 0)
-				return -1;
-		}
-		if (!got) {
-			char *h = lock_holder(c);
-			*err = edb(
-			    "gave up after %d ms waiting for the migration lock on %s (advisory lock %lld): "
-			    "it is held by %s; another flotilla or Flyway is migrating this database: let it "
-			    "finish, or end that session",
-			    c->o->lock_timeout_ms, c->history, c->key,
-			    h ? h : "a session that has just ended");
-			free(h);
+	char *holder = lock_holder(c);
+	char *text = fl_asprintf("waiting for the migration lock on %s, held by %s", c->history,
+	                         holder ? holder : "another session");
+	fl_apply_event ev = {.kind = FL_APPLY_EV_LOCK_WAIT, .text = text};
+	emit(c, &ev);
+	free(text);
+	free(holder);
+	int poll_ms = c->o->lock_poll_ms > 0 ? c->o->lock_poll_ms : 100;
+	while (!got) {
+		if (cancelled(c)) {
+			*err = interrupted("while waiting for the migration lock");
 			return -1;
 		}
+		long long waited = now_ms() - t0;
+		if (c->o->lock_timeout_ms > 0 && waited >= c->o->lock_timeout_ms)
+			break;
+		long long sleep_ms = poll_ms;
+		if (c->o->lock_timeout_ms > 0 && waited + sleep_ms > c->o->lock_timeout_ms)
+			sleep_ms = c->o->lock_timeout_ms - waited;
+		struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		if (try_lock(c, &got, err) != 0)
+			return -1;
 	}
-	c->locked = true;
-	fl_apply_event ev = {.kind = FL_APPLY_EV_LOCKED, .ms = (long)(now_ms() - t0)};
-	emit(c, &ev);
+	if (!got) {
+		char *h = lock_holder(c);
+		*err =
+		    edb("gave up after %d ms waiting for the migration lock on %s (advisory lock %lld): "
+		        "it is held by %s; another flotilla or Flyway is migrating this database: let it "
+		        "finish, or end that session",
+		        c->o->lock_timeout_ms, c->history, c->key, h ? h : "a session that has just ended");
+		free(h);
+		return -1;
+	}
 	return 0;
-}
-
-static void unlock(ctx *c)
-{
-	if (!c->locked)
-		return;
-	ensure_idle(c->pg);
-	char key[24];
-	snprintf(key, sizeof(key), "%lld", c->key);
-	const char *params[1] = {key};
-	PGresult *r = PQexecParams(c->pg->conn, "SELECT pg_catalog.pg_advisory_unlock($1::bigint)", 1, NULL,
-	                           params, NULL, NULL, 0);
-	PQclear(r);
-	c->locked = false;
 }
 
 /* ---- the ledger ---- */
@@ -381,7 +362,7 @@ static int begin_run(ctx *c, fl_error **err)
 {
 	if (!c->ledger)
 		return 0;
-	if (fl_apply_control(c->pg, c->o, err) != 0)
+	if (!c->control_current && fl_apply_control(c->pg, c->o, err) != 0)
 		return -1;
 	char uuid[37];
 	if (c->o->run_uuid)
@@ -423,23 +404,19 @@ static int begin_run(ctx *c, fl_error **err)
 	return 0;
 }
 
-static void finish_run(ctx *c, const fl_error *e)
+/* The UPDATE that closes the run row (literals: it goes out in a pipeline beside the unlock). */
+static char *finish_run_sql(ctx *c, const fl_error *e)
 {
-	if (!c->run_id || PQstatus(c->pg->conn) != CONNECTION_OK)
-		return;
-	ensure_idle(c->pg);
 	const char *outcome = !e ? "success" : e->kind == FL_EINTR ? "interrupted" : "failed";
 	char *msg = e ? fl_error_format(e) : NULL;
-	char id[24];
-	snprintf(id, sizeof(id), "%lld", c->run_id);
-	const char *params[3] = {id, outcome, msg};
-	PGresult *r =
-	    PQexecParams(c->pg->conn,
-	                 "UPDATE " LEDGER_RUN " SET finished = clock_timestamp(), outcome = $2, error = $3"
-	                 " WHERE id = $1::bigint",
-	                 3, NULL, params, NULL, NULL, 0);
-	PQclear(r);
+	char *qmsg = msg ? fl_pg_literal(c->pg, msg) : fl_strdup("NULL");
+	char *sql =
+	    fl_asprintf("UPDATE " LEDGER_RUN " SET finished = clock_timestamp(), outcome = '%s', error = %s"
+	                " WHERE id = %lld",
+	                outcome, qmsg ? qmsg : "NULL", c->run_id);
+	free(qmsg);
 	free(msg);
+	return sql;
 }
 
 static char *lit(ctx *c, const char *s)
@@ -1222,24 +1199,268 @@ static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
 	return 0;
 }
 
-/* ---- commands ---- */
+/* ---- reading what a command needs, in one round trip ---- */
 
-/* Reads history (and ledger) and plans; creates nothing. */
-static int load_plan(ctx *c, const fl_migration_set *set, fl_history **h, fl_plan **plan, fl_error **err)
+/* flotilla's own migrations (control_sql.h) as a set, or NULL with *err. */
+static fl_migration_set *control_set(fl_error **err)
+{
+	fl_file *files = fl_calloc(fl_control_sql_count ? fl_control_sql_count : 1, sizeof(*files));
+	for (size_t i = 0; i < fl_control_sql_count; i++) {
+		files[i].name = fl_strdup(fl_control_sql[i].name);
+		files[i].path = fl_asprintf("flotilla/migrations/%s", fl_control_sql[i].name);
+		files[i].data = fl_strdup(fl_control_sql[i].sql);
+		files[i].len = strlen(fl_control_sql[i].sql);
+	}
+	fl_error *e = NULL;
+	fl_migration_set *set = fl_migration_set_new(files, fl_control_sql_count, &e);
+	free(files);
+	if (!set) {
+		fl_error_prefix(e, "flotilla's own control schema");
+		*err = e;
+	}
+	return set;
+}
+
+/* Does the control schema's history say every embedded migration is applied, and nothing is off? */
+static bool control_is_current(const fl_migration_set *set, const fl_history *h, const char *service)
+{
+	fl_plan_opts po = {.service = service};
+	fl_error *e = NULL;
+	fl_plan *p = fl_plan_new(h, set, &po, &e);
+	fl_error *v = p ? fl_plan_validate(p, true) : NULL;
+	bool ok = p && !v;
+	fl_error_free(v);
+	fl_error_free(e);
+	fl_plan_free(p);
+	return ok;
+}
+
+typedef struct {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+} batch_query;
+
+/*
+ * Independent queries in one libpq pipeline, each followed by its own sync
+ * so that one that fails (a table that does not exist yet) does not abort
+ * the others: one round trip for all. res[i] is each query's result (the
+ * caller PQclear()s them). Returns 0, or -1 when the connection failed
+ * (*err; the results read so far are in res, the rest NULL).
+ */
+static int batch(fl_pg *pg, const batch_query *q, size_t n, PGresult **res, const char *what, fl_error **err)
+{
+	PGconn *conn = pg->conn;
+	for (size_t i = 0; i < n; i++)
+		res[i] = NULL;
+	bool ok = PQenterPipelineMode(conn) == 1;
+	for (size_t i = 0; i < n && ok; i++)
+		ok = PQsendQueryParams(conn, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL, 0) == 1 &&
+		     PQpipelineSync(conn) == 1;
+	for (size_t i = 0; i < n && ok; i++) {
+		PGresult *r;
+		while ((r = PQgetResult(conn)) != NULL) {
+			if (!res[i])
+				res[i] = r;
+			else
+				PQclear(r);
+		}
+		r = PQgetResult(conn);
+		ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+		ok = ok && res[i] && PQstatus(conn) == CONNECTION_OK;
+	}
+	if (!ok) {
+		fl_pg_diag d = {0};
+		fl_pg_diag_fill(&d, NULL, pg);
+		*err = fl_pg_diag_error(&d, NULL, 0, 0);
+		fl_error_prefix(*err, "%s", what);
+		fl_pg_diag_clear(&d);
+	}
+	if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(conn) &&
+	    PQstatus(conn) == CONNECTION_OK) {
+		PGresult *x;
+		while ((x = PQgetResult(conn)) != NULL)
+			PQclear(x);
+		PQexitPipelineMode(conn);
+	}
+	return ok ? 0 : -1;
+}
+
+static bool result_ok(const PGresult *r)
+{
+	return r && (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK);
+}
+
+/* A failed query of the batch, 42P01: the table is not there (yet). */
+static bool undefined_table(const PGresult *r)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	return st && strcmp(st, "42P01") == 0;
+}
+
+static fl_error *result_error(fl_pg *pg, const PGresult *r, const char *what)
+{
+	fl_pg_diag d = {0};
+	fl_pg_diag_fill(&d, r, pg);
+	fl_error *e = fl_pg_diag_error(&d, NULL, 0, 0);
+	fl_pg_diag_clear(&d);
+	fl_error_prefix(e, "%s", what);
+	return e;
+}
+
+enum { RS_LEDGER = 1, RS_CONTROL = 2, RS_TRY_LOCK = 4 };
+
+/*
+ * Session facts, (with RS_TRY_LOCK) one try of the advisory lock, the
+ * history table, (RS_LEDGER) the ledger's unfinished executions and
+ * (RS_CONTROL) whether flotilla's control schema is current: one round
+ * trip. The lock is tried before the reads, so when it is had they are
+ * made under it. *got (may be NULL without RS_TRY_LOCK) says whether it
+ * was. Sets c's session facts; *h is new.
+ */
+static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *control_current, fl_error **err)
 {
 	*h = NULL;
-	*plan = NULL;
-	if (fl_history_read(c->pg, c->schema, c->table, !c->o->no_ledger, h, err) != 0)
-		return -1;
+	if (control_current)
+		*control_current = false;
+	char key[24];
+	snprintf(key, sizeof(key), "%lld", c->key);
+	const char *p0[2] = {c->schema, key};
+	const char *p2[1] = {c->history};
+	char *rows_sql = fl_history_rows_sql(c->schema, c->table);
+	char *ctl_sql = fl_history_rows_sql(FL_CONTROL_SCHEMA, FL_HISTORY_DEFAULT_TABLE);
+	batch_query q[4] = {
+	    {what & RS_TRY_LOCK
+	         ? "SELECT current_user, current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
+	           " WHERE nspname = $1), pg_catalog.pg_try_advisory_lock($2::bigint)"
+	         : "SELECT current_user, current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
+	           " WHERE nspname = $1)",
+	     what & RS_TRY_LOCK ? 2 : 1, p0},
+	    {rows_sql, 0, NULL},
+	    {fl_history_progress_sql, 1, p2},
+	    {ctl_sql, 0, NULL},
+	};
+	/* the ledger's and control schema's queries go only when asked for; keep their slots */
+	batch_query send[4] = {{NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
+	int slot[4] = {-1, -1, -1, -1};
+	size_t n = 0;
+	for (int i = 0; i < 4; i++) {
+		if ((i == 2 && !(what & RS_LEDGER)) || (i == 3 && !(what & RS_CONTROL)))
+			continue;
+		slot[i] = (int)n;
+		send[n++] = q[i];
+	}
+	PGresult *res[4] = {NULL, NULL, NULL, NULL};
+	char *rd = fl_asprintf("reading %s", c->history);
+	int rc = batch(c->pg, send, n, res, rd, err);
+	PGresult *r0 = res[0], *r1 = res[1], *r2 = slot[2] >= 0 ? res[slot[2]] : NULL,
+	         *r3 = slot[3] >= 0 ? res[slot[3]] : NULL;
+	if (rc != 0)
+		goto out;
+	rc = -1;
+	if (!result_ok(r0) || PQntuples(r0) != 1) {
+		*err = result_error(c->pg, r0, "reading the session");
+		goto out;
+	}
+	set_facts(c, PQgetvalue(r0, 0, 0), PQgetvalue(r0, 0, 1));
+	bool schema_exists = PQgetvalue(r0, 0, 2)[0] == 't';
+	if (got)
+		*got = (what & RS_TRY_LOCK) && PQgetvalue(r0, 0, 3)[0] == 't';
+	if (!result_ok(r1) && !undefined_table(r1)) {
+		*err = result_error(c->pg, r1, rd);
+		goto out;
+	}
+	*h = fl_history_from_result(c->schema, c->table, schema_exists, result_ok(r1) ? r1 : NULL);
+	if (r2 && result_ok(r2)) {
+		fl_history_set_progress(*h, r2);
+	} else if (r2 && !undefined_table(r2)) {
+		*err = result_error(c->pg, r2, "reading flotilla's ledger");
+		goto out;
+	}
+	if (r3 && result_ok(r3) && control_current) {
+		fl_error *e = NULL;
+		fl_migration_set *set = control_set(&e);
+		fl_history *ch =
+		    fl_history_from_result(FL_CONTROL_SCHEMA, FL_HISTORY_DEFAULT_TABLE, true, r3);
+		*control_current = set && control_is_current(set, ch, c->o->service);
+		fl_history_free(ch);
+		fl_migration_set_free(set);
+		fl_error_free(e);
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		PQclear(res[i]);
+	free(rows_sql);
+	free(ctl_sql);
+	free(rd);
+	if (rc != 0 && got && *got) {
+		/* the lock was had but the reads failed: let it go (the caller never marks it held) */
+		const char *pk[1] = {key};
+		PGresult *u = PQexecParams(c->pg->conn, "SELECT pg_catalog.pg_advisory_unlock($1::bigint)", 1,
+		                           NULL, pk, NULL, NULL, 0);
+		PQclear(u);
+		*got = false;
+	}
+	if (rc != 0) {
+		fl_history_free(*h);
+		*h = NULL;
+	}
+	return rc;
+}
+
+/* ---- commands ---- */
+
+/* The plan of history *h and the files. */
+static int plan_of(ctx *c, const fl_migration_set *set, const fl_history *h, fl_plan **plan, fl_error **err)
+{
 	fl_plan_opts po = {.service = c->o->service,
 	                   .display_dir = c->o->display_dir,
 	                   .target = c->o->target,
 	                   .out_of_order = c->o->out_of_order,
 	                   .placeholders = c->ph,
 	                   .nplaceholders = c->nph};
-	*plan = fl_plan_new(*h, set, &po, err);
-	if (!*plan)
+	*plan = fl_plan_new(h, set, &po, err);
+	return *plan ? 0 : -1;
+}
+
+/* Reads history (and ledger) and plans, without the lock; creates nothing. */
+static int load_plan(ctx *c, const fl_migration_set *set, fl_history **h, fl_plan **plan, fl_error **err)
+{
+	*plan = NULL;
+	if (read_state(c, c->o->no_ledger ? 0 : RS_LEDGER, NULL, h, NULL, err) != 0)
 		return -1;
+	return plan_of(c, set, *h, plan, err);
+}
+
+/*
+ * The start of a command that may change something: the lock (unless a
+ * dry run), then, under it, session facts, history, ledger and the control
+ * schema's state, all in the lock's round trip when the lock is free.
+ */
+static int start(ctx *c, bool ledger, fl_history **h, fl_error **err)
+{
+	unsigned what = (ledger && !c->o->no_ledger ? RS_LEDGER : 0) | (c->ledger ? RS_CONTROL : 0);
+	if (c->o->dry_run)
+		return read_state(c, what, NULL, h, NULL, err);
+	long long t0 = now_ms();
+	bool got = false;
+	if (read_state(c, what | RS_TRY_LOCK, &got, h, &c->control_current, err) != 0)
+		return -1;
+	if (!got) {
+		/* what was read is not ours to trust: read again once the lock is had */
+		fl_history_free(*h);
+		*h = NULL;
+		if (lock_wait(c, t0, err) != 0)
+			return -1;
+		c->locked = true;
+		if (read_state(c, what, NULL, h, &c->control_current, err) != 0)
+			return -1;
+	}
+	c->locked = true;
+	fl_apply_event ev = {.kind = FL_APPLY_EV_LOCKED, .ms = (long)(now_ms() - t0)};
+	emit(c, &ev);
 	return 0;
 }
 
@@ -1267,11 +1488,30 @@ static int begin_changes(ctx *c, const fl_history *h, fl_error **err)
 	return 0;
 }
 
-/* The end of every command: run row, unlock, error out. */
+/* The end of every command: run row finished and unlock, in one round trip; error out. */
 static int finish(ctx *c, fl_error *e, fl_error **err)
 {
-	finish_run(c, e);
-	unlock(c);
+	if (PQstatus(c->pg->conn) == CONNECTION_OK && (c->run_id || c->locked)) {
+		ensure_idle(c->pg);
+		char key[24];
+		snprintf(key, sizeof(key), "%lld", c->key);
+		const char *pk[1] = {key};
+		char *upd = c->run_id ? finish_run_sql(c, e) : NULL;
+		batch_query q[2] = {{NULL, 0, NULL}, {NULL, 0, NULL}};
+		size_t n = 0;
+		if (upd)
+			q[n++] = (batch_query){upd, 0, NULL};
+		if (c->locked)
+			q[n++] = (batch_query){"SELECT pg_catalog.pg_advisory_unlock($1::bigint)", 1, pk};
+		PGresult *res[2];
+		fl_error *be = NULL;
+		batch(c->pg, q, n, res, "finishing", &be);
+		fl_error_free(be); /* the lock goes with the session anyway */
+		for (size_t i = 0; i < n; i++)
+			PQclear(res[i]);
+		free(upd);
+	}
+	c->locked = false;
 	if (e) {
 		if (err)
 			*err = e;
@@ -1279,16 +1519,6 @@ static int finish(ctx *c, fl_error *e, fl_error **err)
 			fl_error_free(e);
 		return -1;
 	}
-	return 0;
-}
-
-/* Session facts and (unless a dry run) the lock: before history is read. */
-static int start(ctx *c, fl_error **e)
-{
-	if (session_facts(c, e) != 0)
-		return -1;
-	if (!c->o->dry_run && lock(c, e) != 0)
-		return -1;
 	return 0;
 }
 
@@ -1306,7 +1536,41 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		e = fl_error_new("a dry run needs somewhere to write its SQL");
 		goto done;
 	}
-	if (start(&c, &e) != 0 || load_plan(&c, set, &h, &plan, &e) != 0)
+	if (!o->dry_run) {
+		/*
+		 * The common case, nothing to do, is decided without the lock and
+		 * writes nothing (no run row either: the ledger records commands
+		 * that change something): one round trip. Anything else (work, a
+		 * validation problem, a control schema to bring up to date, no
+		 * history table yet) is decided again under the lock below.
+		 */
+		bool ctl = false;
+		unsigned what = (o->no_ledger ? 0 : RS_LEDGER) | (c.ledger ? RS_CONTROL : 0);
+		if (read_state(&c, what, NULL, &h, &ctl, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
+			goto done;
+		fl_error *v = NULL;
+		if (h->exists && (ctl || !c.ledger) && plan->npending + plan->nrepeatables == 0 &&
+		    !(v = fl_plan_validate(plan, false)) && !cancelled(&c)) {
+			c.res->version_before =
+			    plan->current_version ? fl_strdup(plan->current_version) : NULL;
+			c.res->version_after =
+			    plan->current_version ? fl_strdup(plan->current_version) : NULL;
+			fl_apply_event pe = {.kind = FL_APPLY_EV_PLAN,
+			                     .current_version = plan->current_version};
+			emit(&c, &pe);
+			fl_apply_event de = {.kind = FL_APPLY_EV_DONE,
+			                     .version_before = c.res->version_before,
+			                     .version_after = c.res->version_after};
+			emit(&c, &de);
+			goto done;
+		}
+		fl_error_free(v);
+		fl_plan_free(plan);
+		fl_history_free(h);
+		plan = NULL;
+		h = NULL;
+	}
+	if (start(&c, true, &h, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
 		goto done;
 	c.res->version_before = plan->current_version ? fl_strdup(plan->current_version) : NULL;
 	e = fl_plan_validate(plan, false);
@@ -1391,7 +1655,7 @@ int fl_apply_undo(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o
 	fl_apply_opts po = *o;
 	po.target = NULL; /* the undo target is not a migrate target */
 	c.o = &po;
-	if (start(&c, &e) != 0 || load_plan(&c, set, &h, &plan, &e) != 0)
+	if (start(&c, true, &h, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
 		goto done;
 	c.res->version_before = plan->current_version ? fl_strdup(plan->current_version) : NULL;
 	e = fl_plan_validate(plan, false);
@@ -1479,9 +1743,7 @@ int fl_apply_baseline(fl_pg *pg, const char *version, const char *description, c
 		e = fl_error_new("a dry run needs somewhere to write its SQL");
 		goto done;
 	}
-	if (start(&c, &e) != 0)
-		goto done;
-	if (fl_history_read(pg, c.schema, c.table, false, &h, &e) != 0)
+	if (start(&c, false, &h, &e) != 0)
 		goto done;
 	for (size_t i = 0; i < h->n; i++) {
 		const fl_history_row *w = &h->rows[i];
@@ -1542,7 +1804,7 @@ int fl_apply_repair(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts 
 	fl_apply_opts po = *o;
 	po.target = NULL;
 	c.o = &po;
-	if (start(&c, &e) != 0 || load_plan(&c, set, &h, &plan, &e) != 0)
+	if (start(&c, true, &h, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
 		goto done;
 	if (!h->exists)
 		goto done;
@@ -1614,7 +1876,7 @@ int fl_apply_info(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o
 	*h = NULL;
 	*plan = NULL;
 	int rc = -1;
-	if (session_facts(&c, &e) == 0 && load_plan(&c, set, h, plan, &e) == 0)
+	if (load_plan(&c, set, h, plan, &e) == 0)
 		rc = 0;
 	if (rc != 0) {
 		fl_plan_free(*plan);
@@ -1632,51 +1894,25 @@ int fl_apply_info(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o
 
 int fl_apply_control(fl_pg *pg, const fl_apply_opts *o, fl_error **err)
 {
-	fl_file *files = fl_calloc(fl_control_sql_count ? fl_control_sql_count : 1, sizeof(*files));
-	for (size_t i = 0; i < fl_control_sql_count; i++) {
-		files[i].name = fl_strdup(fl_control_sql[i].name);
-		files[i].path = fl_asprintf("flotilla/migrations/%s", fl_control_sql[i].name);
-		files[i].data = fl_strdup(fl_control_sql[i].sql);
-		files[i].len = strlen(fl_control_sql[i].sql);
-	}
 	fl_error *e = NULL;
-	fl_migration_set *set = fl_migration_set_new(files, fl_control_sql_count, &e);
-	free(files);
+	fl_migration_set *set = control_set(&e);
 	if (!set) {
-		fl_error_prefix(e, "flotilla's own control schema");
 		*err = e;
 		return -1;
 	}
-	/* the cheap path: already current */
-	fl_history *h = NULL;
-	int rc = -1;
-	if (fl_history_read(pg, FL_CONTROL_SCHEMA, FL_HISTORY_DEFAULT_TABLE, false, &h, &e) == 0) {
-		fl_plan_opts po = {.service = o->service};
-		fl_plan *p = fl_plan_new(h, set, &po, &e);
-		fl_error *v = p ? fl_plan_validate(p, true) : NULL;
-		if (p && !v)
-			rc = 0;
-		fl_error_free(v);
-		fl_plan_free(p);
-		fl_error_free(e);
-		e = NULL;
-	}
-	fl_history_free(h);
+	/* when it is current, migrate's first read says so: one round trip, no lock */
+	fl_apply_opts co = {.service = o->service,
+	                    .display_dir = "flotilla/migrations",
+	                    .schema = FL_CONTROL_SCHEMA,
+	                    .installed_by = o->installed_by,
+	                    .lock_timeout_ms = o->lock_timeout_ms,
+	                    .cancel = o->cancel,
+	                    .no_ledger = true,
+	                    .lock_poll_ms = o->lock_poll_ms};
+	int rc = fl_apply_migrate(pg, set, &co, NULL, &e);
 	if (rc != 0) {
-		fl_apply_opts co = {.service = o->service,
-		                    .display_dir = "flotilla/migrations",
-		                    .schema = FL_CONTROL_SCHEMA,
-		                    .installed_by = o->installed_by,
-		                    .lock_timeout_ms = o->lock_timeout_ms,
-		                    .cancel = o->cancel,
-		                    .no_ledger = true,
-		                    .lock_poll_ms = o->lock_poll_ms};
-		rc = fl_apply_migrate(pg, set, &co, NULL, &e);
-		if (rc != 0) {
-			fl_error_prefix(e, "bringing flotilla's control schema \"%s\" up to date",
-			                FL_CONTROL_SCHEMA);
-			*err = e;
-		}
+		fl_error_prefix(e, "bringing flotilla's control schema \"%s\" up to date", FL_CONTROL_SCHEMA);
+		*err = e;
 	}
 	fl_migration_set_free(set);
 	return rc;

@@ -8,6 +8,13 @@
  *   cannot be had, the error names the session holding it (pid,
  *   application_name, user, since when). Flyway and flotilla therefore never
  *   run on one database at the same time.
+ *   One exception, which writes nothing: migrate first reads everything it
+ *   needs (session, history, ledger progress, control schema version) in
+ *   one round trip without the lock; when nothing is pending, validation
+ *   passes and the control schema is current it stops there (no lock, no
+ *   run row). Otherwise it takes the lock and reads again under it (the
+ *   lock's first try rides in the same round trip as that read); the end
+ *   of a command (run row finished, unlock) is one round trip too.
  * - Nothing runs unless the whole plan is valid (validate as Flyway's
  *   validateOnMigrate) and every file to run expands (placeholders) and
  *   splits: a bad file stops the command before the first statement.

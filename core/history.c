@@ -285,84 +285,110 @@ void fl_history_free(fl_history *h)
 	free(h);
 }
 
+char *fl_history_rows_sql(const char *schema, const char *table)
+{
+	char *name = fl_history_name(schema, table);
+	char *sql = fl_asprintf("SELECT \"installed_rank\", \"version\", \"description\", \"type\", "
+	                        "\"script\", \"checksum\", \"installed_by\", \"installed_on\", "
+	                        "\"execution_time\", \"success\" FROM %s ORDER BY \"installed_rank\"",
+	                        name);
+	free(name);
+	return sql;
+}
+
+const char *const fl_history_progress_sql =
+    "SELECT id, script, version, no_transaction, statements_done, statements_total, "
+    "prefix_sha256, content_sha256, error, started FROM ("
+    " SELECT DISTINCT ON (script) * FROM \"" FL_CONTROL_SCHEMA "\".execution"
+    " WHERE history_table = $1 ORDER BY script, id DESC) last"
+    " WHERE success IS NOT TRUE ORDER BY id";
+
+fl_history *fl_history_from_result(const char *schema, const char *table, bool schema_exists,
+                                   const PGresult *r)
+{
+	fl_history *h = fl_calloc(1, sizeof(*h));
+	h->schema = fl_strdup(schema);
+	h->table = fl_strdup(table);
+	h->schema_exists = schema_exists || r;
+	h->exists = r != NULL;
+	if (!r)
+		return h;
+	h->n = (size_t)PQntuples(r);
+	h->rows = fl_calloc(h->n ? h->n : 1, sizeof(*h->rows));
+	for (size_t i = 0; i < h->n; i++) {
+		fl_history_row *w = &h->rows[i];
+		int k = (int)i;
+		w->installed_rank = atoi(PQgetvalue(r, k, 0));
+		w->version = dup_or_null(r, k, 1);
+		w->description = fl_strdup(PQgetvalue(r, k, 2));
+		w->type = fl_strdup(PQgetvalue(r, k, 3));
+		w->script = fl_strdup(PQgetvalue(r, k, 4));
+		w->has_checksum = !PQgetisnull(r, k, 5);
+		w->checksum = w->has_checksum ? (int32_t)strtol(PQgetvalue(r, k, 5), NULL, 10) : 0;
+		w->installed_by = fl_strdup(PQgetvalue(r, k, 6));
+		w->installed_on = fl_strdup(PQgetvalue(r, k, 7));
+		w->execution_time = atoi(PQgetvalue(r, k, 8));
+		w->success = PQgetvalue(r, k, 9)[0] == 't';
+	}
+	return h;
+}
+
+void fl_history_set_progress(fl_history *h, const PGresult *r)
+{
+	for (size_t i = 0; i < h->nprogress; i++)
+		progress_clear(&h->progress[i]);
+	free(h->progress);
+	h->ledger = true;
+	h->nprogress = (size_t)PQntuples(r);
+	h->progress = fl_calloc(h->nprogress ? h->nprogress : 1, sizeof(*h->progress));
+	for (size_t i = 0; i < h->nprogress; i++) {
+		fl_history_progress *p = &h->progress[i];
+		int k = (int)i;
+		p->id = atoll(PQgetvalue(r, k, 0));
+		p->script = fl_strdup(PQgetvalue(r, k, 1));
+		p->version = dup_or_null(r, k, 2);
+		p->no_transaction = PQgetvalue(r, k, 3)[0] == 't';
+		p->statements_done = atoi(PQgetvalue(r, k, 4));
+		p->statements_total = PQgetisnull(r, k, 5) ? 0 : atoi(PQgetvalue(r, k, 5));
+		p->prefix_sha256 = dup_or_null(r, k, 6);
+		p->content_sha256 = dup_or_null(r, k, 7);
+		p->error = dup_or_null(r, k, 8);
+		p->started = dup_or_null(r, k, 9);
+	}
+}
+
 int fl_history_read(fl_pg *pg, const char *schema, const char *table, bool ledger, fl_history **out,
                     fl_error **err)
 {
 	*out = NULL;
-	fl_history *h = fl_calloc(1, sizeof(*h));
-	h->schema = fl_strdup(schema);
-	h->table = fl_strdup(table);
-	bool ledger_exists = false;
-	if (probe(pg, schema, table, &h->schema_exists, &h->exists, &ledger_exists, err) != 0) {
-		fl_history_free(h);
+	bool schema_exists = false, exists = false, ledger_exists = false;
+	if (probe(pg, schema, table, &schema_exists, &exists, &ledger_exists, err) != 0)
 		return -1;
-	}
 	char *name = fl_history_name(schema, table);
-	if (h->exists) {
-		char *sql = fl_asprintf("SELECT \"installed_rank\", \"version\", \"description\", \"type\", "
-		                        "\"script\", \"checksum\", \"installed_by\", \"installed_on\", "
-		                        "\"execution_time\", \"success\" FROM %s ORDER BY \"installed_rank\"",
-		                        name);
+	PGresult *r = NULL;
+	if (exists) {
+		char *sql = fl_history_rows_sql(schema, table);
 		char *what = fl_asprintf("reading %s", name);
-		PGresult *r = fl_pg_query(pg, sql, 0, NULL, what, NULL, err);
+		r = fl_pg_query(pg, sql, 0, NULL, what, NULL, err);
 		free(sql);
 		free(what);
 		if (!r) {
 			free(name);
-			fl_history_free(h);
 			return -1;
 		}
-		h->n = (size_t)PQntuples(r);
-		h->rows = fl_calloc(h->n, sizeof(*h->rows));
-		for (size_t i = 0; i < h->n; i++) {
-			fl_history_row *w = &h->rows[i];
-			int k = (int)i;
-			w->installed_rank = atoi(PQgetvalue(r, k, 0));
-			w->version = dup_or_null(r, k, 1);
-			w->description = fl_strdup(PQgetvalue(r, k, 2));
-			w->type = fl_strdup(PQgetvalue(r, k, 3));
-			w->script = fl_strdup(PQgetvalue(r, k, 4));
-			w->has_checksum = !PQgetisnull(r, k, 5);
-			w->checksum = w->has_checksum ? (int32_t)strtol(PQgetvalue(r, k, 5), NULL, 10) : 0;
-			w->installed_by = fl_strdup(PQgetvalue(r, k, 6));
-			w->installed_on = fl_strdup(PQgetvalue(r, k, 7));
-			w->execution_time = atoi(PQgetvalue(r, k, 8));
-			w->success = PQgetvalue(r, k, 9)[0] == 't';
-		}
-		PQclear(r);
 	}
+	fl_history *h = fl_history_from_result(schema, table, schema_exists, r);
+	PQclear(r);
 	if (ledger && ledger_exists) {
 		const char *params[1] = {name};
-		PGresult *r = fl_pg_query(
-		    pg,
-		    "SELECT id, script, version, no_transaction, statements_done, statements_total, "
-		    "prefix_sha256, content_sha256, error, started FROM ("
-		    " SELECT DISTINCT ON (script) * FROM \"" FL_CONTROL_SCHEMA "\".execution"
-		    " WHERE history_table = $1 ORDER BY script, id DESC) last"
-		    " WHERE success IS NOT TRUE ORDER BY id",
-		    1, params, "reading flotilla's ledger", NULL, err);
+		r = fl_pg_query(pg, fl_history_progress_sql, 1, params, "reading flotilla's ledger", NULL,
+		                err);
 		if (!r) {
 			free(name);
 			fl_history_free(h);
 			return -1;
 		}
-		h->ledger = true;
-		h->nprogress = (size_t)PQntuples(r);
-		h->progress = fl_calloc(h->nprogress, sizeof(*h->progress));
-		for (size_t i = 0; i < h->nprogress; i++) {
-			fl_history_progress *p = &h->progress[i];
-			int k = (int)i;
-			p->id = atoll(PQgetvalue(r, k, 0));
-			p->script = fl_strdup(PQgetvalue(r, k, 1));
-			p->version = dup_or_null(r, k, 2);
-			p->no_transaction = PQgetvalue(r, k, 3)[0] == 't';
-			p->statements_done = atoi(PQgetvalue(r, k, 4));
-			p->statements_total = PQgetisnull(r, k, 5) ? 0 : atoi(PQgetvalue(r, k, 5));
-			p->prefix_sha256 = dup_or_null(r, k, 6);
-			p->content_sha256 = dup_or_null(r, k, 7);
-			p->error = dup_or_null(r, k, 8);
-			p->started = dup_or_null(r, k, 9);
-		}
+		fl_history_set_progress(h, r);
 		PQclear(r);
 	}
 	free(name);

@@ -109,6 +109,19 @@ int fl_history_create(fl_pg *pg, const char *schema, const char *table, const ch
 int fl_history_read(fl_pg *pg, const char *schema, const char *table, bool ledger, fl_history **out,
                     fl_error **err);
 void fl_history_free(fl_history *h);
+/*
+ * The pieces of fl_history_read, for a caller that sends the queries in its
+ * own pipeline (apply reads everything a command needs in one round trip):
+ * the SELECT of a table's rows (new string); the SELECT of the ledger's
+ * unfinished executions, $1 = fl_history_name(schema, table); a new history
+ * from a result of the first (NULL: the table does not exist); progress
+ * from a result of the second (sets h->ledger).
+ */
+char *fl_history_rows_sql(const char *schema, const char *table);
+extern const char *const fl_history_progress_sql;
+fl_history *fl_history_from_result(const char *schema, const char *table, bool schema_exists,
+                                   const PGresult *rows);
+void fl_history_set_progress(fl_history *h, const PGresult *progress);
 
 /*
  * The INSERT that appends `row` with rank max + 1 (row->installed_rank is
