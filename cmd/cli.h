@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "error.h"
+#include "gitdiff.h"
 #include "manifest.h"
 
 enum {
@@ -32,7 +33,11 @@ extern struct fl_cli_globals fl_cli;
  * getopt_long table and "m:e:" in their short options.
  */
 int fl_cli_global_opt(int opt, const char *arg);
-#define FL_CLI_GLOBAL_LONGOPTS {"manifest", required_argument, NULL, 'm'}, {"env", required_argument, NULL, 'e'}
+#define FL_CLI_GLOBAL_LONGOPTS                                                                               \
+	{"manifest", required_argument, NULL, 'm'},                                                          \
+	{                                                                                                    \
+		"env", required_argument, NULL, 'e'                                                          \
+	}
 
 /* Prints every error of the chain as "file:line:col: msg" lines on stderr (no prefix:
  * editors and CI annotators read the place at the start of the line). */
@@ -48,6 +53,19 @@ const char *fl_cli_manifest_path(void);
 /* Loads the manifest for -e (need_env: an environment is required). Prints
  * every problem on stderr and returns NULL; the caller exits FL_EXIT_USAGE. */
 fl_manifest *fl_cli_load_manifest(bool need_env);
+
+/*
+ * Why an applied migration's file no longer matches its history row, as git
+ * tells it (validate, drift): the latest commit reachable from rev (NULL:
+ * HEAD) that changed svc's `script` after `installed_on` (history's
+ * timestamp, read as local time). Returns 1 with *commit filled (clear it
+ * with fl_git_commit_clear) and *note " (changed by <short> <summary>,
+ * <author>, <date>)"; 0 with *note " (changed in the work tree, not
+ * committed)" when rev is NULL and only the work tree differs from HEAD;
+ * 0 with *note NULL when git cannot tell. Git errors count as "cannot tell".
+ */
+int fl_cli_changing_commit(fl_git *g, const char *rev, const fl_service *svc, const char *script,
+                           const char *installed_on, fl_git_commit *commit, char **note);
 
 /* The commands over selected services (cmd/fleetcmd.c); verb is an fl_fleet_verb. */
 int fl_cli_fleet(int argc, char **argv, int verb);

@@ -1,11 +1,15 @@
 /*
- * drift: `flotilla -e ENV drift [SERVICE...] [--json] [--only history,schema,grants]`.
- * History and schema run per service on the orchestrate pool; grants is one
- * provision dry run for the cluster, before the pool. Exit 0 clean, 3 drift,
- * 1 something could not be checked, 2 bad usage, 130 interrupted.
+ * drift: `flotilla -e ENV drift [SERVICE...] [--json] [--only history,schema,grants]
+ * [--shadow CONNINFO]`. History and schema run per service on the
+ * orchestrate pool; grants is one provision dry run for the cluster, before
+ * the pool. After the pool, in this thread (a repository handle is one
+ * thread's), git names the commit behind each changed applied file. Exit 0
+ * clean, 3 drift, 1 something could not be checked, 2 bad usage, 130
+ * interrupted.
  */
 #include <getopt.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +23,76 @@
 #include "report.h"
 #include "secret.h"
 
-enum { OPT_JSON = 1000, OPT_ONLY, OPT_KEEP_SHADOW, OPT_PLAIN };
+enum { OPT_JSON = 1000, OPT_ONLY, OPT_KEEP_SHADOW, OPT_PLAIN, OPT_SHADOW };
+
+/*
+ * --shadow CONNINFO: the server the shadows are created on, as libpq
+ * parameters. What the conninfo leaves out falls back as for every libpq
+ * program (PGHOST, PGUSER, .pgpass ...), never to the manifest's
+ * environment. The password, when the conninfo holds one, goes where
+ * fl_pg scrubs it from messages, and only host, port and dbname are shown.
+ */
+struct shadow_server {
+	PQconninfoOption *ci;
+	fl_pg_option opts[64];
+	fl_pg_params admin;      /* dbname: the conninfo's, else postgres */
+	fl_pg_params login;      /* the same; drift replaces its dbname by the shadow's */
+	const char *host, *port; /* as shown: the conninfo's, else PGHOST/PGPORT, else libpq's defaults */
+	char *shown;             /* "host=... port=... dbname=..." */
+	bool has_password;
+};
+
+static int shadow_parse(const char *conninfo, struct shadow_server *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	char *msg = NULL;
+	ss->ci = PQconninfoParse(conninfo, &msg);
+	/* libpq's message may quote a piece of the string, which may be a password: not shown */
+	PQfreemem(msg);
+	if (!ss->ci)
+		return -1;
+	const char *host = NULL, *port = NULL, *dbname = NULL;
+	size_t n = 0;
+	for (const PQconninfoOption *o = ss->ci; o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (strcmp(o->keyword, "dbname") == 0) {
+			dbname = o->val;
+			continue;
+		}
+		if (strcmp(o->keyword, "password") == 0) {
+			ss->admin.password = o->val;
+			ss->has_password = true;
+			continue;
+		}
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+		if (n < sizeof(ss->opts) / sizeof(ss->opts[0]))
+			ss->opts[n++] = (fl_pg_option){o->keyword, o->val};
+	}
+	ss->admin.dbname = dbname ? dbname : "postgres";
+	ss->admin.options = ss->opts;
+	ss->admin.noptions = n;
+	ss->login = ss->admin;
+	if (!host)
+		host = getenv("PGHOST");
+	if (!port)
+		port = getenv("PGPORT");
+	ss->host = host && *host ? host : "localhost";
+	ss->port = port && *port ? port : "5432";
+	ss->shown = fl_asprintf("host=%s port=%s dbname=%s", ss->host, ss->port, ss->admin.dbname);
+	return 0;
+}
+
+static void shadow_clear(struct shadow_server *ss)
+{
+	if (ss->ci)
+		PQconninfoFree(ss->ci); /* libpq's copy of the password goes with it */
+	free(ss->shown);
+	memset(ss, 0, sizeof(*ss));
+}
 
 struct svc_state {
 	const fl_service *svc;
@@ -36,7 +109,8 @@ struct run {
 	size_t n;
 	unsigned checks;
 	bool keep_shadow;
-	const fl_pg_params *admin; /* dbname = the maintenance database */
+	const fl_pg_params *admin;          /* dbname = the maintenance database */
+	const struct shadow_server *shadow; /* --shadow; NULL: the shadows go to the cluster itself */
 	const char *migrator_password;
 };
 
@@ -68,8 +142,9 @@ static int job(fl_orch_worker *w, size_t i, void *arg)
 	    .set = st->set,
 	    .checks = r->checks & (FL_DRIFT_HISTORY | FL_DRIFT_SCHEMA),
 	    .live = &live,
-	    .shadow_login = &live,
-	    .admin = r->admin,
+	    .shadow_login = r->shadow ? &r->shadow->login : &live,
+	    .admin = r->shadow ? &r->shadow->admin : r->admin,
+	    .shadow_remote = r->shadow != NULL,
 	    .lock_timeout_ms = r->m->settings.lock_timeout_ms,
 	    .statement_timeout_ms = r->m->settings.statement_timeout_ms,
 	    .keep_shadow = r->keep_shadow,
@@ -100,6 +175,62 @@ static int job(fl_orch_worker *w, size_t i, void *arg)
 	return 0;
 }
 
+/* "2024-05-01T14:03:10+02:00": the author's own clock, as git log --date=iso-strict */
+static json_t *commit_json(const fl_git_commit *c)
+{
+	if (!c)
+		return json_null();
+	char date[40];
+	time_t t = (time_t)(c->author_time + (int64_t)c->author_offset * 60);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t n = strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	int off = c->author_offset < 0 ? -c->author_offset : c->author_offset;
+	snprintf(date + n, sizeof(date) - n, "%c%02d:%02d", c->author_offset < 0 ? '-' : '+', off / 60,
+	         off % 60);
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(c->id));
+	json_object_set_new(o, "short", json_string(c->short_id));
+	json_object_set_new(o, "summary", json_string(c->summary ? c->summary : ""));
+	json_object_set_new(o, "author", json_string(c->author_name ? c->author_name : ""));
+	json_object_set_new(o, "date", json_string(date));
+	return o;
+}
+
+/*
+ * Each history finding about a changed applied file names the commit that
+ * changed it after it ran, or says the change is not committed, as
+ * validate does. Outside a repository nothing is added.
+ */
+static void name_commits(struct run *r)
+{
+	bool any = false;
+	for (size_t i = 0; i < r->n && !any; i++)
+		for (size_t k = 0; k < r->s[i].res.findings.n && !any; k++)
+			any = r->s[i].res.findings.items[k].script != NULL;
+	if (!any)
+		return;
+	fl_git *g = NULL;
+	fl_error *err = NULL;
+	if (fl_git_open(r->m->path, &g, &err) < 0) {
+		fl_error_free(err);
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++)
+		for (size_t k = 0; k < r->s[i].res.findings.n; k++) {
+			fl_drift_finding *d = &r->s[i].res.findings.items[k];
+			if (!d->script)
+				continue;
+			fl_git_commit c;
+			char *note = NULL;
+			int rc = fl_cli_changing_commit(g, NULL, r->s[i].svc, d->script, d->installed_on, &c,
+			                                &note);
+			fl_drift_set_commit(d, note, rc == 1 ? &c : NULL);
+			free(note);
+		}
+	fl_git_free(g);
+}
+
 static json_t *finding_json(const fl_drift_finding *f)
 {
 	json_t *o = json_object();
@@ -110,6 +241,7 @@ static json_t *finding_json(const fl_drift_finding *f)
 	json_object_set_new(o, "expected", f->expected ? json_string(f->expected) : json_null());
 	json_object_set_new(o, "found", f->found ? json_string(f->found) : json_null());
 	json_object_set_new(o, "file", f->file ? json_string(f->file) : json_null());
+	json_object_set_new(o, "commit", commit_json(f->commit));
 	return o;
 }
 
@@ -165,11 +297,13 @@ int cmd_drift(int argc, char **argv)
 	    {"keep-shadow", no_argument, NULL,
 	     OPT_KEEP_SHADOW}, /* tests: keep the shadows, print their names */
 	    {"plain", no_argument, NULL, OPT_PLAIN},
+	    {"shadow", required_argument, NULL, OPT_SHADOW},
 	    {"jobs", required_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool json = false, keep = false, plain = false;
+	const char *shadow_conninfo = NULL;
 	int checks = FL_DRIFT_ALL, jobs = 0, c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:e:j:h", opts, NULL)) != -1) {
@@ -195,6 +329,9 @@ int cmd_drift(int argc, char **argv)
 		case OPT_PLAIN:
 			plain = true;
 			break;
+		case OPT_SHADOW:
+			shadow_conninfo = optarg;
+			break;
 		case 'j':
 			jobs = atoi(optarg);
 			if (jobs < 1 || jobs > 64)
@@ -210,9 +347,20 @@ int cmd_drift(int argc, char **argv)
 			return fl_cli_usage_error(cmd, "unknown option '%s' for %s", argv[optind - 1], cmd);
 		}
 	}
+	struct shadow_server shadow;
+	memset(&shadow, 0, sizeof(shadow));
+	if (shadow_conninfo && shadow_parse(shadow_conninfo, &shadow) != 0)
+		return fl_cli_usage_error(cmd,
+		                          "--shadow: not a connection string libpq understands (key=value "
+		                          "pairs, or a postgresql:// URI)");
+	if (shadow.has_password)
+		fprintf(stderr, "flotilla: warning: the --shadow connection string holds a password, which "
+		                "other users can see in the process list; use ~/.pgpass or PGPASSWORD\n");
 	fl_manifest *m = fl_cli_load_manifest(true);
-	if (!m)
+	if (!m) {
+		shadow_clear(&shadow);
 		return FL_EXIT_USAGE;
+	}
 	size_t *sel = fl_calloc(m->nservices ? m->nservices : 1, sizeof(size_t));
 	fl_error *err = NULL;
 	int nsel = fl_manifest_select(m, argv + optind, (size_t)(argc - optind), sel, &err);
@@ -221,6 +369,7 @@ int cmd_drift(int argc, char **argv)
 		fl_error_free(err);
 		free(sel);
 		fl_manifest_free(m);
+		shadow_clear(&shadow);
 		return FL_EXIT_USAGE;
 	}
 	bool all_selected = (size_t)nsel == m->nservices;
@@ -238,6 +387,7 @@ int cmd_drift(int argc, char **argv)
 		fl_error_free(err);
 		free(sel);
 		fl_manifest_free(m);
+		shadow_clear(&shadow);
 		return FL_EXIT_USAGE;
 	}
 
@@ -248,14 +398,19 @@ int cmd_drift(int argc, char **argv)
 	bool admin_ok = false;
 	fl_secret *mpw = NULL;
 	fl_drift_findings grants = {0};
-	struct run r = {.m = m, .n = (size_t)nsel, .checks = (unsigned)checks, .keep_shadow = keep};
+	struct run r = {.m = m,
+	                .n = (size_t)nsel,
+	                .checks = (unsigned)checks,
+	                .keep_shadow = keep,
+	                .shadow = shadow_conninfo ? &shadow : NULL};
 	r.s = fl_calloc(r.n ? r.n : 1, sizeof(struct svc_state));
 	for (size_t i = 0; i < r.n; i++) {
 		r.s[i].svc = files->services[i].svc;
 		r.s[i].set = files->services[i].set;
 	}
 
-	if (checks & (FL_DRIFT_SCHEMA | FL_DRIFT_GRANTS)) {
+	/* the admin creates the shadows, unless they go to another server */
+	if ((checks & FL_DRIFT_GRANTS) || ((checks & FL_DRIFT_SCHEMA) && !r.shadow)) {
 		cluster_err = fl_provision_admin_init(&admin, m->env, &warnings);
 		admin_ok = cluster_err == NULL;
 	}
@@ -297,11 +452,13 @@ int cmd_drift(int argc, char **argv)
 
 	bool interrupted = false;
 	if ((checks & (FL_DRIFT_HISTORY | FL_DRIFT_SCHEMA)) &&
-	    !(cluster_err && (checks & FL_DRIFT_SCHEMA) && !admin_ok) &&
+	    !(cluster_err && (checks & FL_DRIFT_SCHEMA) && !r.shadow && !admin_ok) &&
 	    !(cluster_err && m->env->migrator.password && !mpw)) {
 		const char **names = fl_calloc(r.n ? r.n : 1, sizeof(char *));
 		for (size_t i = 0; i < r.n; i++)
 			names[i] = r.s[i].svc->name;
+		if (r.shadow && (checks & FL_DRIFT_SCHEMA))
+			fprintf(stderr, "flotilla: shadow databases on %s\n", r.shadow->shown);
 		fl_report *rep =
 		    fl_report_new(stderr, plain ? FL_REPORT_PLAIN : FL_REPORT_QUIET, "drift", names, r.n);
 		free(names);
@@ -320,6 +477,8 @@ int cmd_drift(int argc, char **argv)
 		for (size_t i = 0; i < r.n; i++)
 			r.s[i].rc = 1;
 	}
+	if (checks & FL_DRIFT_HISTORY)
+		name_commits(&r);
 	double wall = now_s() - t0;
 
 	/* every finding in one list, services in manifest order, cluster last */
@@ -372,6 +531,15 @@ int cmd_drift(int argc, char **argv)
 			if ((unsigned)checks & k)
 				json_array_append_new(ch, json_string(fl_drift_kind_name((fl_drift_kind)k)));
 		json_object_set_new(doc, "checks", ch);
+		json_t *sh = json_null();
+		if (r.shadow) {
+			/* host, port and dbname only: never what else the conninfo holds */
+			sh = json_object();
+			json_object_set_new(sh, "host", json_string(r.shadow->host));
+			json_object_set_new(sh, "port", json_string(r.shadow->port));
+			json_object_set_new(sh, "dbname", json_string(r.shadow->admin.dbname));
+		}
+		json_object_set_new(doc, "shadow_server", sh);
 		json_object_set_new(doc, "result",
 		                    json_string(rc == FL_EXIT_OK      ? "clean"
 		                                : rc == FL_EXIT_DRIFT ? "drift"
@@ -481,5 +649,6 @@ int cmd_drift(int argc, char **argv)
 	fl_fleet_free(files);
 	free(sel);
 	fl_manifest_free(m);
+	shadow_clear(&shadow);
 	return rc;
 }

@@ -17,8 +17,19 @@
 #include "manifest.h"
 #include "provision.h"
 
-enum { OPT_TARGET = 1000, OPT_DRY_RUN, OPT_JSON, OPT_FAIL_FAST, OPT_NO_PROVISION, OPT_SINCE, OPT_REV,
-       OPT_OUT_OF_ORDER, OPT_VERSION, OPT_TO, OPT_PLAIN };
+enum {
+	OPT_TARGET = 1000,
+	OPT_DRY_RUN,
+	OPT_JSON,
+	OPT_FAIL_FAST,
+	OPT_NO_PROVISION,
+	OPT_SINCE,
+	OPT_REV,
+	OPT_OUT_OF_ORDER,
+	OPT_VERSION,
+	OPT_TO,
+	OPT_PLAIN
+};
 
 struct fleet_args {
 	const char *target, *since, *rev, *to, *version;
@@ -40,22 +51,24 @@ static void print_status(const fl_fleet *f, FILE *out)
 		}
 		const fl_plan *p = s->plan;
 		fprintf(out, "%s (database %s, schema %s): version %s, %zu pending\n", s->svc->name,
-			s->svc->database, s->svc->schema, p->current_version ? p->current_version : "<none>",
-			p->npending + p->nrepeatables);
-		fprintf(out, "  %-10s  %-8s  %-32s  %-8s  %-19s  %s\n", "Category", "Version", "Description", "Type",
-			"Installed On", "State");
+		        s->svc->database, s->svc->schema, p->current_version ? p->current_version : "<none>",
+		        p->npending + p->nrepeatables);
+		fprintf(out, "  %-10s  %-8s  %-32s  %-8s  %-19s  %s\n", "Category", "Version", "Description",
+		        "Type", "Installed On", "State");
 		for (size_t k = 0; k < p->n; k++) {
 			const fl_plan_item *it = &p->items[k];
 			const char *ver = it->row ? it->row->version : it->mig ? it->mig->version : NULL;
-			const char *desc = it->row ? it->row->description : it->mig ? it->mig->description : "";
+			const char *desc = it->row   ? it->row->description
+			                   : it->mig ? it->mig->description
+			                             : "";
 			const char *type = it->row ? it->row->type : "SQL";
 			char on[20] = "";
 			if (it->row && it->row->installed_on)
 				snprintf(on, sizeof(on), "%s", it->row->installed_on);
 			char *note = fl_plan_item_note(it);
-			fprintf(out, "  %-10s  %-8s  %-32.32s  %-8s  %-19s  %s%s%s\n", fl_plan_item_category(it),
-				ver ? ver : "", desc ? desc : "", type, on, fl_plan_state_name(it->state),
-				note ? ": " : "", note ? note : "");
+			fprintf(out, "  %-10s  %-8s  %-32.32s  %-8s  %-19s  %s%s%s\n",
+			        fl_plan_item_category(it), ver ? ver : "", desc ? desc : "", type, on,
+			        fl_plan_state_name(it->state), note ? ": " : "", note ? note : "");
 			free(note);
 		}
 		fprintf(out, "\n");
@@ -72,17 +85,17 @@ static void print_plan(const fl_fleet *f, FILE *out)
 		size_t n = p->npending + p->nrepeatables;
 		if (n == 0) {
 			fprintf(out, "%s: up to date at version %s\n", s->svc->name,
-				p->current_version ? p->current_version : "<none>");
+			        p->current_version ? p->current_version : "<none>");
 			continue;
 		}
 		fprintf(out, "%s: %zu to apply (version %s -> %s)\n", s->svc->name, n,
-			p->current_version ? p->current_version : "<none>",
-			p->npending ? p->pending[p->npending - 1]->mig->version
-				    : (p->current_version ? p->current_version : "<none>"));
+		        p->current_version ? p->current_version : "<none>",
+		        p->npending ? p->pending[p->npending - 1]->mig->version
+		                    : (p->current_version ? p->current_version : "<none>"));
 		for (size_t k = 0; k < p->npending; k++) {
 			const fl_plan_item *it = p->pending[k];
 			fprintf(out, "  %s%s\n", it->mig->path,
-				it->mig->no_transaction ? "  (outside a transaction)" : "");
+			        it->mig->no_transaction ? "  (outside a transaction)" : "");
 		}
 		for (size_t k = 0; k < p->nrepeatables; k++)
 			fprintf(out, "  %s  (repeatable)\n", p->repeatables[k]->mig->path);
@@ -124,37 +137,6 @@ static int git_fail(fl_error *err)
 	return FL_EXIT_USAGE;
 }
 
-/*
- * history's installed_on (a timestamp without time zone, as the server
- * prints it in its own zone) -> seconds since the epoch, read as local time:
- * right when flotilla and the server share a time zone (UTC in most CI).
- */
-static int64_t installed_epoch(const char *s)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	if (!s || !strptime(s, "%Y-%m-%d %H:%M:%S", &tm))
-		return 0;
-	tm.tm_isdst = -1;
-	time_t t = mktime(&tm);
-	return t < 0 ? 0 : (int64_t)t;
-}
-
-static bool in_work_tree_changes(fl_git *g, const fl_service *svc, const char *script)
-{
-	fl_git_change *ch = NULL;
-	size_t n = 0;
-	fl_error *err = NULL;
-	const char *folder = svc->migrations;
-	bool found = false;
-	if (fl_git_diff(g, "HEAD", NULL, &folder, 1, &ch, &n, &err) == 0)
-		for (size_t i = 0; i < n && !found; i++)
-			found = ch[i].new_name && strcmp(ch[i].new_name, script) == 0;
-	fl_error_free(err);
-	fl_git_changes_free(ch, n);
-	return found;
-}
-
 /* validate: a checksum mismatch names the commit that changed the file after it was applied */
 static void name_changing_commits(fl_fleet *f, fl_git *g, const char *rev)
 {
@@ -166,30 +148,15 @@ static void name_changing_commits(fl_fleet *f, fl_git *g, const char *rev)
 				continue;
 			fl_error *e = s->error;
 			while (e && !(e->file && strcmp(e->file, it->mig->path) == 0 &&
-				      strncmp(e->msg, "checksum mismatch", 17) == 0))
+			              strncmp(e->msg, "checksum mismatch", 17) == 0))
 				e = e->next;
 			if (!e)
 				continue;
-			char *path = fl_asprintf("%s/%s", s->svc->migrations, it->mig->script);
 			fl_git_commit c;
-			fl_error *gerr = NULL;
-			int rc = fl_git_last_change_after(g, rev, path, installed_epoch(it->row->installed_on), NULL,
-							  &c, &gerr);
-			free(path);
-			fl_error_free(gerr);
 			char *note = NULL;
-			if (rc == 1) {
-				char date[16];
-				time_t t = (time_t)(c.author_time + (int64_t)c.author_offset * 60);
-				struct tm tm;
-				gmtime_r(&t, &tm);
-				strftime(date, sizeof(date), "%Y-%m-%d", &tm);
-				note = fl_asprintf(" (changed by %s %s, %s, %s)", c.short_id, c.summary ? c.summary : "",
-						   c.author_name ? c.author_name : "?", date);
+			if (fl_cli_changing_commit(g, rev, s->svc, it->mig->script, it->row->installed_on, &c,
+			                           &note) == 1)
 				fl_git_commit_clear(&c);
-			} else if (rc == 0 && !rev && in_work_tree_changes(g, s->svc, it->mig->script)) {
-				note = fl_strdup(" (changed in the work tree, not committed)");
-			}
 			if (note) {
 				char *m = fl_asprintf("%s%s", e->msg, note);
 				free(e->msg);
@@ -204,7 +171,7 @@ static void show_step(void *ctx, const fl_provision_step *step)
 {
 	(void)ctx;
 	fprintf(stderr, "provision: %s%s%s\n", step->desc, step->database ? " in " : "",
-		step->database ? step->database : "");
+	        step->database ? step->database : "");
 }
 
 /* migrate provisions first (roles, databases, grants: the serialised,
@@ -257,21 +224,21 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	fl_fleet_verb verb = (fl_fleet_verb)verb_;
 	const char *cmd = argv[0];
 	static const struct option opts[] = {
-		FL_CLI_GLOBAL_LONGOPTS,
-		{"target", required_argument, NULL, OPT_TARGET},
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"jobs", required_argument, NULL, 'j'},
-		{"fail-fast", no_argument, NULL, OPT_FAIL_FAST},
-		{"no-provision", no_argument, NULL, OPT_NO_PROVISION},
-		{"since", required_argument, NULL, OPT_SINCE},
-		{"rev", required_argument, NULL, OPT_REV},
-		{"out-of-order", no_argument, NULL, OPT_OUT_OF_ORDER},
-		{"version", required_argument, NULL, OPT_VERSION},
-		{"to", required_argument, NULL, OPT_TO},
-		{"plain", no_argument, NULL, OPT_PLAIN},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    FL_CLI_GLOBAL_LONGOPTS,
+	    {"target", required_argument, NULL, OPT_TARGET},
+	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"jobs", required_argument, NULL, 'j'},
+	    {"fail-fast", no_argument, NULL, OPT_FAIL_FAST},
+	    {"no-provision", no_argument, NULL, OPT_NO_PROVISION},
+	    {"since", required_argument, NULL, OPT_SINCE},
+	    {"rev", required_argument, NULL, OPT_REV},
+	    {"out-of-order", no_argument, NULL, OPT_OUT_OF_ORDER},
+	    {"version", required_argument, NULL, OPT_VERSION},
+	    {"to", required_argument, NULL, OPT_TO},
+	    {"plain", no_argument, NULL, OPT_PLAIN},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct fleet_args a;
 	memset(&a, 0, sizeof(a));
@@ -293,7 +260,8 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		case 'j':
 			a.jobs = atoi(optarg);
 			if (a.jobs < 1 || a.jobs > 64)
-				return fl_cli_usage_error(cmd, "-j needs a number from 1 to 64, not '%s'", optarg);
+				return fl_cli_usage_error(cmd, "-j needs a number from 1 to 64, not '%s'",
+				                          optarg);
 			break;
 		case OPT_FAIL_FAST:
 			a.fail_fast = true;
@@ -343,7 +311,8 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	if (a.dry_run && verb != FL_FLEET_MIGRATE && verb != FL_FLEET_REPAIR && verb != FL_FLEET_UNDO)
 		return fl_cli_usage_error(cmd, "--dry-run is for migrate, repair and undo");
 	if (a.since && verb != FL_FLEET_MIGRATE)
-		return fl_cli_usage_error(cmd, "--since is for migrate (to review a change: flotilla diff --since REV)");
+		return fl_cli_usage_error(
+		    cmd, "--since is for migrate (to review a change: flotilla diff --since REV)");
 	if (a.rev && verb != FL_FLEET_MIGRATE && verb != FL_FLEET_STATUS && verb != FL_FLEET_VALIDATE &&
 	    verb != FL_FLEET_PLAN)
 		return fl_cli_usage_error(cmd, "--rev is for migrate, status, validate and plan");
@@ -381,14 +350,16 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		folders[i] = m->services[sel[i]].migrations;
 	if (a.since || a.rev) {
 		int grc = 0;
-		if (fl_git_open(m->path, &g, &err) < 0 || (a.rev && fl_git_resolve(g, a.rev, rev_id, &err) < 0))
+		if (fl_git_open(m->path, &g, &err) < 0 ||
+		    (a.rev && fl_git_resolve(g, a.rev, rev_id, &err) < 0))
 			grc = git_fail(err);
 		char since_id[FL_GIT_ID_LEN];
 		fl_git_change *ch = NULL;
 		size_t nch = 0;
 		if (grc == 0 && a.since &&
 		    (fl_git_resolve(g, a.since, since_id, &err) < 0 ||
-		     fl_git_diff(g, since_id, a.rev ? rev_id : NULL, folders, (size_t)nsel, &ch, &nch, &err) < 0))
+		     fl_git_diff(g, since_id, a.rev ? rev_id : NULL, folders, (size_t)nsel, &ch, &nch, &err) <
+		         0))
 			grc = git_fail(err);
 		if (grc == 0 && a.since) {
 			skip = fl_calloc((size_t)nsel + 1, sizeof(bool));
@@ -446,7 +417,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	fo.dry_run = a.dry_run;
 	fo.out_of_order = a.out_of_order;
 	bool progress = verb == FL_FLEET_MIGRATE || verb == FL_FLEET_UNDO || verb == FL_FLEET_REPAIR ||
-			verb == FL_FLEET_BASELINE;
+	                verb == FL_FLEET_BASELINE;
 	fo.mode = !progress || a.dry_run ? FL_REPORT_QUIET : a.plain ? FL_REPORT_PLAIN : FL_REPORT_LIVE;
 	fo.handle_signals = true;
 	fo.git_dirty = -1;
@@ -492,8 +463,8 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		for (size_t i = 0; i < f->n; i++) {
 			if (f->services[i].sql.len == 0)
 				continue;
-			printf("-- %s (database %s)\n%s\n", f->services[i].svc->name, f->services[i].svc->database,
-			       f->services[i].sql.data);
+			printf("-- %s (database %s)\n%s\n", f->services[i].svc->name,
+			       f->services[i].svc->database, f->services[i].sql.data);
 		}
 	}
 	if (a.json) {
@@ -525,8 +496,9 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		fl_report_summary(f->report, stderr);
 	print_errors(f);
 	if (f->interrupted)
-		fprintf(stderr, "flotilla: interrupted: running migrations were rolled back; see above for what "
-				"was done\n");
+		fprintf(stderr,
+		        "flotilla: interrupted: running migrations were rolled back; see above for what "
+		        "was done\n");
 	fl_fleet_free(f);
 	fl_git_free(g);
 	free(skip);
@@ -534,33 +506,4 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	free(sel);
 	fl_manifest_free(m);
 	return rc;
-}
-
-int cmd_migrate(int argc, char **argv)
-{
-	return fl_cli_fleet(argc, argv, FL_FLEET_MIGRATE);
-}
-int cmd_status(int argc, char **argv)
-{
-	return fl_cli_fleet(argc, argv, FL_FLEET_STATUS);
-}
-int cmd_validate(int argc, char **argv)
-{
-	return fl_cli_fleet(argc, argv, FL_FLEET_VALIDATE);
-}
-int cmd_plan(int argc, char **argv)
-{
-	return fl_cli_fleet(argc, argv, FL_FLEET_PLAN);
-}
-int cmd_repair(int argc, char **argv)
-{
-	return fl_cli_fleet(argc, argv, FL_FLEET_REPAIR);
-}
-int cmd_baseline(int argc, char **argv)
-{
-	return fl_cli_fleet(argc, argv, FL_FLEET_BASELINE);
-}
-int cmd_undo(int argc, char **argv)
-{
-	return fl_cli_fleet(argc, argv, FL_FLEET_UNDO);
 }

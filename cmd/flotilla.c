@@ -21,55 +21,59 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"migrate", cmd_migrate, "provision, then apply pending migrations of every (or the named) service in parallel",
-	 "flotilla [-m FILE] [-e ENV] migrate [SERVICE...] [--target V] [--dry-run] [--json] [-j N]\n"
-	 "         [--fail-fast] [--no-provision] [--since REV] [--rev REV]"},
-	{"status", cmd_status, "show applied and pending migrations per service (like flyway info)",
-	 "flotilla [-m FILE] [-e ENV] status [SERVICE...] [--json] [--rev REV]"},
-	{"validate", cmd_validate, "compare the history of each database with the migration files (exit 3 on mismatch)",
-	 "flotilla [-m FILE] [-e ENV] validate [SERVICE...] [--rev REV]"},
-	{"plan", cmd_plan, "show what migrate would do, per service, without doing it",
-	 "flotilla [-m FILE] [-e ENV] plan [SERVICE...] [--rev REV]"},
-	{"diff", cmd_diff, "which migrations changed between two git revisions; refuse edits to applied ones",
-	 "flotilla [-m FILE] diff --since REV [--to REV] [--json] [SERVICE...]\n\n"
-	 "Without --to, the base is the merge base of REV and HEAD, compared with the work tree\n"
-	 "(index and untracked files included), like 'git diff REV...HEAD': on a branch,\n"
-	 "--since origin/main shows what the branch changed, not what main did meanwhile;\n"
-	 "for a tag HEAD descends from, the base is the tag itself. With --to, REV..TO as given.\n"
-	 "Exit 0: only added migrations and changed repeatables; 3: a versioned or undo migration\n"
-	 "was modified, deleted or renamed, or two files share a version; 2: bad revision or name"},
-	{"provision", cmd_provision, "create roles, databases, passwords and grants from the manifest (idempotent)",
-	 "flotilla [-m FILE] [-e ENV] provision [--dry-run] [--reset-passwords] [--prune]"},
-	{"drift", cmd_drift, "compare history, live schema and grants with the repository (exit 3 on drift)",
-	 "flotilla [-m FILE] [-e ENV] drift [SERVICE...] [--json] [--only history,schema,grants]"},
-	{"baseline", cmd_baseline, "mark an existing database as being at a version",
-	 "flotilla [-m FILE] [-e ENV] baseline SERVICE --version V"},
-	{"repair", cmd_repair, "remove failed history rows and realign checksums and descriptions",
-	 "flotilla [-m FILE] [-e ENV] repair [SERVICE...]"},
-	{"undo", cmd_undo, "apply undo (U) migrations in reverse order",
-	 "flotilla [-m FILE] [-e ENV] undo SERVICE [--to V]"},
-	{"rotate", cmd_rotate, "generate a new password, hand it to the secret manager, then set it",
-	 "flotilla [-m FILE] [-e ENV] rotate SERVICE..."},
-	{"manifest", cmd_manifest, "check the manifest or show it resolved (secrets shown as their source)",
-	 "flotilla [-m FILE] [-e ENV] manifest check|show [--json]"},
+    {"migrate", cmd_migrate,
+     "provision, then apply pending migrations of every (or the named) service in parallel",
+     "flotilla [-m FILE] [-e ENV] migrate [SERVICE...] [--target V] [--dry-run] [--json] [-j N]\n"
+     "         [--fail-fast] [--no-provision] [--since REV] [--rev REV]"},
+    {"status", cmd_status, "show applied and pending migrations per service (like flyway info)",
+     "flotilla [-m FILE] [-e ENV] status [SERVICE...] [--json] [--rev REV]"},
+    {"validate", cmd_validate,
+     "compare the history of each database with the migration files (exit 3 on mismatch)",
+     "flotilla [-m FILE] [-e ENV] validate [SERVICE...] [--rev REV]"},
+    {"plan", cmd_plan, "show what migrate would do, per service, without doing it",
+     "flotilla [-m FILE] [-e ENV] plan [SERVICE...] [--rev REV]"},
+    {"diff", cmd_diff, "which migrations changed between two git revisions; refuse edits to applied ones",
+     "flotilla [-m FILE] diff --since REV [--to REV] [--json] [SERVICE...]\n\n"
+     "Without --to, the base is the merge base of REV and HEAD, compared with the work tree\n"
+     "(index and untracked files included), like 'git diff REV...HEAD': on a branch,\n"
+     "--since origin/main shows what the branch changed, not what main did meanwhile;\n"
+     "for a tag HEAD descends from, the base is the tag itself. With --to, REV..TO as given.\n"
+     "Exit 0: only added migrations and changed repeatables; 3: a versioned or undo migration\n"
+     "was modified, deleted or renamed, or two files share a version; 2: bad revision or name"},
+    {"provision", cmd_provision,
+     "create roles, databases, passwords and grants from the manifest (idempotent)",
+     "flotilla [-m FILE] [-e ENV] provision [--dry-run] [--reset-passwords] [--prune]"},
+    {"drift", cmd_drift, "compare history, live schema and grants with the repository (exit 3 on drift)",
+     "flotilla [-m FILE] [-e ENV] drift [SERVICE...] [--json] [--only history,schema,grants] [--shadow "
+     "CONNINFO]"},
+    {"baseline", cmd_baseline, "mark an existing database as being at a version",
+     "flotilla [-m FILE] [-e ENV] baseline SERVICE --version V"},
+    {"repair", cmd_repair, "remove failed history rows and realign checksums and descriptions",
+     "flotilla [-m FILE] [-e ENV] repair [SERVICE...]"},
+    {"undo", cmd_undo, "apply undo (U) migrations in reverse order",
+     "flotilla [-m FILE] [-e ENV] undo SERVICE [--to V]"},
+    {"rotate", cmd_rotate, "generate a new password, hand it to the secret manager, then set it",
+     "flotilla [-m FILE] [-e ENV] rotate SERVICE..."},
+    {"manifest", cmd_manifest, "check the manifest or show it resolved (secrets shown as their source)",
+     "flotilla [-m FILE] [-e ENV] manifest check|show [--json]"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void print_help(FILE *f)
 {
 	fprintf(f, "usage: flotilla [-m FILE] [-e ENV] COMMAND [ARGS...]\n\n"
-		   "Migrates a fleet of PostgreSQL service databases from one TOML manifest.\n\n"
-		   "Commands:\n");
+	           "Migrates a fleet of PostgreSQL service databases from one TOML manifest.\n\n"
+	           "Commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-10s %s%s\n", commands[i].name, commands[i].summary,
-			commands[i].run ? "" : " (not built yet)");
+		        commands[i].run ? "" : " (not built yet)");
 	fprintf(f, "\nOptions:\n"
-		   "  -m, --manifest FILE  the manifest (default: flotilla.toml, else manifests/pcc.toml)\n"
-		   "  -e, --env ENV        the environment (default: $FLOTILLA_ENV)\n"
-		   "  -h, --help           this help; 'flotilla help COMMAND' for one command\n"
-		   "  -V, --version        the version\n\n"
-		   "Exit codes: 0 done / no drift, 1 a migration or connection failed, 2 bad usage,\n"
-		   "manifest or migration files (nothing touched), 3 drift found, 130 interrupted.\n");
+	           "  -m, --manifest FILE  the manifest (default: flotilla.toml, else manifests/pcc.toml)\n"
+	           "  -e, --env ENV        the environment (default: $FLOTILLA_ENV)\n"
+	           "  -h, --help           this help; 'flotilla help COMMAND' for one command\n"
+	           "  -V, --version        the version\n\n"
+	           "Exit codes: 0 done / no drift, 1 a migration or connection failed, 2 bad usage,\n"
+	           "manifest or migration files (nothing touched), 3 drift found, 130 interrupted.\n");
 }
 
 static const struct command *find_command(const char *name)
@@ -151,11 +155,11 @@ int fl_cli_usage_error(const char *cmd, const char *fmt, ...)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		FL_CLI_GLOBAL_LONGOPTS,
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{"verbose", no_argument, NULL, 'v'},
-		{NULL, 0, NULL, 0},
+	    FL_CLI_GLOBAL_LONGOPTS,
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {NULL, 0, NULL, 0},
 	};
 	fl_cli.env = getenv("FLOTILLA_ENV");
 	if (fl_cli.env && !*fl_cli.env)

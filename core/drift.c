@@ -32,10 +32,39 @@ void fl_drift_add(fl_drift_findings *f, const char *service, fl_drift_kind kind,
 	d->expected = dup_or_null(expected);
 	d->found = dup_or_null(found);
 	d->file = dup_or_null(file);
+	d->script = NULL;
+	d->installed_on = NULL;
+	d->commit = NULL;
 	va_list ap;
 	va_start(ap, fmt);
 	d->message = fl_vasprintf(fmt, ap);
 	va_end(ap);
+}
+
+void fl_drift_set_commit(fl_drift_finding *d, const char *note, fl_git_commit *commit)
+{
+	if (note && *note) {
+		char *m = fl_asprintf("%s%s", d->message, note);
+		free(d->message);
+		d->message = m;
+	}
+	if (commit) {
+		if (d->commit) {
+			fl_git_commit_clear(d->commit);
+			free(d->commit);
+		}
+		d->commit = fl_malloc(sizeof(*d->commit));
+		*d->commit = *commit;
+		memset(commit, 0, sizeof(*commit));
+	}
+}
+
+/* what a caller needs to ask git about the last finding */
+static void remember_file(fl_drift_findings *out, const fl_plan_item *it)
+{
+	fl_drift_finding *d = &out->items[out->n - 1];
+	d->script = fl_strdup(it->mig->script);
+	d->installed_on = dup_or_null(it->row->installed_on);
 }
 
 void fl_drift_move(fl_drift_findings *dst, fl_drift_findings *src)
@@ -62,6 +91,12 @@ void fl_drift_findings_clear(fl_drift_findings *f)
 		free(d->expected);
 		free(d->found);
 		free(d->file);
+		free(d->script);
+		free(d->installed_on);
+		if (d->commit) {
+			fl_git_commit_clear(d->commit);
+			free(d->commit);
+		}
 	}
 	free(f->items);
 	memset(f, 0, sizeof(*f));
@@ -175,6 +210,8 @@ void fl_drift_history(const fl_plan *p, const char *service, fl_drift_findings *
 		case FL_ST_OUTDATED:
 			fl_drift_add(out, service, K, "outdated", name, NULL, NULL, file,
 			             "%s (%s) changed since it last ran (%s)", name, file ? file : "", on);
+			if (it->mig && it->row)
+				remember_file(out, it);
 			break;
 		default:
 			break;
@@ -199,6 +236,8 @@ void fl_drift_history(const fl_plan *p, const char *service, fl_drift_findings *
 			fl_drift_add(out, service, K, "changed", name, exp[0] ? exp : NULL,
 			             fnd[0] ? fnd : NULL, file,
 			             "%s (%s) was changed after it was applied: %s", name, file, what.data);
+			if (it->mismatch & FL_MISMATCH_CHECKSUM)
+				remember_file(out, it);
 			fl_buf_free(&what);
 		}
 		free(name);
@@ -659,6 +698,31 @@ static int shadow_drop(fl_pg *admin, const char *name, fl_error **err)
 	return rc;
 }
 
+/* Blanks every owner: on another server they say nothing about the live database's. */
+static void forget_owners(fl_drift_snapshot *s)
+{
+	for (size_t i = 0; s && i < s->n; i++)
+		if (strcmp(s->items[i].attr, "owner") == 0)
+			s->items[i].value[0] = '\0';
+}
+
+/*
+ * On another server: may the connecting user become the service's owner
+ * there (the role exists and it is a member)? 1 yes, 0 no, -1 with *err.
+ */
+static int can_be_owner(fl_pg *admin, const char *owner, fl_error **err)
+{
+	const char *params[1] = {owner};
+	PGresult *r = fl_pg_query(
+	    admin, "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $1", 1,
+	    params, "looking for the owner role on the shadow server", NULL, err);
+	if (!r)
+		return -1;
+	int yes = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return yes;
+}
+
 /* Replays the migrations into a new shadow database and snapshots it; the shadow is dropped unless kept. */
 static int schema_check(const fl_drift_service_opts *o, fl_pg *live, const char *target,
                         fl_drift_service_result *res, fl_error **err)
@@ -668,9 +732,16 @@ static int schema_check(const fl_drift_service_opts *o, fl_pg *live, const char 
 	fl_pg *admin = fl_pg_connect(&ap, err);
 	if (!admin)
 		return -1;
+	/* on another server the owner role is usually missing: the connecting user owns the shadow */
+	int as_owner = o->shadow_remote ? can_be_owner(admin, svc->owner, err) : 1;
+	if (as_owner < 0) {
+		fl_pg_close(admin);
+		return -1;
+	}
 	char *name = shadow_name(svc->name);
 	char *qn = fl_pg_ident_plain(name), *qo = fl_pg_ident_plain(svc->owner);
-	char *sql = fl_asprintf("CREATE DATABASE %s OWNER %s", qn, qo);
+	char *sql = as_owner ? fl_asprintf("CREATE DATABASE %s OWNER %s", qn, qo)
+	                     : fl_asprintf("CREATE DATABASE %s", qn);
 	free(qn);
 	free(qo);
 	int rc = -1;
@@ -704,9 +775,11 @@ static int schema_check(const fl_drift_service_opts *o, fl_pg *live, const char 
 		char *qs = fl_pg_ident_plain(svc->schema ? svc->schema : "public");
 		char *qr = fl_pg_ident_plain(svc->owner);
 		char *prep =
-		    fl_asprintf("SET ROLE %s; CREATE SCHEMA IF NOT EXISTS %s; ALTER SCHEMA %s OWNER TO %s; "
-		                "RESET ROLE",
-		                qr, qs, qs, qr);
+		    as_owner
+		        ? fl_asprintf("SET ROLE %s; CREATE SCHEMA IF NOT EXISTS %s; ALTER SCHEMA %s OWNER "
+		                      "TO %s; RESET ROLE",
+		                      qr, qs, qs, qr)
+		        : fl_asprintf("CREATE SCHEMA IF NOT EXISTS %s", qs);
 		free(qs);
 		free(qr);
 		int prc = fl_pg_exec(shadow, prep, "preparing the shadow database", NULL, err);
@@ -717,7 +790,7 @@ static int schema_check(const fl_drift_service_opts *o, fl_pg *live, const char 
 		ao.display_dir = svc->migrations_as_written;
 		ao.schema = svc->schema;
 		ao.table = o->table;
-		ao.role = svc->owner;
+		ao.role = as_owner ? svc->owner : NULL;
 		ao.placeholders = svc->placeholders;
 		ao.nplaceholders = svc->nplaceholders;
 		ao.lock_timeout_ms = o->lock_timeout_ms;
@@ -742,6 +815,10 @@ static int schema_check(const fl_drift_service_opts *o, fl_pg *live, const char 
 			                           err) == 0 &&
 			    fl_drift_snapshot_take(live, svc->schema, o->table, NULL, NULL, &act, err) == 0) {
 				res->snapshot_s = now_s() - t1;
+				if (o->shadow_remote) {
+					forget_owners(exp);
+					forget_owners(act);
+				}
 				fl_drift_compare(exp, act, svc->name, &res->findings);
 				rc = 0;
 			}

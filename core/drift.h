@@ -19,6 +19,13 @@
  *   leaves out the history table and flotilla's own schema, and the two are
  *   compared. The shadow's name never shows in a snapshot: it is replaced by
  *   the live database's name (flyway:database placeholders).
+ *   The shadow may instead live on another server (shadow_remote: a spare
+ *   server for the replay's load, or one where the cluster's admin cannot
+ *   create databases). The service's owner role usually does not exist
+ *   there: when the connecting user cannot become it, the shadow belongs to
+ *   the connecting user and nothing runs under SET ROLE. Owners are then
+ *   not compared at all (an owner found on another server says nothing
+ *   about the live one), whatever roles that server has.
  * - Grants: role attributes, memberships, database, schema, table and
  *   default privileges against what provision would create: a dry run of
  *   fl_provision_run with prune. Each planned step is a gap (something to
@@ -38,6 +45,7 @@
 #include <libpq-fe.h>
 
 #include "error.h"
+#include "gitdiff.h"
 #include "history.h"
 #include "manifest.h"
 #include "migration.h"
@@ -66,6 +74,12 @@ typedef struct {
 	char *expected; /* NULL when not meaningful */
 	char *found;    /* NULL when not meaningful */
 	char *file;     /* history: the migration file as people see it; else NULL */
+	/* history "changed" (checksum) and "outdated": the file's name in its folder and
+	 * history's installed_on, so that a caller who knows git can name the commit that
+	 * changed the file after it ran (fl_drift_set_commit); else NULL */
+	char *script;
+	char *installed_on;
+	fl_git_commit *commit; /* that commit, once named; NULL: unknown, or not in git */
 } fl_drift_finding;
 
 typedef struct {
@@ -77,6 +91,9 @@ typedef struct {
 void fl_drift_add(fl_drift_findings *f, const char *service, fl_drift_kind kind, const char *change,
                   const char *object, const char *expected, const char *found, const char *file,
                   const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+/* Names the commit behind a history finding: appends note to its message and takes
+ * *commit (NULL: none; *commit is left cleared). */
+void fl_drift_set_commit(fl_drift_finding *d, const char *note, fl_git_commit *commit);
 /* Moves every finding of src to the end of dst (src left empty). */
 void fl_drift_move(fl_drift_findings *dst, fl_drift_findings *src);
 void fl_drift_findings_clear(fl_drift_findings *f);
@@ -137,6 +154,7 @@ typedef struct {
 	const fl_pg_params *live;         /* the migrator, to the service's database */
 	const fl_pg_params *shadow_login; /* the migrator again; its dbname is replaced by the shadow's */
 	const fl_pg_params *admin; /* creates and drops the shadow; its dbname: the maintenance database */
+	bool shadow_remote;        /* admin and shadow_login reach another server: owners are not compared */
 	const char *table;         /* history table; NULL: flyway_schema_history */
 	int lock_timeout_ms;
 	int statement_timeout_ms;

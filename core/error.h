@@ -15,10 +15,10 @@
 
 /* What kind of failure: decides the exit code (see design.md). */
 typedef enum {
-	FL_EINPUT = 2,	  /* bad usage, manifest or migration file: nothing touched */
-	FL_EDB = 1,	  /* a migration, a connection or the server failed */
-	FL_EDRIFT = 3,	  /* validation or drift found a mismatch */
-	FL_EINTR = 130,	  /* interrupted */
+	FL_EINPUT = 2,  /* bad usage, manifest or migration file: nothing touched */
+	FL_EDB = 1,     /* a migration, a connection or the server failed */
+	FL_EDRIFT = 3,  /* validation or drift found a mismatch */
+	FL_EINTR = 130, /* interrupted */
 } fl_error_kind;
 
 typedef struct fl_error {
@@ -34,7 +34,7 @@ typedef struct fl_error {
 fl_error *fl_error_new(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A new error at file:line:col (file may be NULL, line/col may be 0). */
 fl_error *fl_error_at(const char *file, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 fl_error *fl_error_vat(const char *file, int line, int col, const char *fmt, va_list ap);
 /* Frees the whole chain. NULL is fine. */
 void fl_error_free(fl_error *err);

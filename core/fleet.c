@@ -29,11 +29,11 @@ static void new_uuid(char out[37])
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	         b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 void fl_fleet_pg_params(const fl_environment *env, const fl_login *login, const char *dbname,
-			const char *password, fl_pg_params *p, char portbuf[16], fl_pg_option **opts)
+                        const char *password, fl_pg_params *p, char portbuf[16], fl_pg_option **opts)
 {
 	memset(p, 0, sizeof(*p));
 	p->host = env->host;
@@ -77,8 +77,8 @@ fl_fleet *fl_fleet_new(const fl_manifest *m, const fl_fleet_opts *o, fl_error **
 		size_t nfiles = 0;
 		fl_error *e = NULL;
 		int rc = o->source ? o->source(o->source_ctx, s->svc, &files, &nfiles, &e)
-				   : fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files, &nfiles,
-						   &e);
+		                   : fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files,
+		                                   &nfiles, &e);
 		if (rc == 0) {
 			s->set = fl_migration_set_new(files, nfiles, &e);
 			free(files);
@@ -144,8 +144,8 @@ static void on_apply_event(void *ctx, const fl_apply_event *ev)
 		size_t l = strlen(name);
 		if (l > 4 && strcasecmp(name + l - 4, ".sql") == 0)
 			name[l - 4] = '\0';
-		fl_orch_post(j->w, ev->kind == FL_APPLY_EV_APPLYING ? FL_EV_APPLYING : FL_EV_APPLIED, ev->index,
-			     ev->total, ev->ms, name);
+		fl_orch_post(j->w, ev->kind == FL_APPLY_EV_APPLYING ? FL_EV_APPLYING : FL_EV_APPLIED,
+		             ev->index, ev->total, ev->ms, name);
 		break;
 	}
 	case FL_APPLY_EV_NOTICE:
@@ -167,7 +167,7 @@ static int run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 	char port[16];
 	fl_pg_option *popts;
 	fl_fleet_pg_params(env, &env->migrator, svc->database,
-			   f->migrator_password ? f->migrator_password->data : NULL, &p, port, &popts);
+	                   f->migrator_password ? f->migrator_password->data : NULL, &p, port, &popts);
 	fl_pg *pg = fl_pg_connect(&p, &err);
 	free(popts);
 	if (!pg) {
@@ -254,9 +254,12 @@ static int job_main(fl_orch_worker *w, size_t i, void *arg)
 	s->rc = run_service(f, w, s);
 	if (s->rc == 0) {
 		char *done = NULL;
-		if (f->opts.verb == FL_FLEET_MIGRATE || f->opts.verb == FL_FLEET_UNDO)
+		if (f->opts.verb == FL_FLEET_MIGRATE && s->res.applied == 0 && !f->opts.dry_run)
+			done = fl_asprintf("up to date at version %s",
+			                   s->res.version_after ? s->res.version_after : "<none>");
+		else if (f->opts.verb == FL_FLEET_MIGRATE || f->opts.verb == FL_FLEET_UNDO)
 			done = fl_asprintf("%d %s", s->res.applied,
-					   f->opts.verb == FL_FLEET_UNDO ? "undone" : "applied");
+			                   f->opts.verb == FL_FLEET_UNDO ? "undone" : "applied");
 		fl_orch_post(w, FL_EV_DONE, 0, 0, 0, done);
 		free(done);
 	} else if (s->rc == 130) {
@@ -297,10 +300,10 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 	if (jobs <= 0)
 		jobs = f->m->settings.jobs > 0 ? f->m->settings.jobs : 0;
 	fl_orch_opts oo = {.threads = jobs,
-			   .fail_fast = f->opts.fail_fast,
-			   .handle_signals = f->opts.handle_signals,
-			   .on_event = fl_report_event,
-			   .event_ctx = f->report};
+	                   .fail_fast = f->opts.fail_fast,
+	                   .handle_signals = f->opts.handle_signals,
+	                   .on_event = fl_report_event,
+	                   .event_ctx = f->report};
 	int *results = fl_calloc(f->n ? f->n : 1, sizeof(int));
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -326,10 +329,12 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 			rs->version_after = fl_strdup(s->res.version_after);
 		for (size_t k = 0; k < s->res.nitems; k++) {
 			const fl_apply_item *it = &s->res.items[k];
-			fl_report_add_migration(rs, it->version, it->script, it->description, it->checksum, it->ms);
+			fl_report_add_migration(rs, it->version, it->script, it->description, it->checksum,
+			                        it->ms);
 		}
 		if (s->error && s->rc != 3) {
-			rs->error = fl_error_at(s->error->file, s->error->line, s->error->col, "%s", s->error->msg);
+			rs->error =
+			    fl_error_at(s->error->file, s->error->line, s->error->col, "%s", s->error->msg);
 			rs->error->kind = s->error->kind;
 		}
 		snprintf(rs->sqlstate, sizeof(rs->sqlstate), "%s", s->res.diag.sqlstate);
@@ -362,8 +367,10 @@ json_t *fl_fleet_json(const fl_fleet *f)
 	json_object_set_new(doc, "manifest", json_string(f->m->path));
 	json_object_set_new(doc, "project", json_string(f->m->project ? f->m->project : ""));
 	json_object_set_new(doc, "environment", f->m->env ? json_string(f->m->env->name) : json_null());
-	json_object_set_new(doc, "git_commit", f->opts.git_commit ? json_string(f->opts.git_commit) : json_null());
-	json_object_set_new(doc, "git_dirty", f->opts.git_dirty < 0 ? json_null() : json_boolean(f->opts.git_dirty));
+	json_object_set_new(doc, "git_commit",
+	                    f->opts.git_commit ? json_string(f->opts.git_commit) : json_null());
+	json_object_set_new(doc, "git_dirty",
+	                    f->opts.git_dirty < 0 ? json_null() : json_boolean(f->opts.git_dirty));
 	json_object_set_new(doc, "interrupted", json_boolean(f->interrupted));
 	/* the database each service lives in: a dashboard joins on it */
 	json_t *services = json_object_get(doc, "services");

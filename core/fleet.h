@@ -35,15 +35,16 @@ typedef enum {
 } fl_fleet_verb;
 
 /* Reads a service's files instead of its folder on disk (e.g. from a git revision). */
-typedef int (*fl_fleet_source_fn)(void *ctx, const fl_service *svc, fl_file **files, size_t *n, fl_error **err);
+typedef int (*fl_fleet_source_fn)(void *ctx, const fl_service *svc, fl_file **files, size_t *n,
+                                  fl_error **err);
 
 typedef struct {
 	fl_fleet_verb verb;
 	const size_t *selected; /* indexes into m->services */
 	size_t nselected;
-	int jobs;		/* <= 0: the manifest's setting, else one per service (at most 8) */
+	int jobs; /* <= 0: the manifest's setting, else one per service (at most 8) */
 	bool fail_fast;
-	const char *target;	     /* migrate: --target; undo: --to */
+	const char *target;           /* migrate: --target; undo: --to */
 	const char *baseline_version; /* baseline: --version */
 	bool dry_run;
 	bool out_of_order;
@@ -52,7 +53,7 @@ typedef struct {
 	fl_fleet_source_fn source; /* NULL: the folders on disk */
 	void *source_ctx;
 	const char *git_commit; /* recorded in the ledger and the report; NULL: unknown */
-	int git_dirty;		/* -1 unknown */
+	int git_dirty;          /* -1 unknown */
 	/* services not to touch, with the reason shown ("no migration changed since v1.2") */
 	const bool *skip;
 	const char *skip_reason;
@@ -62,12 +63,12 @@ typedef struct {
 typedef struct {
 	const fl_service *svc;
 	fl_migration_set *set;
-	int rc;		 /* 0 ok, 1 failed, 2 bad input, 3 validation found problems, 130 cancelled, -1 skipped */
+	int rc; /* 0 ok, 1 failed, 2 bad input, 3 validation found problems, 130 cancelled, -1 skipped */
 	fl_error *error; /* the failure, or for validate the problems */
 	fl_apply_result res;
 	fl_history *history; /* status, validate, plan */
 	fl_plan *plan;
-	fl_buf sql;	     /* dry run: the SQL */
+	fl_buf sql; /* dry run: the SQL */
 	char **notices;
 	size_t nnotices;
 } fl_fleet_service;
@@ -99,8 +100,9 @@ int fl_fleet_run(fl_fleet *f, FILE *progress);
 /* The JSON document of a run (run id, manifest, environment, commit, per service). */
 json_t *fl_fleet_json(const fl_fleet *f);
 
-/* The connection parameters of the environment's migrator for a database (password resolved by the caller). */
+/* The connection parameters of the environment's migrator for a database (password resolved by the caller).
+ */
 void fl_fleet_pg_params(const fl_environment *env, const fl_login *login, const char *dbname,
-			const char *password, fl_pg_params *p, char portbuf[16], fl_pg_option **opts);
+                        const char *password, fl_pg_params *p, char portbuf[16], fl_pg_option **opts);
 
 #endif

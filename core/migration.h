@@ -18,7 +18,7 @@
 
 typedef enum {
 	FL_MIG_VERSIONED, /* V<version>__<description>.sql */
-	FL_MIG_UNDO,	  /* U<version>__<description>.sql */
+	FL_MIG_UNDO,      /* U<version>__<description>.sql */
 	FL_MIG_REPEATABLE /* R__<description>.sql */
 } fl_mig_kind;
 
@@ -34,11 +34,11 @@ void fl_file_clear(fl_file *f);
 
 typedef struct {
 	fl_mig_kind kind;
-	char *version;	   /* as Flyway writes it in history: "_" -> "."; NULL for repeatables */
+	char *version;     /* as Flyway writes it in history: "_" -> "."; NULL for repeatables */
 	char *description; /* "_" -> " " */
-	char *script;	   /* = file name relative to the folder (history's `script`) */
-	char *path;	   /* for messages */
-	char *data;	   /* raw bytes (UTF-8 validated), NUL-terminated */
+	char *script;      /* = file name relative to the folder (history's `script`) */
+	char *path;        /* for messages */
+	char *data;        /* raw bytes (UTF-8 validated), NUL-terminated */
 	size_t len;
 	int32_t checksum;    /* Flyway's CRC-32 of the raw file */
 	bool no_transaction; /* "-- flotilla:no-transaction" in the leading comment lines */
@@ -62,7 +62,7 @@ typedef struct {
  * the file and what is wrong.
  */
 int fl_migration_parse_name(const char *name, fl_mig_kind *kind, char **version, char **description,
-			    fl_error **err);
+                            fl_error **err);
 
 /* Flyway's version order: negative, 0 (same version: 1 = 1.0 = 001) or positive. */
 int fl_version_compare(const char *a, const char *b);
@@ -96,16 +96,16 @@ typedef struct {
  * new text (caller frees) and its length in *len.
  */
 char *fl_migration_expand(const fl_migration *m, const fl_placeholder *ph, size_t nph, size_t *len,
-			  fl_error **err);
+                          fl_error **err);
 /* The same, naming the service's manifest table in the message; service may be NULL. */
 char *fl_migration_expand_service(const fl_migration *m, const char *service, const fl_placeholder *ph,
-				  size_t nph, size_t *len, fl_error **err);
+                                  size_t nph, size_t *len, fl_error **err);
 
 /*
  * Maps a byte offset in the expanded text back to the raw file, so an error
  * position reported by the server lands on the right column of the file.
  */
 size_t fl_migration_unexpand_offset(const fl_migration *m, const fl_placeholder *ph, size_t nph,
-				    size_t expanded_offset);
+                                    size_t expanded_offset);
 
 #endif

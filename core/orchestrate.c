@@ -57,12 +57,12 @@ void fl_orch_post(fl_orch_worker *w, fl_event_kind kind, int index, int total, l
 {
 	fl_orch *o = w->o;
 	fl_event ev = {.job = w->job,
-		       .kind = kind,
-		       .index = index,
-		       .total = total,
-		       .ms = ms,
-		       .text = text ? fl_strdup(text) : NULL,
-		       .at = since(&o->t0)};
+	               .kind = kind,
+	               .index = index,
+	               .total = total,
+	               .ms = ms,
+	               .text = text ? fl_strdup(text) : NULL,
+	               .at = since(&o->t0)};
 	pthread_mutex_lock(&o->mu);
 	enqueue(o, ev);
 	pthread_mutex_unlock(&o->mu);

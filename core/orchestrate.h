@@ -20,26 +20,26 @@
 #include "error.h"
 
 typedef enum {
-	FL_EV_WAITING,	   /* queued */
-	FL_EV_CONNECTING,  /* opening its connection */
-	FL_EV_LOCK_WAIT,   /* waiting for the migration lock */
-	FL_EV_PLANNED,	   /* total = pending migrations, text = current version */
-	FL_EV_APPLYING,	   /* text = script, index/total */
-	FL_EV_APPLIED,	   /* text = script, ms */
-	FL_EV_MESSAGE,	   /* text = a line worth logging */
-	FL_EV_SKIPPED,	   /* text = why */
-	FL_EV_DONE,	   /* success; text = summary */
-	FL_EV_FAILED,	   /* text = the error */
-	FL_EV_CANCELLED,   /* stopped by a cancel */
+	FL_EV_WAITING,    /* queued */
+	FL_EV_CONNECTING, /* opening its connection */
+	FL_EV_LOCK_WAIT,  /* waiting for the migration lock */
+	FL_EV_PLANNED,    /* total = pending migrations, text = current version */
+	FL_EV_APPLYING,   /* text = script, index/total */
+	FL_EV_APPLIED,    /* text = script, ms */
+	FL_EV_MESSAGE,    /* text = a line worth logging */
+	FL_EV_SKIPPED,    /* text = why */
+	FL_EV_DONE,       /* success; text = summary */
+	FL_EV_FAILED,     /* text = the error */
+	FL_EV_CANCELLED,  /* stopped by a cancel */
 } fl_event_kind;
 
 typedef struct {
-	size_t job;	    /* index of the job (service) */
+	size_t job; /* index of the job (service) */
 	fl_event_kind kind;
-	int index, total;   /* progress, when meaningful */
-	long ms;	    /* duration, when meaningful */
-	char *text;	    /* owned by the event; may be NULL */
-	double at;	    /* seconds since the run started */
+	int index, total; /* progress, when meaningful */
+	long ms;          /* duration, when meaningful */
+	char *text;       /* owned by the event; may be NULL */
+	double at;        /* seconds since the run started */
 } fl_event;
 
 typedef struct fl_orch fl_orch;
@@ -51,10 +51,10 @@ typedef int (*fl_orch_job_fn)(fl_orch_worker *w, size_t job, void *arg);
 typedef void (*fl_orch_event_fn)(void *ctx, const fl_event *ev);
 
 typedef struct {
-	int threads;		    /* <= 0: one per job, at most 8 */
-	bool fail_fast;		    /* the first failure cancels the others */
-	bool handle_signals;	    /* install the SIGINT/SIGTERM handling described above */
-	fl_orch_event_fn on_event;  /* may be NULL */
+	int threads;               /* <= 0: one per job, at most 8 */
+	bool fail_fast;            /* the first failure cancels the others */
+	bool handle_signals;       /* install the SIGINT/SIGTERM handling described above */
+	fl_orch_event_fn on_event; /* may be NULL */
 	void *event_ctx;
 } fl_orch_opts;
 

@@ -6,11 +6,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RED "\x1b[31m"
-#define GREEN "\x1b[32m"
+#define RED    "\x1b[31m"
+#define GREEN  "\x1b[32m"
 #define YELLOW "\x1b[33m"
-#define DIM "\x1b[2m"
-#define RESET "\x1b[0m"
+#define DIM    "\x1b[2m"
+#define RESET  "\x1b[0m"
 
 fl_report *fl_report_new(FILE *out, fl_report_mode mode, const char *verb, const char *const *names, size_t n)
 {
@@ -59,7 +59,7 @@ void fl_report_free(fl_report *r)
 }
 
 void fl_report_add_migration(fl_report_service *s, const char *version, const char *script,
-			     const char *description, int32_t checksum, long ms)
+                             const char *description, int32_t checksum, long ms)
 {
 	s->migrations = fl_realloc(s->migrations, (s->nmigrations + 1) * sizeof(*s->migrations));
 	fl_report_migration *m = &s->migrations[s->nmigrations++];
@@ -174,19 +174,19 @@ static void plain_line(fl_report *r, const fl_event *ev)
 		break;
 	case FL_EV_LOCK_WAIT:
 		fprintf(r->out, "%s.%03dZ %s: waiting for lock%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name,
-			*t ? ": " : "", t);
+		        *t ? ": " : "", t);
 		break;
 	case FL_EV_PLANNED:
 		fprintf(r->out, "%s.%03dZ %s: at version %s, %d pending\n", ts, (int)(tv.tv_usec / 1000),
-			s->name, *t ? t : "<none>", ev->total);
+		        s->name, *t ? t : "<none>", ev->total);
 		break;
 	case FL_EV_APPLYING:
-		fprintf(r->out, "%s.%03dZ %s: applying %s (%d/%d)\n", ts, (int)(tv.tv_usec / 1000), s->name, t,
-			ev->index, ev->total);
+		fprintf(r->out, "%s.%03dZ %s: applying %s (%d/%d)\n", ts, (int)(tv.tv_usec / 1000), s->name,
+		        t, ev->index, ev->total);
 		break;
 	case FL_EV_APPLIED:
-		fprintf(r->out, "%s.%03dZ %s: applied %s in %ld ms\n", ts, (int)(tv.tv_usec / 1000), s->name, t,
-			ev->ms);
+		fprintf(r->out, "%s.%03dZ %s: applied %s in %ld ms\n", ts, (int)(tv.tv_usec / 1000), s->name,
+		        t, ev->ms);
 		break;
 	case FL_EV_MESSAGE:
 		fprintf(r->out, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
@@ -195,15 +195,15 @@ static void plain_line(fl_report *r, const fl_event *ev)
 		fprintf(r->out, "%s.%03dZ %s: skipped: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
 		break;
 	case FL_EV_DONE:
-		fprintf(r->out, "%s.%03dZ %s: done%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name, *t ? ": " : "",
-			t);
+		fprintf(r->out, "%s.%03dZ %s: done%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name,
+		        *t ? ": " : "", t);
 		break;
 	case FL_EV_FAILED:
 		fprintf(r->out, "%s.%03dZ %s: failed: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
 		break;
 	case FL_EV_CANCELLED:
 		fprintf(r->out, "%s.%03dZ %s: cancelled%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name,
-			*t ? ": " : "", t);
+		        *t ? ": " : "", t);
 		break;
 	}
 	fflush(r->out);
@@ -273,7 +273,8 @@ void fl_report_summary(const fl_report *r, FILE *f)
 	for (size_t i = 0; i < r->nservices; i++)
 		if (strlen(r->services[i].name) > w)
 			w = strlen(r->services[i].name);
-	fprintf(f, "\n%-*s  %-21s  %7s  %8s  %s\n", (int)w, "service", "version", "applied", "time", "result");
+	fprintf(f, "\n%-*s  %-21s  %7s  %8s  %s\n", (int)w, "service", "version", "applied", "time",
+	        "result");
 	const fl_report_service *slowest = NULL;
 	for (size_t i = 0; i < r->nservices; i++) {
 		const fl_report_service *s = &r->services[i];
@@ -288,7 +289,7 @@ void fl_report_summary(const fl_report *r, FILE *f)
 		if (s->started >= 0 && (!slowest || secs > slowest->finished - slowest->started))
 			slowest = s;
 		fprintf(f, "%-*s  %-21s  %7zu  %7.2fs  %s\n", (int)w, s->name, ver, s->nmigrations, secs,
-			result_word(s));
+		        result_word(s));
 	}
 	fprintf(f, "\nwall time %.2fs", r->wall);
 	if (slowest && r->nservices > 1)
@@ -303,21 +304,27 @@ json_t *fl_report_json(const fl_report *r)
 		const fl_report_service *s = &r->services[i];
 		json_t *o = json_object();
 		json_object_set_new(o, "service", json_string(s->name));
-		const char *res = s->result == 0 ? "ok" : s->result == 1 ? "failed" : s->result == -1 ? "skipped" : "cancelled";
+		const char *res = s->result == 0    ? "ok"
+		                  : s->result == 1  ? "failed"
+		                  : s->result == -1 ? "skipped"
+		                                    : "cancelled";
 		json_object_set_new(o, "result", json_string(res));
 		if (s->skip_reason)
 			json_object_set_new(o, "skip_reason", json_string(s->skip_reason));
-		json_object_set_new(o, "version_before", s->version_before ? json_string(s->version_before) : json_null());
+		json_object_set_new(o, "version_before",
+		                    s->version_before ? json_string(s->version_before) : json_null());
 		json_object_set_new(o, "version_after",
-				    s->version_after ? json_string(s->version_after)
-						     : (s->version_before ? json_string(s->version_before) : json_null()));
+		                    s->version_after
+		                        ? json_string(s->version_after)
+		                        : (s->version_before ? json_string(s->version_before) : json_null()));
 		double secs = s->started >= 0 && s->finished >= s->started ? s->finished - s->started : 0;
 		json_object_set_new(o, "ms", json_integer((json_int_t)(secs * 1000)));
 		json_t *migs = json_array();
 		for (size_t k = 0; k < s->nmigrations; k++) {
 			const fl_report_migration *m = &s->migrations[k];
 			json_t *mo = json_object();
-			json_object_set_new(mo, "version", m->version ? json_string(m->version) : json_null());
+			json_object_set_new(mo, "version",
+			                    m->version ? json_string(m->version) : json_null());
 			json_object_set_new(mo, "script", json_string(m->script));
 			json_object_set_new(mo, "description", json_string(m->description));
 			json_object_set_new(mo, "checksum", json_integer(m->checksum));
@@ -328,10 +335,14 @@ json_t *fl_report_json(const fl_report *r)
 		if (s->error) {
 			json_t *e = json_object();
 			json_object_set_new(e, "message", json_string(s->error->msg));
-			json_object_set_new(e, "sqlstate", s->sqlstate[0] ? json_string(s->sqlstate) : json_null());
-			json_object_set_new(e, "file", s->error->file ? json_string(s->error->file) : json_null());
-			json_object_set_new(e, "line", s->error->line ? json_integer(s->error->line) : json_null());
-			json_object_set_new(e, "column", s->error->col ? json_integer(s->error->col) : json_null());
+			json_object_set_new(e, "sqlstate",
+			                    s->sqlstate[0] ? json_string(s->sqlstate) : json_null());
+			json_object_set_new(e, "file",
+			                    s->error->file ? json_string(s->error->file) : json_null());
+			json_object_set_new(e, "line",
+			                    s->error->line ? json_integer(s->error->line) : json_null());
+			json_object_set_new(e, "column",
+			                    s->error->col ? json_integer(s->error->col) : json_null());
 			json_object_set_new(o, "error", e);
 		} else {
 			json_object_set_new(o, "error", json_null());

@@ -20,7 +20,7 @@
 #include "orchestrate.h"
 
 typedef enum {
-	FL_REPORT_LIVE,	 /* terminal: redraw in place */
+	FL_REPORT_LIVE,  /* terminal: redraw in place */
 	FL_REPORT_PLAIN, /* one timestamped line per event */
 	FL_REPORT_QUIET, /* nothing while running */
 } fl_report_mode;
@@ -42,7 +42,7 @@ typedef struct {
 	int index, total;
 	double started, finished; /* seconds since the run started; < 0 when not */
 	/* the outcome */
-	int result;	      /* 0 done, 1 failed, 130 cancelled, -1 skipped */
+	int result;           /* 0 done, 1 failed, 130 cancelled, -1 skipped */
 	char *skip_reason;    /* when skipped */
 	char *version_before; /* NULL: empty history */
 	char *version_after;
@@ -65,7 +65,8 @@ typedef struct {
 } fl_report;
 
 /* mode FL_REPORT_LIVE is downgraded to PLAIN when `out` is not a terminal. */
-fl_report *fl_report_new(FILE *out, fl_report_mode mode, const char *verb, const char *const *names, size_t n);
+fl_report *fl_report_new(FILE *out, fl_report_mode mode, const char *verb, const char *const *names,
+                         size_t n);
 void fl_report_free(fl_report *r);
 /* The fl_orch_event_fn: updates state and draws. */
 void fl_report_event(void *ctx, const fl_event *ev);
@@ -73,7 +74,7 @@ void fl_report_event(void *ctx, const fl_event *ev);
 void fl_report_finish(fl_report *r);
 /* Adds a migration to a service's outcome. */
 void fl_report_add_migration(fl_report_service *s, const char *version, const char *script,
-			     const char *description, int32_t checksum, long ms);
+                             const char *description, int32_t checksum, long ms);
 /* The summary table: service, version before -> after, applied, time, result; wall time; slowest. */
 void fl_report_summary(const fl_report *r, FILE *f);
 /* The JSON document (caller owns); run-level fields are added by the caller. */

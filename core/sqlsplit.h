@@ -31,8 +31,7 @@ typedef struct {
  * statements, or -1 with *err at filename:line:col (an unterminated
  * quote or comment is reported where it starts).
  */
-int fl_sqlsplit(const char *sql, size_t len, const char *filename, fl_stmt **out, size_t *n,
-		fl_error **err);
+int fl_sqlsplit(const char *sql, size_t len, const char *filename, fl_stmt **out, size_t *n, fl_error **err);
 
 /* Byte offset -> 1-based line and column (characters) in `sql`. \r\n, \n and a lone \r end a line. */
 void fl_sql_position(const char *sql, size_t len, size_t offset, int *line, int *col);

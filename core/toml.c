@@ -30,11 +30,11 @@
 /* How a table or array came to be; decides what may extend it later. */
 enum {
 	T_IMPLICIT = 1, /* created as a parent in a [header]; may be defined once later */
-	T_DEFINED = 2,	/* defined by a [header], [[header]] element, or the root */
-	T_DOTTED = 4,	/* created by a dotted key; only dotted keys may extend it */
-	T_FROZEN = 8,	/* an inline table: closed once its '}' is read */
-	A_TABLES = 16,	/* an array of tables ([[header]]) */
-	A_STATIC = 32,	/* an array written as [ ... ] */
+	T_DEFINED = 2,  /* defined by a [header], [[header]] element, or the root */
+	T_DOTTED = 4,   /* created by a dotted key; only dotted keys may extend it */
+	T_FROZEN = 8,   /* an inline table: closed once its '}' is read */
+	A_TABLES = 16,  /* an array of tables ([[header]]) */
+	A_STATIC = 32,  /* an array written as [ ... ] */
 };
 
 typedef struct {
@@ -186,7 +186,7 @@ typedef struct {
 	size_t loc_off, loc_start, bom; /* loc_start: where loc_off's line starts */
 	int loc_line, loc_col;
 	fl_buf scratch; /* string contents being decoded */
-	keypart *keys;	/* a stack: nested inline tables push above their parent */
+	keypart *keys;  /* a stack: nested inline tables push above their parent */
 	size_t nkeys, capkeys;
 	fl_toml_value *cur; /* the table that key/value lines go into */
 	/* Blocks left behind by growing tables and arrays, by log2 of their
@@ -248,7 +248,7 @@ static void locate(parser *p, size_t off, int *line, int *col)
 }
 
 static _Noreturn void fail_at(parser *p, size_t off, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static _Noreturn void fail_at(parser *p, size_t off, const char *fmt, ...)
 {
@@ -345,8 +345,7 @@ static bool is_hex(int c)
 
 static bool is_bare(int c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' ||
-	       c == '-';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '-';
 }
 
 /* ----------------------------------------------------------------- UTF-8 */
@@ -438,8 +437,7 @@ static const char *describe(parser *p, size_t off, char *buf, size_t size)
 		uint32_t cp = 0;
 		size_t k = utf8_seq(p->s + off, p->n - off, &cp);
 		/* The code point too: the character may be invisible (a BOM). */
-		snprintf(buf, size, "'%.*s' (U+%04X)", (int)k, (const char *)p->s + off,
-			 (unsigned)cp);
+		snprintf(buf, size, "'%.*s' (U+%04X)", (int)k, (const char *)p->s + off, (unsigned)cp);
 	}
 	return buf;
 }
@@ -536,13 +534,27 @@ static void parse_escape(parser *p, size_t start, bool ml)
 	unsigned char c = p->s[at + 1];
 	char e;
 	switch (c) {
-	case 'b': e = '\b'; break;
-	case 't': e = '\t'; break;
-	case 'n': e = '\n'; break;
-	case 'f': e = '\f'; break;
-	case 'r': e = '\r'; break;
-	case '"': e = '"'; break;
-	case '\\': e = '\\'; break;
+	case 'b':
+		e = '\b';
+		break;
+	case 't':
+		e = '\t';
+		break;
+	case 'n':
+		e = '\n';
+		break;
+	case 'f':
+		e = '\f';
+		break;
+	case 'r':
+		e = '\r';
+		break;
+	case '"':
+		e = '"';
+		break;
+	case '\\':
+		e = '\\';
+		break;
 	case 'u':
 	case 'U': {
 		size_t need = c == 'u' ? 4 : 8, k;
@@ -556,15 +568,14 @@ static void parse_escape(parser *p, size_t start, bool ml)
 		}
 		const char *hex = (const char *)p->s + at + 2;
 		if (k < need)
-			fail_at(p, at, "invalid unicode escape '\\%c%.*s': expected %zu hex digits",
-				c, (int)k, hex, need);
+			fail_at(p, at, "invalid unicode escape '\\%c%.*s': expected %zu hex digits", c,
+			        (int)k, hex, need);
 		if (cp >= 0xD800 && cp <= 0xDFFF)
 			fail_at(p, at,
-				"invalid unicode escape '\\%c%.*s': U+%04X is a surrogate, not a character",
-				c, (int)k, hex, (unsigned)cp);
+			        "invalid unicode escape '\\%c%.*s': U+%04X is a surrogate, not a character",
+			        c, (int)k, hex, (unsigned)cp);
 		if (cp > 0x10FFFF)
-			fail_at(p, at, "invalid unicode escape '\\%c%.*s': beyond U+10FFFF", c,
-				(int)k, hex);
+			fail_at(p, at, "invalid unicode escape '\\%c%.*s': beyond U+10FFFF", c, (int)k, hex);
 		utf8_put(&p->scratch, cp);
 		p->i = at + 2 + need;
 		return;
@@ -576,16 +587,14 @@ static void parse_escape(parser *p, size_t start, bool ml)
 			size_t j = at + 1;
 			while (j < p->n && (p->s[j] == ' ' || p->s[j] == '\t'))
 				j++;
-			bool nl = j < p->n &&
-				  (p->s[j] == '\n' ||
-				   (p->s[j] == '\r' && j + 1 < p->n && p->s[j + 1] == '\n'));
+			bool nl = j < p->n && (p->s[j] == '\n' ||
+			                       (p->s[j] == '\r' && j + 1 < p->n && p->s[j + 1] == '\n'));
 			if (nl) {
 				for (;;) {
 					if (j < p->n &&
 					    (p->s[j] == ' ' || p->s[j] == '\t' || p->s[j] == '\n'))
 						j++;
-					else if (j + 1 < p->n && p->s[j] == '\r' &&
-						 p->s[j + 1] == '\n')
+					else if (j + 1 < p->n && p->s[j] == '\r' && p->s[j + 1] == '\n')
 						j += 2;
 					else
 						break;
@@ -598,7 +607,7 @@ static void parse_escape(parser *p, size_t start, bool ml)
 			fail_at(p, at, "invalid escape sequence '\\%c' in string", c);
 		if (c >= 0x80)
 			fail_at(p, at, "invalid escape sequence '\\%.*s' in string",
-				(int)utf8_check(p, at + 1), (const char *)p->s + at + 1);
+			        (int)utf8_check(p, at + 1), (const char *)p->s + at + 1);
 		fail_at(p, at, "invalid escape sequence: '\\' followed by U+%04X in string", c);
 	}
 	fl_buf_putc(&p->scratch, e);
@@ -654,7 +663,7 @@ static void parse_string_into_scratch(parser *p, bool allow_ml)
 			if (k >= 3) {
 				if (k > 5)
 					fail_at(p, p->i + 5,
-						"too many quotes at the end of a multi-line string");
+					        "too many quotes at the end of a multi-line string");
 				fl_buf_add(b, p->s + p->i, k - 3);
 				p->i += k;
 				return;
@@ -670,7 +679,7 @@ static void parse_string_into_scratch(parser *p, bool allow_ml)
 		} else if (c == '\n' || (c == '\r' && peek_at(p, 1) == '\n')) {
 			if (!ml)
 				fail_at(p, start,
-					"unterminated string (a single-line string must end on its line)");
+				        "unterminated string (a single-line string must end on its line)");
 			fl_buf_putc(b, '\n');
 			p->i += c == '\n' ? 1 : 2;
 		} else {
@@ -722,7 +731,7 @@ static void parse_key(parser *p, const char *what)
 		} else {
 			char msg[64];
 			snprintf(msg, sizeof(msg), "expected %s%s", after_dot ? "a key" : what,
-				 after_dot ? " after '.'" : "");
+			         after_dot ? " after '.'" : "");
 			fail_found(p, p->i, msg);
 		}
 		if (k.len > UINT32_MAX)
@@ -782,13 +791,23 @@ static fl_toml_value *new_value(parser *p, fl_toml_type type, size_t off, int de
 	 * of the value's type is ever accessed. */
 	size_t size = offsetof(fl_toml_value, u);
 	switch (type) {
-	case FL_TOML_TABLE: size += sizeof(((fl_toml_value *)0)->u.tab); break;
-	case FL_TOML_ARRAY: size += sizeof(((fl_toml_value *)0)->u.arr); break;
-	case FL_TOML_STRING: size += sizeof(((fl_toml_value *)0)->u.str); break;
+	case FL_TOML_TABLE:
+		size += sizeof(((fl_toml_value *)0)->u.tab);
+		break;
+	case FL_TOML_ARRAY:
+		size += sizeof(((fl_toml_value *)0)->u.arr);
+		break;
+	case FL_TOML_STRING:
+		size += sizeof(((fl_toml_value *)0)->u.str);
+		break;
 	case FL_TOML_INTEGER:
 	case FL_TOML_FLOAT:
-	case FL_TOML_BOOL: size += sizeof(int64_t); break;
-	default: size += sizeof(fl_toml_datetime); break;
+	case FL_TOML_BOOL:
+		size += sizeof(int64_t);
+		break;
+	default:
+		size += sizeof(fl_toml_datetime);
+		break;
 	}
 	fl_toml_value *v = alloc(p, size);
 	memset(v, 0, size);
@@ -873,16 +892,26 @@ static void array_push(parser *p, fl_toml_value *a, fl_toml_value *v)
 static const char *type_phrase(const fl_toml_value *v)
 {
 	switch (v->type) {
-	case FL_TOML_TABLE: return "a table";
-	case FL_TOML_ARRAY: return v->flags & A_TABLES ? "an array of tables" : "an array";
-	case FL_TOML_STRING: return "a string";
-	case FL_TOML_INTEGER: return "an integer";
-	case FL_TOML_FLOAT: return "a float";
-	case FL_TOML_BOOL: return "a boolean";
-	case FL_TOML_DATETIME: return "an offset date-time";
-	case FL_TOML_DATETIME_LOCAL: return "a local date-time";
-	case FL_TOML_DATE_LOCAL: return "a local date";
-	case FL_TOML_TIME_LOCAL: return "a local time";
+	case FL_TOML_TABLE:
+		return "a table";
+	case FL_TOML_ARRAY:
+		return v->flags & A_TABLES ? "an array of tables" : "an array";
+	case FL_TOML_STRING:
+		return "a string";
+	case FL_TOML_INTEGER:
+		return "an integer";
+	case FL_TOML_FLOAT:
+		return "a float";
+	case FL_TOML_BOOL:
+		return "a boolean";
+	case FL_TOML_DATETIME:
+		return "an offset date-time";
+	case FL_TOML_DATETIME_LOCAL:
+		return "a local date-time";
+	case FL_TOML_DATE_LOCAL:
+		return "a local date";
+	case FL_TOML_TIME_LOCAL:
+		return "a local time";
 	}
 	return "a value";
 }
@@ -927,7 +956,7 @@ static int days_in_month(int y, int m)
 }
 
 /* Long words are cut in messages. */
-#define WORD_FMT "'%.*s%s'"
+#define WORD_FMT        "'%.*s%s'"
 #define WORD_ARGS(w, n) (int)((n) > 40 ? 40 : (n)), (w), ((n) > 40 ? "..." : "")
 
 static fl_toml_value *parse_datetime(parser *p, size_t at, const char *w, size_t n, int depth)
@@ -937,13 +966,11 @@ static fl_toml_value *parse_datetime(parser *p, size_t at, const char *w, size_t
 	bool has_date = false, has_off = false;
 	if (n >= 5 && all_digits(w, 4) && w[4] == '-') {
 		if (!looks_date(w, n))
-			fail_at(p, at, "invalid date " WORD_FMT ": expected YYYY-MM-DD",
-				WORD_ARGS(w, n));
+			fail_at(p, at, "invalid date " WORD_FMT ": expected YYYY-MM-DD", WORD_ARGS(w, n));
 		dt.year = digits2(w) * 100 + digits2(w + 2);
 		dt.month = digits2(w + 5);
 		dt.day = digits2(w + 8);
-		if (dt.month < 1 || dt.month > 12 || dt.day < 1 ||
-		    dt.day > days_in_month(dt.year, dt.month))
+		if (dt.month < 1 || dt.month > 12 || dt.day < 1 || dt.day > days_in_month(dt.year, dt.month))
 			fail_at(p, at, "invalid date %.10s", w);
 		has_date = true;
 		k = 10;
@@ -960,9 +987,9 @@ static fl_toml_value *parse_datetime(parser *p, size_t at, const char *w, size_t
 			if (tn >= 5 && all_digits(t, 2) && t[2] == ':' && all_digits(t + 3, 2) &&
 			    (tn == 5 || t[5] != ':'))
 				fail_at(p, at, "invalid time in " WORD_FMT ": seconds are required",
-					WORD_ARGS(w, n));
+				        WORD_ARGS(w, n));
 			fail_at(p, at, "invalid %s " WORD_FMT ": expected HH:MM:SS",
-				has_date ? "date-time" : "time", WORD_ARGS(w, n));
+			        has_date ? "date-time" : "time", WORD_ARGS(w, n));
 		}
 		dt.hour = digits2(t);
 		dt.minute = digits2(t + 3);
@@ -976,22 +1003,19 @@ static fl_toml_value *parse_datetime(parser *p, size_t at, const char *w, size_t
 			while (k < n && is_digit((unsigned char)w[k]))
 				k++;
 			if (k == f)
-				fail_at(p, at,
-					"invalid time in " WORD_FMT ": expected digits after '.'",
-					WORD_ARGS(w, n));
+				fail_at(p, at, "invalid time in " WORD_FMT ": expected digits after '.'",
+				        WORD_ARGS(w, n));
 			size_t digits = k - f;
 			for (size_t z = 0; z < 9; z++)
-				dt.nanosecond =
-					dt.nanosecond * 10 + (z < digits ? w[f + z] - '0' : 0);
+				dt.nanosecond = dt.nanosecond * 10 + (z < digits ? w[f + z] - '0' : 0);
 			dt.frac_digits = digits > INT_MAX ? INT_MAX : (int)digits;
 		}
 		if (has_date && k < n) {
 			if (w[k] == 'Z' || w[k] == 'z') {
 				k++;
 				has_off = true;
-			} else if ((w[k] == '+' || w[k] == '-') && n - k >= 6 &&
-				   all_digits(w + k + 1, 2) && w[k + 3] == ':' &&
-				   all_digits(w + k + 4, 2)) {
+			} else if ((w[k] == '+' || w[k] == '-') && n - k >= 6 && all_digits(w + k + 1, 2) &&
+			           w[k + 3] == ':' && all_digits(w + k + 4, 2)) {
 				int oh = digits2(w + k + 1), om = digits2(w + k + 4);
 				if (oh > 23 || om > 59)
 					fail_at(p, at, "invalid time offset %.6s", w + k);
@@ -1002,12 +1026,12 @@ static fl_toml_value *parse_datetime(parser *p, size_t at, const char *w, size_t
 		}
 		if (k != n)
 			fail_at(p, at, "invalid %s " WORD_FMT, has_date ? "date-time" : "time",
-				WORD_ARGS(w, n));
+			        WORD_ARGS(w, n));
 	}
 	fl_toml_type type = !has_date ? FL_TOML_TIME_LOCAL
-			    : k == 10 ? FL_TOML_DATE_LOCAL
-			    : has_off ? FL_TOML_DATETIME
-				      : FL_TOML_DATETIME_LOCAL;
+	                    : k == 10 ? FL_TOML_DATE_LOCAL
+	                    : has_off ? FL_TOML_DATETIME
+	                              : FL_TOML_DATETIME_LOCAL;
 	fl_toml_value *v = new_value(p, type, at, depth);
 	v->u.dt = dt;
 	return v;
@@ -1025,9 +1049,9 @@ static bool scan_digits(parser *p, size_t at, const char *w, size_t n, size_t *k
 		} else if (w[*k] == '_') {
 			if (*k + 1 >= n || !ok((unsigned char)w[*k + 1]))
 				fail_at(p, at,
-					"misplaced underscore in number " WORD_FMT
-					": underscores must be between digits",
-					WORD_ARGS(w, n));
+				        "misplaced underscore in number " WORD_FMT
+				        ": underscores must be between digits",
+				        WORD_ARGS(w, n));
 			(*k)++;
 		} else {
 			break;
@@ -1054,8 +1078,7 @@ static fl_toml_value *parse_number(parser *p, size_t at, const char *w, size_t n
 		neg = w[0] == '-';
 		k = 1;
 	}
-	if ((n - k == 3 && memcmp(w + k, "inf", 3) == 0) ||
-	    (n - k == 3 && memcmp(w + k, "nan", 3) == 0)) {
+	if ((n - k == 3 && memcmp(w + k, "inf", 3) == 0) || (n - k == 3 && memcmp(w + k, "nan", 3) == 0)) {
 		fl_toml_value *v = new_value(p, FL_TOML_FLOAT, at, depth);
 		v->u.f = w[k] == 'i' ? (neg ? -INFINITY : INFINITY) : (neg ? -NAN : NAN);
 		return v;
@@ -1065,7 +1088,7 @@ static fl_toml_value *parse_number(parser *p, size_t at, const char *w, size_t n
 		const char *name = kind == 'x' ? "hexadecimal" : kind == 'o' ? "octal" : "binary";
 		if (k)
 			fail_at(p, at, "a sign is not allowed on %s integer " WORD_FMT, name,
-				WORD_ARGS(w, n));
+			        WORD_ARGS(w, n));
 		unsigned shift = kind == 'x' ? 4 : kind == 'o' ? 3 : 1;
 		bool (*ok)(int) = kind == 'x' ? is_hex : kind == 'o' ? is_oct : is_bin;
 		size_t d = k + 2;
@@ -1078,8 +1101,7 @@ static fl_toml_value *parse_number(parser *p, size_t at, const char *w, size_t n
 			int h = (unsigned char)w[j];
 			unsigned dv = (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
 			if (u > ((uint64_t)INT64_MAX - dv) >> shift)
-				fail_at(p, at, "integer %.*s%s does not fit in 64 bits",
-					WORD_ARGS(w, n));
+				fail_at(p, at, "integer %.*s%s does not fit in 64 bits", WORD_ARGS(w, n));
 			u = (u << shift) | dv;
 		}
 		fl_toml_value *v = new_value(p, FL_TOML_INTEGER, at, depth);
@@ -1097,7 +1119,7 @@ static fl_toml_value *parse_number(parser *p, size_t at, const char *w, size_t n
 		d++;
 		if (!scan_digits(p, at, w, n, &d, is_digit))
 			fail_at(p, at, "invalid float " WORD_FMT ": expected digits after '.'",
-				WORD_ARGS(w, n));
+			        WORD_ARGS(w, n));
 		is_float = true;
 	}
 	if (d < n && (w[d] == 'e' || w[d] == 'E')) {
@@ -1105,9 +1127,8 @@ static fl_toml_value *parse_number(parser *p, size_t at, const char *w, size_t n
 		if (d < n && (w[d] == '+' || w[d] == '-'))
 			d++;
 		if (!scan_digits(p, at, w, n, &d, is_digit))
-			fail_at(p, at,
-				"invalid float " WORD_FMT ": expected digits in the exponent",
-				WORD_ARGS(w, n));
+			fail_at(p, at, "invalid float " WORD_FMT ": expected digits in the exponent",
+			        WORD_ARGS(w, n));
 		is_float = true;
 	}
 	if (d != n)
@@ -1119,8 +1140,7 @@ static fl_toml_value *parse_number(parser *p, size_t at, const char *w, size_t n
 				continue;
 			unsigned dv = (unsigned)(w[j] - '0');
 			if (u > (lim - dv) / 10)
-				fail_at(p, at, "integer %.*s%s does not fit in 64 bits",
-					WORD_ARGS(w, n));
+				fail_at(p, at, "integer %.*s%s does not fit in 64 bits", WORD_ARGS(w, n));
 			u = u * 10 + dv;
 		}
 		fl_toml_value *v = new_value(p, FL_TOML_INTEGER, at, depth);
@@ -1173,10 +1193,9 @@ static fl_toml_value *parse_word(parser *p, int depth)
 	if (is_digit((unsigned char)w[0]) || w[0] == '+' || w[0] == '-' || w[0] == '.' ||
 	    (n == 3 && (memcmp(w, "inf", 3) == 0 || memcmp(w, "nan", 3) == 0)))
 		return parse_number(p, at, w, n, depth);
-	if ((n == 4 && strncasecmp(w, "true", 4) == 0) ||
-	    (n == 5 && strncasecmp(w, "false", 5) == 0))
+	if ((n == 4 && strncasecmp(w, "true", 4) == 0) || (n == 5 && strncasecmp(w, "false", 5) == 0))
 		fail_at(p, at, "invalid value " WORD_FMT ": booleans are lowercase true and false",
-			WORD_ARGS(w, n));
+		        WORD_ARGS(w, n));
 	fail_at(p, at, "invalid value " WORD_FMT " (a string must be quoted)", WORD_ARGS(w, n));
 }
 
@@ -1228,7 +1247,7 @@ static fl_toml_value *parse_inline_table(parser *p, int depth)
 			fail_at(p, at, "unterminated inline table");
 		if (at_newline(p))
 			fail_at(p, p->i,
-				"expected a key, found end of line (an inline table must be on one line)");
+			        "expected a key, found end of line (an inline table must be on one line)");
 		parse_keyval(p, t);
 		skip_ws(p);
 		int c = peek(p);
@@ -1236,8 +1255,7 @@ static fl_toml_value *parse_inline_table(parser *p, int depth)
 			size_t comma = p->i++;
 			skip_ws(p);
 			if (peek(p) == '}')
-				fail_at(p, comma,
-					"trailing comma is not allowed in an inline table");
+				fail_at(p, comma, "trailing comma is not allowed in an inline table");
 			continue;
 		}
 		if (c == '}')
@@ -1245,8 +1263,9 @@ static fl_toml_value *parse_inline_table(parser *p, int depth)
 		if (c < 0)
 			fail_at(p, at, "unterminated inline table");
 		if (at_newline(p))
-			fail_at(p, p->i,
-				"expected ',' or '}', found end of line (an inline table must be on one line)");
+			fail_at(
+			    p, p->i,
+			    "expected ',' or '}', found end of line (an inline table must be on one line)");
 		fail_found(p, p->i, "expected ',' or '}' in an inline table");
 	}
 	p->i++;
@@ -1288,10 +1307,10 @@ static _Noreturn void fail_not_table(parser *p, size_t base, size_t k, const ent
 	const char *path = key_path(p, base, k);
 	if (e->val->type == FL_TOML_TABLE && (e->val->flags & T_FROZEN))
 		fail_at(p, kp->off,
-			"cannot add to \"%s\": inline tables are closed (defined at line %d, column %d)",
-			path, e->val->line, e->val->col);
+		        "cannot add to \"%s\": inline tables are closed (defined at line %d, column %d)",
+		        path, e->val->line, e->val->col);
 	fail_at(p, kp->off, "\"%s\" is already defined as %s at line %d, column %d", path,
-		type_phrase(e->val), e->line, e->col);
+	        type_phrase(e->val), e->line, e->col);
 }
 
 /* key = value, into `table` (the current [table] or an inline table). */
@@ -1303,8 +1322,7 @@ static void parse_keyval(parser *p, fl_toml_value *table)
 	skip_ws(p);
 	if (peek(p) != '=') {
 		char msg[128];
-		snprintf(msg, sizeof(msg), "expected '=' after key \"%s\"",
-			 key_path(p, base, last));
+		snprintf(msg, sizeof(msg), "expected '=' after key \"%s\"", key_path(p, base, last));
 		fail_found(p, p->i, msg);
 	}
 	p->i++;
@@ -1330,16 +1348,17 @@ static void parse_keyval(parser *p, fl_toml_value *table)
 			continue;
 		}
 		if (v->type == FL_TOML_TABLE && !(v->flags & T_FROZEN))
-			fail_at(p, kp->off,
-				"cannot add to table \"%s\" with a dotted key: it is already defined at line %d",
-				key_path(p, base, k), v->line);
+			fail_at(
+			    p, kp->off,
+			    "cannot add to table \"%s\" with a dotted key: it is already defined at line %d",
+			    key_path(p, base, k), v->line);
 		fail_not_table(p, base, k, e);
 	}
 	const keypart *kp = &p->keys[last];
 	entry *e = table_find(t, kp->s, kp->len, kp->hash);
 	if (e)
 		fail_at(p, kp->off, "duplicate key \"%s\" (first defined at line %d, column %d)",
-			key_path(p, base, last), e->line, e->col);
+		        key_path(p, base, last), e->line, e->col);
 	fl_toml_value *v = parse_value(p, t->depth + 1);
 	/* Nested inline tables may have moved the key stack. */
 	table_add(p, t, &p->keys[last], v);
@@ -1366,7 +1385,7 @@ static void parse_header(parser *p)
 		if (peek(p) != ']' || peek_at(p, 1) != ']') {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "expected ']]' after table name \"%s\"",
-				 key_path(p, base, last));
+			         key_path(p, base, last));
 			fail_found(p, p->i, msg);
 		}
 		p->i += 2;
@@ -1374,7 +1393,7 @@ static void parse_header(parser *p)
 		if (peek(p) != ']') {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "expected ']' after table name \"%s\"",
-				 key_path(p, base, last));
+			         key_path(p, base, last));
 			fail_found(p, p->i, msg);
 		}
 		p->i++;
@@ -1410,15 +1429,16 @@ static void parse_header(parser *p)
 			arr = e->val;
 		} else if (e->val->type == FL_TOML_ARRAY) {
 			const char *path = key_path(p, base, last);
-			fail_at(p, kp->off,
-				"cannot append to \"%s\" with [[%s]]: it is a static array (line %d, column %d)",
-				path, path, e->line, e->col);
+			fail_at(
+			    p, kp->off,
+			    "cannot append to \"%s\" with [[%s]]: it is a static array (line %d, column %d)",
+			    path, path, e->line, e->col);
 		} else if (e->val->type == FL_TOML_TABLE) {
 			fail_at(p, kp->off, "\"%s\" is already defined as a table at line %d",
-				key_path(p, base, last), e->val->line);
+			        key_path(p, base, last), e->val->line);
 		} else {
 			fail_at(p, kp->off, "\"%s\" is already defined as %s at line %d, column %d",
-				key_path(p, base, last), type_phrase(e->val), e->line, e->col);
+			        key_path(p, base, last), type_phrase(e->val), e->line, e->col);
 		}
 		tbl = new_table(p, at, arr->depth + 1, T_DEFINED);
 		array_push(p, arr, tbl);
@@ -1428,18 +1448,17 @@ static void parse_header(parser *p)
 	} else {
 		tbl = e->val;
 		if (tbl->type == FL_TOML_ARRAY && (tbl->flags & A_TABLES))
-			fail_at(p, kp->off,
-				"\"%s\" is already defined as an array of tables at line %d",
-				key_path(p, base, last), tbl->line);
+			fail_at(p, kp->off, "\"%s\" is already defined as an array of tables at line %d",
+			        key_path(p, base, last), tbl->line);
 		if (tbl->type != FL_TOML_TABLE)
 			fail_at(p, kp->off, "\"%s\" is already defined as %s at line %d, column %d",
-				key_path(p, base, last), type_phrase(tbl), e->line, e->col);
+			        key_path(p, base, last), type_phrase(tbl), e->line, e->col);
 		if (tbl->flags != T_IMPLICIT)
 			fail_at(p, kp->off, "table \"%s\" is already defined at line %d%s",
-				key_path(p, base, last), tbl->line,
-				tbl->flags & T_FROZEN	? " (as an inline table)"
-				: tbl->flags & T_DOTTED ? " (by dotted keys)"
-							: "");
+			        key_path(p, base, last), tbl->line,
+			        tbl->flags & T_FROZEN   ? " (as an inline table)"
+			        : tbl->flags & T_DOTTED ? " (by dotted keys)"
+			                                : "");
 		tbl->flags = T_DEFINED;
 		locate(p, at, &tbl->line, &tbl->col);
 	}
@@ -1560,16 +1579,26 @@ fl_toml_type fl_toml_type_of(const fl_toml_value *v)
 const char *fl_toml_type_name(fl_toml_type t)
 {
 	switch (t) {
-	case FL_TOML_TABLE: return "table";
-	case FL_TOML_ARRAY: return "array";
-	case FL_TOML_STRING: return "string";
-	case FL_TOML_INTEGER: return "integer";
-	case FL_TOML_FLOAT: return "float";
-	case FL_TOML_BOOL: return "boolean";
-	case FL_TOML_DATETIME: return "offset date-time";
-	case FL_TOML_DATETIME_LOCAL: return "local date-time";
-	case FL_TOML_DATE_LOCAL: return "local date";
-	case FL_TOML_TIME_LOCAL: return "local time";
+	case FL_TOML_TABLE:
+		return "table";
+	case FL_TOML_ARRAY:
+		return "array";
+	case FL_TOML_STRING:
+		return "string";
+	case FL_TOML_INTEGER:
+		return "integer";
+	case FL_TOML_FLOAT:
+		return "float";
+	case FL_TOML_BOOL:
+		return "boolean";
+	case FL_TOML_DATETIME:
+		return "offset date-time";
+	case FL_TOML_DATETIME_LOCAL:
+		return "local date-time";
+	case FL_TOML_DATE_LOCAL:
+		return "local date";
+	case FL_TOML_TIME_LOCAL:
+		return "local time";
 	}
 	return "value";
 }
@@ -1686,15 +1715,17 @@ const fl_toml_datetime *fl_toml_datetime_of(const fl_toml_value *v)
 	case FL_TOML_DATETIME:
 	case FL_TOML_DATETIME_LOCAL:
 	case FL_TOML_DATE_LOCAL:
-	case FL_TOML_TIME_LOCAL: return &v->u.dt;
-	default: return NULL;
+	case FL_TOML_TIME_LOCAL:
+		return &v->u.dt;
+	default:
+		return NULL;
 	}
 }
 
 /* The lookup shared by the typed getters: 1 found with the right type, 0
  * absent, -1 wrong type (with *err). */
 static int get_typed(const fl_toml_value *table, const char *key, fl_toml_type want,
-		     const fl_toml_value **out, fl_error **err)
+                     const fl_toml_value **out, fl_error **err)
 {
 	const fl_toml_value *v = fl_toml_get(table, key);
 	if (!v)
@@ -1703,8 +1734,8 @@ static int get_typed(const fl_toml_value *table, const char *key, fl_toml_type w
 		if (err) {
 			const char *name = fl_toml_type_name(want);
 			bool an = name[0] == 'a' || name[0] == 'i' || name[0] == 'o';
-			*err = fl_error_at(v->file, v->line, v->col, "\"%s\" must be %s %s, not %s",
-					   key, an ? "an" : "a", name, type_phrase(v));
+			*err = fl_error_at(v->file, v->line, v->col, "\"%s\" must be %s %s, not %s", key,
+			                   an ? "an" : "a", name, type_phrase(v));
 		}
 		return -1;
 	}
@@ -1712,8 +1743,7 @@ static int get_typed(const fl_toml_value *table, const char *key, fl_toml_type w
 	return 1;
 }
 
-int fl_toml_get_string(const fl_toml_value *table, const char *key, const char **out,
-		       fl_error **err)
+int fl_toml_get_string(const fl_toml_value *table, const char *key, const char **out, fl_error **err)
 {
 	const fl_toml_value *v;
 	int r = get_typed(table, key, FL_TOML_STRING, &v, err);
@@ -1740,14 +1770,12 @@ int fl_toml_get_bool(const fl_toml_value *table, const char *key, bool *out, fl_
 	return r;
 }
 
-int fl_toml_get_table(const fl_toml_value *table, const char *key, const fl_toml_value **out,
-		      fl_error **err)
+int fl_toml_get_table(const fl_toml_value *table, const char *key, const fl_toml_value **out, fl_error **err)
 {
 	return get_typed(table, key, FL_TOML_TABLE, out, err);
 }
 
-int fl_toml_get_array(const fl_toml_value *table, const char *key, const fl_toml_value **out,
-		      fl_error **err)
+int fl_toml_get_array(const fl_toml_value *table, const char *key, const fl_toml_value **out, fl_error **err)
 {
 	return get_typed(table, key, FL_TOML_ARRAY, out, err);
 }

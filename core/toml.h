@@ -25,18 +25,18 @@ typedef enum {
 	FL_TOML_INTEGER,
 	FL_TOML_FLOAT,
 	FL_TOML_BOOL,
-	FL_TOML_DATETIME,	/* offset date-time */
+	FL_TOML_DATETIME,       /* offset date-time */
 	FL_TOML_DATETIME_LOCAL, /* local date-time */
 	FL_TOML_DATE_LOCAL,
 	FL_TOML_TIME_LOCAL,
 } fl_toml_type;
 
 typedef struct {
-	int year, month, day;	    /* unused for a local time */
-	int hour, minute, second;   /* unused for a local date */
-	int nanosecond;		    /* fraction, truncated to nanoseconds */
-	int frac_digits;	    /* digits written after '.', 0 if none */
-	int offset_minutes;	    /* only for FL_TOML_DATETIME; Z is 0 */
+	int year, month, day;     /* unused for a local time */
+	int hour, minute, second; /* unused for a local date */
+	int nanosecond;           /* fraction, truncated to nanoseconds */
+	int frac_digits;          /* digits written after '.', 0 if none */
+	int offset_minutes;       /* only for FL_TOML_DATETIME; Z is 0 */
 } fl_toml_datetime;
 
 typedef struct fl_toml_value fl_toml_value;
@@ -95,9 +95,7 @@ const fl_toml_datetime *fl_toml_datetime_of(const fl_toml_value *v);
 int fl_toml_get_string(const fl_toml_value *table, const char *key, const char **out, fl_error **err);
 int fl_toml_get_int(const fl_toml_value *table, const char *key, int64_t *out, fl_error **err);
 int fl_toml_get_bool(const fl_toml_value *table, const char *key, bool *out, fl_error **err);
-int fl_toml_get_table(const fl_toml_value *table, const char *key, const fl_toml_value **out,
-		      fl_error **err);
-int fl_toml_get_array(const fl_toml_value *table, const char *key, const fl_toml_value **out,
-		      fl_error **err);
+int fl_toml_get_table(const fl_toml_value *table, const char *key, const fl_toml_value **out, fl_error **err);
+int fl_toml_get_array(const fl_toml_value *table, const char *key, const fl_toml_value **out, fl_error **err);
 
 #endif

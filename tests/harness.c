@@ -36,7 +36,7 @@ PGconn *th_connect(const char *db)
 	const char *vals[] = {db ? db : "postgres", "flotilla-test", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	cr_assert(PQstatus(c) == CONNECTION_OK, "cannot connect to test server (db %s): %s",
-		  db ? db : "postgres", PQerrorMessage(c));
+	          db ? db : "postgres", PQerrorMessage(c));
 	PQsetNoticeProcessor(c, NULL, NULL);
 	return c;
 }
@@ -53,7 +53,7 @@ void th_exec(PGconn *c, const char *sql)
 	PGresult *r = PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(r);
 	cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "SQL failed: %s\n%s", sql,
-		  PQerrorMessage(c));
+	          PQerrorMessage(c));
 	PQclear(r);
 }
 

@@ -21,8 +21,8 @@ Test(cli, help_lists_every_command)
 {
 	char *out, *err;
 	cr_assert_eq(RUN(&out, &err, "--help"), 0);
-	const char *cmds[] = {"migrate", "status", "validate", "plan",	 "diff",   "provision",
-			      "drift",	 "baseline", "repair", "undo", "rotate", "manifest"};
+	const char *cmds[] = {"migrate", "status",   "validate", "plan", "diff",   "provision",
+	                      "drift",   "baseline", "repair",   "undo", "rotate", "manifest"};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char line[64];
 		snprintf(line, sizeof(line), "\n  %-10s ", cmds[i]);

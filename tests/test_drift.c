@@ -4,9 +4,12 @@
  * hand one way at a time; each change must be reported with its service,
  * object and wording, exit 3; the schema findings are cross-checked with
  * pg_dump of the shadow and the live database; no shadow database survives
- * success, failure or SIGINT.
+ * success, failure or SIGINT. --shadow replays on a second private server;
+ * in a git repository (built with libgit2) a changed applied file names the
+ * commit that changed it.
  */
 #include <criterion/criterion.h>
+#include <git2.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "migration.h"
 
 struct fleet {
 	char *dir;
@@ -550,5 +554,298 @@ Test(par_drift, sigint_drops_the_shadow, .timeout = 240)
 	cr_assert_lt(time(NULL) - t0, 10);
 	cr_assert_eq(shadows_left(&f), 0, "the shadow must be dropped after SIGINT");
 	free(fpid);
+	fleet_drop(&f);
+}
+
+/* ---- --shadow: the replay on another server ---- */
+
+#define SECOND_PORT "5491"
+static char *second_dir; /* the second server's directory; destroyed by the fixture's fini */
+
+static void second_server_destroy(void)
+{
+	if (!second_dir)
+		return;
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "FLOTILLA_PG_PORT=%s sh %s/ci/pg destroy %s/pg", SECOND_PORT, th_top(),
+	         second_dir);
+	th_sh(cmd, NULL);
+	free(second_dir);
+	second_dir = NULL;
+}
+
+static PGconn *second_connect(void)
+{
+	char host[600];
+	snprintf(host, sizeof(host), "%s/pg", second_dir);
+	const char *keys[] = {"host", "port", "dbname", "user", NULL};
+	const char *vals[] = {host, SECOND_PORT, "postgres", "postgres", NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 0);
+	cr_assert(PQstatus(c) == CONNECTION_OK, "second server: %s", PQerrorMessage(c));
+	return c;
+}
+
+/* shadows (of any service) on the second server */
+static int second_shadows(void)
+{
+	PGconn *c = second_connect();
+	char *v = th_query1(c, "SELECT count(*) FROM pg_database WHERE datname LIKE 'flotilla\\_shadow\\_%'");
+	PQfinish(c);
+	int n = atoi(v);
+	free(v);
+	return n;
+}
+
+/*
+ * A fleet on the test server, its shadows on a second one that has none of
+ * the owner roles: clean (owners are not compared there), then one column
+ * added by hand is found; the shadows are created on the second server only
+ * and dropped; the password of the conninfo is never shown.
+ */
+Test(drift, shadow_on_another_server, .timeout = 300, .fini = second_server_destroy)
+{
+	struct fleet f;
+	fleet_init(&f, "ss");
+	fleet_migrate(&f);
+	second_dir = th_tmpdir();
+	char cmd[1024], *sout = NULL;
+	snprintf(cmd, sizeof(cmd), "FLOTILLA_PG_PORT=%s sh %s/ci/pg start %s/pg", SECOND_PORT, th_top(),
+	         second_dir);
+	int src = th_sh(cmd, &sout);
+	cr_assert_eq(src, 0, "second server: %s", sout);
+	free(sout);
+	PGconn *c2 = second_connect();
+	char q[512];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM pg_roles WHERE rolname = '%s'", f.auth_owner);
+	char *v = th_query1(c2, q);
+	cr_assert_str_eq(v, "0", "the second server must lack the owner roles");
+	free(v);
+	PQfinish(c2);
+
+	char conninfo[800], shown[800];
+	snprintf(conninfo, sizeof(conninfo), "host=%s/pg port=%s dbname=postgres user=postgres", second_dir,
+	         SECOND_PORT);
+	snprintf(shown, sizeof(shown), "flotilla: shadow databases on host=%s/pg port=%s dbname=postgres\n",
+	         second_dir, SECOND_PORT);
+
+	/* kept: they are on the second server, not on the first */
+	char *out, *err;
+	int rc = fleet_run(
+	    &f, &out, &err,
+	    (const char *const[]){"drift", "--only", "schema", "--shadow", conninfo, "--keep-shadow", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	cr_assert(th_contains(err, shown), "want %s\nin:\n%s", shown, err);
+	cr_assert_eq(second_shadows(), 2, "%s", err);
+	cr_assert_eq(shadows_left(&f), 0);
+	c2 = second_connect();
+	snprintf(q, sizeof(q),
+	         "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE "
+	         "'flotilla\\_shadow\\_%s\\_%%'",
+	         f.auth);
+	v = th_query1(c2, q);
+	cr_assert_str_eq(v, "postgres", "without the owner role the connecting user owns the shadow");
+	free(v);
+	char *drop; /* DROP DATABASE runs alone, outside a transaction block */
+	while ((drop = th_query1(c2, "SELECT format('DROP DATABASE %I', datname) FROM pg_database WHERE "
+	                             "datname LIKE 'flotilla\\_shadow\\_%' LIMIT 1"))) {
+		th_exec(c2, drop);
+		free(drop);
+	}
+	PQfinish(c2);
+	free(out);
+	free(err);
+
+	/* clean: the live tables belong to the owners, the shadow's to postgres, and that is no drift */
+	out = drift(&f, 0, (const char *const[]){"--only", "schema", "--shadow", conninfo, NULL});
+	char line[512];
+	snprintf(line, sizeof(line), "%s: clean at version 2\n", f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "%s: clean at version 1\n", f.user);
+	ASSERT_LINE(out, line);
+	free(out);
+	cr_assert_eq(second_shadows(), 0);
+
+	/* one schema change is found */
+	db_exec(f.auth_db, "ALTER TABLE users ADD COLUMN nickname text");
+	out = drift(&f, 3, (const char *const[]){"--only", "schema", "--shadow", conninfo, NULL});
+	snprintf(line, sizeof(line),
+	         "  %s: column users.nickname (text) exists in the database but not in the migrations\n",
+	         f.auth);
+	ASSERT_LINE(out, line);
+	ASSERT_LINE(out, "drift: 1 finding (history 0, schema 1, grants 0; 0 security) in 1 of 2 services");
+	free(out);
+	cr_assert_eq(second_shadows(), 0);
+
+	/* JSON names the shadow server by host, port and dbname */
+	out = drift(&f, 3, (const char *const[]){"--only", "schema", "--shadow", conninfo, "--json", NULL});
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	json_t *ss = json_object_get(doc, "shadow_server");
+	char host[700];
+	snprintf(host, sizeof(host), "%s/pg", second_dir);
+	cr_assert_str_eq(json_string_value(json_object_get(ss, "host")), host);
+	cr_assert_str_eq(json_string_value(json_object_get(ss, "port")), SECOND_PORT);
+	cr_assert_str_eq(json_string_value(json_object_get(ss, "dbname")), "postgres");
+	cr_assert_eq(json_object_size(ss), 3);
+	json_decref(doc);
+	free(out);
+	cr_assert_eq(second_shadows(), 0);
+
+	/* a password in the conninfo is used, warned about, and never shown, not even on failure */
+	char with_pw[900];
+	snprintf(with_pw, sizeof(with_pw), "%s password=Sh4dowSecret", conninfo);
+	rc = fleet_run(&f, &out, &err,
+	               (const char *const[]){"drift", f.auth, "--only", "schema", "--shadow", with_pw, NULL});
+	cr_assert_eq(rc, 3, "%s\n%s", out, err);
+	cr_assert(th_contains(err, "warning: the --shadow connection string holds a password"), "%s", err);
+	cr_assert(!th_contains(out, "Sh4dowSecret") && !th_contains(err, "Sh4dowSecret"), "%s\n%s", out, err);
+	free(out);
+	free(err);
+	snprintf(with_pw, sizeof(with_pw), "host=%s/pg port=5492 user=postgres password=Sh4dowSecret",
+	         second_dir);
+	rc = fleet_run(&f, &out, &err,
+	               (const char *const[]){"drift", f.auth, "--only", "schema", "--shadow", with_pw, NULL});
+	cr_assert_eq(rc, 1, "%s\n%s", out, err);
+	snprintf(line, sizeof(line),
+	         "%s: could not check: cannot connect to database \"postgres\" on %s/pg:5492", f.auth,
+	         second_dir);
+	cr_assert(th_contains(err, line), "want %s\nin:\n%s", line, err);
+	cr_assert(!th_contains(out, "Sh4dowSecret") && !th_contains(err, "Sh4dowSecret"), "%s\n%s", out, err);
+	free(out);
+	free(err);
+	/* not a conninfo: bad usage, and libpq's message (it may quote the string) is not repeated */
+	rc = fleet_run(&f, &out, &err,
+	               (const char *const[]){"drift", "--shadow", "host=x passwordSh4dowSecret", NULL});
+	cr_assert_eq(rc, 2, "%s\n%s", out, err);
+	cr_assert(th_contains(err, "flotilla: --shadow: not a connection string libpq understands"), "%s",
+	          err);
+	cr_assert(!th_contains(err, "Sh4dowSecret"), "%s", err);
+	free(out);
+	free(err);
+
+	cr_assert_eq(second_shadows(), 0);
+	cr_assert_eq(shadows_left(&f), 0);
+	fleet_drop(&f);
+}
+
+/* ---- history in git: the commit that changed an applied file ---- */
+
+static void git_ok(int rc, const char *what)
+{
+	const git_error *e = git_error_last();
+	cr_assert(rc >= 0, "%s: %s", what, e && e->message ? e->message : "?");
+}
+
+/* Stages the whole work tree and commits it on HEAD, authored by Ann Author at `when` (UTC). */
+static void git_commit_all(git_repository *repo, const char *msg, int64_t when, char id[GIT_OID_HEXSZ + 1])
+{
+	git_index *idx;
+	git_ok(git_repository_index(&idx, repo), "index");
+	git_ok(git_index_add_all(idx, NULL, 0, NULL, NULL), "add_all");
+	git_ok(git_index_write(idx), "index write");
+	git_oid tree_id, head, oid;
+	git_ok(git_index_write_tree(&tree_id, idx), "write_tree");
+	git_index_free(idx);
+	git_tree *tree;
+	git_ok(git_tree_lookup(&tree, repo, &tree_id), "tree");
+	git_signature *sig;
+	git_ok(git_signature_new(&sig, "Ann Author", "ann@example.com", (git_time_t)when, 0), "signature");
+	git_commit *parent = NULL;
+	if (git_reference_name_to_id(&head, repo, "HEAD") == 0)
+		git_ok(git_commit_lookup(&parent, repo, &head), "parent");
+	const git_commit *parents[1] = {parent};
+	git_ok(git_commit_create(&oid, repo, "HEAD", sig, sig, NULL, msg, tree, parent ? 1 : 0, parents),
+	       "commit");
+	git_oid_tostr(id, GIT_OID_HEXSZ + 1, &oid);
+	git_commit_free(parent);
+	git_signature_free(sig);
+	git_tree_free(tree);
+}
+
+Test(drift, history_in_git_names_the_commit, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "gi");
+	git_libgit2_init();
+	git_repository *repo;
+	git_repository_init_options io;
+	git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	io.flags = GIT_REPOSITORY_INIT_MKPATH;
+	io.initial_head = "main";
+	git_ok(git_repository_init_ext(&repo, f.dir, &io), "init");
+	char first[GIT_OID_HEXSZ + 1], second[GIT_OID_HEXSZ + 1];
+	git_commit_all(repo, "initial migrations", (int64_t)time(NULL) - 3600, first);
+	fleet_migrate(&f);
+
+	/* edited in the work tree, not committed */
+	char rel[256];
+	snprintf(rel, sizeof(rel), "svc/%s/V1__users.sql", f.auth);
+	char *edited = str_cat(AUTH_V1, "-- edited after it was applied\n");
+	th_write(f.dir, rel, edited);
+	char head[512];
+	snprintf(
+	    head, sizeof(head),
+	    "  %s: migration 1 (users) (svc/%s/V1__users.sql) was changed after it was applied: checksum "
+	    "%d when applied, %d now",
+	    f.auth, f.auth, (int)fl_migration_checksum(AUTH_V1, strlen(AUTH_V1)),
+	    (int)fl_migration_checksum(edited, strlen(edited)));
+	free(edited);
+	char *out = drift(&f, 3, (const char *const[]){"--only", "history", NULL});
+	char line[1024];
+	snprintf(line, sizeof(line), "%s (changed in the work tree, not committed)\n", head);
+	ASSERT_LINE(out, line);
+	free(out);
+	out = drift(&f, 3, (const char *const[]){f.auth, "--only", "history", "--json", NULL});
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	json_t *fa = json_object_get(json_array_get(json_object_get(doc, "services"), 0), "findings");
+	cr_assert_eq(json_array_size(fa), 1, "%s", out);
+	json_t *f0 = json_array_get(fa, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(f0, "change")), "changed");
+	cr_assert(th_contains(json_string_value(json_object_get(f0, "message")),
+	                      "(changed in the work tree, not committed)"),
+	          "%s", out);
+	cr_assert(json_is_null(json_object_get(f0, "commit")), "%s", out);
+	json_decref(doc);
+	free(out);
+
+	/* committed after it was applied: that commit is named */
+	int64_t when = (int64_t)time(NULL) + 120;
+	git_commit_all(repo, "auth: note on users\n\nwhy the comment\n", when, second);
+	time_t tw = (time_t)when;
+	struct tm tm;
+	gmtime_r(&tw, &tm);
+	char date[16], iso[40];
+	strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+	out = drift(&f, 3, (const char *const[]){"--only", "history", NULL});
+	snprintf(line, sizeof(line), "%s (changed by %.7s auth: note on users, Ann Author, %s)\n", head,
+	         second, date);
+	ASSERT_LINE(out, line);
+	free(out);
+	out = drift(&f, 3, (const char *const[]){f.auth, "--only", "history", "--json", NULL});
+	doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	fa = json_object_get(json_array_get(json_object_get(doc, "services"), 0), "findings");
+	cr_assert_eq(json_array_size(fa), 1, "%s", out);
+	f0 = json_array_get(fa, 0);
+	snprintf(line, sizeof(line), "%s (changed by %.7s auth: note on users, Ann Author, %s)",
+	         head + 4 + strlen(f.auth), second, date);
+	cr_assert_str_eq(json_string_value(json_object_get(f0, "message")), line);
+	json_t *c = json_object_get(f0, "commit");
+	cr_assert(json_is_object(c), "%s", out);
+	cr_assert_str_eq(json_string_value(json_object_get(c, "id")), second);
+	char short_id[8];
+	snprintf(short_id, sizeof(short_id), "%.7s", second);
+	cr_assert_str_eq(json_string_value(json_object_get(c, "short")), short_id);
+	cr_assert_str_eq(json_string_value(json_object_get(c, "summary")), "auth: note on users");
+	cr_assert_str_eq(json_string_value(json_object_get(c, "author")), "Ann Author");
+	cr_assert_str_eq(json_string_value(json_object_get(c, "date")), iso);
+	json_decref(doc);
+	free(out);
+	cr_assert_neq(strcmp(first, second), 0);
+
+	git_repository_free(repo);
+	git_libgit2_shutdown();
 	fleet_drop(&f);
 }

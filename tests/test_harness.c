@@ -58,12 +58,13 @@ Test(harness, ci_pg_lifecycle, .timeout = 120)
 	cr_assert_eq(th_sh(cmd, &out), 0, "%s", out);
 	cr_assert(th_contains(out, "running"), "%s", out);
 	free(out);
-	snprintf(cmd, sizeof(cmd), "psql -X -At -h '%s/pg' -p 5499 -U postgres -d postgres -c 'SELECT 40+2'", dir);
+	snprintf(cmd, sizeof(cmd), "psql -X -At -h '%s/pg' -p 5499 -U postgres -d postgres -c 'SELECT 40+2'",
+	         dir);
 	cr_assert_eq(th_sh(cmd, &out), 0, "%s", out);
 	cr_assert_str_eq(out, "42\n");
 	free(out);
 	snprintf(cmd, sizeof(cmd), "cd '%s' && sh ci/pg destroy '%s/pg' && test ! -e '%s/pg'", th_top(), dir,
-		 dir);
+	         dir);
 	cr_assert_eq(th_sh(cmd, &out), 0, "%s", out);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "cd '%s' && sh ci/pg status '%s/pg'", th_top(), dir);

@@ -17,8 +17,8 @@
 
 #include "harness.h"
 
-static const char *const SEVEN[] = {"auth", "client", "user", "metric_builder", "metric_tracker", "task_builder",
-				    "task_tracker"};
+static const char *const SEVEN[] = {"auth",           "client",       "user",        "metric_builder",
+                                    "metric_tracker", "task_builder", "task_tracker"};
 
 struct fleet {
 	char *dir;
@@ -36,13 +36,13 @@ static void fleet_init(struct fleet *f)
 	snprintf(f->manifest, sizeof(f->manifest), "%s/flotilla.toml", f->dir);
 	char buf[4096];
 	snprintf(buf, sizeof(buf),
-		 "version = 1\nproject = \"%s\"\n\n"
-		 "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"postgres\" }\n"
-		 "service_passwords = false\n\n"
-		 "[settings]\nlock_timeout = \"5s\"\n\n"
-		 "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
-		 "migrations = \"svc/${service}\"\n\n",
-		 f->project);
+	         "version = 1\nproject = \"%s\"\n\n"
+	         "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"postgres\" }\n"
+	         "service_passwords = false\n\n"
+	         "[settings]\nlock_timeout = \"5s\"\n\n"
+	         "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
+	         "migrations = \"svc/${service}\"\n\n",
+	         f->project);
 	char *m = strdup(buf);
 	for (size_t i = 0; i < 7; i++) {
 		snprintf(buf, sizeof(buf), "%s[services.%s]\n", m, SEVEN[i]);
@@ -51,8 +51,10 @@ static void fleet_init(struct fleet *f)
 		char rel[256], sql[512];
 		for (int v = 1; v <= 3; v++) {
 			snprintf(rel, sizeof(rel), "svc/%s/V%d__step_%d.sql", SEVEN[i], v, v);
-			snprintf(sql, sizeof(sql), "CREATE TABLE t%d (id int PRIMARY KEY, note text);\nINSERT INTO t%d VALUES (%d, 'x');\n",
-				 v, v, v);
+			snprintf(sql, sizeof(sql),
+			         "CREATE TABLE t%d (id int PRIMARY KEY, note text);\nINSERT INTO t%d VALUES "
+			         "(%d, 'x');\n",
+			         v, v, v);
 			th_write(f->dir, rel, sql);
 		}
 	}
@@ -89,8 +91,8 @@ static char *db_value(struct fleet *f, const char *svc, const char *sql)
 
 /* Advisory locks held in this database (pg_locks is cluster-wide: other tests hold theirs).
  * A closed session's backend lets go of its locks a moment after the client is gone. */
-#define ADVISORY_LOCKS_HERE \
-	"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = " \
+#define ADVISORY_LOCKS_HERE                                                                                  \
+	"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "                          \
 	"(SELECT oid FROM pg_database WHERE datname = current_database()) AND pid <> pg_backend_pid()"
 
 static char *locks_left(struct fleet *f, const char *svc)
@@ -111,7 +113,8 @@ static void fleet_drop(struct fleet *f)
 	PGconn *c = th_connect("postgres");
 	char sql[512];
 	for (size_t i = 0; i < 7; i++) {
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s_%s\" WITH (FORCE)", f->project, SEVEN[i]);
+		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s_%s\" WITH (FORCE)", f->project,
+		         SEVEN[i]);
 		th_exec(c, sql);
 	}
 	PQfinish(c);
@@ -127,10 +130,11 @@ Test(par_fleet, seven_services_migrate_in_parallel, .timeout = 240)
 	cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
 	for (size_t i = 0; i < 7; i++) {
 		char *v = db_value(&f, SEVEN[i],
-				   "SELECT string_agg(version || ':' || script || ':' || success, ',' ORDER BY installed_rank) "
-				   "FROM flyway_schema_history WHERE type = 'SQL'");
+		                   "SELECT string_agg(version || ':' || script || ':' || success, ',' ORDER "
+		                   "BY installed_rank) "
+		                   "FROM flyway_schema_history WHERE type = 'SQL'");
 		cr_assert_str_eq(v, "1:V1__step_1.sql:true,2:V2__step_2.sql:true,3:V3__step_3.sql:true", "%s",
-				 SEVEN[i]);
+		                 SEVEN[i]);
 		free(v);
 		/* objects belong to the service's owner, not to the migrator */
 		char q[256];
@@ -165,14 +169,18 @@ Test(par_fleet, one_failure_does_not_stop_the_others, .timeout = 240)
 {
 	struct fleet f;
 	fleet_init(&f);
-	fleet_file(&f, "user", "V2__step_2.sql", "-- reads a table that is not there\nCREATE TABLE t2 (id int);\nSELECT id FROM nope;\n");
+	fleet_file(&f, "user", "V2__step_2.sql",
+	           "-- reads a table that is not there\nCREATE TABLE t2 (id int);\nSELECT id FROM nope;\n");
 	char *out, *err;
 	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--json", NULL});
 	cr_assert_eq(rc, 1, "stderr: %s", err);
-	cr_assert(th_contains(err, "user: svc/user/V2__step_2.sql:3:16: ERROR 42P01: relation \"nope\" does not exist"),
-		  "stderr: %s", err);
+	cr_assert(
+	    th_contains(err,
+	                "user: svc/user/V2__step_2.sql:3:16: ERROR 42P01: relation \"nope\" does not exist"),
+	    "stderr: %s", err);
 	for (size_t i = 0; i < 7; i++) {
-		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE type = 'SQL'");
+		char *v =
+		    db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE type = 'SQL'");
 		cr_assert_str_eq(v, strcmp(SEVEN[i], "user") == 0 ? "1" : "3", "%s", SEVEN[i]);
 		free(v);
 	}
@@ -215,12 +223,14 @@ Test(par_fleet, fail_fast_cancels_the_running_services, .timeout = 240)
 	fleet_file(&f, "auth", "V2__step_2.sql", "SELECT pg_sleep(1);\nSELECT 1/0;\n");
 	char *out, *err;
 	time_t t0 = time(NULL);
-	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--fail-fast", "--no-provision", NULL});
+	int rc = fleet_run(&f, &out, &err,
+	                   (const char *const[]){"migrate", "--fail-fast", "--no-provision", NULL});
 	/* --no-provision needs the roles and databases: provision first */
 	if (rc == 1 && th_contains(err, "does not exist")) {
 		free(out);
 		free(err);
-		cr_assert_eq(fleet_run(&f, &out, &err, (const char *const[]){"provision", NULL}), 0, "%s", err);
+		cr_assert_eq(fleet_run(&f, &out, &err, (const char *const[]){"provision", NULL}), 0, "%s",
+		             err);
 		free(out);
 		free(err);
 		t0 = time(NULL);
@@ -230,7 +240,8 @@ Test(par_fleet, fail_fast_cancels_the_running_services, .timeout = 240)
 	cr_assert_lt(time(NULL) - t0, 15, "--fail-fast must not wait for the 20 s migrations");
 	cr_assert(th_contains(err, "ERROR 22012: division by zero"), "%s", err);
 	for (size_t i = 0; i < 7; i++) {
-		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE version = '2'");
+		char *v =
+		    db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE version = '2'");
 		cr_assert_str_eq(v, "0", "%s: nothing half-applied", SEVEN[i]);
 		free(v);
 		v = locks_left(&f, SEVEN[i]);
@@ -246,7 +257,8 @@ Test(par_fleet, sigint_rolls_back_and_exits_130, .timeout = 240)
 {
 	struct fleet f;
 	fleet_init(&f);
-	fleet_file(&f, "task_tracker", "V2__step_2.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n");
+	fleet_file(&f, "task_tracker", "V2__step_2.sql",
+	           "CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n");
 	char *out, *err;
 	/* provision first, so the timing below is the migration's */
 	cr_assert_eq(fleet_run(&f, &out, &err, (const char *const[]){"provision", NULL}), 0, "%s", err);
@@ -259,15 +271,16 @@ Test(par_fleet, sigint_rolls_back_and_exits_130, .timeout = 240)
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+		    fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int fi = open("/dev/null", O_RDONLY);
 		dup2(fi, 0);
 		dup2(fo, 1);
 		dup2(fe, 2);
 		if (chdir(f.dir) != 0)
 			_exit(127);
-		execl(getenv("FLOTILLA_BIN"), "flotilla", "-m", f.manifest, "-e", "test", "migrate", "--no-provision",
-		      (char *)NULL);
+		execl(getenv("FLOTILLA_BIN"), "flotilla", "-m", f.manifest, "-e", "test", "migrate",
+		      "--no-provision", (char *)NULL);
 		_exit(127);
 	}
 	/* wait until the sleep runs, then interrupt the flotilla process (the child's child) */
@@ -278,8 +291,10 @@ Test(par_fleet, sigint_rolls_back_and_exits_130, .timeout = 240)
 		usleep(50000);
 		PGconn *c = th_connect("postgres");
 		char q[512];
-		snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND query LIKE '%%pg_sleep(30)%%'",
-			 db);
+		snprintf(q, sizeof(q),
+		         "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND query LIKE "
+		         "'%%pg_sleep(30)%%'",
+		         db);
 		char *n = th_query1(c, q);
 		running = strcmp(n, "0") != 0;
 		free(n);
@@ -293,12 +308,14 @@ Test(par_fleet, sigint_rolls_back_and_exits_130, .timeout = 240)
 	waitpid(pid, &st, 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d: %s", WEXITSTATUS(st), th_read(errp));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d: %s", WEXITSTATUS(st),
+	          th_read(errp));
 	char *errtext = th_read(errp);
 	cr_assert(th_contains(errtext, "interrupted"), "%s", errtext);
 	free(errtext);
 	cr_assert_lt(secs, 2.0, "took %.2f s to stop", secs);
-	char *v = db_value(&f, "task_tracker", "SELECT count(*) FROM flyway_schema_history WHERE version = '2'");
+	char *v =
+	    db_value(&f, "task_tracker", "SELECT count(*) FROM flyway_schema_history WHERE version = '2'");
 	cr_assert_str_eq(v, "0");
 	free(v);
 	v = db_value(&f, "task_tracker", "SELECT count(*) FROM pg_tables WHERE tablename = 'slow'");
@@ -318,8 +335,9 @@ Test(par_fleet, selection_by_name, .timeout = 240)
 	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "zz", NULL});
 	cr_assert_eq(rc, 2);
 	cr_assert(th_contains(err, "unknown service 'zz'"), "%s", err);
-	cr_assert(th_contains(err, "auth, client, user, metric_builder, metric_tracker, task_builder, task_tracker"), "%s",
-		  err);
+	cr_assert(th_contains(
+	              err, "auth, client, user, metric_builder, metric_tracker, task_builder, task_tracker"),
+	          "%s", err);
 	free(out);
 	free(err);
 	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", "task_builder", NULL});
@@ -328,7 +346,9 @@ Test(par_fleet, selection_by_name, .timeout = 240)
 	free(err);
 	for (size_t i = 0; i < 7; i++) {
 		bool picked = strcmp(SEVEN[i], "auth") == 0 || strcmp(SEVEN[i], "task_builder") == 0;
-		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'flyway_schema_history'");
+		char *v = db_value(&f, SEVEN[i],
+		                   "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename "
+		                   "= 'flyway_schema_history'");
 		cr_assert_str_eq(v, picked ? "1" : "0", "%s", SEVEN[i]);
 		free(v);
 	}
@@ -340,8 +360,9 @@ Test(par_fleet, live_view_under_a_terminal, .timeout = 240)
 	struct fleet f;
 	fleet_init(&f);
 	char cmd[2048], *out;
-	snprintf(cmd, sizeof(cmd), "cd '%s' && TERM=xterm script -qec \"'%s' -m '%s' -e test migrate\" /dev/null",
-		 f.dir, getenv("FLOTILLA_BIN"), f.manifest);
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && TERM=xterm script -qec \"'%s' -m '%s' -e test migrate\" /dev/null", f.dir,
+	         getenv("FLOTILLA_BIN"), f.manifest);
 	int rc = th_sh(cmd, &out);
 	cr_assert_eq(rc, 0, "%s", out);
 	cr_assert(th_contains(out, "\x1b["), "no redraw under a terminal: %s", out);

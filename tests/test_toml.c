@@ -49,14 +49,14 @@ static void expect_error(const char *src, int line, int col, const char *msg)
 Test(toml, document_order_and_nesting)
 {
 	fl_toml_value *root = parse_ok("zeta = 1\n"
-				       "alpha = \"a\"\n"
-				       "[middle]\n"
-				       "y = true\n"
-				       "x = 2.5\n"
-				       "[[list]]\n"
-				       "n = 1\n"
-				       "[[list]]\n"
-				       "n = 2\n");
+	                               "alpha = \"a\"\n"
+	                               "[middle]\n"
+	                               "y = true\n"
+	                               "x = 2.5\n"
+	                               "[[list]]\n"
+	                               "n = 1\n"
+	                               "[[list]]\n"
+	                               "n = 2\n");
 	cr_assert_eq(fl_toml_type_of(root), FL_TOML_TABLE);
 	cr_assert_eq(fl_toml_len(root), 4);
 	cr_expect_str_eq(fl_toml_key_at(root, 0), "zeta");
@@ -95,9 +95,9 @@ Test(toml, locations_count_characters_not_bytes)
 {
 	/* "é" is 2 bytes, "€" 3 and "𝄞" 4, but each is one column. */
 	fl_toml_value *root = parse_ok("a = \"é€𝄞\"\n"
-				       "\"ключ\" = 'значение' # комментарий\n"
-				       "  [\"é\".t]\n"
-				       "   k = [\"😀\", 3]\n");
+	                               "\"ключ\" = 'значение' # комментарий\n"
+	                               "  [\"é\".t]\n"
+	                               "   k = [\"😀\", 3]\n");
 	cr_expect_eq(fl_toml_key_line(root, 0), 1);
 	cr_expect_eq(fl_toml_key_col(root, 0), 1);
 	cr_expect_eq(fl_toml_key_line(root, 1), 2);
@@ -129,17 +129,17 @@ Test(toml, error_column_after_multibyte_characters)
 Test(toml, scalar_values)
 {
 	fl_toml_value *root = parse_ok("max = 9223372036854775807\n"
-				       "min = -9223372036854775808\n"
-				       "hex = 0xDEAD_beef\n"
-				       "oct = 0o755\n"
-				       "bin = 0b1101\n"
-				       "us = 1_000_000\n"
-				       "f = -6.02e+23\n"
-				       "pinf = +inf\n"
-				       "ninf = -inf\n"
-				       "nan = nan\n"
-				       "t = true\n"
-				       "f2 = false\n");
+	                               "min = -9223372036854775808\n"
+	                               "hex = 0xDEAD_beef\n"
+	                               "oct = 0o755\n"
+	                               "bin = 0b1101\n"
+	                               "us = 1_000_000\n"
+	                               "f = -6.02e+23\n"
+	                               "pinf = +inf\n"
+	                               "ninf = -inf\n"
+	                               "nan = nan\n"
+	                               "t = true\n"
+	                               "f2 = false\n");
 	cr_expect_eq(fl_toml_int(fl_toml_get(root, "max")), INT64_MAX);
 	cr_expect_eq(fl_toml_int(fl_toml_get(root, "min")), INT64_MIN);
 	cr_expect_eq(fl_toml_int(fl_toml_get(root, "hex")), 0xDEADBEEF);
@@ -160,12 +160,11 @@ Test(toml, scalar_values)
 
 Test(toml, strings_escapes_and_nul)
 {
-	fl_toml_value *root =
-		parse_ok("a = \"tab\\there \\\"q\\\" \\u00e9 \\U0001F600 nul:\\u0000!\"\n"
-			 "b = 'C:\\path\\n'\n"
-			 "c = \"\"\"\nline1\\\n     line2\r\nline3\"\"\"\n"
-			 "d = '''\n''quoted'' '''\n"
-			 "e = \"\"\"two quotes at the end\"\"\"\"\"\n");
+	fl_toml_value *root = parse_ok("a = \"tab\\there \\\"q\\\" \\u00e9 \\U0001F600 nul:\\u0000!\"\n"
+	                               "b = 'C:\\path\\n'\n"
+	                               "c = \"\"\"\nline1\\\n     line2\r\nline3\"\"\"\n"
+	                               "d = '''\n''quoted'' '''\n"
+	                               "e = \"\"\"two quotes at the end\"\"\"\"\"\n");
 	size_t len;
 	const char *a = fl_toml_string(fl_toml_get(root, "a"), &len);
 	const char want[] = "tab\there \"q\" \xc3\xa9 \xf0\x9f\x98\x80 nul:\0!";
@@ -191,9 +190,9 @@ Test(toml, key_with_nul_has_a_length)
 Test(toml, datetimes)
 {
 	fl_toml_value *root = parse_ok("odt = 1979-05-27T00:32:00.999999-07:30\n"
-				       "ldt = 1979-05-27 07:32:00\n"
-				       "ld = 2024-02-29\n"
-				       "lt = 23:59:60.5\n");
+	                               "ldt = 1979-05-27 07:32:00\n"
+	                               "ld = 2024-02-29\n"
+	                               "lt = 23:59:60.5\n");
 	const fl_toml_value *odt = fl_toml_get(root, "odt");
 	cr_assert_eq(fl_toml_type_of(odt), FL_TOML_DATETIME);
 	const fl_toml_datetime *dt = fl_toml_datetime_of(odt);
@@ -223,9 +222,9 @@ Test(toml, datetimes)
 Test(toml, dotted_keys_inline_tables_and_bom)
 {
 	fl_toml_value *root = parse_ok("\xef\xbb\xbf"
-				       "a.b.c = 1\n"
-				       "a.b.d = { x = [1, {y = 2}], z.w = 'deep' }\n"
-				       "[a.e]\n");
+	                               "a.b.c = 1\n"
+	                               "a.b.d = { x = [1, {y = 2}], z.w = 'deep' }\n"
+	                               "[a.e]\n");
 	const fl_toml_value *b = fl_toml_get(fl_toml_get(root, "a"), "b");
 	cr_expect_eq(fl_toml_int(fl_toml_get(b, "c")), 1);
 	const fl_toml_value *d = fl_toml_get(b, "d");
@@ -335,11 +334,11 @@ Test(toml, parse_file)
 Test(toml, typed_getters)
 {
 	fl_toml_value *root = parse_ok("[db]\n"
-				       "host = \"localhost\"\n"
-				       "port = 5432\n"
-				       "tls = true\n"
-				       "opts = { a = 1 }\n"
-				       "roles = ['x', 'y']\n");
+	                               "host = \"localhost\"\n"
+	                               "port = 5432\n"
+	                               "tls = true\n"
+	                               "opts = { a = 1 }\n"
+	                               "roles = ['x', 'y']\n");
 	const fl_toml_value *db;
 	fl_error *err = NULL;
 	cr_assert_eq(fl_toml_get_table(root, "db", &db, &err), 1);
@@ -367,8 +366,8 @@ Test(toml, typed_getters)
 
 Test(toml, typed_getter_errors)
 {
-	fl_toml_value *root = parse_ok(
-		"[db]\nport = \"5432\"\nhost = 1\n  tls = 'yes'\nroles = {}\nopts = [1]\n");
+	fl_toml_value *root =
+	    parse_ok("[db]\nport = \"5432\"\nhost = 1\n  tls = 'yes'\nroles = {}\nopts = [1]\n");
 	const fl_toml_value *db = fl_toml_get(root, "db");
 	fl_error *err = NULL;
 	int64_t i = 5;
@@ -414,8 +413,7 @@ Test(toml, typed_getter_errors)
 
 Test(toml, error_expected_equals)
 {
-	expect_error("[project]\nowner \"me\"\n", 2, 7,
-		     "expected '=' after key \"owner\", found '\"'");
+	expect_error("[project]\nowner \"me\"\n", 2, 7, "expected '=' after key \"owner\", found '\"'");
 	expect_error("a.b\n", 1, 4, "expected '=' after key \"a.b\", found end of line");
 }
 
@@ -434,28 +432,25 @@ Test(toml, error_invalid_escape)
 Test(toml, error_unicode_escapes)
 {
 	expect_error("a = \"\\uD800\"\n", 1, 6,
-		     "invalid unicode escape '\\uD800': U+D800 is a surrogate, not a character");
-	expect_error("a = \"\\U00110000\"\n", 1, 6,
-		     "invalid unicode escape '\\U00110000': beyond U+10FFFF");
-	expect_error("a = \"\\u12x4\"\n", 1, 6,
-		     "invalid unicode escape '\\u12': expected 4 hex digits");
+	             "invalid unicode escape '\\uD800': U+D800 is a surrogate, not a character");
+	expect_error("a = \"\\U00110000\"\n", 1, 6, "invalid unicode escape '\\U00110000': beyond U+10FFFF");
+	expect_error("a = \"\\u12x4\"\n", 1, 6, "invalid unicode escape '\\u12': expected 4 hex digits");
 }
 
 Test(toml, error_integer_overflow)
 {
 	expect_error("n = 9223372036854775808\n", 1, 5,
-		     "integer 9223372036854775808 does not fit in 64 bits");
+	             "integer 9223372036854775808 does not fit in 64 bits");
 	expect_error("n = -9_223_372_036_854_775_809\n", 1, 5,
-		     "integer -9_223_372_036_854_775_809 does not fit in 64 bits");
-	expect_error("n = 0x8000000000000000\n", 1, 5,
-		     "integer 0x8000000000000000 does not fit in 64 bits");
+	             "integer -9_223_372_036_854_775_809 does not fit in 64 bits");
+	expect_error("n = 0x8000000000000000\n", 1, 5, "integer 0x8000000000000000 does not fit in 64 bits");
 }
 
 Test(toml, error_number_syntax)
 {
 	expect_error("n = 012\n", 1, 5, "leading zeros are not allowed in '012'");
 	expect_error("n = 1__0\n", 1, 5,
-		     "misplaced underscore in number '1__0': underscores must be between digits");
+	             "misplaced underscore in number '1__0': underscores must be between digits");
 	expect_error("n = -0x1\n", 1, 5, "a sign is not allowed on hexadecimal integer '-0x1'");
 	expect_error("n = 1.\n", 1, 5, "invalid float '1.': expected digits after '.'");
 	expect_error("n = 1e999\n", 1, 5, "float '1e999' is out of range");
@@ -465,18 +460,17 @@ Test(toml, error_table_redefined)
 {
 	expect_error("[a]\nx = 1\n\n[a]\n", 4, 2, "table \"a\" is already defined at line 1");
 	expect_error("[fruit]\napple.color = 'red'\n[fruit.apple]\n", 3, 8,
-		     "table \"fruit.apple\" is already defined at line 2 (by dotted keys)");
-	expect_error("a = {}\n[a]\n", 2, 2,
-		     "table \"a\" is already defined at line 1 (as an inline table)");
+	             "table \"fruit.apple\" is already defined at line 2 (by dotted keys)");
+	expect_error("a = {}\n[a]\n", 2, 2, "table \"a\" is already defined at line 1 (as an inline table)");
 }
 
 Test(toml, error_duplicate_key)
 {
 	expect_error("a = 1\nx = 2\nx = 3\n", 3, 1,
-		     "duplicate key \"x\" (first defined at line 2, column 1)");
+	             "duplicate key \"x\" (first defined at line 2, column 1)");
 	/* Both places are those of the last part, the key that is repeated. */
 	expect_error("t = { a.b = 1, 'a'.\"b\" = 2 }\n", 1, 20,
-		     "duplicate key \"a.b\" (first defined at line 1, column 9)");
+	             "duplicate key \"a.b\" (first defined at line 1, column 9)");
 }
 
 Test(toml, error_invalid_dates_and_times)
@@ -485,7 +479,7 @@ Test(toml, error_invalid_dates_and_times)
 	expect_error("d = 2021-04-31T00:00:00Z\n", 1, 5, "invalid date 2021-04-31");
 	expect_error("t = 24:00:00\n", 1, 5, "invalid time 24:00:00");
 	expect_error("t = 1979-05-27T07:32\n", 1, 5,
-		     "invalid time in '1979-05-27T07:32': seconds are required");
+	             "invalid time in '1979-05-27T07:32': seconds are required");
 	expect_error("t = 1979-05-27T07:32:00+24:00\n", 1, 5, "invalid time offset +24:00");
 	expect_error("t = 07:32:00Z\n", 1, 5, "invalid time '07:32:00Z'");
 }
@@ -500,32 +494,26 @@ Test(toml, error_leap_year_rules)
 Test(toml, error_unterminated_strings)
 {
 	expect_error("a = 1\nb = \"open\n", 2, 5,
-		     "unterminated string (a single-line string must end on its line)");
+	             "unterminated string (a single-line string must end on its line)");
 	expect_error("a = '''never closed\n\n", 1, 5, "unterminated string");
-	expect_error("a = \"\"\"x\"\"\"\"\"\"\n", 1, 14,
-		     "too many quotes at the end of a multi-line string");
+	expect_error("a = \"\"\"x\"\"\"\"\"\"\n", 1, 14, "too many quotes at the end of a multi-line string");
 }
 
 Test(toml, error_control_characters)
 {
-	expect_error("a = \"bell\x07\"\n", 1, 10,
-		     "control character U+0007 is not allowed in a string");
-	expect_error("a = 'del\x7f'\n", 1, 9,
-		     "control character U+007F is not allowed in a string");
-	expect_error("# ok\n# bad\x01\n", 2, 6,
-		     "control character U+0001 is not allowed in a comment");
-	expect_error("a = \"\"\"x\ry\"\"\"\n", 1, 9,
-		     "control character U+000D is not allowed in a string");
+	expect_error("a = \"bell\x07\"\n", 1, 10, "control character U+0007 is not allowed in a string");
+	expect_error("a = 'del\x7f'\n", 1, 9, "control character U+007F is not allowed in a string");
+	expect_error("# ok\n# bad\x01\n", 2, 6, "control character U+0001 is not allowed in a comment");
+	expect_error("a = \"\"\"x\ry\"\"\"\n", 1, 9, "control character U+000D is not allowed in a string");
 	expect_error_n("a = 1\0\n", 7, 1, 6,
-		       "expected end of line after value, found control character U+0000");
+	               "expected end of line after value, found control character U+0000");
 }
 
 Test(toml, error_invalid_utf8)
 {
 	expect_error("a = \"ok\xff\"\n", 1, 8, "invalid UTF-8 byte 0xff");
 	expect_error("# \xc0\xaf\n", 1, 3, "invalid UTF-8 byte 0xc0");
-	expect_error("a = 'é\xed\xa0\x80'\n", 1, 7,
-		     "invalid UTF-8 sequence starting with byte 0xed");
+	expect_error("a = 'é\xed\xa0\x80'\n", 1, 7, "invalid UTF-8 sequence starting with byte 0xed");
 	expect_error("\xfe = 1\n", 1, 1, "invalid UTF-8 byte 0xfe");
 }
 
@@ -538,44 +526,36 @@ Test(toml, error_trailing_garbage)
 Test(toml, error_unquoted_and_bad_words)
 {
 	expect_error("a = hello\n", 1, 5, "invalid value 'hello' (a string must be quoted)");
-	expect_error("a = True\n", 1, 5,
-		     "invalid value 'True': booleans are lowercase true and false");
+	expect_error("a = True\n", 1, 5, "invalid value 'True': booleans are lowercase true and false");
 }
 
 Test(toml, error_arrays)
 {
 	expect_error("a = [1, 2\n# no end\n", 1, 5, "unterminated array");
-	expect_error("a = [1, 2\n\nb = 3\n", 3, 1,
-		     "expected ',' or ']' after an array element, found 'b'");
+	expect_error("a = [1, 2\n\nb = 3\n", 3, 1, "expected ',' or ']' after an array element, found 'b'");
 	expect_error("a = [1 2]\n", 1, 8, "expected ',' or ']' after an array element, found '2'");
 	expect_error("a = [1]\n[[a]]\n", 2, 3,
-		     "cannot append to \"a\" with [[a]]: it is a static array (line 1, column 1)");
-	expect_error("[[a]]\n[a]\n", 2, 2,
-		     "\"a\" is already defined as an array of tables at line 1");
-	expect_error("a = 1\n[[a]]\n", 2, 3,
-		     "\"a\" is already defined as an integer at line 1, column 1");
+	             "cannot append to \"a\" with [[a]]: it is a static array (line 1, column 1)");
+	expect_error("[[a]]\n[a]\n", 2, 2, "\"a\" is already defined as an array of tables at line 1");
+	expect_error("a = 1\n[[a]]\n", 2, 3, "\"a\" is already defined as an integer at line 1, column 1");
 	expect_error("[a]\n[[a]]\n", 2, 3, "\"a\" is already defined as a table at line 1");
 }
 
 Test(toml, error_inline_tables)
 {
 	expect_error("a = { x = 1, }\n", 1, 12, "trailing comma is not allowed in an inline table");
-	expect_error(
-		"a = { x = 1\n  }\n", 1, 12,
-		"expected ',' or '}', found end of line (an inline table must be on one line)");
+	expect_error("a = { x = 1\n  }\n", 1, 12,
+	             "expected ',' or '}', found end of line (an inline table must be on one line)");
 	expect_error("a = { x = 1 }\na.y = 2\n", 2, 1,
-		     "cannot add to \"a\": inline tables are closed (defined at line 1, column 5)");
+	             "cannot add to \"a\": inline tables are closed (defined at line 1, column 5)");
 }
 
 Test(toml, error_dotted_key_conflicts)
 {
-	expect_error("a = 1\na.b = 2\n", 2, 1,
-		     "\"a\" is already defined as an integer at line 1, column 1");
-	expect_error(
-		"[a.b]\n[a]\nb.c = 1\n", 3, 1,
-		"cannot add to table \"b\" with a dotted key: it is already defined at line 1");
-	expect_error("x = 'str'\n[x.y]\n", 2, 2,
-		     "\"x\" is already defined as a string at line 1, column 1");
+	expect_error("a = 1\na.b = 2\n", 2, 1, "\"a\" is already defined as an integer at line 1, column 1");
+	expect_error("[a.b]\n[a]\nb.c = 1\n", 3, 1,
+	             "cannot add to table \"b\" with a dotted key: it is already defined at line 1");
+	expect_error("x = 'str'\n[x.y]\n", 2, 2, "\"x\" is already defined as a string at line 1, column 1");
 }
 
 Test(toml, error_headers)
@@ -602,8 +582,8 @@ Test(toml, error_nesting_too_deep)
 Test(toml, error_bare_cr_and_bom_inside)
 {
 	expect_error("a = 1\rb = 2\n", 1, 6,
-		     "expected end of line after value, found control character U+000D");
+	             "expected end of line after value, found control character U+000D");
 	expect_error("a = \xef\xbb\xbf"
-		     "1\n",
-		     1, 5, "expected a value, found '\xef\xbb\xbf' (U+FEFF)");
+	             "1\n",
+	             1, 5, "expected a value, found '\xef\xbb\xbf' (U+FEFF)");
 }

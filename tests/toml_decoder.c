@@ -32,14 +32,12 @@ static void format_datetime(const fl_toml_value *v, char *buf, size_t size)
 	fl_toml_type t = fl_toml_type_of(v);
 	size_t n = 0;
 	if (t != FL_TOML_TIME_LOCAL)
-		n += (size_t)snprintf(buf + n, size - n, "%04d-%02d-%02d", dt->year, dt->month,
-				      dt->day);
+		n += (size_t)snprintf(buf + n, size - n, "%04d-%02d-%02d", dt->year, dt->month, dt->day);
 	if (t == FL_TOML_DATE_LOCAL)
 		return;
 	if (t != FL_TOML_TIME_LOCAL)
 		buf[n++] = 'T';
-	n += (size_t)snprintf(buf + n, size - n, "%02d:%02d:%02d", dt->hour, dt->minute,
-			      dt->second);
+	n += (size_t)snprintf(buf + n, size - n, "%02d:%02d:%02d", dt->hour, dt->minute, dt->second);
 	if (dt->frac_digits > 0) {
 		/* Only nanoseconds are kept; print as many digits as were written. */
 		int digits = dt->frac_digits > 9 ? 9 : dt->frac_digits;
@@ -53,8 +51,8 @@ static void format_datetime(const fl_toml_value *v, char *buf, size_t size)
 		if (off == 0)
 			snprintf(buf + n, size - n, "Z");
 		else
-			snprintf(buf + n, size - n, "%c%02d:%02d", off < 0 ? '-' : '+',
-				 abs(off) / 60, abs(off) % 60);
+			snprintf(buf + n, size - n, "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 60,
+			         abs(off) % 60);
 	}
 }
 
@@ -66,7 +64,7 @@ static json_t *to_json(const fl_toml_value *v)
 		json_t *o = json_object();
 		for (size_t i = 0; i < fl_toml_len(v); i++)
 			json_object_setn_new(o, fl_toml_key_at(v, i), fl_toml_key_len(v, i),
-					     to_json(fl_toml_value_at(v, i)));
+			                     to_json(fl_toml_value_at(v, i)));
 		return o;
 	}
 	case FL_TOML_ARRAY: {
@@ -96,8 +94,11 @@ static json_t *to_json(const fl_toml_value *v)
 			snprintf(buf, sizeof(buf), "%.17g", f);
 		return tagged("float", buf);
 	}
-	case FL_TOML_BOOL: return tagged("bool", fl_toml_bool(v) ? "true" : "false");
-	case FL_TOML_DATETIME: format_datetime(v, buf, sizeof(buf)); return tagged("datetime", buf);
+	case FL_TOML_BOOL:
+		return tagged("bool", fl_toml_bool(v) ? "true" : "false");
+	case FL_TOML_DATETIME:
+		format_datetime(v, buf, sizeof(buf));
+		return tagged("datetime", buf);
 	case FL_TOML_DATETIME_LOCAL:
 		format_datetime(v, buf, sizeof(buf));
 		return tagged("datetime-local", buf);
@@ -167,8 +168,8 @@ static int bench(const char *path, int times)
 			best = ms;
 	}
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-	printf("%s: %zu bytes, %d parses: mean %.3f ms, fastest %.3f ms, CPU %.3f ms per parse\n",
-	       path, b.len, times, total / times, best, ms_between(&c0, &c1) / times);
+	printf("%s: %zu bytes, %d parses: mean %.3f ms, fastest %.3f ms, CPU %.3f ms per parse\n", path,
+	       b.len, times, total / times, best, ms_between(&c0, &c1) / times);
 	fl_buf_free(&b);
 	return 0;
 }
@@ -178,8 +179,7 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "--bench") == 0)
 		return bench(argv[2], atoi(argv[3]));
 	if (argc != 1) {
-		fprintf(stderr, "usage: %s < FILE.toml\n       %s --bench FILE N\n", argv[0],
-			argv[0]);
+		fprintf(stderr, "usage: %s < FILE.toml\n       %s --bench FILE N\n", argv[0], argv[0]);
 		return 2;
 	}
 	fl_buf in;

@@ -47,7 +47,8 @@ static void check(const fl_toml_value *v)
 		if (fl_toml_datetime_of(v)->nanosecond > 999999999)
 			__builtin_trap();
 		break;
-	default: break;
+	default:
+		break;
 	}
 }
 

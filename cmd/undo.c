@@ -1,0 +1,11 @@
+/*
+ * undo: apply U files in reverse order.
+ * The options and output shared with the other fleet commands are in fleetcmd.c.
+ */
+#include "cli.h"
+#include "fleet.h"
+
+int cmd_undo(int argc, char **argv)
+{
+	return fl_cli_fleet(argc, argv, FL_FLEET_UNDO);
+}
