@@ -304,6 +304,21 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 	                   .handle_signals = f->opts.handle_signals,
 	                   .on_event = fl_report_event,
 	                   .event_ctx = f->report};
+	/* longest first: the bytes of its migration files stand for a service's work */
+	size_t *order = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
+	size_t *weight = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
+	for (size_t i = 0; i < f->n; i++) {
+		order[i] = i;
+		for (size_t k = 0; f->services[i].set && k < f->services[i].set->n; k++)
+			weight[i] += f->services[i].set->items[k].len;
+	}
+	for (size_t i = 1; i < f->n; i++) /* insertion sort, stable: a handful of services */
+		for (size_t k = i; k > 0 && weight[order[k]] > weight[order[k - 1]]; k--) {
+			size_t t = order[k];
+			order[k] = order[k - 1];
+			order[k - 1] = t;
+		}
+	oo.order = order;
 	int *results = fl_calloc(f->n ? f->n : 1, sizeof(int));
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -311,6 +326,8 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	f->wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	f->interrupted = orc == 130;
+	free(order);
+	free(weight);
 	fl_report_finish(f->report);
 	f->report->wall = f->wall;
 

@@ -128,7 +128,8 @@ static void *worker_main(void *p)
 			pthread_mutex_unlock(&o->mu);
 			return NULL;
 		}
-		size_t job = o->next_job++;
+		size_t job = o->opts->order ? o->opts->order[o->next_job] : o->next_job;
+		o->next_job++;
 		pthread_mutex_unlock(&o->mu);
 
 		fl_orch_worker w = {.o = o, .job = job};

@@ -56,6 +56,9 @@ typedef struct {
 	bool handle_signals;       /* install the SIGINT/SIGTERM handling described above */
 	fl_orch_event_fn on_event; /* may be NULL */
 	void *event_ctx;
+	/* the order in which jobs start (a permutation of 0..njobs-1); NULL: 0, 1, ...
+	 * With fewer threads than jobs, starting the longest first shortens the run. */
+	const size_t *order;
 } fl_orch_opts;
 
 /*

@@ -104,3 +104,23 @@ Test(report, plain_lines_have_no_escapes)
 	cr_assert(!strchr(buf, '\x1b'), "escape sequence in plain output: %s", buf);
 	free(buf);
 }
+
+static int job_record(fl_orch_worker *w, size_t job, void *arg)
+{
+	(void)w;
+	size_t *log = arg;
+	log[log[0]++ + 1] = job; /* one thread: no race */
+	return 0;
+}
+
+Test(orchestrate, jobs_start_in_the_given_order)
+{
+	size_t log[8] = {0};
+	const size_t order[] = {3, 0, 2, 1};
+	int results[4];
+	fl_orch_opts o = {.threads = 1, .order = order};
+	cr_assert_eq(fl_orch_run(4, job_record, log, &o, results), 0);
+	cr_assert_eq(log[0], 4);
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_eq(log[i + 1], order[i], "start %zu", i);
+}
