@@ -75,17 +75,6 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static fl_error *edb(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static fl_error *edb(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fl_error *e = fl_error_vat(NULL, 0, 0, fmt, ap);
-	va_end(ap);
-	e->kind = FL_EDB;
-	return e;
-}
-
 static bool cancelled(const ctx *c)
 {
 	return c->o->cancel && atomic_load(c->o->cancel) != 0;
@@ -317,11 +306,12 @@ static int lock_wait(ctx *c, long long t0, fl_error **err)
 	}
 	if (!got) {
 		char *h = lock_holder(c);
-		*err =
-		    edb("gave up after %d ms waiting for the migration lock on %s (advisory lock %lld): "
-		        "it is held by %s; another flotilla or Flyway is migrating this database: let it "
-		        "finish, or end that session",
-		        c->o->lock_timeout_ms, c->history, c->key, h ? h : "a session that has just ended");
+		*err = fl_error_kind_new(
+		    FL_EDB,
+		    "gave up after %d ms waiting for the migration lock on %s (advisory lock %lld): "
+		    "it is held by %s; another flotilla or Flyway is migrating this database: let it "
+		    "finish, or end that session",
+		    c->o->lock_timeout_ms, c->history, c->key, h ? h : "a session that has just ended");
 		free(h);
 		return -1;
 	}

@@ -92,6 +92,16 @@ fl_error *fl_error_new(const char *fmt, ...)
 	return e;
 }
 
+fl_error *fl_error_kind_new(fl_error_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fl_error *e = fl_error_vat(NULL, 0, 0, fmt, ap);
+	va_end(ap);
+	e->kind = kind;
+	return e;
+}
+
 void fl_error_free(fl_error *err)
 {
 	while (err) {

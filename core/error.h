@@ -32,6 +32,8 @@ typedef struct fl_error {
 
 /* A new error without a place; kind FL_EINPUT unless changed by the caller. */
 fl_error *fl_error_new(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A new error of a given kind, without a place (e.g. FL_EDB for a server failure). */
+fl_error *fl_error_kind_new(fl_error_kind kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A new error at file:line:col (file may be NULL, line/col may be 0). */
 fl_error *fl_error_at(const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -145,29 +145,7 @@ static const char *qs(loader *L, const char *s)
 /* "an integer", "a string": the type of a value for a message. */
 static const char *a_type(const fl_toml_value *v)
 {
-	switch (fl_toml_type_of(v)) {
-	case FL_TOML_TABLE:
-		return "a table";
-	case FL_TOML_ARRAY:
-		return "an array";
-	case FL_TOML_STRING:
-		return "a string";
-	case FL_TOML_INTEGER:
-		return "an integer";
-	case FL_TOML_FLOAT:
-		return "a float";
-	case FL_TOML_BOOL:
-		return "a boolean";
-	case FL_TOML_DATETIME:
-		return "an offset date-time";
-	case FL_TOML_DATETIME_LOCAL:
-		return "a local date-time";
-	case FL_TOML_DATE_LOCAL:
-		return "a local date";
-	case FL_TOML_TIME_LOCAL:
-		return "a local time";
-	}
-	return "a value";
+	return fl_toml_type_phrase(v);
 }
 
 /* ---- phase one: structure ---- */

@@ -210,17 +210,6 @@ fl_error *fl_provision_validate(const fl_provision_desired *d)
 
 /* ---- libpq helpers ---- */
 
-static fl_error *db_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static fl_error *db_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fl_error *e = fl_error_vat(NULL, 0, 0, fmt, ap);
-	va_end(ap);
-	e->kind = FL_EDB;
-	return e;
-}
-
 static char *trimmed(const char *msg)
 {
 	char *s = fl_strdup(msg ? msg : "");
@@ -448,7 +437,7 @@ static fl_error *read_shared(fl_pg *c, struct shared_state *s)
 		return err;
 	if (PQntuples(r) != 1) {
 		PQclear(r);
-		return db_error("reading the admin role: current_user is not in pg_roles");
+		return fl_error_kind_new(FL_EDB, "reading the admin role: current_user is not in pg_roles");
 	}
 	s->admin = val_str(r, 0, 0);
 	s->admin_super = val_bool(r, 0, 1);
@@ -823,7 +812,8 @@ static fl_error *verifier_literal(fl_pg *pg, const fl_provision_role *r, bool dr
 	wipe_free(pw);
 	if (!v) {
 		char *m = trimmed(PQerrorMessage(c));
-		fl_error *e = db_error("computing the password verifier of role %s: %s", r->name, m);
+		fl_error *e =
+		    fl_error_kind_new(FL_EDB, "computing the password verifier of role %s: %s", r->name, m);
 		free(m);
 		return e;
 	}
@@ -831,7 +821,7 @@ static fl_error *verifier_literal(fl_pg *pg, const fl_provision_role *r, bool dr
 	explicit_bzero(v, strlen(v));
 	PQfreemem(v);
 	if (!l)
-		return db_error("quoting the password verifier of role %s failed", r->name);
+		return fl_error_kind_new(FL_EDB, "quoting the password verifier of role %s failed", r->name);
 	*lit = fl_strdup(l);
 	explicit_bzero(l, strlen(l));
 	PQfreemem(l);
@@ -1601,13 +1591,13 @@ fl_error *fl_provision_sink_run(const char *sink, const char *data, size_t len, 
 			if (errp[i] >= 0)
 				close(errp[i]);
 		}
-		return db_error("password sink: pipe: %s", strerror(e));
+		return fl_error_kind_new(FL_EDB, "password sink: pipe: %s", strerror(e));
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
 		close(in[0]), close(in[1]), close(outp[0]), close(outp[1]), close(errp[0]), close(errp[1]);
-		return db_error("password sink: fork: %s", strerror(e));
+		return fl_error_kind_new(FL_EDB, "password sink: fork: %s", strerror(e));
 	}
 	if (pid == 0) {
 		setpgid(0, 0);
@@ -1727,14 +1717,18 @@ fl_error *fl_provision_sink_run(const char *sink, const char *data, size_t len, 
 	fl_error *err = NULL;
 	const char *sep = *ex ? ": " : "";
 	if (timed_out)
-		err = db_error("password sink did not finish within %d ms and was killed%s%s", timeout_ms,
-		               sep, ex);
+		err =
+		    fl_error_kind_new(FL_EDB, "password sink did not finish within %d ms and was killed%s%s",
+		                      timeout_ms, sep, ex);
 	else if (WIFSIGNALED(st))
-		err = db_error("password sink was killed by signal %d%s%s", WTERMSIG(st), sep, ex);
+		err = fl_error_kind_new(FL_EDB, "password sink was killed by signal %d%s%s", WTERMSIG(st),
+		                        sep, ex);
 	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
-		err = db_error("password sink exited with status %d%s%s", WEXITSTATUS(st), sep, ex);
+		err = fl_error_kind_new(FL_EDB, "password sink exited with status %d%s%s", WEXITSTATUS(st),
+		                        sep, ex);
 	else if (epipe)
-		err = db_error("password sink exited without reading the password from its standard input");
+		err = fl_error_kind_new(
+		    FL_EDB, "password sink exited without reading the password from its standard input");
 	free(ex);
 	return err;
 }
@@ -1770,7 +1764,7 @@ fl_error *fl_provision_rotate(const fl_provision_target *t, const char *role, co
 	char *v = PQencryptPasswordConn(c->conn, pw, role, "scram-sha-256");
 	if (!v) {
 		char *m = trimmed(PQerrorMessage(c->conn));
-		err = db_error("computing the password verifier of role %s: %s", role, m);
+		err = fl_error_kind_new(FL_EDB, "computing the password verifier of role %s: %s", role, m);
 		free(m);
 		goto out;
 	}
@@ -1778,7 +1772,7 @@ fl_error *fl_provision_rotate(const fl_provision_target *t, const char *role, co
 	explicit_bzero(v, strlen(v));
 	PQfreemem(v);
 	if (!l) {
-		err = db_error("quoting the password verifier of role %s failed", role);
+		err = fl_error_kind_new(FL_EDB, "quoting the password verifier of role %s failed", role);
 		goto out;
 	}
 	lit = fl_strdup(l);

@@ -889,7 +889,7 @@ static void array_push(parser *p, fl_toml_value *a, fl_toml_value *v)
 	a->u.arr.v[a->u.arr.len++] = v;
 }
 
-static const char *type_phrase(const fl_toml_value *v)
+const char *fl_toml_type_phrase(const fl_toml_value *v)
 {
 	switch (v->type) {
 	case FL_TOML_TABLE:
@@ -1310,7 +1310,7 @@ static _Noreturn void fail_not_table(parser *p, size_t base, size_t k, const ent
 		        "cannot add to \"%s\": inline tables are closed (defined at line %d, column %d)",
 		        path, e->val->line, e->val->col);
 	fail_at(p, kp->off, "\"%s\" is already defined as %s at line %d, column %d", path,
-	        type_phrase(e->val), e->line, e->col);
+	        fl_toml_type_phrase(e->val), e->line, e->col);
 }
 
 /* key = value, into `table` (the current [table] or an inline table). */
@@ -1438,7 +1438,7 @@ static void parse_header(parser *p)
 			        key_path(p, base, last), e->val->line);
 		} else {
 			fail_at(p, kp->off, "\"%s\" is already defined as %s at line %d, column %d",
-			        key_path(p, base, last), type_phrase(e->val), e->line, e->col);
+			        key_path(p, base, last), fl_toml_type_phrase(e->val), e->line, e->col);
 		}
 		tbl = new_table(p, at, arr->depth + 1, T_DEFINED);
 		array_push(p, arr, tbl);
@@ -1452,7 +1452,7 @@ static void parse_header(parser *p)
 			        key_path(p, base, last), tbl->line);
 		if (tbl->type != FL_TOML_TABLE)
 			fail_at(p, kp->off, "\"%s\" is already defined as %s at line %d, column %d",
-			        key_path(p, base, last), type_phrase(tbl), e->line, e->col);
+			        key_path(p, base, last), fl_toml_type_phrase(tbl), e->line, e->col);
 		if (tbl->flags != T_IMPLICIT)
 			fail_at(p, kp->off, "table \"%s\" is already defined at line %d%s",
 			        key_path(p, base, last), tbl->line,
@@ -1735,7 +1735,7 @@ static int get_typed(const fl_toml_value *table, const char *key, fl_toml_type w
 			const char *name = fl_toml_type_name(want);
 			bool an = name[0] == 'a' || name[0] == 'i' || name[0] == 'o';
 			*err = fl_error_at(v->file, v->line, v->col, "\"%s\" must be %s %s, not %s", key,
-			                   an ? "an" : "a", name, type_phrase(v));
+			                   an ? "an" : "a", name, fl_toml_type_phrase(v));
 		}
 		return -1;
 	}

@@ -57,6 +57,8 @@ fl_toml_type fl_toml_type_of(const fl_toml_value *v);
 /* "table", "array", "string", "integer", "float", "boolean", "offset date-time",
  * "local date-time", "local date", "local time". */
 const char *fl_toml_type_name(fl_toml_type t);
+/* "an integer", "an array of tables": the value's type with its article, for messages. */
+const char *fl_toml_type_phrase(const fl_toml_value *v);
 /* Where the value starts (for a table: its header, or the first key that made it). */
 int fl_toml_line(const fl_toml_value *v);
 int fl_toml_col(const fl_toml_value *v);
