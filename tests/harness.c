@@ -179,20 +179,16 @@ static char *slurp_fd(int fd)
 	return buf;
 }
 
-int th_run(const char *cwd, const char *const *env, char **out, char **err, const char *const *argv)
+pid_t th_spawn(const char *cwd, const char *const *env, const char *out_path, const char *err_path,
+               const char *const *argv)
 {
 	const char *bin = getenv("FLOTILLA_BIN");
 	cr_assert(bin, "FLOTILLA_BIN is not set (run through make test)");
-	char outp[512], errp[512];
-	const char *base = getenv("FLOTILLA_TEST_TMP");
-	static int n;
-	snprintf(outp, sizeof(outp), "%s/run-%d-%d.out", base ? base : "/tmp", (int)getpid(), ++n);
-	snprintf(errp, sizeof(errp), "%s/run-%d-%d.err", base ? base : "/tmp", (int)getpid(), n);
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int fi = open("/dev/null", O_RDONLY);
 		dup2(fi, 0);
 		dup2(fo, 1);
@@ -211,6 +207,17 @@ int th_run(const char *cwd, const char *const *env, char **out, char **err, cons
 		execv(bin, av);
 		_exit(127);
 	}
+	return pid;
+}
+
+int th_run(const char *cwd, const char *const *env, char **out, char **err, const char *const *argv)
+{
+	char outp[512], errp[512];
+	const char *base = getenv("FLOTILLA_TEST_TMP");
+	static int n;
+	snprintf(outp, sizeof(outp), "%s/run-%d-%d.out", base ? base : "/tmp", (int)getpid(), ++n);
+	snprintf(errp, sizeof(errp), "%s/run-%d-%d.err", base ? base : "/tmp", (int)getpid(), n);
+	pid_t pid = th_spawn(cwd, env, outp, errp, argv);
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;

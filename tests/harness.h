@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* A fresh database with a unique name (caller frees the name). */
 char *th_db_new(void);
@@ -43,6 +44,13 @@ const char *th_shared(void);
  * strings) and returns the exit status (128+signal when killed).
  */
 int th_run(const char *cwd, const char *const *env, char **out, char **err, const char *const *argv);
+/*
+ * Starts $FLOTILLA_BIN in the background as th_run does, stdout and stderr
+ * into the files out_path and err_path, and returns its pid (the caller
+ * waits). The child runs no Criterion code, so tests can signal it.
+ */
+pid_t th_spawn(const char *cwd, const char *const *env, const char *out_path, const char *err_path,
+               const char *const *argv);
 /* Runs `sh -c cmd`, capturing both streams together into *out; returns the exit status. */
 int th_sh(const char *cmd, char **out);
 

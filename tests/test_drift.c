@@ -9,6 +9,7 @@
  * commit that changed it.
  */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <git2.h>
 #include <jansson.h>
 #include <signal.h>
@@ -516,17 +517,15 @@ Test(par_drift, sigint_drops_the_shadow, .timeout = 240)
 	fleet_migrate(&f);
 	/* now the file sleeps: only the shadow's replay runs it */
 	th_write(f.dir, rel, "SELECT pg_sleep(60);\n");
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		char *out, *err;
-		int rc = fleet_run(&f, &out, &err, (const char *const[]){"drift", NULL});
-		if (rc != 130)
-			fprintf(stderr, "child: rc %d\n%s\n%s\n", rc, out, err);
-		_exit(rc);
-	}
-	char *fpid = NULL;
-	for (int i = 0; i < 600 && !fpid; i++) {
+	/* flotilla is our direct child (no Criterion code in between), so we can signal it */
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/sigint.out", f.dir);
+	snprintf(errp, sizeof(errp), "%s/sigint.err", f.dir);
+	pid_t pid =
+	    th_spawn(f.dir, NULL, outp, errp,
+	             (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "drift", NULL});
+	bool replaying = false;
+	for (int i = 0; i < 600 && !replaying; i++) {
 		usleep(50000);
 		PGconn *c = th_connect("postgres");
 		char q[512];
@@ -536,24 +535,20 @@ Test(par_drift, sigint_drops_the_shadow, .timeout = 240)
 		    "AND query LIKE '%%pg_sleep(60)%%'",
 		    f.auth);
 		char *n = th_query1(c, q);
-		if (strcmp(n, "0") != 0) {
-			char cmd[256];
-			snprintf(cmd, sizeof(cmd), "pgrep -P %d", (int)pid);
-			th_sh(cmd, &fpid);
-		}
+		replaying = strcmp(n, "0") != 0;
 		free(n);
 		PQfinish(c);
 	}
-	cr_assert(fpid && atoi(fpid) > 0, "the shadow replay never started");
+	cr_assert(replaying, "the shadow replay never started: %s", th_read(errp));
 	cr_assert_eq(shadows_of(f.auth), 1, "the shadow exists while it replays");
 	time_t t0 = time(NULL);
-	kill(atoi(fpid), SIGINT);
+	kill(pid, SIGINT);
 	int st;
 	waitpid(pid, &st, 0);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d", WEXITSTATUS(st));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d: %s", WEXITSTATUS(st),
+	          th_read(errp));
 	cr_assert_lt(time(NULL) - t0, 10);
 	cr_assert_eq(shadows_left(&f), 0, "the shadow must be dropped after SIGINT");
-	free(fpid);
 	fleet_drop(&f);
 }
 

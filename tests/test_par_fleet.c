@@ -268,21 +268,9 @@ Test(par_fleet, sigint_rolls_back_and_exits_130, .timeout = 240)
 	char outp[700], errp[700];
 	snprintf(outp, sizeof(outp), "%s/sigint.out", f.dir);
 	snprintf(errp, sizeof(errp), "%s/sigint.err", f.dir);
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-		    fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int fi = open("/dev/null", O_RDONLY);
-		dup2(fi, 0);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		if (chdir(f.dir) != 0)
-			_exit(127);
-		execl(getenv("FLOTILLA_BIN"), "flotilla", "-m", f.manifest, "-e", "test", "migrate",
-		      "--no-provision", (char *)NULL);
-		_exit(127);
-	}
+	pid_t pid = th_spawn(f.dir, NULL, outp, errp,
+	                     (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "migrate",
+	                                           "--no-provision", NULL});
 	/* wait until the sleep runs, then interrupt the flotilla process (the child's child) */
 	char db[128];
 	snprintf(db, sizeof(db), "%s_task_tracker", f.project);

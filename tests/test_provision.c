@@ -1084,34 +1084,6 @@ static char *write_manifest(const char *host, bool passwords, const char *sink_a
 	return dir;
 }
 
-static pid_t spawn_bin(const char *const *argv, const char *const *env, const char *out, const char *err)
-{
-	const char *bin = getenv("FLOTILLA_BIN");
-	cr_assert(bin, "FLOTILLA_BIN is not set");
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int fi = open("/dev/null", O_RDONLY);
-		dup2(fi, 0);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		for (const char *const *e = env; e && *e; e++)
-			putenv((char *)*e);
-		size_t argc = 0;
-		while (argv[argc])
-			argc++;
-		char **av = calloc(argc + 1, sizeof(char *));
-		av[0] = (char *)bin;
-		for (size_t i = 1; i < argc; i++)
-			av[i] = (char *)argv[i];
-		execv(bin, av);
-		_exit(127);
-	}
-	return pid;
-}
-
 static int count_lines_with(const char *text, const char *needle)
 {
 	int n = 0;
@@ -1134,8 +1106,8 @@ Test(par_provision, twenty_programs_at_once_end_in_one_state)
 		snprintf(outs[i], sizeof(outs[i]), "%s/out-%d", dir, i);
 		snprintf(errs[i], sizeof(errs[i]), "%s/err-%d", dir, i);
 		pids[i] =
-		    spawn_bin((const char *const[]){"flotilla", "-m", mpath, "-e", "t", "provision", NULL},
-		              NULL, outs[i], errs[i]);
+		    th_spawn(NULL, NULL, outs[i], errs[i],
+		             (const char *const[]){"flotilla", "-m", mpath, "-e", "t", "provision", NULL});
 	}
 	int created = 0, no_changes = 0;
 	for (int i = 0; i < N_RUNS; i++) {
