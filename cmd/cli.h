@@ -53,6 +53,8 @@ const char *fl_cli_manifest_path(void);
 /* Loads the manifest for -e (need_env: an environment is required). Prints
  * every problem on stderr and returns NULL; the caller exits FL_EXIT_USAGE. */
 fl_manifest *fl_cli_load_manifest(bool need_env);
+/* The same, with the problems returned instead of printed (for a --json document). */
+fl_manifest *fl_cli_manifest_try(bool need_env, fl_error **err);
 
 /*
  * Why an applied migration's file no longer matches its history row, as git
@@ -67,10 +69,11 @@ fl_manifest *fl_cli_load_manifest(bool need_env);
 int fl_cli_changing_commit(fl_git *g, const char *rev, const fl_service *svc, const char *script,
                            const char *installed_on, fl_git_commit *commit, char **note);
 
+/* `flotilla help NAME`: the command's usage and options. */
+int fl_cli_help_command(const char *name);
+
 /* The commands over selected services (cmd/fleetcmd.c); verb is an fl_fleet_verb. */
 int fl_cli_fleet(int argc, char **argv, int verb);
-/* Provisions the manifest's environment before migrate; returns an exit code. */
-int fl_cli_provision_before_migrate(const fl_manifest *m, const size_t *sel, size_t nsel);
 
 /* The subcommands. argv[0] is the command's name. */
 int cmd_migrate(int argc, char **argv);

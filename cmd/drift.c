@@ -379,12 +379,13 @@ int cmd_drift(int argc, char **argv)
 	fl_fleet_opts fo;
 	memset(&fo, 0, sizeof(fo));
 	fo.verb = FL_FLEET_STATUS;
-	fo.selected = sel;
-	fo.nselected = (size_t)nsel;
-	fl_fleet *files = fl_fleet_new(m, &fo, &err);
-	if (!files) {
+	fo.names = argv + optind;
+	fo.nnames = (size_t)(argc - optind);
+	fl_fleet *files = fl_fleet_new(m, &fo);
+	if ((err = fl_fleet_load_files(files))) {
 		fl_cli_print_errors(err);
 		fl_error_free(err);
+		fl_fleet_free(files);
 		free(sel);
 		fl_manifest_free(m);
 		shadow_clear(&shadow);

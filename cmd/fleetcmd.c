@@ -15,7 +15,6 @@
 #include "gitdiff.h"
 #include "history.h"
 #include "manifest.h"
-#include "provision.h"
 
 enum {
 	OPT_TARGET = 1000,
@@ -42,11 +41,9 @@ static void print_status(const fl_fleet *f, FILE *out)
 	for (size_t i = 0; i < f->n; i++) {
 		const fl_fleet_service *s = &f->services[i];
 		if (!s->plan) {
-			if (s->error) {
-				char *e = fl_error_format(s->error);
-				fprintf(out, "%s: %s\n\n", s->svc->name, e);
-				free(e);
-			}
+			if (s->db_missing)
+				fprintf(out, "%s (database %s, schema %s): %s\n\n", s->svc->name, s->svc->database,
+				        s->svc->schema, s->reason);
 			continue;
 		}
 		const fl_plan *p = s->plan;
@@ -79,6 +76,8 @@ static void print_plan(const fl_fleet *f, FILE *out)
 {
 	for (size_t i = 0; i < f->n; i++) {
 		const fl_fleet_service *s = &f->services[i];
+		if (s->db_missing)
+			fprintf(out, "%s: %s\n", s->svc->name, s->reason);
 		if (!s->plan)
 			continue;
 		const fl_plan *p = s->plan;
@@ -102,10 +101,18 @@ static void print_plan(const fl_fleet *f, FILE *out)
 	}
 }
 
+/* Every problem, once: the run's own, then each service's. */
 static void print_errors(const fl_fleet *f)
 {
+	for (const fl_error *e = f->errors; e; e = e->next) {
+		char *m = fl_error_format(e);
+		fprintf(stderr, "%s%s\n", e->file ? "" : "flotilla: ", m);
+		free(m);
+	}
 	for (size_t i = 0; i < f->n; i++) {
 		const fl_fleet_service *s = &f->services[i];
+		if (!fl_outcome_is_problem(s->outcome))
+			continue;
 		for (const fl_error *e = s->error; e; e = e->next) {
 			char *m = fl_error_format(e);
 			fprintf(stderr, "%s: %s\n", s->svc->name, m);
@@ -114,32 +121,19 @@ static void print_errors(const fl_fleet *f)
 	}
 }
 
-/* --rev: a service's files as they are in that commit's tree, never the disk's */
-struct rev_source {
-	fl_git *g;
-	const char *id;
-};
-
-static int read_rev(void *ctx, const fl_service *svc, fl_file **files, size_t *n, fl_error **err)
+static void print_warnings(const fl_fleet *f)
 {
-	struct rev_source *rs = ctx;
-	return fl_git_read_folder(rs->g, rs->id, svc->migrations, svc->migrations_as_written, files, n, err);
-}
-
-static int git_fail(fl_error *err)
-{
-	for (fl_error *e = err; e; e = e->next) {
-		char *s = fl_error_format(e);
-		fprintf(stderr, "flotilla: %s\n", s);
+	for (const fl_error *w = f->warnings; w; w = w->next) {
+		char *s = fl_error_format(w);
+		fprintf(stderr, "flotilla: warning: %s\n", s);
 		free(s);
 	}
-	fl_error_free(err);
-	return FL_EXIT_USAGE;
 }
 
 /* validate: a checksum mismatch names the commit that changed the file after it was applied */
-static void name_changing_commits(fl_fleet *f, fl_git *g, const char *rev)
+static void name_changing_commits(fl_fleet *f)
 {
+	const char *rev = f->opts.rev ? f->rev_id : NULL;
 	for (size_t i = 0; i < f->n; i++) {
 		fl_fleet_service *s = &f->services[i];
 		for (size_t k = 0; s->plan && k < s->plan->n; k++) {
@@ -154,7 +148,7 @@ static void name_changing_commits(fl_fleet *f, fl_git *g, const char *rev)
 				continue;
 			fl_git_commit c;
 			char *note = NULL;
-			if (fl_cli_changing_commit(g, rev, s->svc, it->mig->script, it->row->installed_on, &c,
+			if (fl_cli_changing_commit(f->git, rev, s->svc, it->mig->script, it->row->installed_on, &c,
 			                           &note) == 1)
 				fl_git_commit_clear(&c);
 			if (note) {
@@ -167,56 +161,37 @@ static void name_changing_commits(fl_fleet *f, fl_git *g, const char *rev)
 	}
 }
 
-static void show_step(void *ctx, const fl_provision_step *step)
+static void print_result(const fl_fleet *f, fl_fleet_verb verb)
 {
-	(void)ctx;
-	fprintf(stderr, "provision: %s%s%s\n", step->desc, step->database ? " in " : "",
-	        step->database ? step->database : "");
-}
-
-/* migrate provisions first (roles, databases, grants: the serialised,
- * cluster-wide phase), so a new service's database exists before its job. */
-int fl_cli_provision_before_migrate(const fl_manifest *m, const size_t *sel, size_t nsel)
-{
-	(void)sel;
-	(void)nsel;
-	fl_error *warnings = NULL;
-	fl_provision_admin admin;
-	fl_error *err = fl_provision_admin_init(&admin, m->env, &warnings);
-	if (err) {
-		fl_cli_print_errors(err);
-		int rc = fl_cli_exit_code(err);
-		fl_error_free(err);
-		fl_error_free(warnings);
-		return rc;
+	switch (verb) {
+	case FL_FLEET_STATUS:
+		print_status(f, stdout);
+		break;
+	case FL_FLEET_PLAN:
+		print_plan(f, stdout);
+		break;
+	case FL_FLEET_VALIDATE:
+		for (size_t i = 0; i < f->n; i++)
+			if (f->services[i].outcome == FL_OUTCOME_OK)
+				printf("%s: valid\n", f->services[i].svc->name);
+			else if (f->services[i].outcome == FL_OUTCOME_REFUSED)
+				printf("%s: %s\n", f->services[i].svc->name, f->services[i].reason);
+		break;
+	case FL_FLEET_REPAIR:
+	case FL_FLEET_BASELINE:
+		for (size_t i = 0; i < f->n; i++) {
+			const fl_fleet_service *s = &f->services[i];
+			if (s->outcome != FL_OUTCOME_OK && s->outcome != FL_OUTCOME_UP_TO_DATE)
+				continue;
+			if (s->res.nchanges == 0)
+				printf("%s: no changes\n", s->svc->name);
+			for (size_t k = 0; k < s->res.nchanges; k++)
+				printf("%s: %s\n", s->svc->name, s->res.changes[k]);
+		}
+		break;
+	default:
+		break;
 	}
-	fl_provision_desired *d = fl_provision_desired_from_manifest(m);
-	fl_provision_opts po = {.on_step = show_step};
-	fl_provision_result *res = NULL;
-	err = fl_provision_run(d, &admin.target, &po, &res);
-	fl_error_append(&warnings, d->warnings);
-	d->warnings = NULL;
-	for (fl_error *w = warnings; w; w = w->next) {
-		char *s = fl_error_format(w);
-		fprintf(stderr, "flotilla: warning: %s\n", s);
-		free(s);
-	}
-	for (size_t i = 0; res && i < res->nwarnings; i++)
-		fprintf(stderr, "provision: warning: %s\n", res->warnings[i]);
-	int rc = 0;
-	if (!err && res && res->nsteps == 0)
-		fprintf(stderr, "provision: no changes\n");
-	if (err) {
-		fl_cli_print_errors(err);
-		fprintf(stderr, "flotilla: provisioning failed; no migration was run\n");
-		rc = err->kind == FL_EINPUT ? FL_EXIT_USAGE : FL_EXIT_FAILED;
-	}
-	fl_error_free(err);
-	fl_error_free(warnings);
-	fl_provision_result_free(res);
-	fl_provision_desired_free(d);
-	fl_provision_admin_clear(&admin);
-	return rc;
 }
 
 int fl_cli_fleet(int argc, char **argv, int verb_)
@@ -257,12 +232,15 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		case OPT_JSON:
 			a.json = true;
 			break;
-		case 'j':
-			a.jobs = atoi(optarg);
-			if (a.jobs < 1 || a.jobs > 64)
+		case 'j': {
+			char *end = NULL;
+			long j = strtol(optarg, &end, 10);
+			if (!*optarg || *end || j < 1 || j > 64)
 				return fl_cli_usage_error(cmd, "-j needs a number from 1 to 64, not '%s'",
 				                          optarg);
+			a.jobs = (int)j;
 			break;
+		}
 		case OPT_FAIL_FAST:
 			a.fail_fast = true;
 			break;
@@ -287,12 +265,8 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		case OPT_PLAIN:
 			a.plain = true;
 			break;
-		case 'h': {
-			char *hv[] = {"flotilla", "help", (char *)cmd, NULL};
-			(void)hv;
-			printf("see 'flotilla help %s'\n", cmd);
-			return FL_EXIT_OK;
-		}
+		case 'h':
+			return fl_cli_help_command(cmd);
 		case ':':
 			return fl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
 		default:
@@ -316,100 +290,18 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	if (a.rev && verb != FL_FLEET_MIGRATE && verb != FL_FLEET_STATUS && verb != FL_FLEET_VALIDATE &&
 	    verb != FL_FLEET_PLAN)
 		return fl_cli_usage_error(cmd, "--rev is for migrate, status, validate and plan");
-
-	fl_manifest *m = fl_cli_load_manifest(true);
-	if (!m)
-		return FL_EXIT_USAGE;
 	size_t nnames = (size_t)(argc - optind);
-	if ((verb == FL_FLEET_UNDO || verb == FL_FLEET_BASELINE) && nnames == 0) {
-		fl_manifest_free(m);
+	if ((verb == FL_FLEET_UNDO || verb == FL_FLEET_BASELINE) && nnames == 0)
 		return fl_cli_usage_error(cmd, "%s needs the service(s) to work on: %s SERVICE...", cmd, cmd);
-	}
-	size_t *sel = fl_calloc(m->nservices ? m->nservices : 1, sizeof(size_t));
-	fl_error *err = NULL;
-	int nsel = fl_manifest_select(m, argv + optind, nnames, sel, &err);
-	if (nsel < 0) {
-		fl_cli_print_errors(err);
-		fl_error_free(err);
-		free(sel);
-		fl_manifest_free(m);
-		return FL_EXIT_USAGE;
-	}
-
-	/*
-	 * git, before anything is touched. With --since or --rev it is required
-	 * and every problem is bad input; without them it only tells the ledger
-	 * which commit ran, and a manifest outside any repository is fine.
-	 */
-	fl_git *g = NULL;
-	char rev_id[FL_GIT_ID_LEN] = "", head_id[FL_GIT_ID_LEN] = "";
-	bool head_dirty = false, *skip = NULL;
-	char *skip_reason = NULL;
-	const char **folders = fl_calloc((size_t)nsel + 2, sizeof(char *));
-	for (int i = 0; i < nsel; i++)
-		folders[i] = m->services[sel[i]].migrations;
-	if (a.since || a.rev) {
-		int grc = 0;
-		if (fl_git_open(m->path, &g, &err) < 0 ||
-		    (a.rev && fl_git_resolve(g, a.rev, rev_id, &err) < 0))
-			grc = git_fail(err);
-		char since_id[FL_GIT_ID_LEN];
-		fl_git_change *ch = NULL;
-		size_t nch = 0;
-		if (grc == 0 && a.since &&
-		    (fl_git_resolve(g, a.since, since_id, &err) < 0 ||
-		     fl_git_diff(g, since_id, a.rev ? rev_id : NULL, folders, (size_t)nsel, &ch, &nch, &err) <
-		         0))
-			grc = git_fail(err);
-		if (grc == 0 && a.since) {
-			skip = fl_calloc((size_t)nsel + 1, sizeof(bool));
-			for (int i = 0; i < nsel; i++)
-				skip[i] = true;
-			for (size_t k = 0; k < nch; k++)
-				skip[ch[k].folder] = false;
-			skip_reason = fl_asprintf("no migration changed since %s", a.since);
-		}
-		fl_git_changes_free(ch, nch);
-		if (grc != 0) {
-			fl_git_free(g);
-			free(folders);
-			free(sel);
-			fl_manifest_free(m);
-			return grc;
-		}
-	} else if (fl_git_open(m->path, &g, &err) < 0) {
-		fl_error_free(err); /* not in a repository: no commit to record */
-		err = NULL;
-		g = NULL;
-	}
-	if (g && !a.rev) {
-		/* dirty: the files this run reads differ from HEAD (the manifest included) */
-		folders[nsel] = m->path;
-		if (fl_git_head(g, folders, (size_t)nsel + 1, head_id, &head_dirty, &err) < 0) {
-			fl_error_free(err); /* e.g. no commit yet: unknown */
-			err = NULL;
-			head_id[0] = '\0';
-		}
-	}
-	free(folders);
-
-	if (verb == FL_FLEET_MIGRATE && !a.no_provision && !a.dry_run) {
-		int prc = fl_cli_provision_before_migrate(m, sel, (size_t)nsel);
-		if (prc != 0) {
-			fl_git_free(g);
-			free(skip);
-			free(skip_reason);
-			free(sel);
-			fl_manifest_free(m);
-			return prc;
-		}
-	}
 
 	fl_fleet_opts fo;
 	memset(&fo, 0, sizeof(fo));
 	fo.verb = verb;
-	fo.selected = sel;
-	fo.nselected = (size_t)nsel;
+	fo.names = argv + optind;
+	fo.nnames = nnames;
+	fo.since = a.since;
+	fo.rev = a.rev;
+	fo.provision = !a.no_provision;
 	fo.jobs = a.jobs;
 	fo.fail_fast = a.fail_fast;
 	fo.target = verb == FL_FLEET_UNDO ? a.to : a.target;
@@ -420,45 +312,16 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	                verb == FL_FLEET_BASELINE;
 	fo.mode = !progress || a.dry_run ? FL_REPORT_QUIET : a.plain ? FL_REPORT_PLAIN : FL_REPORT_LIVE;
 	fo.handle_signals = true;
-	fo.git_dirty = -1;
-	struct rev_source rs = {.g = g, .id = rev_id};
-	if (a.rev) {
-		fo.source = read_rev;
-		fo.source_ctx = &rs;
-		fo.git_commit = rev_id;
-		fo.git_dirty = 0; /* the files come from the commit itself */
-	} else if (head_id[0]) {
-		fo.git_commit = head_id;
-		fo.git_dirty = head_dirty;
-	}
-	fo.skip = skip;
-	fo.skip_reason = skip_reason;
 
-	fl_fleet *f = fl_fleet_new(m, &fo, &err);
-	if (!f) {
-		fl_cli_print_errors(err);
-		fl_error_free(err);
-		fl_git_free(g);
-		free(skip);
-		free(skip_reason);
-		free(sel);
-		fl_manifest_free(m);
-		return FL_EXIT_USAGE;
-	}
+	fl_error *merr = NULL;
+	fl_manifest *m = fl_cli_manifest_try(true, &merr);
+	fl_fleet *f = fl_fleet_new(m, &fo);
+	if (!m)
+		fl_fleet_fail(f, merr);
 	int rc = fl_fleet_run(f, stderr);
-	if (!f->report) { /* stopped before any job: the reason is printed */
-		fl_fleet_free(f);
-		fl_git_free(g);
-		free(skip);
-		free(skip_reason);
-		free(sel);
-		fl_manifest_free(m);
-		return rc;
-	}
 
-	if (verb == FL_FLEET_VALIDATE && g)
-		name_changing_commits(f, g, a.rev ? rev_id : NULL);
-
+	if (verb == FL_FLEET_VALIDATE && f->git)
+		name_changing_commits(f);
 	if (a.dry_run) {
 		for (size_t i = 0; i < f->n; i++) {
 			if (f->services[i].sql.len == 0)
@@ -473,37 +336,20 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		printf("%s\n", s);
 		free(s);
 		json_decref(doc);
-	} else if (verb == FL_FLEET_STATUS) {
-		print_status(f, stdout);
-	} else if (verb == FL_FLEET_PLAN) {
-		print_plan(f, stdout);
-	} else if (verb == FL_FLEET_VALIDATE) {
-		for (size_t i = 0; i < f->n; i++)
-			if (f->services[i].rc == 0)
-				printf("%s: valid\n", f->services[i].svc->name);
-	} else if (verb == FL_FLEET_REPAIR || verb == FL_FLEET_BASELINE) {
-		for (size_t i = 0; i < f->n; i++) {
-			const fl_fleet_service *s = &f->services[i];
-			if (s->rc != 0)
-				continue;
-			if (s->res.nchanges == 0)
-				printf("%s: no changes\n", s->svc->name);
-			for (size_t k = 0; k < s->res.nchanges; k++)
-				printf("%s: %s\n", s->svc->name, s->res.changes[k]);
-		}
+	} else {
+		print_result(f, verb);
 	}
-	if (progress && !a.dry_run && !a.json)
+	print_warnings(f);
+	if (progress && !a.dry_run && !a.json && f->report)
 		fl_report_summary(f->report, stderr);
 	print_errors(f);
+	if (f->outcome == FL_RUN_INVALID)
+		fprintf(stderr, "flotilla: nothing was sent to any server; fix the problems above and run again\n");
 	if (f->interrupted)
-		fprintf(stderr,
-		        "flotilla: interrupted: running migrations were rolled back; see above for what "
-		        "was done\n");
+		fprintf(stderr, "flotilla: interrupted: %s\n",
+		        f->touched ? "running work was cancelled and rolled back; see above for what was done"
+		                   : "nothing was sent to any server");
 	fl_fleet_free(f);
-	fl_git_free(g);
-	free(skip);
-	free(skip_reason);
-	free(sel);
 	fl_manifest_free(m);
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "orchestrate.h"
 #include "text.h"
 
 struct fl_cli_globals fl_cli;
@@ -24,14 +25,33 @@ static const struct command commands[] = {
     {"migrate", cmd_migrate,
      "provision, then apply pending migrations of every (or the named) service in parallel",
      "flotilla [-m FILE] [-e ENV] migrate [SERVICE...] [--target V] [--dry-run] [--json] [-j N]\n"
-     "         [--fail-fast] [--no-provision] [--since REV] [--rev REV]"},
+     "         [--fail-fast] [--no-provision] [--since REV] [--rev REV] [--out-of-order] [--plain]\n\n"
+     "Checks everything first (the manifest, every secret the run needs, every file of the\n"
+     "selected services): any problem exits 2 with nothing sent to any server. Then provisions\n"
+     "what the selected services need (their roles, databases and grants; not the whole fleet)\n"
+     "and applies each service's pending migrations, services in parallel.\n\n"
+     "  --target V        apply up to version V (\"current\": nothing new)\n"
+     "  --dry-run         print the SQL that would run; change nothing, provision nothing\n"
+     "  --json            one JSON document on stdout (README \"JSON report\"), on every exit\n"
+     "  -j, --jobs N      services at once (1-64; default one per service, at most 8)\n"
+     "  --fail-fast       the first failing service cancels the others\n"
+     "  --no-provision    skip provisioning (roles, databases and grants exist already)\n"
+     "  --since REV       only services whose migration folders changed since REV\n"
+     "  --rev REV         read the migration files from REV's tree, not the work tree\n"
+     "  --out-of-order    apply files below the current version instead of refusing them\n"
+     "  --plain           one timestamped line per event instead of the live view\n\n"
+     "Exit codes: 0 done, 1 a service failed, 2 bad input (nothing sent), 3 a service\n"
+     "refused (an applied migration was edited, a file below the current version), 130 interrupted"},
     {"status", cmd_status, "show applied and pending migrations per service (like flyway info)",
-     "flotilla [-m FILE] [-e ENV] status [SERVICE...] [--json] [--rev REV]"},
+     "flotilla [-m FILE] [-e ENV] status [SERVICE...] [--json] [--rev REV] [-j N]\n\n"
+     "A service whose database does not exist yet is shown as such (\"database X will be\n"
+     "created; N migrations to apply\"). --json: versions and every migration with its state"},
     {"validate", cmd_validate,
      "compare the history of each database with the migration files (exit 3 on mismatch)",
-     "flotilla [-m FILE] [-e ENV] validate [SERVICE...] [--rev REV]"},
+     "flotilla [-m FILE] [-e ENV] validate [SERVICE...] [--json] [--rev REV] [-j N]\n\n"
+     "Exit 3 when a service has problems (each listed with its file); --json lists them"},
     {"plan", cmd_plan, "show what migrate would do, per service, without doing it",
-     "flotilla [-m FILE] [-e ENV] plan [SERVICE...] [--rev REV]"},
+     "flotilla [-m FILE] [-e ENV] plan [SERVICE...] [--json] [--rev REV] [-j N]"},
     {"diff", cmd_diff, "which migrations changed between two git revisions; refuse edits to applied ones",
      "flotilla [-m FILE] diff --since REV [--to REV] [--json] [SERVICE...]\n\n"
      "Without --to, the base is the merge base of REV and HEAD, compared with the work tree\n"
@@ -98,7 +118,7 @@ static int unknown_command(const char *name)
 	return FL_EXIT_USAGE;
 }
 
-static int help_command(const char *name)
+int fl_cli_help_command(const char *name)
 {
 	const struct command *c = find_command(name);
 	if (!c)
@@ -161,6 +181,8 @@ int main(int argc, char **argv)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {NULL, 0, NULL, 0},
 	};
+	/* before any thread exists, so that every thread inherits the blocked mask */
+	fl_orch_signals_init();
 	fl_cli.env = getenv("FLOTILLA_ENV");
 	if (fl_cli.env && !*fl_cli.env)
 		fl_cli.env = NULL;
@@ -196,7 +218,7 @@ int main(int argc, char **argv)
 			print_help(stdout);
 			return FL_EXIT_OK;
 		}
-		return help_command(argv[optind + 1]);
+		return fl_cli_help_command(argv[optind + 1]);
 	}
 	const struct command *cmd = find_command(name);
 	if (!cmd)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "orchestrate.h"
 #include "manifest.h"
 #include "provision.h"
 
@@ -131,8 +132,11 @@ int cmd_provision(int argc, char **argv)
 	o.on_step = on_step;
 	o.ctx = &pr;
 	o.jobs = m->settings.jobs;
+	o.handle_signals = true;
 	fl_provision_result *res = NULL;
+	fl_orch_signals_watch(true); /* between the shared part and the databases too */
 	err = fl_provision_run(d, &admin.target, &o, &res);
+	fl_orch_signals_watch(false);
 	fl_provision_admin_clear(&admin);
 	print_warnings(d->warnings);
 	for (size_t i = 0; i < res->nwarnings; i++)
@@ -142,7 +146,7 @@ int cmd_provision(int argc, char **argv)
 	int rc = FL_EXIT_OK;
 	if (err) {
 		fl_cli_print_errors(err);
-		rc = fl_cli_exit_code(err);
+		rc = fl_orch_interrupted() ? FL_EXIT_INTERRUPTED : fl_cli_exit_code(err);
 		fl_error_free(err);
 	}
 	free(pr.db_own);

@@ -1907,3 +1907,19 @@ int fl_apply_control(fl_pg *pg, const fl_apply_opts *o, fl_error **err)
 	fl_migration_set_free(set);
 	return rc;
 }
+
+fl_error *fl_apply_check(const fl_migration_set *set, const fl_apply_opts *o, const char *user,
+                         const char *database)
+{
+	ctx c;
+	ctx_init(&c, NULL, o, "check", NULL);
+	set_facts(&c, user ? user : "", database ? database : "");
+	fl_error *errs = NULL;
+	for (size_t i = 0; set && i < set->n; i++) {
+		prepared pm;
+		(void)prepare(&c, &set->items[i], &pm, &errs); /* errors go to the chain */
+		prepared_free(&pm);
+	}
+	ctx_free(&c);
+	return errs;
+}

@@ -202,6 +202,16 @@ int fl_apply_info(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o
                   fl_plan **plan, fl_error **err);
 
 /*
+ * The checks a run makes before its first statement, without a connection:
+ * every file of the set expands (placeholders, with flyway:user = user and
+ * flyway:database = database) and splits. Returns every problem (FL_EINPUT,
+ * at the file's line:col), or NULL. For a fleet's preflight: a bad file is
+ * found before anything is sent to any server.
+ */
+fl_error *fl_apply_check(const fl_migration_set *set, const fl_apply_opts *o, const char *user,
+                         const char *database);
+
+/*
  * Brings flotilla's control schema up to date (the embedded migrations of
  * control_sql.h, applied by this engine into schema "flotilla" with its own
  * history table). Cheap when it is current (one read, no lock). Called by

@@ -1,3 +1,15 @@
+/*
+ * fleet: see fleet.h for the phases. The shape of a run:
+ *
+ *   select -> git -> files (read, split, expand) -> secrets (parallel)
+ *     -> [invalid: stop, exit 2]
+ *     -> provision (shared part, then one job per database)
+ *     -> one job per service -> outcomes -> run outcome -> exit code
+ *
+ * Every service starts `not_run`; each phase that decides something about a
+ * service sets its outcome, and a later phase only works on the services
+ * still `not_run`.
+ */
 #include "fleet.h"
 
 #include <stdio.h>
@@ -8,10 +20,20 @@
 
 #include "orchestrate.h"
 #include "pg.h"
-#include "secret.h"
+#include "provision.h"
 #include "source.h"
 
-static const char *verb_name(fl_fleet_verb v)
+struct fl_fleet_secret {
+	const fl_secret_ref *ref;
+	char *what;
+	const char *role; /* NULL: the admin */
+	int timeout_ms;
+	fl_secret *value;
+	fl_error *err;
+	fl_error *warnings;
+};
+
+const char *fl_fleet_verb_name(fl_fleet_verb v)
 {
 	static const char *names[] = {"migrate", "status", "validate", "plan", "repair", "baseline", "undo"};
 	return names[v];
@@ -30,6 +52,13 @@ static void new_uuid(char out[37])
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
 	         b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 void fl_fleet_pg_params(const fl_environment *env, const fl_login *login, const char *dbname,
@@ -58,44 +87,50 @@ void fl_fleet_pg_params(const fl_environment *env, const fl_login *login, const 
 	}
 }
 
-fl_fleet *fl_fleet_new(const fl_manifest *m, const fl_fleet_opts *o, fl_error **err)
+fl_fleet *fl_fleet_new(const fl_manifest *m, const fl_fleet_opts *o)
 {
 	fl_fleet *f = fl_calloc(1, sizeof(*f));
 	f->m = m;
 	f->opts = *o;
-	f->n = o->nselected;
-	f->services = fl_calloc(f->n ? f->n : 1, sizeof(fl_fleet_service));
+	f->git_dirty = -1;
 	new_uuid(f->run_uuid);
-	fl_error *errs = NULL;
+	if (!m)
+		return f;
+	size_t *sel = fl_calloc(m->nservices ? m->nservices : 1, sizeof(size_t));
+	fl_error *err = NULL;
+	int nsel = fl_manifest_select(m, o->names, o->nnames, sel, &err);
+	if (nsel < 0) {
+		fl_fleet_fail(f, err);
+		nsel = 0;
+	}
+	f->n = (size_t)nsel;
+	f->services = fl_calloc(f->n ? f->n : 1, sizeof(fl_fleet_service));
 	for (size_t i = 0; i < f->n; i++) {
-		fl_fleet_service *s = &f->services[i];
-		s->svc = &m->services[o->selected[i]];
-		fl_buf_init(&s->sql);
-		if (o->skip && o->skip[i])
-			continue;
-		fl_file *files = NULL;
-		size_t nfiles = 0;
-		fl_error *e = NULL;
-		int rc = o->source ? o->source(o->source_ctx, s->svc, &files, &nfiles, &e)
-		                   : fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files,
-		                                   &nfiles, &e);
-		if (rc == 0) {
-			s->set = fl_migration_set_new(files, nfiles, &e);
-			free(files);
-		}
-		if (e) {
-			for (fl_error *x = e; x; x = x->next)
-				if (x->kind == FL_EINPUT && !x->file)
-					fl_error_prefix(x, "%s", s->svc->name);
-			fl_error_append(&errs, e);
-		}
+		f->services[i].svc = &m->services[sel[i]];
+		f->services[i].outcome = FL_OUTCOME_NOT_RUN;
+		fl_buf_init(&f->services[i].sql);
 	}
-	if (errs) {
-		*err = errs;
-		fl_fleet_free(f);
-		return NULL;
-	}
+	free(sel);
 	return f;
+}
+
+void fl_fleet_fail(fl_fleet *f, fl_error *err)
+{
+	fl_error_append(&f->errors, err);
+}
+
+static void wipe_secrets(fl_fleet *f)
+{
+	for (size_t i = 0; i < f->nsecrets; i++) {
+		fl_secret_free(f->secrets[i].value);
+		free(f->secrets[i].what);
+		fl_error_free(f->secrets[i].err);
+		fl_error_free(f->secrets[i].warnings);
+	}
+	free(f->secrets);
+	f->secrets = NULL;
+	f->nsecrets = 0;
+	f->migrator_password = NULL;
 }
 
 void fl_fleet_free(fl_fleet *f)
@@ -108,6 +143,7 @@ void fl_fleet_free(fl_fleet *f)
 		fl_history_free(s->history);
 		fl_migration_set_free(s->set);
 		fl_error_free(s->error);
+		free(s->reason);
 		fl_apply_result_clear(&s->res);
 		fl_buf_free(&s->sql);
 		for (size_t k = 0; k < s->nnotices; k++)
@@ -116,9 +152,382 @@ void fl_fleet_free(fl_fleet *f)
 	}
 	free(f->services);
 	fl_report_free(f->report);
-	fl_secret_free(f->migrator_password);
+	fl_error_free(f->errors);
+	fl_error_free(f->warnings);
+	fl_git_free(f->git);
+	wipe_secrets(f);
 	free(f);
 }
+
+static void set_outcome(fl_fleet_service *s, fl_outcome o, const char *reason)
+{
+	s->outcome = o;
+	free(s->reason);
+	s->reason = reason ? fl_strdup(reason) : NULL;
+}
+
+/* The first line of an error's message: a reason short enough for the summary. */
+static char *reason_of(const fl_error *e)
+{
+	if (!e)
+		return NULL;
+	const char *nl = strchr(e->msg, '\n');
+	return nl ? fl_strndup(e->msg, (size_t)(nl - e->msg)) : fl_strdup(e->msg);
+}
+
+static void fail_service(fl_fleet_service *s, fl_outcome o, fl_error *err)
+{
+	char *r = reason_of(err);
+	set_outcome(s, o, r);
+	free(r);
+	fl_error_append(&s->error, err);
+}
+
+/* ---- phase 2: preflight ---- */
+
+static fl_apply_opts apply_opts(const fl_fleet *f, const fl_fleet_service *s)
+{
+	fl_apply_opts ao;
+	memset(&ao, 0, sizeof(ao));
+	const fl_service *svc = s->svc;
+	ao.service = svc->name;
+	ao.display_dir = svc->migrations_as_written;
+	ao.schema = svc->schema;
+	ao.role = svc->owner;
+	ao.placeholders = svc->placeholders;
+	ao.nplaceholders = svc->nplaceholders;
+	ao.lock_timeout_ms = f->m->settings.lock_timeout_ms;
+	ao.statement_timeout_ms = f->m->settings.statement_timeout_ms;
+	ao.target = f->opts.target;
+	ao.out_of_order = f->opts.out_of_order;
+	ao.dry_run = f->opts.dry_run;
+	ao.command = fl_fleet_verb_name(f->opts.verb);
+	ao.run_uuid = f->run_uuid;
+	ao.git_commit = f->git_commit;
+	ao.git_dirty = f->git_dirty;
+	return ao;
+}
+
+/*
+ * With --since or --rev git is required and every problem is bad input;
+ * without them it only tells the ledger which commit ran, and a manifest
+ * outside any repository is fine.
+ */
+static void preflight_git(fl_fleet *f)
+{
+	const fl_fleet_opts *o = &f->opts;
+	fl_error *err = NULL;
+	const char **folders = fl_calloc(f->n + 2, sizeof(char *));
+	for (size_t i = 0; i < f->n; i++)
+		folders[i] = f->services[i].svc->migrations;
+	if (o->since || o->rev) {
+		if (fl_git_open(f->m->path, &f->git, &err) < 0 ||
+		    (o->rev && fl_git_resolve(f->git, o->rev, f->rev_id, &err) < 0)) {
+			fl_fleet_fail(f, err);
+			free(folders);
+			return;
+		}
+		if (o->since) {
+			char since_id[FL_GIT_ID_LEN];
+			fl_git_change *ch = NULL;
+			size_t nch = 0;
+			if (fl_git_resolve(f->git, o->since, since_id, &err) < 0 ||
+			    fl_git_diff(f->git, since_id, o->rev ? f->rev_id : NULL, folders, f->n, &ch, &nch,
+			                &err) < 0) {
+				fl_fleet_fail(f, err);
+				free(folders);
+				return;
+			}
+			for (size_t i = 0; i < f->n; i++)
+				f->services[i].skip = true;
+			for (size_t k = 0; k < nch; k++)
+				f->services[ch[k].folder].skip = false;
+			fl_git_changes_free(ch, nch);
+			char *why = fl_asprintf("no migration changed since %s", o->since);
+			for (size_t i = 0; i < f->n; i++)
+				if (f->services[i].skip)
+					set_outcome(&f->services[i], FL_OUTCOME_SKIPPED, why);
+			free(why);
+		}
+	} else if (fl_git_open(f->m->path, &f->git, &err) < 0) {
+		fl_error_free(err); /* not in a repository: no commit to record */
+		err = NULL;
+		f->git = NULL;
+	}
+	if (o->rev) {
+		f->git_commit = f->rev_id;
+		f->git_dirty = 0; /* the files come from the commit itself */
+	} else if (f->git) {
+		/* dirty: the files this run reads differ from HEAD (the manifest included) */
+		folders[f->n] = f->m->path;
+		bool dirty = false;
+		if (fl_git_head(f->git, folders, f->n + 1, f->head_id, &dirty, &err) < 0) {
+			fl_error_free(err); /* e.g. no commit yet: unknown */
+			f->head_id[0] = '\0';
+		} else {
+			f->git_commit = f->head_id;
+			f->git_dirty = dirty;
+		}
+	}
+	free(folders);
+}
+
+static void preflight_files(fl_fleet *f)
+{
+	const fl_environment *env = f->m->env;
+	for (size_t i = 0; i < f->n; i++) {
+		fl_fleet_service *s = &f->services[i];
+		if (s->skip)
+			continue;
+		fl_file *files = NULL;
+		size_t nfiles = 0;
+		fl_error *e = NULL;
+		int rc;
+		if (f->opts.source)
+			rc = f->opts.source(f->opts.source_ctx, s->svc, &files, &nfiles, &e);
+		else if (f->opts.rev)
+			rc = fl_git_read_folder(f->git, f->rev_id, s->svc->migrations,
+			                        s->svc->migrations_as_written, &files, &nfiles, &e);
+		else
+			rc = fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files, &nfiles,
+			                   &e);
+		if (rc == 0) {
+			s->set = fl_migration_set_new(files, nfiles, &e);
+			free(files);
+		}
+		if (!e && s->set) {
+			fl_apply_opts ao = apply_opts(f, s);
+			e = fl_apply_check(s->set, &ao, env->migrator.user, s->svc->database);
+		}
+		if (e) {
+			for (fl_error *x = e; x; x = x->next) {
+				x->kind = FL_EINPUT;
+				if (!x->file)
+					fl_error_prefix(x, "%s", s->svc->name);
+			}
+			fail_service(s, FL_OUTCOME_INVALID, e);
+		}
+	}
+}
+
+fl_error *fl_fleet_load_files(fl_fleet *f)
+{
+	fl_error *all = NULL;
+	if (f->errors || !f->m) {
+		for (const fl_error *e = f->errors; e; e = e->next)
+			fl_error_append(&all, fl_error_at(e->file, e->line, e->col, "%s", e->msg));
+		return all ? all : fl_error_new("no manifest");
+	}
+	preflight_files(f);
+	for (size_t i = 0; i < f->n; i++)
+		if (f->services[i].outcome == FL_OUTCOME_INVALID)
+			for (const fl_error *e = f->services[i].error; e; e = e->next)
+				fl_error_append(&all, fl_error_at(e->file, e->line, e->col, "%s", e->msg));
+	return all;
+}
+
+static bool provisioning(const fl_fleet *f)
+{
+	return f->opts.verb == FL_FLEET_MIGRATE && f->opts.provision && !f->opts.dry_run;
+}
+
+static void want_secret(fl_fleet *f, const fl_secret_ref *ref, const char *role, char *what)
+{
+	for (size_t i = 0; i < f->nsecrets; i++)
+		if (f->secrets[i].role && role && strcmp(f->secrets[i].role, role) == 0) {
+			free(what); /* a role named twice (the migrator also under [roles]) */
+			return;
+		}
+	f->secrets = fl_realloc(f->secrets, (f->nsecrets + 1) * sizeof(*f->secrets));
+	fl_fleet_secret *s = &f->secrets[f->nsecrets++];
+	memset(s, 0, sizeof(*s));
+	s->ref = ref;
+	s->role = role;
+	s->what = what;
+}
+
+static int secret_job(fl_orch_worker *w, size_t i, void *arg)
+{
+	(void)w;
+	fl_fleet *f = arg;
+	fl_fleet_secret *s = &f->secrets[i];
+	return fl_secret_resolve(s->ref, s->what, &s->value, &s->warnings, &s->err) == 0 ? 0 : 1;
+}
+
+/*
+ * Every secret the run will need, before anything is sent: the migrator's,
+ * and for provisioning the admin's and those of the roles it manages (the
+ * same roles fl_provision_desired_for picks). In parallel: a `cmd` secret
+ * is a gcloud call of a second or more.
+ */
+static void preflight_secrets(fl_fleet *f)
+{
+	const fl_manifest *m = f->m;
+	const fl_environment *env = m->env;
+	if (env->migrator.password)
+		want_secret(f, env->migrator.password, env->migrator.user,
+		            fl_asprintf("password of the migrator %s", env->migrator.user));
+	if (provisioning(f)) {
+		if (env->admin.password)
+			want_secret(f, env->admin.password, NULL,
+			            fl_asprintf("admin password of environment %s", env->name));
+		bool *chosen = fl_calloc(m->nservices ? m->nservices : 1, sizeof(bool));
+		bool partial = false;
+		for (size_t i = 0; i < f->n; i++)
+			chosen[f->services[i].svc - m->services] = true;
+		for (size_t i = 0; i < m->nservices; i++)
+			partial |= !chosen[i];
+		for (size_t i = 0; i < m->nservices; i++)
+			if (chosen[i] && m->services[i].password)
+				want_secret(f, m->services[i].password, m->services[i].owner,
+				            fl_asprintf("password of service %s", m->services[i].name));
+		for (size_t i = 0; i < m->nroles; i++) {
+			const fl_role *r = &m->roles[i];
+			bool wanted = !partial;
+			for (size_t j = 0; j < r->nreads; j++)
+				wanted |= chosen[r->reads_index[j]];
+			if (wanted && r->password && strcmp(r->name, env->admin.user ? env->admin.user : "") != 0)
+				want_secret(f, r->password, r->name, fl_asprintf("password of role %s", r->name));
+		}
+		free(chosen);
+	}
+	if (f->nsecrets == 0)
+		return;
+	fl_orch_opts oo = {.threads = f->nsecrets < 16 ? (int)f->nsecrets : 16,
+	                   .handle_signals = f->opts.handle_signals};
+	int *results = fl_calloc(f->nsecrets, sizeof(int));
+	fl_orch_run(f->nsecrets, secret_job, f, &oo, results);
+	free(results);
+	for (size_t i = 0; i < f->nsecrets; i++) {
+		fl_fleet_secret *s = &f->secrets[i];
+		fl_error_append(&f->warnings, s->warnings);
+		s->warnings = NULL;
+		if (s->err) {
+			for (fl_error *x = s->err; x; x = x->next)
+				x->kind = FL_EINPUT;
+			fl_fleet_fail(f, s->err);
+			s->err = NULL;
+		} else if (!s->value && !fl_orch_interrupted()) {
+			fl_fleet_fail(f, fl_error_new("%s: not resolved", s->what));
+		}
+		if (s->role && env->migrator.user && strcmp(s->role, env->migrator.user) == 0)
+			f->migrator_password = s->value;
+	}
+}
+
+static const fl_secret *secret_of(const fl_fleet *f, const char *role)
+{
+	for (size_t i = 0; i < f->nsecrets; i++)
+		if (role ? f->secrets[i].role && strcmp(f->secrets[i].role, role) == 0 : !f->secrets[i].role)
+			return f->secrets[i].value;
+	return NULL;
+}
+
+static bool any_outcome(const fl_fleet *f, fl_outcome o)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->services[i].outcome == o)
+			return true;
+	return false;
+}
+
+/* ---- phase 3: provisioning ---- */
+
+static fl_error *password_of(void *ctx, const char *role, char **password)
+{
+	const fl_secret *s = secret_of(ctx, role);
+	if (!s)
+		return fl_error_new("the password of role %s was not resolved", role);
+	*password = fl_strndup(s->data, s->len);
+	return NULL;
+}
+
+static void show_step(void *ctx, const fl_provision_step *step)
+{
+	fprintf(ctx, "provision: %s%s%s\n", step->desc, step->database ? " in " : "",
+	        step->database ? step->database : "");
+}
+
+static void provision_phase(fl_fleet *f, FILE *progress)
+{
+	const fl_manifest *m = f->m;
+	size_t *sel = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
+	for (size_t i = 0; i < f->n; i++)
+		sel[i] = (size_t)(f->services[i].svc - m->services);
+	fl_provision_desired *d = fl_provision_desired_for(m, sel, f->n, password_of, f);
+	free(sel);
+
+	/* the admin's connection, with the password preflight resolved (not asked for again) */
+	fl_environment env = *m->env;
+	env.admin.password = NULL;
+	fl_provision_admin admin;
+	fl_error *err = fl_provision_admin_init(&admin, &env, NULL);
+	const fl_secret *apw = secret_of(f, NULL);
+	if (!err && apw) {
+		admin.password = fl_calloc(1, sizeof(fl_secret));
+		admin.password->data = fl_strndup(apw->data, apw->len);
+		admin.password->len = apw->len;
+		admin.params.password = admin.password->data;
+	}
+	fl_provision_opts po = {.on_step = show_step,
+	                        .ctx = progress,
+	                        .handle_signals = f->opts.handle_signals,
+	                        .jobs = f->opts.jobs};
+	fl_provision_result *res = NULL;
+	if (!err) {
+		f->touched = true;
+		err = fl_provision_run(d, &admin.target, &po, &res);
+	}
+	fl_error_append(&f->warnings, d->warnings);
+	d->warnings = NULL;
+	for (size_t i = 0; res && i < res->nwarnings; i++)
+		fl_error_append(&f->warnings, fl_error_new("provision: %s", res->warnings[i]));
+	if (res)
+		f->provision_steps = res->nsteps;
+	if (!err && res && res->nsteps == 0)
+		fprintf(progress, "provision: no changes\n");
+
+	bool interrupted = fl_orch_interrupted() || (err && err->kind == FL_EINTR);
+	if (err && (!res || res->shared_failed)) {
+		/* roles, memberships or databases: no service can go on */
+		char *why = reason_of(err);
+		for (size_t i = 0; i < f->n; i++) {
+			fl_fleet_service *s = &f->services[i];
+			if (s->outcome != FL_OUTCOME_NOT_RUN)
+				continue;
+			char *r = fl_asprintf("provisioning failed: %s", why);
+			set_outcome(s, interrupted ? FL_OUTCOME_CANCELLED : FL_OUTCOME_FAILED, r);
+			free(r);
+		}
+		free(why);
+		if (!interrupted)
+			f->failed = true;
+		fl_error_prefix(err, "provisioning failed");
+		fl_fleet_fail(f, err);
+		err = NULL;
+	} else if (err) {
+		for (size_t i = 0; i < f->n && i < res->nservices; i++) {
+			fl_error *e = res->service_errors[i];
+			if (!e)
+				continue;
+			res->service_errors[i] = NULL;
+			fl_fleet_service *s = &f->services[i];
+			if (s->outcome == FL_OUTCOME_SKIPPED) {
+				fl_error_free(e);
+				continue;
+			}
+			fl_error_prefix(e, "provisioning");
+			fail_service(s, e->kind == FL_EINTR ? FL_OUTCOME_CANCELLED : FL_OUTCOME_FAILED, e);
+		}
+		/* the services' own errors are kept with them; the chain is the same again */
+		fl_error_free(err);
+	}
+	fl_provision_result_free(res);
+	fl_provision_desired_free(d);
+	fl_provision_admin_clear(&admin);
+}
+
+/* ---- phase 4: the services ---- */
 
 struct job_ctx {
 	fl_orch_worker *w;
@@ -156,7 +565,33 @@ static void on_apply_event(void *ctx, const fl_apply_event *ev)
 	}
 }
 
-static int run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
+/* libpq's words for a database that is not there (the server's FATAL 3D000). */
+static bool no_such_database(const fl_error *e, const char *db)
+{
+	char *want = fl_asprintf("database \"%s\" does not exist", db);
+	bool yes = e && strstr(e->msg, want) != NULL;
+	free(want);
+	return yes;
+}
+
+static size_t migrations_to_apply(const fl_migration_set *set)
+{
+	size_t n = 0;
+	for (size_t i = 0; set && i < set->n; i++)
+		n += set->items[i].kind != FL_MIG_UNDO;
+	return n;
+}
+
+static fl_outcome info_outcome(fl_fleet *f, fl_fleet_service *s)
+{
+	const fl_plan *p = s->plan;
+	size_t n = p->npending + p->nrepeatables;
+	if (f->opts.verb == FL_FLEET_VALIDATE)
+		return s->error ? FL_OUTCOME_REFUSED : FL_OUTCOME_OK;
+	return n ? FL_OUTCOME_PENDING : FL_OUTCOME_UP_TO_DATE;
+}
+
+static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 {
 	const fl_environment *env = f->m->env;
 	const fl_service *svc = s->svc;
@@ -171,129 +606,128 @@ static int run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 	fl_pg *pg = fl_pg_connect(&p, &err);
 	free(popts);
 	if (!pg) {
-		s->error = err;
-		return 1;
+		fl_fleet_verb v = f->opts.verb;
+		if ((v == FL_FLEET_STATUS || v == FL_FLEET_PLAN || v == FL_FLEET_VALIDATE) &&
+		    no_such_database(err, svc->database)) {
+			/* nothing wrong: the next migrate creates it */
+			fl_error_free(err);
+			s->db_missing = true;
+			s->to_apply = migrations_to_apply(s->set);
+			char *r = fl_asprintf("database %s will be created; %zu migration%s to apply",
+			                      svc->database, s->to_apply, s->to_apply == 1 ? "" : "s");
+			if (v == FL_FLEET_VALIDATE)
+				fail_service(s, FL_OUTCOME_REFUSED,
+				             fl_error_kind_new(FL_EDRIFT, "%s (not migrated yet)", r));
+			else
+				set_outcome(s, FL_OUTCOME_PENDING, r);
+			free(r);
+			return;
+		}
+		fail_service(s, FL_OUTCOME_FAILED, err);
+		return;
 	}
 	fl_orch_set_conn(w, pg->conn);
 
 	struct job_ctx jc = {.w = w, .s = s};
-	fl_apply_opts ao;
-	memset(&ao, 0, sizeof(ao));
-	ao.service = svc->name;
-	ao.display_dir = svc->migrations_as_written;
-	ao.schema = svc->schema;
-	ao.role = svc->owner;
-	ao.placeholders = svc->placeholders;
-	ao.nplaceholders = svc->nplaceholders;
-	ao.lock_timeout_ms = f->m->settings.lock_timeout_ms;
-	ao.statement_timeout_ms = f->m->settings.statement_timeout_ms;
-	ao.target = f->opts.target;
-	ao.out_of_order = f->opts.out_of_order;
-	ao.dry_run = f->opts.dry_run;
+	fl_apply_opts ao = apply_opts(f, s);
 	ao.sql_out = &s->sql;
 	ao.cancel = fl_orch_cancel_flag(w);
 	ao.on_event = on_apply_event;
 	ao.event_ctx = &jc;
-	ao.command = verb_name(f->opts.verb);
-	ao.run_uuid = f->run_uuid;
-	ao.git_commit = f->opts.git_commit;
-	ao.git_dirty = f->opts.git_dirty;
 
 	int rc = 0;
+	fl_outcome done = FL_OUTCOME_OK;
 	switch (f->opts.verb) {
 	case FL_FLEET_MIGRATE:
 		rc = fl_apply_migrate(pg, s->set, &ao, &s->res, &err);
+		done = f->opts.dry_run ? (s->res.nitems || s->sql.len ? FL_OUTCOME_PENDING : FL_OUTCOME_UP_TO_DATE)
+		       : s->res.applied ? FL_OUTCOME_OK
+		                        : FL_OUTCOME_UP_TO_DATE;
 		break;
 	case FL_FLEET_UNDO:
 		rc = fl_apply_undo(pg, s->set, &ao, &s->res, &err);
+		done = s->res.applied || f->opts.dry_run ? FL_OUTCOME_OK : FL_OUTCOME_UP_TO_DATE;
 		break;
 	case FL_FLEET_REPAIR:
 		rc = fl_apply_repair(pg, s->set, &ao, &s->res, &err);
+		done = s->res.nchanges ? FL_OUTCOME_OK : FL_OUTCOME_UP_TO_DATE;
 		break;
 	case FL_FLEET_BASELINE:
 		rc = fl_apply_baseline(pg, f->opts.baseline_version, NULL, &ao, &s->res, &err);
+		done = s->res.nchanges ? FL_OUTCOME_OK : FL_OUTCOME_UP_TO_DATE;
 		break;
 	case FL_FLEET_STATUS:
 	case FL_FLEET_VALIDATE:
 	case FL_FLEET_PLAN:
 		rc = fl_apply_info(pg, s->set, &ao, &s->history, &s->plan, &err);
-		if (rc == 0 && f->opts.verb == FL_FLEET_VALIDATE) {
-			err = fl_plan_validate(s->plan, true);
-			if (err)
-				rc = -1;
-		}
+		if (rc == 0 && f->opts.verb == FL_FLEET_VALIDATE)
+			s->error = fl_plan_validate(s->plan, true);
+		if (rc == 0)
+			done = info_outcome(f, s);
 		break;
 	}
 	s->notices = fl_pg_take_notices(pg, &s->nnotices);
 	fl_orch_set_conn(w, NULL);
 	fl_pg_close(pg);
-	if (rc == 0)
-		return 0;
-	s->error = err;
-	switch (err ? err->kind : FL_EDB) {
-	case FL_EINPUT:
-		return 2;
-	case FL_EDRIFT:
-		return 3;
-	case FL_EINTR:
-		return 130;
-	default:
-		return 1;
+	if (rc != 0) {
+		fail_service(s, fl_outcome_of_error(err), err);
+		return;
 	}
+	char *r = done == FL_OUTCOME_REFUSED ? reason_of(s->error) : NULL;
+	if (r && fl_error_count(s->error) > 1) {
+		char *more = fl_asprintf("%s (and %d more)", r, fl_error_count(s->error) - 1);
+		free(r);
+		r = more;
+	}
+	set_outcome(s, done, r);
+	free(r);
 }
 
 static int job_main(fl_orch_worker *w, size_t i, void *arg)
 {
 	fl_fleet *f = arg;
 	fl_fleet_service *s = &f->services[i];
-	if (f->opts.skip && f->opts.skip[i]) {
-		s->rc = -1;
-		fl_orch_post(w, FL_EV_SKIPPED, 0, 0, 0, f->opts.skip_reason);
+	if (s->outcome == FL_OUTCOME_SKIPPED) {
+		fl_orch_post(w, FL_EV_SKIPPED, 0, 0, 0, s->reason);
 		return 0;
 	}
-	s->rc = run_service(f, w, s);
-	if (s->rc == 0) {
+	if (s->outcome != FL_OUTCOME_NOT_RUN) { /* provisioning failed it */
+		fl_orch_post(w, s->outcome == FL_OUTCOME_CANCELLED ? FL_EV_CANCELLED : FL_EV_FAILED, 0, 0, 0,
+		             s->reason);
+		return s->outcome == FL_OUTCOME_CANCELLED ? 130 : 1;
+	}
+	run_service(f, w, s);
+	switch (s->outcome) {
+	case FL_OUTCOME_CANCELLED:
+		fl_orch_post(w, FL_EV_CANCELLED, 0, 0, 0, NULL);
+		return 130;
+	case FL_OUTCOME_FAILED:
+		fl_orch_post(w, FL_EV_FAILED, 0, 0, 0, s->reason);
+		return 1; /* the pool's notion of failure drives --fail-fast */
+	case FL_OUTCOME_REFUSED:
+		fl_orch_post(w, FL_EV_FAILED, 0, 0, 0, s->reason ? s->reason : "refused");
+		return 0;
+	default: {
 		char *done = NULL;
-		if (f->opts.verb == FL_FLEET_MIGRATE && s->res.applied == 0 && !f->opts.dry_run)
+		if (f->opts.verb == FL_FLEET_MIGRATE && s->outcome == FL_OUTCOME_UP_TO_DATE)
 			done = fl_asprintf("up to date at version %s",
 			                   s->res.version_after ? s->res.version_after : "<none>");
-		else if (f->opts.verb == FL_FLEET_MIGRATE || f->opts.verb == FL_FLEET_UNDO)
+		else if ((f->opts.verb == FL_FLEET_MIGRATE || f->opts.verb == FL_FLEET_UNDO) && !f->opts.dry_run)
 			done = fl_asprintf("%d %s", s->res.applied,
 			                   f->opts.verb == FL_FLEET_UNDO ? "undone" : "applied");
 		fl_orch_post(w, FL_EV_DONE, 0, 0, 0, done);
 		free(done);
-	} else if (s->rc == 130) {
-		fl_orch_post(w, FL_EV_CANCELLED, 0, 0, 0, NULL);
-	} else if (s->rc == 3) {
-		fl_orch_post(w, FL_EV_DONE, 0, 0, 0, "problems found");
-	} else {
-		char *msg = s->error ? fl_error_format(s->error) : fl_strdup("failed");
-		fl_orch_post(w, FL_EV_FAILED, 0, 0, 0, msg);
-		free(msg);
+		return 0;
 	}
-	/* the pool's own notion of failure drives --fail-fast */
-	return s->rc == 0 || s->rc == 3 ? 0 : s->rc == 130 ? 130 : 1;
+	}
 }
 
-int fl_fleet_run(fl_fleet *f, FILE *progress)
+static void jobs_phase(fl_fleet *f, FILE *progress)
 {
-	const fl_environment *env = f->m->env;
-	if (env->migrator.password && !f->migrator_password) {
-		char what[128];
-		fl_error *err = NULL;
-		snprintf(what, sizeof(what), "password of the migrator %s", env->migrator.user);
-		if (fl_secret_resolve(env->migrator.password, what, &f->migrator_password, NULL, &err) != 0) {
-			char *msg = fl_error_format(err);
-			fprintf(progress, "%s\n", msg);
-			free(msg);
-			fl_error_free(err);
-			return 2;
-		}
-	}
 	const char **names = fl_calloc(f->n ? f->n : 1, sizeof(char *));
 	for (size_t i = 0; i < f->n; i++)
 		names[i] = f->services[i].svc->name;
-	f->report = fl_report_new(progress, f->opts.mode, verb_name(f->opts.verb), names, f->n);
+	f->report = fl_report_new(progress, f->opts.mode, fl_fleet_verb_name(f->opts.verb), names, f->n);
 	free(names);
 
 	int jobs = f->opts.jobs;
@@ -320,26 +754,26 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 		}
 	oo.order = order;
 	int *results = fl_calloc(f->n ? f->n : 1, sizeof(int));
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int orc = fl_orch_run(f->n, job_main, f, &oo, results);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	f->wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	f->interrupted = orc == 130;
+	f->touched = true;
+	if (fl_orch_run(f->n, job_main, f, &oo, results) == 130)
+		f->interrupted = true;
 	free(order);
 	free(weight);
 	fl_report_finish(f->report);
-	f->report->wall = f->wall;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->services[i].outcome == FL_OUTCOME_NOT_RUN && results[i] == 130)
+			set_outcome(&f->services[i], FL_OUTCOME_CANCELLED, "not started: the run was cancelled");
+	free(results);
+}
 
-	bool failed = false, bad_input = false, problems = false, cancelled = false;
+/* The report's copy of the outcomes, for the summary table. */
+static void fill_report(fl_fleet *f)
+{
 	for (size_t i = 0; i < f->n; i++) {
 		fl_fleet_service *s = &f->services[i];
-		if (results[i] == 130 && s->rc == 0 && !(f->opts.skip && f->opts.skip[i]))
-			s->rc = 130; /* never started */
 		fl_report_service *rs = &f->report->services[i];
-		rs->result = s->rc == 0 || s->rc == 3 ? 0 : s->rc == -1 ? -1 : s->rc == 130 ? 130 : 1;
-		if (s->rc == -1 && f->opts.skip_reason)
-			rs->skip_reason = fl_strdup(f->opts.skip_reason);
+		rs->outcome = s->outcome;
+		rs->reason = s->reason ? fl_strdup(s->reason) : NULL;
 		if (s->res.version_before)
 			rs->version_before = fl_strdup(s->res.version_before);
 		if (s->res.version_after)
@@ -349,52 +783,198 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 			fl_report_add_migration(rs, it->version, it->script, it->description, it->checksum,
 			                        it->ms);
 		}
-		if (s->error && s->rc != 3) {
-			rs->error =
-			    fl_error_at(s->error->file, s->error->line, s->error->col, "%s", s->error->msg);
-			rs->error->kind = s->error->kind;
-		}
-		snprintf(rs->sqlstate, sizeof(rs->sqlstate), "%s", s->res.diag.sqlstate);
-		failed |= s->rc == 1;
-		bad_input |= s->rc == 2;
-		problems |= s->rc == 3;
-		cancelled |= s->rc == 130;
 	}
-	free(results);
-	fl_secret_free(f->migrator_password);
-	f->migrator_password = NULL;
-	if (f->interrupted)
-		return 130;
-	if (failed)
-		return 1;
-	if (cancelled)
-		return 1; /* --fail-fast: the others were stopped because one failed */
-	if (bad_input)
-		return 2;
-	if (problems)
-		return 3;
-	return 0;
+	f->report->wall = f->wall;
+}
+
+int fl_fleet_run(fl_fleet *f, FILE *progress)
+{
+	double t0 = now_s();
+	if (f->opts.handle_signals)
+		fl_orch_signals_watch(true);
+	bool stop = f->errors != NULL || !f->m;
+	if (!stop) {
+		preflight_git(f);
+		stop = f->errors != NULL;
+	}
+	if (!stop) {
+		preflight_files(f);
+		preflight_secrets(f);
+		stop = f->errors != NULL || any_outcome(f, FL_OUTCOME_INVALID) || fl_orch_interrupted();
+	}
+	if (!stop && provisioning(f)) {
+		provision_phase(f, progress);
+		stop = fl_orch_interrupted();
+	}
+	if (!stop)
+		jobs_phase(f, progress);
+	f->interrupted |= fl_orch_interrupted();
+	f->wall = now_s() - t0;
+	if (f->report)
+		fill_report(f);
+	wipe_secrets(f);
+	if (f->opts.handle_signals)
+		fl_orch_signals_watch(false);
+
+	fl_outcome *outs = fl_calloc(f->n ? f->n : 1, sizeof(fl_outcome));
+	for (size_t i = 0; i < f->n; i++)
+		outs[i] = f->services[i].outcome;
+	bool input_error = false;
+	for (const fl_error *e = f->errors; e; e = e->next)
+		input_error |= e->kind == FL_EINPUT;
+	f->outcome = fl_run_outcome_of(outs, f->n, input_error, f->failed, f->interrupted);
+	free(outs);
+	f->exit_code = fl_run_exit_code(f->outcome);
+	return f->exit_code;
+}
+
+/* ---- the JSON document ---- */
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *error_json(const fl_error *e, const char *service, const char *sqlstate)
+{
+	json_t *o = json_object();
+	if (service)
+		json_object_set_new(o, "service", json_string(service));
+	json_object_set_new(o, "message", json_string(e->msg));
+	json_object_set_new(o, "sqlstate", sqlstate && *sqlstate ? json_string(sqlstate) : json_null());
+	json_object_set_new(o, "file", str_or_null(e->file));
+	json_object_set_new(o, "line", e->line ? json_integer(e->line) : json_null());
+	json_object_set_new(o, "column", e->col ? json_integer(e->col) : json_null());
+	return o;
+}
+
+static json_t *plan_json(const fl_plan *p)
+{
+	json_t *a = json_array();
+	for (size_t k = 0; k < p->n; k++) {
+		const fl_plan_item *it = &p->items[k];
+		const char *ver = it->row ? it->row->version : it->mig ? it->mig->version : NULL;
+		const char *desc = it->row ? it->row->description : it->mig ? it->mig->description : "";
+		const char *script = it->row ? it->row->script : it->mig ? it->mig->script : NULL;
+		json_t *o = json_object();
+		json_object_set_new(o, "category", json_string(fl_plan_item_category(it)));
+		json_object_set_new(o, "version", str_or_null(ver));
+		json_object_set_new(o, "description", json_string(desc ? desc : ""));
+		json_object_set_new(o, "type", json_string(it->row && it->row->type ? it->row->type : "SQL"));
+		json_object_set_new(o, "script", str_or_null(script));
+		json_object_set_new(o, "checksum",
+		                    it->row && it->row->has_checksum ? json_integer(it->row->checksum)
+		                    : it->mig                         ? json_integer(it->checksum)
+		                                                      : json_null());
+		json_object_set_new(o, "installed_on", str_or_null(it->row ? it->row->installed_on : NULL));
+		json_object_set_new(o, "state", json_string(fl_plan_state_name(it->state)));
+		json_object_set_new(o, "file", str_or_null(it->mig ? it->mig->path : NULL));
+		char *note = fl_plan_item_note(it);
+		json_object_set_new(o, "note", str_or_null(note));
+		free(note);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static json_t *service_json(const fl_fleet *f, size_t i)
+{
+	const fl_fleet_service *s = &f->services[i];
+	const fl_report_service *rs = f->report ? &f->report->services[i] : NULL;
+	json_t *o = json_object();
+	json_object_set_new(o, "service", json_string(s->svc->name));
+	json_object_set_new(o, "database", json_string(s->svc->database));
+	json_object_set_new(o, "schema", json_string(s->svc->schema));
+	json_object_set_new(o, "result", json_string(fl_outcome_name(s->outcome)));
+	json_object_set_new(o, "reason", str_or_null(s->reason));
+	if (s->outcome == FL_OUTCOME_SKIPPED)
+		json_object_set_new(o, "skip_reason", str_or_null(s->reason));
+	const char *before = s->res.version_before, *after = s->res.version_after;
+	if (s->plan)
+		before = after = s->plan->current_version;
+	json_object_set_new(o, "version_before", str_or_null(before));
+	json_object_set_new(o, "version_after", str_or_null(after ? after : before));
+	double secs = rs && rs->started >= 0 && rs->finished >= rs->started ? rs->finished - rs->started : 0;
+	json_object_set_new(o, "ms", json_integer((json_int_t)(secs * 1000)));
+	fl_fleet_verb v = f->opts.verb;
+	if (v == FL_FLEET_STATUS || v == FL_FLEET_PLAN || v == FL_FLEET_VALIDATE) {
+		json_object_set_new(o, "database_exists",
+		                    s->plan ? json_true() : s->db_missing ? json_false() : json_null());
+		json_object_set_new(o, "version", str_or_null(s->plan ? s->plan->current_version : NULL));
+		size_t pending = s->plan ? s->plan->npending + s->plan->nrepeatables : s->to_apply;
+		json_object_set_new(o, "pending", json_integer((json_int_t)pending));
+		json_object_set_new(o, "migrations", s->plan ? plan_json(s->plan) : json_array());
+		if (v == FL_FLEET_VALIDATE) {
+			json_t *probs = json_array();
+			if (s->outcome == FL_OUTCOME_REFUSED || s->outcome == FL_OUTCOME_OK)
+				for (const fl_error *e = s->error; e; e = e->next)
+					json_array_append_new(probs, error_json(e, NULL, NULL));
+			json_object_set_new(o, "problems", probs);
+		}
+	} else {
+		json_t *migs = json_array();
+		for (size_t k = 0; k < s->res.nitems; k++) {
+			const fl_apply_item *it = &s->res.items[k];
+			json_t *mo = json_object();
+			json_object_set_new(mo, "version", str_or_null(it->version));
+			json_object_set_new(mo, "script", json_string(it->script));
+			json_object_set_new(mo, "description", json_string(it->description ? it->description : ""));
+			json_object_set_new(mo, "checksum", json_integer(it->checksum));
+			json_object_set_new(mo, "ms", json_integer(it->ms));
+			json_array_append_new(migs, mo);
+		}
+		json_object_set_new(o, "migrations", migs);
+		if (v == FL_FLEET_REPAIR || v == FL_FLEET_BASELINE) {
+			json_t *ch = json_array();
+			for (size_t k = 0; k < s->res.nchanges; k++)
+				json_array_append_new(ch, json_string(s->res.changes[k]));
+			json_object_set_new(o, "changes", ch);
+		}
+	}
+	json_object_set_new(o, "error", s->error && fl_outcome_is_problem(s->outcome)
+	                                    ? error_json(s->error, NULL, s->res.diag.sqlstate)
+	                                    : json_null());
+	return o;
 }
 
 json_t *fl_fleet_json(const fl_fleet *f)
 {
-	json_t *doc = fl_report_json(f->report);
+	const fl_manifest *m = f->m;
+	json_t *doc = json_object();
 	json_object_set_new(doc, "run_id", json_string(f->run_uuid));
-	json_object_set_new(doc, "command", json_string(verb_name(f->opts.verb)));
-	json_object_set_new(doc, "manifest", json_string(f->m->path));
-	json_object_set_new(doc, "project", json_string(f->m->project ? f->m->project : ""));
-	json_object_set_new(doc, "environment", f->m->env ? json_string(f->m->env->name) : json_null());
-	json_object_set_new(doc, "git_commit",
-	                    f->opts.git_commit ? json_string(f->opts.git_commit) : json_null());
-	json_object_set_new(doc, "git_dirty",
-	                    f->opts.git_dirty < 0 ? json_null() : json_boolean(f->opts.git_dirty));
+	json_object_set_new(doc, "command", json_string(fl_fleet_verb_name(f->opts.verb)));
+	json_object_set_new(doc, "manifest", str_or_null(m ? m->path : NULL));
+	json_object_set_new(doc, "project", str_or_null(m ? m->project : NULL));
+	json_object_set_new(doc, "environment", str_or_null(m && m->env ? m->env->name : NULL));
+	json_object_set_new(doc, "git_commit", str_or_null(f->git_commit));
+	json_object_set_new(doc, "git_dirty", f->git_dirty < 0 ? json_null() : json_boolean(f->git_dirty));
+	json_object_set_new(doc, "result", json_string(fl_run_outcome_name(f->outcome)));
+	json_object_set_new(doc, "exit_code", json_integer(f->exit_code));
 	json_object_set_new(doc, "interrupted", json_boolean(f->interrupted));
-	/* the database each service lives in: a dashboard joins on it */
-	json_t *services = json_object_get(doc, "services");
+	json_object_set_new(doc, "touched", json_boolean(f->touched));
+	json_object_set_new(doc, "wall_ms", json_integer((json_int_t)(f->wall * 1000)));
+	json_t *errors = json_array();
+	for (const fl_error *e = f->errors; e; e = e->next)
+		json_array_append_new(errors, error_json(e, NULL, NULL));
 	for (size_t i = 0; i < f->n; i++) {
-		json_t *o = json_array_get(services, i);
-		json_object_set_new(o, "database", json_string(f->services[i].svc->database));
-		json_object_set_new(o, "schema", json_string(f->services[i].svc->schema));
+		const fl_fleet_service *s = &f->services[i];
+		if (!fl_outcome_is_problem(s->outcome))
+			continue;
+		for (const fl_error *e = s->error; e; e = e->next)
+			json_array_append_new(errors, error_json(e, s->svc->name,
+			                                         e == s->error ? s->res.diag.sqlstate : NULL));
 	}
+	json_object_set_new(doc, "errors", errors);
+	json_t *warnings = json_array();
+	for (const fl_error *e = f->warnings; e; e = e->next) {
+		char *w = fl_error_format(e);
+		json_array_append_new(warnings, json_string(w));
+		free(w);
+	}
+	json_object_set_new(doc, "warnings", warnings);
+	json_t *services = json_array();
+	for (size_t i = 0; i < f->n; i++)
+		json_array_append_new(services, service_json(f, i));
+	json_object_set_new(doc, "services", services);
 	return doc;
 }

@@ -1,14 +1,31 @@
 /*
- * fleet: one command over the selected services of a manifest, one job per
- * service on the orchestrate pool, each with its own connection.
+ * fleet: one fleet command (migrate, status, validate, plan, repair,
+ * baseline, undo) from start to end, over the selected services of a
+ * manifest.
  *
- * It promises: every service's migration files are read and checked (names,
- * versions, UTF-8) before any connection is opened, so bad input touches
- * nothing; each job connects as the environment's migrator to its service's
- * database and runs the engine (apply.h) as the service's owner; a failure
- * in one service never stops or corrupts another (unless fail_fast); the
- * events go to the report; the outcome of every service is kept for the
- * summary, the JSON document and the exit code.
+ * A run goes through phases, and nothing is sent to any server before the
+ * third:
+ *   1. the manifest (loaded by the caller; its errors are handed in with
+ *      fl_fleet_fail) and the selection of services;
+ *   2. preflight: git (--since, --rev, the commit and dirtiness recorded),
+ *      every selected service's files read, decoded, split and expanded
+ *      (fl_apply_check), and every secret the run needs resolved, in
+ *      parallel, each under its time limit. Any problem: the run is
+ *      `invalid` (exit 2), every problem listed, the cluster untouched;
+ *   3. migrate only: the provisioning of what the selected services need
+ *      (fl_provision_desired_for): the shared catalogs first, then one job
+ *      per database, so a database that cannot be reached fails its own
+ *      service alone;
+ *   4. the services' jobs in parallel, one connection each.
+ * Phases 2 to 4 run on the one orchestrate pool; an interrupt in any phase
+ * cancels what runs, and the run ends `interrupted` (130).
+ *
+ * Every selected service ends with one outcome (outcome.h), the run with
+ * one run outcome derived from them; the exit code, the summary and the
+ * JSON document (fl_fleet_json, README "JSON report") are all read from
+ * those, so they cannot disagree. A run that stops early (bad manifest,
+ * bad input, interrupt) still has every service and an outcome, so a
+ * document can always be printed.
  */
 #ifndef FL_FLEET_H
 #define FL_FLEET_H
@@ -16,13 +33,17 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "apply.h"
 #include "error.h"
+#include "gitdiff.h"
 #include "history.h"
 #include "manifest.h"
 #include "migration.h"
+#include "outcome.h"
 #include "report.h"
+#include "secret.h"
 
 typedef enum {
 	FL_FLEET_MIGRATE,
@@ -34,15 +55,21 @@ typedef enum {
 	FL_FLEET_UNDO,
 } fl_fleet_verb;
 
-/* Reads a service's files instead of its folder on disk (e.g. from a git revision). */
+/* "migrate", "status", ... */
+const char *fl_fleet_verb_name(fl_fleet_verb v);
+
+/* Reads a service's files instead of its folder on disk (tests; --rev is built in). */
 typedef int (*fl_fleet_source_fn)(void *ctx, const fl_service *svc, fl_file **files, size_t *n,
                                   fl_error **err);
 
 typedef struct {
 	fl_fleet_verb verb;
-	const size_t *selected; /* indexes into m->services */
-	size_t nselected;
-	int jobs; /* <= 0: the manifest's setting, else one per service (at most 8) */
+	char *const *names; /* the services asked for; none: every service */
+	size_t nnames;
+	const char *since;  /* migrate: only services whose migration folders changed since this revision */
+	const char *rev;    /* read the migration files from this revision's tree */
+	bool provision;     /* migrate: provision the selected services first */
+	int jobs;           /* <= 0: the manifest's setting, else one per service (at most 8) */
 	bool fail_fast;
 	const char *target;           /* migrate: --target; undo: --to */
 	const char *baseline_version; /* baseline: --version */
@@ -50,54 +77,80 @@ typedef struct {
 	bool out_of_order;
 	fl_report_mode mode;
 	bool handle_signals;
-	fl_fleet_source_fn source; /* NULL: the folders on disk */
+	fl_fleet_source_fn source; /* NULL: the folders on disk (or the --rev tree) */
 	void *source_ctx;
-	const char *git_commit; /* recorded in the ledger and the report; NULL: unknown */
-	int git_dirty;          /* -1 unknown */
-	/* services not to touch, with the reason shown ("no migration changed since v1.2") */
-	const bool *skip;
-	const char *skip_reason;
 } fl_fleet_opts;
 
-/* One service's outcome. */
+/* One service's part of a run. */
 typedef struct {
 	const fl_service *svc;
+	fl_outcome outcome;
+	char *reason;    /* why, in a few words: skipped, refused, failed, pending ("database ... will be created") */
+	fl_error *error; /* what went wrong (failed, refused, invalid, cancelled); for validate every problem */
 	fl_migration_set *set;
-	int rc; /* 0 ok, 1 failed, 2 bad input, 3 validation found problems, 130 cancelled, -1 skipped */
-	fl_error *error; /* the failure, or for validate the problems */
 	fl_apply_result res;
 	fl_history *history; /* status, validate, plan */
 	fl_plan *plan;
-	fl_buf sql; /* dry run: the SQL */
+	bool db_missing; /* status, plan, validate: its database does not exist yet */
+	size_t to_apply; /* with db_missing: the migrations a migrate would apply */
+	fl_buf sql;      /* dry run: the SQL */
+	bool skip;       /* --since: not worked on */
 	char **notices;
 	size_t nnotices;
 } fl_fleet_service;
 
+typedef struct fl_fleet_secret fl_fleet_secret;
+
 typedef struct {
-	const fl_manifest *m;
+	const fl_manifest *m; /* NULL when the manifest did not load */
 	fl_fleet_opts opts;
-	fl_fleet_service *services; /* parallel to opts.selected */
+	fl_fleet_service *services;
 	size_t n;
-	fl_report *report;
-	bool interrupted;
+	fl_report *report; /* phase 4's live view and summary; NULL when the run stopped before */
+	fl_error *errors;  /* the run's own problems (manifest, selection, git, secrets, provisioning) */
+	fl_error *warnings;
+	bool touched;     /* something was sent to a server */
+	bool interrupted; /* SIGINT/SIGTERM */
+	bool failed;      /* a run-level failure (the shared part of provisioning) */
+	fl_run_outcome outcome;
+	int exit_code;
 	char run_uuid[37];
 	double wall;
-	/* the migrator's password, resolved once for all jobs (a `cmd` secret runs
-	 * gcloud: once, not once per service) and wiped when the run ends */
-	fl_secret *migrator_password;
+	size_t provision_steps;
+	/* git: the commit the run applies and whether the work tree differed */
+	fl_git *git;
+	char rev_id[FL_GIT_ID_LEN];
+	char head_id[FL_GIT_ID_LEN];
+	const char *git_commit; /* rev_id, head_id or NULL */
+	int git_dirty;          /* -1 unknown */
+	/* secrets of the run, resolved in preflight, wiped when the run ends */
+	fl_fleet_secret *secrets;
+	size_t nsecrets;
+	const fl_secret *migrator_password;
 } fl_fleet;
 
-/*
- * Reads every selected service's files. Returns NULL with every problem
- * chained in *err (FL_EINPUT) when any file is bad: nothing was connected to.
- */
-fl_fleet *fl_fleet_new(const fl_manifest *m, const fl_fleet_opts *o, fl_error **err);
+/* A run of m (NULL: the manifest did not load; say why with fl_fleet_fail). */
+fl_fleet *fl_fleet_new(const fl_manifest *m, const fl_fleet_opts *o);
 void fl_fleet_free(fl_fleet *f);
+/* Records a problem found before the run (the manifest's errors): the run is invalid. Takes err. */
+void fl_fleet_fail(fl_fleet *f, fl_error *err);
 
-/* Runs the jobs; events go to a report on `progress` (stderr). Returns the exit code (0/1/2/3/130). */
+/*
+ * Runs the phases (see above); progress (provisioning steps, the live view
+ * or the plain lines) goes to `progress`. Returns the exit code, which is
+ * also f->exit_code; f->outcome and every service's outcome are set. Call
+ * once.
+ */
 int fl_fleet_run(fl_fleet *f, FILE *progress);
 
-/* The JSON document of a run (run id, manifest, environment, commit, per service). */
+/*
+ * Phase 2's reading of the files alone, for commands that are not fleet
+ * runs yet (drift): every selected service's set, or a copy of every
+ * problem (FL_EINPUT) when a file is bad.
+ */
+fl_error *fl_fleet_load_files(fl_fleet *f);
+
+/* The JSON document of the run (README "JSON report"): on every exit, even before phase 2. */
 json_t *fl_fleet_json(const fl_fleet *f);
 
 /* The connection parameters of the environment's migrator for a database (password resolved by the caller).

@@ -26,7 +26,21 @@ struct fl_orch {
 	atomic_int cancel;
 	atomic_int interrupted;
 	struct timespec t0;
+	fl_orch *next_active; /* the runs the signal thread cancels, guarded by sig_mu */
 };
+
+/*
+ * The process's SIGINT/SIGTERM handling. main() blocks both signals before
+ * any thread exists (so every thread inherits the mask) and one thread waits
+ * for them with sigwait for the rest of the process: no code runs in a signal
+ * handler, and the first signal reaches a run in any phase. Children start
+ * with the default mask (the secret and sink runners reset it).
+ */
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+static fl_orch *sig_active; /* runs under way, guarded by sig_mu */
+static int sig_watchers;    /* commands that handle the first interrupt themselves, guarded by sig_mu */
+static atomic_int sig_interrupted;
+static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
 
 static double since(const struct timespec *t0)
 {
@@ -88,35 +102,70 @@ fl_orch *fl_orch_of(fl_orch_worker *w)
 	return w->o;
 }
 
+/* One cancel request, on its own detached thread, which then frees it. */
+static void *cancel_main(void *p)
+{
+	char buf[256];
+	PQcancel(p, buf, sizeof(buf));
+	PQfreeCancel(p);
+	return NULL;
+}
+
+/*
+ * PQcancel opens a new connection to the server and waits for it: through a
+ * stalled proxy that is a wait without end. So no cancel request is sent
+ * while a lock is held, and none is waited for: each goes out on a detached
+ * thread that owns the PGcancel (the job's slot is emptied, so the job never
+ * frees it) and the caller (the signal thread, a worker on --fail-fast)
+ * returns at once. A request still hanging when the process exits dies with it.
+ */
+static void send_cancel(PGcancel *c)
+{
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, cancel_main, c) != 0)
+		cancel_main(c); /* no thread to be had: send it here rather than not at all */
+	pthread_attr_destroy(&at);
+}
+
 void fl_orch_set_conn(fl_orch_worker *w, PGconn *conn)
 {
 	fl_orch *o = w->o;
 	PGcancel *c = conn ? PQgetCancel(conn) : NULL;
+	PGcancel *fire = NULL;
 	pthread_mutex_lock(&o->mu);
 	PGcancel *old = o->cancels[w->job];
 	o->cancels[w->job] = c;
+	/* a cancel that came before the connection existed must still stop it */
+	if (c && atomic_load(&o->cancel)) {
+		fire = c;
+		o->cancels[w->job] = NULL;
+	}
 	pthread_mutex_unlock(&o->mu);
 	if (old)
 		PQfreeCancel(old);
-	/* a cancel that came before the connection existed must still stop it */
-	if (c && atomic_load(&o->cancel)) {
-		char buf[256];
-		pthread_mutex_lock(&o->mu);
-		PQcancel(c, buf, sizeof(buf));
-		pthread_mutex_unlock(&o->mu);
-	}
+	if (fire)
+		send_cancel(fire);
 }
 
 void fl_orch_cancel(fl_orch *o)
 {
-	char buf[256];
 	pthread_mutex_lock(&o->mu);
 	atomic_store(&o->cancel, 1);
+	size_t n = 0;
+	PGcancel **fire = fl_calloc(o->njobs ? o->njobs : 1, sizeof(*fire));
 	for (size_t i = 0; i < o->njobs; i++)
-		if (o->cancels[i])
-			PQcancel(o->cancels[i], buf, sizeof(buf));
+		if (o->cancels[i]) {
+			fire[n++] = o->cancels[i];
+			o->cancels[i] = NULL;
+		}
 	pthread_cond_broadcast(&o->cv);
 	pthread_mutex_unlock(&o->mu);
+	for (size_t i = 0; i < n; i++)
+		send_cancel(fire[i]);
+	free(fire);
 }
 
 static void *worker_main(void *p)
@@ -146,29 +195,99 @@ static void *worker_main(void *p)
 	}
 }
 
-/* Waits for SIGINT/SIGTERM (blocked everywhere else); SIGUSR1 ends it. */
+static void say(const char *msg, size_t len)
+{
+	ssize_t r = write(2, msg, len);
+	(void)r;
+}
+
 static void *signal_main(void *p)
 {
-	fl_orch *o = p;
+	(void)p;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGUSR1);
 	for (;;) {
 		int sig;
 		if (sigwait(&set, &sig) != 0)
 			continue;
-		if (sig == SIGUSR1)
-			return NULL;
-		if (atomic_exchange(&o->interrupted, 1)) {
+		if (atomic_exchange(&sig_interrupted, 1)) {
 			static const char msg[] = "\nflotilla: interrupted again; exiting now\n";
-			ssize_t r = write(2, msg, sizeof(msg) - 1);
-			(void)r;
+			say(msg, sizeof(msg) - 1);
 			_exit(130);
 		}
-		fl_orch_cancel(o);
+		pthread_mutex_lock(&sig_mu);
+		if (!sig_active && sig_watchers == 0) {
+			/* nothing to roll back and nobody to report it: stop here */
+			static const char msg[] = "\nflotilla: interrupted\n";
+			say(msg, sizeof(msg) - 1);
+			_exit(130);
+		}
+		for (fl_orch *o = sig_active; o; o = o->next_active) {
+			atomic_store(&o->interrupted, 1);
+			fl_orch_cancel(o); /* never blocks: see send_cancel */
+		}
+		pthread_mutex_unlock(&sig_mu);
 	}
+}
+
+static void signals_start(void)
+{
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_create(&t, &at, signal_main, NULL);
+	pthread_attr_destroy(&at);
+}
+
+void fl_orch_signals_init(void)
+{
+	pthread_once(&sig_once, signals_start);
+}
+
+void fl_orch_signals_watch(bool on)
+{
+	fl_orch_signals_init();
+	pthread_mutex_lock(&sig_mu);
+	sig_watchers += on ? 1 : -1;
+	pthread_mutex_unlock(&sig_mu);
+}
+
+bool fl_orch_interrupted(void)
+{
+	return atomic_load(&sig_interrupted) != 0;
+}
+
+static void sig_register(fl_orch *o)
+{
+	fl_orch_signals_init();
+	pthread_mutex_lock(&sig_mu);
+	o->next_active = sig_active;
+	sig_active = o;
+	/* an interrupt before the run began stops it before its first job */
+	if (atomic_load(&sig_interrupted)) {
+		atomic_store(&o->interrupted, 1);
+		atomic_store(&o->cancel, 1);
+	}
+	pthread_mutex_unlock(&sig_mu);
+}
+
+static void sig_unregister(fl_orch *o)
+{
+	pthread_mutex_lock(&sig_mu);
+	for (fl_orch **pp = &sig_active; *pp; pp = &(*pp)->next_active)
+		if (*pp == o) {
+			*pp = o->next_active;
+			break;
+		}
+	pthread_mutex_unlock(&sig_mu);
 }
 
 int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *opts, int *results)
@@ -193,16 +312,8 @@ int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *
 	if ((size_t)nthreads > njobs)
 		nthreads = (int)njobs;
 
-	sigset_t block, old;
-	pthread_t sigth;
-	if (opts->handle_signals) {
-		sigemptyset(&block);
-		sigaddset(&block, SIGINT);
-		sigaddset(&block, SIGTERM);
-		sigaddset(&block, SIGUSR1);
-		pthread_sigmask(SIG_BLOCK, &block, &old);
-		pthread_create(&sigth, NULL, signal_main, &o);
-	}
+	if (opts->handle_signals)
+		sig_register(&o);
 
 	for (size_t i = 0; i < njobs; i++) {
 		fl_event ev = {.job = i, .kind = FL_EV_WAITING, .at = 0};
@@ -247,11 +358,8 @@ int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *
 	}
 	free(th);
 
-	if (opts->handle_signals) {
-		pthread_kill(sigth, SIGUSR1);
-		pthread_join(sigth, NULL);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
+	if (opts->handle_signals)
+		sig_unregister(&o);
 	int rc = atomic_load(&o.interrupted) ? 130 : 0;
 	for (size_t i = 0; i < njobs; i++)
 		if (o.cancels[i])

@@ -7,7 +7,16 @@
  * the calling thread, and an atomic cancel flag. Cancellation: the first
  * SIGINT/SIGTERM (or fl_orch_cancel(), e.g. for --fail-fast) sets the flag
  * and sends PQcancel to every running statement a job has registered; jobs
- * roll back and return. A second SIGINT ends the process at once (130).
+ * roll back and return. Cancel requests go out on threads of their own,
+ * never under a lock and never waited for, so a stalled server cannot hold
+ * up the cancel of the others or the reading of the next signal.
+ *
+ * Signals belong to the process: fl_orch_signals_init(), the first line of
+ * main, blocks SIGINT and SIGTERM in every thread and starts the one thread
+ * that takes them. The first one cancels every run under way (those started
+ * with handle_signals); when none is and no command watches
+ * (fl_orch_signals_watch), it exits 130 at once. A second one always exits
+ * at once (130).
  */
 #ifndef FL_ORCHESTRATE_H
 #define FL_ORCHESTRATE_H
@@ -79,6 +88,14 @@ atomic_int *fl_orch_cancel_flag(fl_orch_worker *w);
 void fl_orch_set_conn(fl_orch_worker *w, PGconn *conn);
 /* The job's index. */
 size_t fl_orch_job_index(const fl_orch_worker *w);
+/* The process's signal handling (see above); idempotent. */
+void fl_orch_signals_init(void);
+/* A command that handles the first interrupt itself (it polls fl_orch_interrupted
+ * between its phases) says so for as long as it does. */
+void fl_orch_signals_watch(bool on);
+/* Has a SIGINT or SIGTERM arrived? */
+bool fl_orch_interrupted(void);
+
 /* Cancels the whole run from any thread. */
 void fl_orch_cancel(fl_orch *o);
 fl_orch *fl_orch_of(fl_orch_worker *w);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "orchestrate.h"
 #include "pg.h"
 #include "text.h"
 
@@ -181,7 +182,9 @@ fl_error *fl_provision_validate(const fl_provision_desired *d)
 			                fl_error_new("service %s: database name '%s' leaves no room for "
 			                             "its read-only group '%s_ro' (at most %d bytes)",
 			                             s->name, s->database, s->database, MAX_NAME));
-		if (!find_role(d, s->owner))
+		if (s->external)
+			;
+		else if (!find_role(d, s->owner))
 			fl_error_append(&errs,
 			                fl_error_new("service %s: its owner '%s' is not one of the roles",
 			                             s->name, s->owner));
@@ -868,6 +871,16 @@ static bool managed(const fl_provision_desired *d, char *const *ro, const char *
 	return false;
 }
 
+/* A partial state knows every member of the groups of its own services (the
+ * owners: admin and migrator; the read-only groups: their readers), nothing more. */
+static bool judged_group(const fl_provision_desired *d, char *const *ro, const char *group)
+{
+	for (size_t i = 0; i < d->nservices; i++)
+		if (!d->services[i].external && (streq(group, d->services[i].owner) || streq(group, ro[i])))
+			return true;
+	return false;
+}
+
 static fl_error *plan_roles(struct pctx *c, const fl_provision_desired *d, char *const *ro,
                             const struct shared_state *s, const fl_provision_opts *o)
 {
@@ -883,6 +896,8 @@ static fl_error *plan_roles(struct pctx *c, const fl_provision_desired *d, char 
 		const struct want_role *w = &want[i];
 		if (streq(w->name, s->admin))
 			continue; /* provision does not reshape the role it runs as */
+		if (w->r && w->r->external)
+			continue; /* another service's: its own run creates and shapes it */
 		const char *q = Q(c, w->name);
 		const char *attr = w->login ? "LOGIN" : "NOLOGIN";
 		bool pw = w->r && w->r->password;
@@ -1004,6 +1019,8 @@ static fl_error *plan_shared(struct pctx *c, const fl_provision_desired *d, char
 	/* CREATE DATABASE ... OWNER x, and acting as x later, need the admin to be a member of x */
 	for (size_t i = 0; i < d->nservices; i++) {
 		const char *owner = d->services[i].owner;
+		if (d->services[i].external)
+			continue;
 		bool seen = false;
 		for (size_t j = 0; j < i; j++)
 			seen |= streq(d->services[j].owner, owner);
@@ -1014,12 +1031,13 @@ static fl_error *plan_shared(struct pctx *c, const fl_provision_desired *d, char
 		         owner, s->admin);
 	}
 	for (size_t i = 0; i < d->nservices; i++)
-		plan_database(c, d, &d->services[i], ro[i], s);
+		if (!d->services[i].external)
+			plan_database(c, d, &d->services[i], ro[i], s);
 	/* a migrator that is the admin is a member already, or a superuser that needs no membership */
 	if (d->migrator && !streq(d->migrator, s->admin))
 		for (size_t i = 0; i < d->nroles; i++) {
 			const char *owner = d->roles[i].name;
-			if (!is_owner(d, owner) || streq(owner, d->migrator) ||
+			if (d->roles[i].external || !is_owner(d, owner) || streq(owner, d->migrator) ||
 			    state_member(s, owner, d->migrator))
 				continue;
 			add_step(
@@ -1032,6 +1050,9 @@ static fl_error *plan_shared(struct pctx *c, const fl_provision_desired *d, char
 		for (size_t j = 0; j < sv->nreaders; j++) {
 			if (state_member(s, ro[i], sv->readers[j]))
 				continue;
+			const fl_provision_role *r = find_role(d, sv->readers[j]);
+			if (r && r->external && !state_role(s, r->name))
+				continue; /* it gets its membership when its own service runs */
 			add_step(c, NULL,
 			         fl_asprintf("GRANT %s TO %s%s", Q(c, ro[i]), Q(c, sv->readers[j]), opts16),
 			         NULL, "grant role %s to %s, so that it can read database %s", ro[i],
@@ -1040,7 +1061,9 @@ static fl_error *plan_shared(struct pctx *c, const fl_provision_desired *d, char
 	}
 	for (size_t i = 0; i < s->nmembers; i++) {
 		const struct member *m = &s->members[i];
-		if (streq(m->member, s->admin) || !(managed(d, ro, m->group) || managed(d, ro, m->member)) ||
+		if (streq(m->member, s->admin) ||
+		    !(d->partial ? judged_group(d, ro, m->group)
+		                 : managed(d, ro, m->group) || managed(d, ro, m->member)) ||
 		    wanted_member(d, s->admin, ro, m->group, m->member))
 			continue;
 		char *fact = fl_asprintf("role %s is a member of role %s", m->member, m->group);
@@ -1189,22 +1212,33 @@ static void fresh_db_state(struct db_state *st)
 
 /* ---- running ---- */
 
+/*
+ * The shared part and then the databases run as jobs of the orchestrate
+ * pool (one job, then one per database), so that an interrupt reaches them
+ * as it reaches migrations: the running statement is cancelled, the
+ * database's transaction rolled back, and nothing further starts.
+ */
 struct run {
 	const fl_provision_desired *d;
 	const fl_provision_target *t;
 	const fl_provision_opts *o;
 	char **ro;
 	const char *admin;
-	pthread_mutex_t mu; /* serializes on_step and hands out jobs */
-	size_t next;
+	pthread_mutex_t mu; /* serializes on_step */
 	struct dbjob *jobs;
 	size_t njobs;
+	/* the shared part */
+	fl_pg *conn;
+	struct shared_state ss;
+	struct plan shared;
+	fl_error *shared_err;
 };
 
 struct dbjob {
 	const fl_provision_service *sv;
 	const char *ro;
 	bool planned; /* dry run: planned on the calling thread, the database does not exist yet */
+	bool ran;     /* the job started */
 	struct plan plan;
 	fl_error *err;
 };
@@ -1218,17 +1252,29 @@ static void announce(struct run *R, const struct pstep *s)
 	pthread_mutex_unlock(&R->mu);
 }
 
-static fl_error *run_step(struct run *R, fl_pg *c, struct pstep *s)
+/* An error of a statement that a cancel interrupted is the interrupt, not a server failure. */
+static fl_error *as_interrupt(fl_orch_worker *w, fl_error *err)
 {
+	if (err && w && fl_orch_cancelled(w)) {
+		fl_error_free(err);
+		return fl_error_kind_new(FL_EINTR, "interrupted; the statement running was cancelled");
+	}
+	return err;
+}
+
+static fl_error *run_step(struct run *R, fl_orch_worker *w, fl_pg *c, struct pstep *s)
+{
+	if (w && fl_orch_cancelled(w))
+		return fl_error_kind_new(FL_EINTR, "interrupted before: %s", s->pub.desc);
 	announce(R, s);
 	fl_error *err = exec_cmd(c, s->exec ? s->exec : s->pub.sql, s->pub.desc);
 	wipe_free(s->exec);
 	s->exec = NULL;
-	return err;
+	return as_interrupt(w, err);
 }
 
 /* One transaction; SET ROLE as each step asks. */
-static fl_error *run_db_steps(struct run *R, fl_pg *c, struct plan *p)
+static fl_error *run_db_steps(struct run *R, fl_orch_worker *w, fl_pg *c, struct plan *p)
 {
 	fl_error *err = exec_cmd(c, "BEGIN", "starting a transaction");
 	if (err)
@@ -1241,7 +1287,7 @@ static fl_error *run_db_steps(struct run *R, fl_pg *c, struct plan *p)
 			char *sql =
 			    q ? fl_asprintf("SET LOCAL ROLE %s", q) : fl_strdup("SET LOCAL ROLE NONE");
 			char *what = fl_asprintf("SET ROLE %s", s->pub.role ? s->pub.role : "NONE");
-			err = exec_cmd(c, sql, what);
+			err = as_interrupt(w, exec_cmd(c, sql, what));
 			free(q);
 			free(sql);
 			free(what);
@@ -1250,16 +1296,16 @@ static fl_error *run_db_steps(struct run *R, fl_pg *c, struct plan *p)
 			as = s->pub.role;
 		}
 		p->ran++;
-		err = run_step(R, c, s);
+		err = run_step(R, w, c, s);
 	}
 	if (err) {
 		fl_error_free(exec_cmd(c, "ROLLBACK", "rolling back"));
 		return err;
 	}
-	return exec_cmd(c, "COMMIT", "committing");
+	return as_interrupt(w, exec_cmd(c, "COMMIT", "committing"));
 }
 
-static void db_job(struct run *R, struct dbjob *j)
+static void db_job(struct run *R, fl_orch_worker *w, struct dbjob *j)
 {
 	const fl_provision_service *sv = j->sv;
 	bool dry = R->o->dry_run;
@@ -1275,17 +1321,21 @@ static void db_job(struct run *R, struct dbjob *j)
 			fl_error_free(err);
 			err = NULL;
 		}
+		if (err)
+			fl_error_prefix(err, "database %s", sv->database);
 		j->err = err;
 		return;
 	}
+	if (w)
+		fl_orch_set_conn(w, c->conn);
 	bool locked = false;
 	if (!dry) {
-		if ((err = advisory(c, true)))
+		if ((err = as_interrupt(w, advisory(c, true))))
 			goto out;
 		locked = true;
 	}
 	struct db_state st = {0};
-	err = read_db(c, sv->schema, &st);
+	err = as_interrupt(w, read_db(c, sv->schema, &st));
 	if (!err) {
 		struct pctx pc = {
 		    .conn = c, .plan = &j->plan, .db = sv->database, .admin = R->admin, .prune = R->o->prune};
@@ -1294,7 +1344,7 @@ static void db_job(struct run *R, struct dbjob *j)
 	}
 	db_state_free(&st);
 	if (!err && !dry && j->plan.n)
-		err = run_db_steps(R, c, &j->plan);
+		err = run_db_steps(R, w, c, &j->plan);
 	if (locked) {
 		fl_error *e = advisory(c, false);
 		if (err)
@@ -1303,26 +1353,82 @@ static void db_job(struct run *R, struct dbjob *j)
 			err = e;
 	}
 out:
-	if (err)
+	if (w)
+		fl_orch_set_conn(w, NULL);
+	if (err && err->kind != FL_EINTR)
 		fl_error_prefix(err, "database %s", sv->database);
 	j->err = err;
 	fl_pg_close(c);
 }
 
-static void *worker(void *p)
+static int db_job_main(fl_orch_worker *w, size_t i, void *arg)
 {
-	struct run *R = p;
-	for (;;) {
-		pthread_mutex_lock(&R->mu);
-		size_t i = R->next;
-		while (i < R->njobs && R->jobs[i].planned)
-			i++;
-		R->next = i + 1;
-		pthread_mutex_unlock(&R->mu);
-		if (i >= R->njobs)
-			return NULL;
-		db_job(R, &R->jobs[i]);
+	struct run *R = arg;
+	struct dbjob *j = &R->jobs[i];
+	if (j->planned || j->sv->external)
+		return 0;
+	j->ran = true;
+	db_job(R, w, j);
+	return j->err ? (j->err->kind == FL_EINTR ? 130 : 1) : 0;
+}
+
+/* The shared catalogs: roles, memberships, databases, on the maintenance database. */
+static int shared_job_main(fl_orch_worker *w, size_t i, void *arg)
+{
+	(void)i;
+	struct run *R = arg;
+	const fl_provision_target *t = R->t;
+	const fl_provision_opts *o = R->o;
+	fl_error *err = NULL;
+	bool locked = false;
+	R->conn = connect_to(t, t->maintenance_db ? t->maintenance_db : "postgres", &err);
+	if (!R->conn)
+		goto done;
+	if (w)
+		fl_orch_set_conn(w, R->conn->conn);
+	if (!o->dry_run) {
+		if ((err = as_interrupt(w, advisory(R->conn, true))))
+			goto done;
+		locked = true;
 	}
+	if ((err = as_interrupt(w, read_shared(R->conn, &R->ss))))
+		goto done;
+	R->admin = R->ss.admin;
+	struct pctx pc = {
+	    .conn = R->conn, .plan = &R->shared, .db = NULL, .admin = R->ss.admin, .prune = o->prune};
+	err = plan_shared(&pc, R->d, R->ro, &R->ss, o);
+	sv_free(&pc.pool);
+	if (err)
+		goto done;
+	if (!o->dry_run)
+		for (size_t k = 0; k < R->shared.n && !err; k++) {
+			R->shared.ran++;
+			err = run_step(R, w, R->conn, &R->shared.v[k]);
+		}
+done:
+	if (w && R->conn)
+		fl_orch_set_conn(w, NULL);
+	if (locked) {
+		/* the per-database part locks each database; the shared catalogs are done */
+		fl_error *e = advisory(R->conn, false);
+		if (err)
+			fl_error_free(e);
+		else
+			err = e;
+	}
+	R->shared_err = err;
+	return err ? (err->kind == FL_EINTR ? 130 : 1) : 0;
+}
+
+/* Runs njobs of fn on the pool (or here, for the one shared job without signals). */
+static void run_jobs(struct run *R, size_t njobs, fl_orch_job_fn fn, int threads)
+{
+	if (njobs == 0)
+		return;
+	fl_orch_opts oo = {.threads = threads, .handle_signals = R->o->handle_signals};
+	int *results = fl_calloc(njobs, sizeof(int));
+	fl_orch_run(njobs, fn, R, &oo, results);
+	free(results);
 }
 
 /* Moves the steps (all of them in a dry run, else those that started) and warnings of p into r. */
@@ -1345,58 +1451,45 @@ static void take_plan(fl_provision_result *r, struct plan *p, bool dry_run)
 	plan_free(p);
 }
 
+/* A copy of a chain (the result keeps one per service, the caller gets the whole). */
+static fl_error *error_copy(const fl_error *e)
+{
+	fl_error *out = NULL;
+	for (; e; e = e->next) {
+		fl_error *c = fl_error_at(e->file, e->line, e->col, "%s", e->msg);
+		c->kind = e->kind;
+		fl_error_append(&out, c);
+	}
+	return out;
+}
+
 fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_target *t,
                            const fl_provision_opts *opts, fl_provision_result **out)
 {
 	static const fl_provision_opts no_opts;
 	const fl_provision_opts *o = opts ? opts : &no_opts;
 	fl_provision_result *res = fl_calloc(1, sizeof(*res));
+	res->nservices = d->nservices;
+	res->service_errors = fl_calloc(d->nservices ? d->nservices : 1, sizeof(fl_error *));
 	struct run R = {.d = d, .t = t, .o = o};
 	pthread_mutex_init(&R.mu, NULL);
-	struct shared_state ss = {0};
-	struct plan shared = {0};
-	fl_pg *admin = NULL;
-	bool locked = false;
 
 	fl_error *err = fl_provision_validate(d);
-	if (err)
+	if (err) {
+		res->shared_failed = true;
 		goto done;
+	}
 	R.ro = fl_calloc(d->nservices ? d->nservices : 1, sizeof(char *));
 	for (size_t i = 0; i < d->nservices; i++)
 		R.ro[i] = fl_provision_ro_group(d->services[i].database);
 
-	admin = connect_to(t, t->maintenance_db ? t->maintenance_db : "postgres", &err);
-	if (!admin)
+	run_jobs(&R, 1, shared_job_main, 1);
+	if (!R.shared_err && o->handle_signals && fl_orch_interrupted())
+		R.shared_err = fl_error_kind_new(FL_EINTR, "interrupted before provisioning began");
+	if ((err = R.shared_err)) {
+		res->shared_failed = true;
 		goto done;
-	if (!o->dry_run) {
-		if ((err = advisory(admin, true)))
-			goto done;
-		locked = true;
 	}
-	if ((err = read_shared(admin, &ss)))
-		goto done;
-	R.admin = ss.admin;
-	struct pctx pc = {.conn = admin, .plan = &shared, .db = NULL, .admin = ss.admin, .prune = o->prune};
-	err = plan_shared(&pc, d, R.ro, &ss, o);
-	sv_free(&pc.pool);
-	if (err)
-		goto done;
-	if (!o->dry_run)
-		for (size_t i = 0; i < shared.n && !err; i++) {
-			shared.ran++;
-			err = run_step(&R, admin, &shared.v[i]);
-		}
-	if (locked) {
-		/* the per-database part locks each database; the shared catalogs are done */
-		fl_error *e = advisory(admin, false);
-		locked = false;
-		if (err)
-			fl_error_free(e);
-		else
-			err = e;
-	}
-	if (err)
-		goto done;
 
 	R.njobs = d->nservices;
 	R.jobs = fl_calloc(R.njobs ? R.njobs : 1, sizeof(*R.jobs));
@@ -1405,13 +1498,15 @@ fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_tar
 		struct dbjob *j = &R.jobs[i];
 		j->sv = &d->services[i];
 		j->ro = R.ro[i];
-		if (o->dry_run && !objlist_find(&ss.dbs, j->sv->database)) {
+		if (j->sv->external)
+			continue;
+		if (o->dry_run && !objlist_find(&R.ss.dbs, j->sv->database)) {
 			struct db_state st = {0};
 			fresh_db_state(&st);
-			struct pctx dc = {.conn = admin,
+			struct pctx dc = {.conn = R.conn,
 			                  .plan = &j->plan,
 			                  .db = j->sv->database,
-			                  .admin = ss.admin,
+			                  .admin = R.ss.admin,
 			                  .prune = o->prune};
 			plan_db(&dc, j->sv, j->ro, &st);
 			sv_free(&dc.pool);
@@ -1424,27 +1519,21 @@ fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_tar
 	size_t nthreads = o->jobs > 0 ? (size_t)o->jobs : 8;
 	if (nthreads > todo)
 		nthreads = todo;
-	pthread_t *th = fl_calloc(nthreads ? nthreads : 1, sizeof(pthread_t));
-	size_t started = 0;
-	for (size_t i = 0; i < nthreads; i++)
-		if (pthread_create(&th[i], NULL, worker, &R) == 0)
-			started++;
-		else
-			break;
-	if (started == 0)
-		worker(&R); /* no thread could start: do the work here */
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	free(th);
+	if (todo)
+		run_jobs(&R, R.njobs, db_job_main, (int)nthreads);
 
 done:
-	if (locked)
-		fl_error_free(advisory(admin, false));
-	take_plan(res, &shared, o->dry_run);
+	take_plan(res, &R.shared, o->dry_run);
 	for (size_t i = 0; i < R.njobs; i++) {
-		take_plan(res, &R.jobs[i].plan, o->dry_run);
-		if (R.jobs[i].err)
-			fl_error_append(&err, R.jobs[i].err);
+		struct dbjob *j = &R.jobs[i];
+		take_plan(res, &j->plan, o->dry_run);
+		if (!j->err && !j->ran && !j->planned && !j->sv->external)
+			j->err = fl_error_kind_new(FL_EINTR, "database %s: not provisioned: interrupted",
+			                           j->sv->database);
+		if (j->err) {
+			res->service_errors[i] = error_copy(j->err);
+			fl_error_append(&err, j->err);
+		}
 	}
 	if (o->dry_run && o->on_step)
 		for (size_t i = 0; i < res->nsteps; i++)
@@ -1454,8 +1543,8 @@ done:
 		for (size_t i = 0; i < d->nservices; i++)
 			free(R.ro[i]);
 	free(R.ro);
-	shared_free(&ss);
-	fl_pg_close(admin);
+	shared_free(&R.ss);
+	fl_pg_close(R.conn);
 	pthread_mutex_destroy(&R.mu);
 	if (out)
 		*out = res;
@@ -1478,6 +1567,9 @@ void fl_provision_result_free(fl_provision_result *r)
 	for (size_t i = 0; i < r->nwarnings; i++)
 		free(r->warnings[i]);
 	free(r->warnings);
+	for (size_t i = 0; i < r->nservices; i++)
+		fl_error_free(r->service_errors[i]);
+	free(r->service_errors);
 	free(r);
 }
 
@@ -1875,6 +1967,91 @@ fl_provision_desired *fl_provision_desired_from_manifest(const fl_manifest *m)
 		for (size_t j = 0; j < r->nreads; j++)
 			fl_provision_add_reader(d, r->reads_index[j], r->name);
 	}
+	return d;
+}
+
+/* A role of a run that resolved its passwords beforehand (pw), else the manifest's reference. */
+static void add_role_for(fl_provision_desired *d, const char *name, bool login, const fl_secret_ref *ref,
+                         fl_provision_password_fn pw, void *pw_ctx)
+{
+	if (pw && ref)
+		fl_provision_add_role(d, name, login, pw, pw_ctx);
+	else
+		add_secret_role(d, name, login, pw ? NULL : ref);
+}
+
+fl_provision_desired *fl_provision_desired_for(const fl_manifest *m, const size_t *sel, size_t n,
+                                               fl_provision_password_fn pw, void *pw_ctx)
+{
+	fl_provision_desired *d = fl_provision_desired_new();
+	const fl_environment *env = m->env;
+	const char *admin = env ? env->admin.user : NULL;
+	/* index in d->services of each manifest service, or SIZE_MAX */
+	size_t *at = fl_malloc((m->nservices ? m->nservices : 1) * sizeof(size_t));
+	bool *chosen = fl_calloc(m->nservices ? m->nservices : 1, sizeof(bool));
+	for (size_t i = 0; i < m->nservices; i++)
+		at[i] = SIZE_MAX;
+	for (size_t k = 0; k < n; k++)
+		chosen[sel[k]] = true;
+	d->partial = false;
+	for (size_t i = 0; i < m->nservices; i++)
+		d->partial |= !chosen[i];
+	if (env && env->migrator.user) {
+		add_role_for(d, env->migrator.user, true, env->migrator.password, pw, pw_ctx);
+		fl_provision_set_migrator(d, env->migrator.user);
+	}
+	for (size_t i = 0; i < m->nservices; i++) {
+		if (!chosen[i])
+			continue;
+		const fl_service *s = &m->services[i];
+		add_role_for(d, s->owner, true, s->password, pw, pw_ctx);
+		at[i] = fl_provision_add_service(d, s->name, s->database, s->owner, s->schema);
+	}
+	/* the groups of what the selected services read, made here so that they can join them */
+	for (size_t i = 0; i < m->nservices; i++) {
+		if (!chosen[i])
+			continue;
+		const fl_service *s = &m->services[i];
+		for (size_t j = 0; j < s->nreads; j++) {
+			size_t t = s->reads_index[j];
+			if (at[t] == SIZE_MAX) {
+				const fl_service *ts = &m->services[t];
+				at[t] = fl_provision_add_service(d, ts->name, ts->database, ts->owner, ts->schema);
+				d->services[at[t]].external = true;
+			}
+			fl_provision_add_reader(d, at[t], s->owner);
+		}
+	}
+	/* who else reads a selected service: other services' owners, and [roles] */
+	for (size_t i = 0; i < m->nservices; i++) {
+		const fl_service *u = &m->services[i];
+		if (chosen[i])
+			continue;
+		for (size_t j = 0; j < u->nreads; j++) {
+			size_t t = u->reads_index[j];
+			if (!chosen[t])
+				continue;
+			if (!find_role(d, u->owner)) {
+				fl_provision_add_role(d, u->owner, true, NULL, NULL);
+				((fl_provision_role *)find_role(d, u->owner))->external = true;
+			}
+			fl_provision_add_reader(d, at[t], u->owner);
+		}
+	}
+	for (size_t i = 0; i < m->nroles; i++) {
+		const fl_role *r = &m->roles[i];
+		bool wanted = !d->partial;
+		for (size_t j = 0; j < r->nreads; j++)
+			wanted |= chosen[r->reads_index[j]];
+		if (!wanted || streq(r->name, admin))
+			continue;
+		add_role_for(d, r->name, r->login, r->password, pw, pw_ctx);
+		for (size_t j = 0; j < r->nreads; j++)
+			if (chosen[r->reads_index[j]])
+				fl_provision_add_reader(d, at[r->reads_index[j]], r->name);
+	}
+	free(at);
+	free(chosen);
 	return d;
 }
 

@@ -87,6 +87,10 @@ typedef struct {
 	fl_provision_password_fn password; /* NULL: no password is managed */
 	void *password_ctx;
 	bool free_ctx; /* fl_provision_desired_free frees password_ctx */
+	/* a role this run does not own (another service's owner that reads one of
+	 * the selected services): never created or altered; granted what it reads
+	 * only when it exists already (its own service's run creates it) */
+	bool external;
 } fl_provision_role;
 
 typedef struct {
@@ -96,6 +100,10 @@ typedef struct {
 	char *schema;
 	char **readers; /* roles (of the desired state) that may read this database */
 	size_t nreaders;
+	/* a service this run does not provision but that a selected one reads:
+	 * only its read-only group is made (and given to its readers here); its
+	 * database, owner and grants are its own run's */
+	bool external;
 } fl_provision_service;
 
 typedef struct {
@@ -107,6 +115,9 @@ typedef struct {
 	/* problems met while the manifest adapter resolved passwords that did not
 	 * stop it (a secret file readable by others); the caller shows them */
 	fl_error *warnings;
+	/* the state covers some of the services (migrate SERVICE...): memberships are
+	 * judged (warned about, pruned) only in groups whose members it fully knows */
+	bool partial;
 } fl_provision_desired;
 
 fl_provision_desired *fl_provision_desired_new(void);
@@ -148,6 +159,9 @@ typedef struct {
 	bool reset_passwords; /* set the password of every existing role that has one */
 	bool prune;           /* revoke extra privileges instead of warning */
 	int jobs;             /* databases worked on at once; <= 0: all, at most 8 */
+	/* run on the orchestrate pool with its signal handling: an interrupt cancels the
+	 * running statement, rolls back the database being worked on and stops */
+	bool handle_signals;
 	/* called once per step as it starts (dry run: once per planned step, in
 	 * order, at the end); calls never overlap, but may come from worker threads */
 	fl_provision_step_fn on_step;
@@ -159,6 +173,12 @@ typedef struct {
 	size_t nsteps;
 	char **warnings; /* extra privileges left in place, and the like */
 	size_t nwarnings;
+	/* where it failed: the shared part (roles, memberships, databases: then no
+	 * database was worked on), or per service (parallel to d->services; owned)
+	 * the work in its database */
+	bool shared_failed;
+	fl_error **service_errors;
+	size_t nservices;
 } fl_provision_result;
 
 /*
@@ -193,6 +213,20 @@ fl_error *fl_provision_rotate(const fl_provision_target *t, const char *role, co
  * the result.
  */
 fl_provision_desired *fl_provision_desired_from_manifest(const fl_manifest *m);
+
+/*
+ * What a run over some services needs (partial unless every service is
+ * selected): the selected services (sel[0..n) index m->services), their
+ * owners, the migrator, the [roles] that read one of them (with the
+ * services they read among the selection), the read-only groups of the
+ * services a selected one reads (external services) with the selected
+ * owners as their readers, and the owners of unselected services that read
+ * a selected one (external roles). Passwords come from pw(pw_ctx, role)
+ * when pw is not NULL (a run that resolved its secrets beforehand), else
+ * from the manifest's references as fl_provision_desired_from_manifest does.
+ */
+fl_provision_desired *fl_provision_desired_for(const fl_manifest *m, const size_t *sel, size_t n,
+                                               fl_provision_password_fn pw, void *pw_ctx);
 
 /* The admin's connection to the environment of a manifest: parameters with
  * the admin password resolved (wiped by _clear), and the target built on them. */

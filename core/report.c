@@ -29,7 +29,7 @@ fl_report *fl_report_new(FILE *out, fl_report_mode mode, const char *verb, const
 		r->services[i].name = fl_strdup(names[i]);
 		r->services[i].started = -1;
 		r->services[i].finished = -1;
-		r->services[i].result = 130;
+		r->services[i].outcome = FL_OUTCOME_NOT_RUN;
 	}
 	r->last_draw = -1;
 	return r;
@@ -43,7 +43,7 @@ void fl_report_free(fl_report *r)
 		fl_report_service *s = &r->services[i];
 		free(s->name);
 		free(s->state_text);
-		free(s->skip_reason);
+		free(s->reason);
 		free(s->version_before);
 		free(s->version_after);
 		for (size_t k = 0; k < s->nmigrations; k++) {
@@ -253,20 +253,6 @@ void fl_report_finish(fl_report *r)
 		draw_live(r, true);
 }
 
-static const char *result_word(const fl_report_service *s)
-{
-	switch (s->result) {
-	case 0:
-		return "ok";
-	case 1:
-		return "FAILED";
-	case -1:
-		return "skipped";
-	default:
-		return "cancelled";
-	}
-}
-
 void fl_report_summary(const fl_report *r, FILE *f)
 {
 	size_t w = strlen("service");
@@ -288,69 +274,11 @@ void fl_report_summary(const fl_report *r, FILE *f)
 		double secs = s->started >= 0 && s->finished >= s->started ? s->finished - s->started : 0;
 		if (s->started >= 0 && (!slowest || secs > slowest->finished - slowest->started))
 			slowest = s;
-		fprintf(f, "%-*s  %-21s  %7zu  %7.2fs  %s\n", (int)w, s->name, ver, s->nmigrations, secs,
-		        result_word(s));
+		fprintf(f, "%-*s  %-21s  %7zu  %7.2fs  %s%s%s\n", (int)w, s->name, ver, s->nmigrations, secs,
+		        fl_outcome_words(s->outcome), s->reason ? ": " : "", s->reason ? s->reason : "");
 	}
 	fprintf(f, "\nwall time %.2fs", r->wall);
 	if (slowest && r->nservices > 1)
 		fprintf(f, "; slowest: %s (%.2fs)", slowest->name, slowest->finished - slowest->started);
 	fprintf(f, "\n");
-}
-
-json_t *fl_report_json(const fl_report *r)
-{
-	json_t *services = json_array();
-	for (size_t i = 0; i < r->nservices; i++) {
-		const fl_report_service *s = &r->services[i];
-		json_t *o = json_object();
-		json_object_set_new(o, "service", json_string(s->name));
-		const char *res = s->result == 0    ? "ok"
-		                  : s->result == 1  ? "failed"
-		                  : s->result == -1 ? "skipped"
-		                                    : "cancelled";
-		json_object_set_new(o, "result", json_string(res));
-		if (s->skip_reason)
-			json_object_set_new(o, "skip_reason", json_string(s->skip_reason));
-		json_object_set_new(o, "version_before",
-		                    s->version_before ? json_string(s->version_before) : json_null());
-		json_object_set_new(o, "version_after",
-		                    s->version_after
-		                        ? json_string(s->version_after)
-		                        : (s->version_before ? json_string(s->version_before) : json_null()));
-		double secs = s->started >= 0 && s->finished >= s->started ? s->finished - s->started : 0;
-		json_object_set_new(o, "ms", json_integer((json_int_t)(secs * 1000)));
-		json_t *migs = json_array();
-		for (size_t k = 0; k < s->nmigrations; k++) {
-			const fl_report_migration *m = &s->migrations[k];
-			json_t *mo = json_object();
-			json_object_set_new(mo, "version",
-			                    m->version ? json_string(m->version) : json_null());
-			json_object_set_new(mo, "script", json_string(m->script));
-			json_object_set_new(mo, "description", json_string(m->description));
-			json_object_set_new(mo, "checksum", json_integer(m->checksum));
-			json_object_set_new(mo, "ms", json_integer(m->ms));
-			json_array_append_new(migs, mo);
-		}
-		json_object_set_new(o, "migrations", migs);
-		if (s->error) {
-			json_t *e = json_object();
-			json_object_set_new(e, "message", json_string(s->error->msg));
-			json_object_set_new(e, "sqlstate",
-			                    s->sqlstate[0] ? json_string(s->sqlstate) : json_null());
-			json_object_set_new(e, "file",
-			                    s->error->file ? json_string(s->error->file) : json_null());
-			json_object_set_new(e, "line",
-			                    s->error->line ? json_integer(s->error->line) : json_null());
-			json_object_set_new(e, "column",
-			                    s->error->col ? json_integer(s->error->col) : json_null());
-			json_object_set_new(o, "error", e);
-		} else {
-			json_object_set_new(o, "error", json_null());
-		}
-		json_array_append_new(services, o);
-	}
-	json_t *doc = json_object();
-	json_object_set_new(doc, "wall_ms", json_integer((json_int_t)(r->wall * 1000)));
-	json_object_set_new(doc, "services", services);
-	return doc;
 }

@@ -4,8 +4,8 @@
  * Three forms: a live view when stderr is a terminal (one line per
  * service, redrawn in place, colours unless NO_COLOR is set); plain
  * timestamped lines otherwise (CI logs: never redrawn, no escape
- * sequences); and at the end a summary table and, with --json, one JSON
- * document (see README "JSON report"). The report is only touched from the
+ * sequences); and at the end a summary table. The JSON document is the
+ * fleet's (fleet.h), read from the same outcomes. The report is only touched from the
  * thread that runs fl_orch_run (its consumer), so it needs no locking.
  */
 #ifndef FL_REPORT_H
@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "orchestrate.h"
+#include "outcome.h"
 
 typedef enum {
 	FL_REPORT_LIVE,  /* terminal: redraw in place */
@@ -41,9 +42,9 @@ typedef struct {
 	char *state_text;
 	int index, total;
 	double started, finished; /* seconds since the run started; < 0 when not */
-	/* the outcome */
-	int result;           /* 0 done, 1 failed, 130 cancelled, -1 skipped */
-	char *skip_reason;    /* when skipped */
+	/* the outcome, as the fleet decided it (outcome.h) */
+	fl_outcome outcome;
+	char *reason;         /* why: skipped, refused, failed */
 	char *version_before; /* NULL: empty history */
 	char *version_after;
 	fl_report_migration *migrations;
@@ -75,9 +76,8 @@ void fl_report_finish(fl_report *r);
 /* Adds a migration to a service's outcome. */
 void fl_report_add_migration(fl_report_service *s, const char *version, const char *script,
                              const char *description, int32_t checksum, long ms);
-/* The summary table: service, version before -> after, applied, time, result; wall time; slowest. */
+/* The summary table: service, version before -> after, applied, time, outcome and why; wall time;
+ * slowest. */
 void fl_report_summary(const fl_report *r, FILE *f);
-/* The JSON document (caller owns); run-level fields are added by the caller. */
-json_t *fl_report_json(const fl_report *r);
 
 #endif

@@ -96,7 +96,7 @@ Test(report, plain_lines_have_no_escapes)
 	cr_assert_eq(r->mode, FL_REPORT_PLAIN, "a memory stream is not a terminal");
 	fl_event ev = {.job = 1, .kind = FL_EV_APPLYING, .index = 3, .total = 7, .text = "V3__add_sessions"};
 	fl_report_event(r, &ev);
-	r->services[1].result = 0;
+	r->services[1].outcome = FL_OUTCOME_OK;
 	fl_report_summary(r, f);
 	fl_report_free(r);
 	fclose(f);
