@@ -343,7 +343,11 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	if (progress && !a.dry_run && !a.json && f->report)
 		fl_report_summary(f->report, stderr);
 	print_errors(f);
-	if (f->outcome == FL_RUN_INVALID)
+	bool invalid_files = false;
+	for (size_t i = 0; i < f->n; i++)
+		invalid_files |= f->services[i].outcome == FL_OUTCOME_INVALID;
+	/* one bad revision or manifest speaks for itself; a list of problems gets the reassurance */
+	if (f->outcome == FL_RUN_INVALID && (invalid_files || fl_error_count(f->errors) > 1))
 		fprintf(stderr, "flotilla: nothing was sent to any server; fix the problems above and run again\n");
 	if (f->interrupted)
 		fprintf(stderr, "flotilla: interrupted: %s\n",
