@@ -4,6 +4,7 @@
  * baseline, undo). Each command's own file only names its verb.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,8 @@ static void print_status(const fl_fleet *f, FILE *out)
 		const fl_fleet_service *s = &f->services[i];
 		if (!s->plan) {
 			if (s->db_missing)
-				fprintf(out, "%s (database %s, schema %s): %s\n\n", s->svc->name, s->svc->database,
-				        s->svc->schema, s->reason);
+				fprintf(out, "%s (database %s, schema %s): %s\n\n", s->svc->name,
+				        s->svc->database, s->svc->schema, s->reason);
 			continue;
 		}
 		const fl_plan *p = s->plan;
@@ -148,8 +149,8 @@ static void name_changing_commits(fl_fleet *f)
 				continue;
 			fl_git_commit c;
 			char *note = NULL;
-			if (fl_cli_changing_commit(f->git, rev, s->svc, it->mig->script, it->row->installed_on, &c,
-			                           &note) == 1)
+			if (fl_cli_changing_commit(f->git, rev, s->svc, it->mig->script,
+			                           it->row->installed_on, &c, &note) == 1)
 				fl_git_commit_clear(&c);
 			if (note) {
 				char *m = fl_asprintf("%s%s", e->msg, note);
@@ -194,6 +195,36 @@ static void print_result(const fl_fleet *f, fl_fleet_verb verb)
 	}
 }
 
+/*
+ * A usage error: the message and hint as for every command, and under
+ * --json (looked for in argv, since the error may come before it is parsed)
+ * the run's document too: result "invalid", the message in errors.
+ */
+static int usage(fl_fleet_verb verb, bool json, const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int usage(fl_fleet_verb verb, bool json, const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = fl_vasprintf(fmt, ap);
+	va_end(ap);
+	int rc = fl_cli_usage_error(cmd, "%s", msg);
+	if (json) {
+		fl_fleet_opts fo = {.verb = verb};
+		fl_fleet *f = fl_fleet_new(NULL, &fo);
+		fl_fleet_fail(f, fl_error_new("%s", msg));
+		fl_fleet_run(f, stderr);
+		json_t *doc = fl_fleet_json(f);
+		char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("%s\n", s);
+		free(s);
+		json_decref(doc);
+		fl_fleet_free(f);
+	}
+	free(msg);
+	return rc;
+}
+
 int fl_cli_fleet(int argc, char **argv, int verb_)
 {
 	fl_fleet_verb verb = (fl_fleet_verb)verb_;
@@ -217,6 +248,9 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	};
 	struct fleet_args a;
 	memset(&a, 0, sizeof(a));
+	bool json = false;
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		json |= strcmp(argv[i], "--json") == 0;
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:e:j:h", opts, NULL)) != -1) {
@@ -236,8 +270,8 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 			char *end = NULL;
 			long j = strtol(optarg, &end, 10);
 			if (!*optarg || *end || j < 1 || j > 64)
-				return fl_cli_usage_error(cmd, "-j needs a number from 1 to 64, not '%s'",
-				                          optarg);
+				return usage(verb, json, cmd, "-j needs a number from 1 to 64, not '%s'",
+				             optarg);
 			a.jobs = (int)j;
 			break;
 		}
@@ -268,31 +302,31 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		case 'h':
 			return fl_cli_help_command(cmd);
 		case ':':
-			return fl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+			return usage(verb, json, cmd, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return fl_cli_usage_error(cmd, "unknown option '%s' for %s", argv[optind - 1], cmd);
+			return usage(verb, json, cmd, "unknown option '%s' for %s", argv[optind - 1], cmd);
 		}
 	}
 	/* options that belong to other verbs are refused, not ignored */
 	if (a.target && verb != FL_FLEET_MIGRATE)
-		return fl_cli_usage_error(cmd, "--target is for migrate (undo takes --to)");
+		return usage(verb, json, cmd, "--target is for migrate (undo takes --to)");
 	if (a.to && verb != FL_FLEET_UNDO)
-		return fl_cli_usage_error(cmd, "--to is for undo");
+		return usage(verb, json, cmd, "--to is for undo");
 	if (a.version && verb != FL_FLEET_BASELINE)
-		return fl_cli_usage_error(cmd, "--version is for baseline");
+		return usage(verb, json, cmd, "--version is for baseline");
 	if (verb == FL_FLEET_BASELINE && !a.version)
-		return fl_cli_usage_error(cmd, "baseline needs --version V");
+		return usage(verb, json, cmd, "baseline needs --version V");
 	if (a.dry_run && verb != FL_FLEET_MIGRATE && verb != FL_FLEET_REPAIR && verb != FL_FLEET_UNDO)
-		return fl_cli_usage_error(cmd, "--dry-run is for migrate, repair and undo");
+		return usage(verb, json, cmd, "--dry-run is for migrate, repair and undo");
 	if (a.since && verb != FL_FLEET_MIGRATE)
 		return fl_cli_usage_error(
 		    cmd, "--since is for migrate (to review a change: flotilla diff --since REV)");
 	if (a.rev && verb != FL_FLEET_MIGRATE && verb != FL_FLEET_STATUS && verb != FL_FLEET_VALIDATE &&
 	    verb != FL_FLEET_PLAN)
-		return fl_cli_usage_error(cmd, "--rev is for migrate, status, validate and plan");
+		return usage(verb, json, cmd, "--rev is for migrate, status, validate and plan");
 	size_t nnames = (size_t)(argc - optind);
 	if ((verb == FL_FLEET_UNDO || verb == FL_FLEET_BASELINE) && nnames == 0)
-		return fl_cli_usage_error(cmd, "%s needs the service(s) to work on: %s SERVICE...", cmd, cmd);
+		return usage(verb, json, cmd, "%s needs the service(s) to work on: %s SERVICE...", cmd, cmd);
 
 	fl_fleet_opts fo;
 	memset(&fo, 0, sizeof(fo));
@@ -348,7 +382,8 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		invalid_files |= f->services[i].outcome == FL_OUTCOME_INVALID;
 	/* one bad revision or manifest speaks for itself; a list of problems gets the reassurance */
 	if (f->outcome == FL_RUN_INVALID && (invalid_files || fl_error_count(f->errors) > 1))
-		fprintf(stderr, "flotilla: nothing was sent to any server; fix the problems above and run again\n");
+		fprintf(stderr,
+		        "flotilla: nothing was sent to any server; fix the problems above and run again\n");
 	if (f->interrupted)
 		fprintf(stderr, "flotilla: interrupted: %s\n",
 		        f->touched ? "running work was cancelled and rolled back; see above for what was done"

@@ -386,8 +386,10 @@ static void preflight_secrets(fl_fleet *f)
 			bool wanted = !partial;
 			for (size_t j = 0; j < r->nreads; j++)
 				wanted |= chosen[r->reads_index[j]];
-			if (wanted && r->password && strcmp(r->name, env->admin.user ? env->admin.user : "") != 0)
-				want_secret(f, r->password, r->name, fl_asprintf("password of role %s", r->name));
+			if (wanted && r->password &&
+			    strcmp(r->name, env->admin.user ? env->admin.user : "") != 0)
+				want_secret(f, r->password, r->name,
+				            fl_asprintf("password of role %s", r->name));
 		}
 		free(chosen);
 	}
@@ -617,7 +619,10 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 			                      svc->database, s->to_apply, s->to_apply == 1 ? "" : "s");
 			if (v == FL_FLEET_VALIDATE)
 				fail_service(s, FL_OUTCOME_REFUSED,
-				             fl_error_kind_new(FL_EDRIFT, "%s (not migrated yet)", r));
+				             fl_error_kind_new(
+				                 FL_EDRIFT,
+				                 "database %s does not exist yet; %zu migration%s to apply",
+				                 svc->database, s->to_apply, s->to_apply == 1 ? "" : "s"));
 			else
 				set_outcome(s, FL_OUTCOME_PENDING, r);
 			free(r);
@@ -640,7 +645,8 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 	switch (f->opts.verb) {
 	case FL_FLEET_MIGRATE:
 		rc = fl_apply_migrate(pg, s->set, &ao, &s->res, &err);
-		done = f->opts.dry_run ? (s->res.nitems || s->sql.len ? FL_OUTCOME_PENDING : FL_OUTCOME_UP_TO_DATE)
+		done = f->opts.dry_run
+		           ? (s->res.nitems || s->sql.len ? FL_OUTCOME_PENDING : FL_OUTCOME_UP_TO_DATE)
 		       : s->res.applied ? FL_OUTCOME_OK
 		                        : FL_OUTCOME_UP_TO_DATE;
 		break;
@@ -712,7 +718,8 @@ static int job_main(fl_orch_worker *w, size_t i, void *arg)
 		if (f->opts.verb == FL_FLEET_MIGRATE && s->outcome == FL_OUTCOME_UP_TO_DATE)
 			done = fl_asprintf("up to date at version %s",
 			                   s->res.version_after ? s->res.version_after : "<none>");
-		else if ((f->opts.verb == FL_FLEET_MIGRATE || f->opts.verb == FL_FLEET_UNDO) && !f->opts.dry_run)
+		else if ((f->opts.verb == FL_FLEET_MIGRATE || f->opts.verb == FL_FLEET_UNDO) &&
+		         !f->opts.dry_run)
 			done = fl_asprintf("%d %s", s->res.applied,
 			                   f->opts.verb == FL_FLEET_UNDO ? "undone" : "applied");
 		fl_orch_post(w, FL_EV_DONE, 0, 0, 0, done);
@@ -762,7 +769,8 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 	fl_report_finish(f->report);
 	for (size_t i = 0; i < f->n; i++)
 		if (f->services[i].outcome == FL_OUTCOME_NOT_RUN && results[i] == 130)
-			set_outcome(&f->services[i], FL_OUTCOME_CANCELLED, "not started: the run was cancelled");
+			set_outcome(&f->services[i], FL_OUTCOME_CANCELLED,
+			            "not started: the run was cancelled");
 	free(results);
 }
 
@@ -864,8 +872,8 @@ static json_t *plan_json(const fl_plan *p)
 		json_object_set_new(o, "script", str_or_null(script));
 		json_object_set_new(o, "checksum",
 		                    it->row && it->row->has_checksum ? json_integer(it->row->checksum)
-		                    : it->mig                         ? json_integer(it->checksum)
-		                                                      : json_null());
+		                    : it->mig                        ? json_integer(it->checksum)
+		                                                     : json_null());
 		json_object_set_new(o, "installed_on", str_or_null(it->row ? it->row->installed_on : NULL));
 		json_object_set_new(o, "state", json_string(fl_plan_state_name(it->state)));
 		json_object_set_new(o, "file", str_or_null(it->mig ? it->mig->path : NULL));
@@ -899,7 +907,9 @@ static json_t *service_json(const fl_fleet *f, size_t i)
 	fl_fleet_verb v = f->opts.verb;
 	if (v == FL_FLEET_STATUS || v == FL_FLEET_PLAN || v == FL_FLEET_VALIDATE) {
 		json_object_set_new(o, "database_exists",
-		                    s->plan ? json_true() : s->db_missing ? json_false() : json_null());
+		                    s->plan         ? json_true()
+		                    : s->db_missing ? json_false()
+		                                    : json_null());
 		json_object_set_new(o, "version", str_or_null(s->plan ? s->plan->current_version : NULL));
 		size_t pending = s->plan ? s->plan->npending + s->plan->nrepeatables : s->to_apply;
 		json_object_set_new(o, "pending", json_integer((json_int_t)pending));
@@ -918,7 +928,8 @@ static json_t *service_json(const fl_fleet *f, size_t i)
 			json_t *mo = json_object();
 			json_object_set_new(mo, "version", str_or_null(it->version));
 			json_object_set_new(mo, "script", json_string(it->script));
-			json_object_set_new(mo, "description", json_string(it->description ? it->description : ""));
+			json_object_set_new(mo, "description",
+			                    json_string(it->description ? it->description : ""));
 			json_object_set_new(mo, "checksum", json_integer(it->checksum));
 			json_object_set_new(mo, "ms", json_integer(it->ms));
 			json_array_append_new(migs, mo);
@@ -931,9 +942,10 @@ static json_t *service_json(const fl_fleet *f, size_t i)
 			json_object_set_new(o, "changes", ch);
 		}
 	}
-	json_object_set_new(o, "error", s->error && fl_outcome_is_problem(s->outcome)
-	                                    ? error_json(s->error, NULL, s->res.diag.sqlstate)
-	                                    : json_null());
+	json_object_set_new(o, "error",
+	                    s->error && fl_outcome_is_problem(s->outcome)
+	                        ? error_json(s->error, NULL, s->res.diag.sqlstate)
+	                        : json_null());
 	return o;
 }
 
@@ -961,8 +973,8 @@ json_t *fl_fleet_json(const fl_fleet *f)
 		if (!fl_outcome_is_problem(s->outcome))
 			continue;
 		for (const fl_error *e = s->error; e; e = e->next)
-			json_array_append_new(errors, error_json(e, s->svc->name,
-			                                         e == s->error ? s->res.diag.sqlstate : NULL));
+			json_array_append_new(
+			    errors, error_json(e, s->svc->name, e == s->error ? s->res.diag.sqlstate : NULL));
 	}
 	json_object_set_new(doc, "errors", errors);
 	json_t *warnings = json_array();

@@ -66,10 +66,10 @@ typedef struct {
 	fl_fleet_verb verb;
 	char *const *names; /* the services asked for; none: every service */
 	size_t nnames;
-	const char *since;  /* migrate: only services whose migration folders changed since this revision */
-	const char *rev;    /* read the migration files from this revision's tree */
-	bool provision;     /* migrate: provision the selected services first */
-	int jobs;           /* <= 0: the manifest's setting, else one per service (at most 8) */
+	const char *since; /* migrate: only services whose migration folders changed since this revision */
+	const char *rev;   /* read the migration files from this revision's tree */
+	bool provision;    /* migrate: provision the selected services first */
+	int jobs;          /* <= 0: the manifest's setting, else one per service (at most 8) */
 	bool fail_fast;
 	const char *target;           /* migrate: --target; undo: --to */
 	const char *baseline_version; /* baseline: --version */
@@ -85,8 +85,10 @@ typedef struct {
 typedef struct {
 	const fl_service *svc;
 	fl_outcome outcome;
-	char *reason;    /* why, in a few words: skipped, refused, failed, pending ("database ... will be created") */
-	fl_error *error; /* what went wrong (failed, refused, invalid, cancelled); for validate every problem */
+	char *reason; /* why, in a few words: skipped, refused, failed, pending ("database ... will be
+	                 created") */
+	fl_error
+	    *error; /* what went wrong (failed, refused, invalid, cancelled); for validate every problem */
 	fl_migration_set *set;
 	fl_apply_result res;
 	fl_history *history; /* status, validate, plan */

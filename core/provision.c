@@ -2016,7 +2016,8 @@ fl_provision_desired *fl_provision_desired_for(const fl_manifest *m, const size_
 			size_t t = s->reads_index[j];
 			if (at[t] == SIZE_MAX) {
 				const fl_service *ts = &m->services[t];
-				at[t] = fl_provision_add_service(d, ts->name, ts->database, ts->owner, ts->schema);
+				at[t] = fl_provision_add_service(d, ts->name, ts->database, ts->owner,
+				                                 ts->schema);
 				d->services[at[t]].external = true;
 			}
 			fl_provision_add_reader(d, at[t], s->owner);

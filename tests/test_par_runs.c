@@ -43,24 +43,25 @@ static void fleet_init(struct fleet *f, const char *migrator)
 	snprintf(f->project, sizeof(f->project), "r%d_%d", (int)getpid(), ++n);
 	snprintf(f->manifest, sizeof(f->manifest), "%s/flotilla.toml", f->dir);
 	char *m = fl_asprintf("version = 1\nproject = \"%s\"\n\n"
-	                         "[environments.test]\nadmin = { user = \"postgres\" }\n"
-	                         "migrator = { user = \"%s_migrator\"%s }\n\n"
-	                         "[settings]\nlock_timeout = \"5s\"\nsecret_timeout = \"3s\"\n\n"
-	                         "[defaults]\ndatabase = \"${project}_${service}\"\n"
-	                         "owner = \"${project}_${service}_owner\"\nmigrations = \"svc/${service}\"\n\n"
-	                         "[roles.analytics]\nreads = [\"metric_tracker\"]\n\n",
-	                         f->project, f->project, migrator ? migrator : "");
+	                      "[environments.test]\nadmin = { user = \"postgres\" }\n"
+	                      "migrator = { user = \"%s_migrator\"%s }\n\n"
+	                      "[settings]\nlock_timeout = \"5s\"\nsecret_timeout = \"3s\"\n\n"
+	                      "[defaults]\ndatabase = \"${project}_${service}\"\n"
+	                      "owner = \"${project}_${service}_owner\"\nmigrations = \"svc/${service}\"\n\n"
+	                      "[roles.analytics]\nreads = [\"metric_tracker\"]\n\n",
+	                      f->project, f->project, migrator ? migrator : "");
 	for (size_t i = 0; i < 7; i++) {
 		char upper[32];
 		size_t k = 0;
 		for (; SEVEN[i][k]; k++)
-			upper[k] = (char)(SEVEN[i][k] >= 'a' && SEVEN[i][k] <= 'z' ? SEVEN[i][k] - 32 : SEVEN[i][k]);
+			upper[k] =
+			    (char)(SEVEN[i][k] >= 'a' && SEVEN[i][k] <= 'z' ? SEVEN[i][k] - 32 : SEVEN[i][k]);
 		upper[k] = '\0';
 		const char *reads = strcmp(SEVEN[i], "auth") == 0           ? "reads = [\"user\"]\n"
 		                    : strcmp(SEVEN[i], "task_tracker") == 0 ? "reads = [\"task_builder\"]\n"
 		                                                            : "";
 		char *next = fl_asprintf("%s[services.%s]\npassword = { env = \"%s_PW\" }\n%s\n", m, SEVEN[i],
-		                            upper, reads);
+		                         upper, reads);
 		free(m);
 		m = next;
 		for (int v = 1; v <= 3; v++) {
@@ -74,9 +75,9 @@ static void fleet_init(struct fleet *f, const char *migrator)
 	free(m);
 }
 
-static const char *const ALL_PW[] = {"AUTH_PW=a1",           "CLIENT_PW=c1",         "USER_PW=u1",
-                                     "METRIC_BUILDER_PW=m1", "METRIC_TRACKER_PW=m2", "TASK_BUILDER_PW=t1",
-                                     "TASK_TRACKER_PW=t2",   NULL};
+static const char *const ALL_PW[] = {
+    "AUTH_PW=a1",           "CLIENT_PW=c1",       "USER_PW=u1",         "METRIC_BUILDER_PW=m1",
+    "METRIC_TRACKER_PW=m2", "TASK_BUILDER_PW=t1", "TASK_TRACKER_PW=t2", NULL};
 
 static int fleet_run_env(struct fleet *f, const char *const *env, char **out, char **err,
                          const char *const *args)
@@ -124,8 +125,9 @@ static char *catalogs(struct fleet *f)
 	PQfinish(c);
 	for (char *save = NULL, *db = strtok_r(dbs, "\n", &save); db; db = strtok_r(NULL, "\n", &save)) {
 		PGconn *d = th_connect(db);
-		char *acl = th_queryall(d, "SELECT nspname || ' ' || coalesce(nspacl::text, '-') FROM "
-		                           "pg_namespace ORDER BY 1",
+		char *acl = th_queryall(d,
+		                        "SELECT nspname || ' ' || coalesce(nspacl::text, '-') FROM "
+		                        "pg_namespace ORDER BY 1",
 		                        ",");
 		PQfinish(d);
 		char *next = fl_asprintf("%s\nschemas of %s: %s", all, db, acl);
@@ -270,8 +272,8 @@ Test(par_runs, rev_with_a_folder_outside_the_repository, .timeout = 240)
 	char *outside = th_tmpdir();
 	th_write(outside, "V1__x.sql", "SELECT 1;\n");
 	char *cmd = fl_asprintf("cd '%s' && git init -q && git add -A && git -c user.name=t -c "
-	                           "user.email=t@t commit -qm init && git tag v1",
-	                           f.dir);
+	                        "user.email=t@t commit -qm init && git tag v1",
+	                        f.dir);
 	char *o = NULL;
 	cr_assert_eq(th_sh(cmd, &o), 0, "%s", o);
 	free(o);
@@ -281,8 +283,8 @@ Test(par_runs, rev_with_a_folder_outside_the_repository, .timeout = 240)
 	char *patched = fl_asprintf("%s\n", mf);
 	char *at = strstr(patched, "[services.auth]\n");
 	cr_assert(at);
-	char *fixed = fl_asprintf("%.*s[services.auth]\nmigrations = \"%s\"\n%s", (int)(at - patched), patched,
-	                             outside, at + strlen("[services.auth]\n"));
+	char *fixed = fl_asprintf("%.*s[services.auth]\nmigrations = \"%s\"\n%s", (int)(at - patched),
+	                          patched, outside, at + strlen("[services.auth]\n"));
 	th_write(f.dir, "flotilla.toml", fixed);
 	char *before = catalogs(&f);
 	char *out, *err;
@@ -350,7 +352,8 @@ Test(par_runs, edited_migration_is_refused_everywhere, .timeout = 240)
 	bool named = false;
 	size_t i;
 	json_t *p;
-	json_array_foreach(probs, i, p) named |= jstr(p, "file") && strcmp(jstr(p, "file"), "svc/auth/V2__step_2.sql") == 0;
+	json_array_foreach(probs, i, p) named |=
+	    jstr(p, "file") && strcmp(jstr(p, "file"), "svc/auth/V2__step_2.sql") == 0;
 	cr_assert(named, "%s", out);
 	json_decref(doc);
 	free(out);
@@ -442,7 +445,8 @@ Test(par_runs, one_unreachable_database_fails_alone, .timeout = 240)
 		bool client = strcmp(SEVEN[i], "client") == 0;
 		cr_assert_str_eq(jstr(s, "result"), client ? "failed" : "ok", "%s: %s", SEVEN[i], out);
 		if (client) {
-			cr_assert(th_contains(jstr(json_object_get(s, "error"), "message"), "not currently accepting connections"),
+			cr_assert(th_contains(jstr(json_object_get(s, "error"), "message"),
+			                      "not currently accepting connections"),
 			          "%s", out);
 			continue;
 		}
@@ -568,8 +572,8 @@ Test(par_runs, signal_during_provisioning, .timeout = 600)
 		/* no session of this run is left holding a lock */
 		PGconn *c = th_connect("postgres");
 		char *q = fl_asprintf("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-		                         "'flotilla%%' AND datname LIKE '%s%%'",
-		                         f.project);
+		                      "'flotilla%%' AND datname LIKE '%s%%'",
+		                      f.project);
 		char *left = NULL;
 		for (int i = 0; i < 60; i++) {
 			free(left);
@@ -600,5 +604,113 @@ Test(par_runs, signal_during_provisioning, .timeout = 600)
 		fleet_drop(&f);
 	}
 	cr_assert_geq(interrupted, 3, "only %d of 10 signals landed during the run", interrupted);
-	cr_log_info("signal during provisioning: %d of 10 interrupted, slowest exit %.2f s", interrupted, slowest);
+	cr_log_info("signal during provisioning: %d of 10 interrupted, slowest exit %.2f s", interrupted,
+	            slowest);
+}
+
+/* The JSON blocks of README's "JSON report" section, in order. */
+static json_t *readme_block(size_t which)
+{
+	char *path = fl_asprintf("%s/README.md", th_top());
+	char *readme = th_read(path);
+	free(path);
+	char *sec = strstr(readme, "\n## JSON report\n");
+	cr_assert(sec, "README has no JSON report section");
+	char *end = strstr(sec + 5, "\n## ");
+	if (end)
+		*end = '\0';
+	char *p = sec;
+	json_t *doc = NULL;
+	for (size_t i = 0; i <= which; i++) {
+		p = strstr(p, "```json\n");
+		cr_assert(p, "README's JSON report has no block %zu", which);
+		p += 8;
+		char *close = strstr(p, "```");
+		cr_assert(close);
+		if (i == which) {
+			json_error_t je;
+			doc = json_loadb(p, (size_t)(close - p), 0, &je);
+			cr_assert(doc, "README block %zu is not JSON: %s", which, je.text);
+		}
+		p = close + 3;
+	}
+	free(readme);
+	return doc;
+}
+
+/* The same keys, in any order: what the README documents is what the program prints. */
+static void same_keys(json_t *documented, json_t *real, const char *what)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(documented, k, v)
+	    cr_assert(json_object_get(real, k), "%s: documented '%s' is not printed", what, k);
+	json_object_foreach(real, k, v)
+	    cr_assert(json_object_get(documented, k), "%s: printed '%s' is not documented", what, k);
+}
+
+Test(par_runs, readme_documents_the_real_documents, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, NULL);
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", "--json", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	json_t *mig = parse(out);
+	free(out);
+	free(err);
+	th_write(f.dir, "svc/auth/V1__step_1.sql", "CREATE TABLE t1 (id bigint);\n");
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", "--json", NULL});
+	cr_assert_eq(rc, 3, "%s", err);
+	json_t *bad = parse(out);
+	free(out);
+	free(err);
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"validate", "auth", "--json", NULL});
+	json_t *val = parse(out);
+	free(out);
+	free(err);
+
+	json_t *doc = readme_block(0);
+	same_keys(doc, mig, "migrate document");
+	json_t *ds = json_array_get(json_object_get(doc, "services"), 0);
+	json_t *rs = json_array_get(json_object_get(mig, "services"), 0);
+	same_keys(ds, rs, "migrate service");
+	same_keys(json_array_get(json_object_get(ds, "migrations"), 0),
+	          json_array_get(json_object_get(rs, "migrations"), 0), "applied migration");
+	same_keys(json_array_get(json_object_get(doc, "errors"), 0),
+	          json_array_get(json_object_get(bad, "errors"), 0), "error");
+	json_decref(doc);
+
+	doc = readme_block(1);
+	rs = json_array_get(json_object_get(val, "services"), 0);
+	same_keys(doc, rs, "validate service");
+	same_keys(json_array_get(json_object_get(doc, "migrations"), 0),
+	          json_array_get(json_object_get(rs, "migrations"), 0), "history item");
+	json_decref(doc);
+	json_decref(mig);
+	json_decref(bad);
+	json_decref(val);
+	fleet_drop(&f);
+}
+
+/* A manifest that does not load, under --json: still a document, exit 2. */
+Test(par_runs, json_even_when_the_manifest_is_bad, .timeout = 60)
+{
+	char *dir = th_tmpdir();
+	th_write(dir, "flotilla.toml", "version = 1\nproject = \"x\"\n[services.a\n");
+	char *m = fl_asprintf("%s/flotilla.toml", dir);
+	char *out, *err;
+	int rc = th_run(dir, NULL, &out, &err,
+	                (const char *const[]){"flotilla", "-m", m, "-e", "test", "migrate", "--json", NULL});
+	cr_assert_eq(rc, 2, "%s", err);
+	json_t *doc = parse(out);
+	cr_assert_str_eq(jstr(doc, "result"), "invalid");
+	json_t *e0 = json_array_get(json_object_get(doc, "errors"), 0);
+	cr_assert(th_contains(jstr(e0, "file"), "flotilla.toml"), "%s", out);
+	cr_assert_eq(json_integer_value(json_object_get(e0, "line")), 3);
+	json_decref(doc);
+	free(out);
+	free(err);
+	free(m);
+	free(dir);
 }
