@@ -56,19 +56,6 @@ fl_manifest *fl_cli_load_manifest(bool need_env);
 /* The same, with the problems returned instead of printed (for a --json document). */
 fl_manifest *fl_cli_manifest_try(bool need_env, fl_error **err);
 
-/*
- * Why an applied migration's file no longer matches its history row, as git
- * tells it (validate, drift): the latest commit reachable from rev (NULL:
- * HEAD) that changed svc's `script` after `installed_on` (history's
- * timestamp, read as local time). Returns 1 with *commit filled (clear it
- * with fl_git_commit_clear) and *note " (changed by <short> <summary>,
- * <author>, <date>)"; 0 with *note " (changed in the work tree, not
- * committed)" when rev is NULL and only the work tree differs from HEAD;
- * 0 with *note NULL when git cannot tell. Git errors count as "cannot tell".
- */
-int fl_cli_changing_commit(fl_git *g, const char *rev, const fl_service *svc, const char *script,
-                           const char *installed_on, fl_git_commit *commit, char **note);
-
 /* `flotilla help NAME`: the command's usage and options. */
 int fl_cli_help_command(const char *name);
 

@@ -223,8 +223,8 @@ static void name_commits(struct run *r)
 				continue;
 			fl_git_commit c;
 			char *note = NULL;
-			int rc = fl_cli_changing_commit(g, NULL, r->s[i].svc, d->script, d->installed_on, &c,
-			                                &note);
+			int rc = fl_git_changing_commit(g, NULL, r->s[i].svc->migrations, d->script,
+			                                d->installed_on, &c, &note);
 			fl_drift_set_commit(d, note, rc == 1 ? &c : NULL);
 			free(note);
 		}

@@ -131,37 +131,6 @@ static void print_warnings(const fl_fleet *f)
 	}
 }
 
-/* validate: a checksum mismatch names the commit that changed the file after it was applied */
-static void name_changing_commits(fl_fleet *f)
-{
-	const char *rev = f->opts.rev ? f->rev_id : NULL;
-	for (size_t i = 0; i < f->n; i++) {
-		fl_fleet_service *s = &f->services[i];
-		for (size_t k = 0; s->plan && k < s->plan->n; k++) {
-			const fl_plan_item *it = &s->plan->items[k];
-			if (!(it->mismatch & FL_MISMATCH_CHECKSUM) || !it->mig || !it->row)
-				continue;
-			fl_error *e = s->error;
-			while (e && !(e->file && strcmp(e->file, it->mig->path) == 0 &&
-			              strncmp(e->msg, "checksum mismatch", 17) == 0))
-				e = e->next;
-			if (!e)
-				continue;
-			fl_git_commit c;
-			char *note = NULL;
-			if (fl_cli_changing_commit(f->git, rev, s->svc, it->mig->script,
-			                           it->row->installed_on, &c, &note) == 1)
-				fl_git_commit_clear(&c);
-			if (note) {
-				char *m = fl_asprintf("%s%s", e->msg, note);
-				free(e->msg);
-				e->msg = m;
-				free(note);
-			}
-		}
-	}
-}
-
 static void print_result(const fl_fleet *f, fl_fleet_verb verb)
 {
 	switch (verb) {
@@ -354,8 +323,6 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		fl_fleet_fail(f, merr);
 	int rc = fl_fleet_run(f, stderr);
 
-	if (verb == FL_FLEET_VALIDATE && f->git)
-		name_changing_commits(f);
 	if (a.dry_run) {
 		for (size_t i = 0; i < f->n; i++) {
 			if (f->services[i].sql.len == 0)

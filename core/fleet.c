@@ -774,6 +774,37 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 	free(results);
 }
 
+/* validate: a checksum mismatch names the commit that changed the file after it was applied */
+static void name_changing_commits(fl_fleet *f)
+{
+	const char *rev = f->opts.rev ? f->rev_id : NULL;
+	for (size_t i = 0; i < f->n; i++) {
+		fl_fleet_service *s = &f->services[i];
+		for (size_t k = 0; s->plan && k < s->plan->n; k++) {
+			const fl_plan_item *it = &s->plan->items[k];
+			if (!(it->mismatch & FL_MISMATCH_CHECKSUM) || !it->mig || !it->row)
+				continue;
+			fl_error *e = s->error;
+			while (e && !(e->file && strcmp(e->file, it->mig->path) == 0 &&
+			              strncmp(e->msg, "checksum mismatch", 17) == 0))
+				e = e->next;
+			if (!e)
+				continue;
+			fl_git_commit c;
+			char *note = NULL;
+			if (fl_git_changing_commit(f->git, rev, s->svc->migrations, it->mig->script,
+			                           it->row->installed_on, &c, &note) == 1)
+				fl_git_commit_clear(&c);
+			if (note) {
+				char *m = fl_asprintf("%s%s", e->msg, note);
+				free(e->msg);
+				e->msg = m;
+				free(note);
+			}
+		}
+	}
+}
+
 /* The report's copy of the outcomes, for the summary table. */
 static void fill_report(fl_fleet *f)
 {
@@ -817,6 +848,8 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 	if (!stop)
 		jobs_phase(f, progress);
 	f->interrupted |= fl_orch_interrupted();
+	if (f->opts.verb == FL_FLEET_VALIDATE && f->git)
+		name_changing_commits(f);
 	f->wall = now_s() - t0;
 	if (f->report)
 		fill_report(f);

@@ -1442,3 +1442,60 @@ int fl_git_head(fl_git *g, const char *const *folders, size_t nfolders, char id[
 	}
 	return 0;
 }
+
+/*
+ * history's installed_on (a timestamp without time zone, as the server
+ * prints it in its own zone) -> seconds since the epoch, read as local time:
+ * right when flotilla and the server share a time zone (UTC in most CI).
+ */
+static int64_t installed_epoch(const char *s)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	if (!s || !strptime(s, "%Y-%m-%d %H:%M:%S", &tm))
+		return 0;
+	tm.tm_isdst = -1;
+	time_t t = mktime(&tm);
+	return t < 0 ? 0 : (int64_t)t;
+}
+
+static bool in_work_tree_changes(fl_git *g, const char *folder, const char *script)
+{
+	fl_git_change *ch = NULL;
+	size_t n = 0;
+	fl_error *err = NULL;
+	bool found = false;
+	if (fl_git_diff(g, "HEAD", NULL, &folder, 1, &ch, &n, &err) == 0)
+		for (size_t i = 0; i < n && !found; i++)
+			found = ch[i].new_name && strcmp(ch[i].new_name, script) == 0;
+	fl_error_free(err);
+	fl_git_changes_free(ch, n);
+	return found;
+}
+
+int fl_git_changing_commit(fl_git *g, const char *rev, const char *folder, const char *script,
+                           const char *installed_on, fl_git_commit *commit, char **note)
+{
+	*note = NULL;
+	char *path = fl_asprintf("%s/%s", folder, script);
+	fl_git_commit c;
+	fl_error *gerr = NULL;
+	int rc = fl_git_last_change_after(g, rev, path, installed_epoch(installed_on), NULL, &c, &gerr);
+	free(path);
+	fl_error_free(gerr);
+	if (rc == 1) {
+		/* the author's own calendar day, as git log shows it */
+		char date[16];
+		time_t t = (time_t)(c.author_time + (int64_t)c.author_offset * 60);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+		*note = fl_asprintf(" (changed by %s %s, %s, %s)", c.short_id, c.summary ? c.summary : "",
+		                    c.author_name ? c.author_name : "?", date);
+		*commit = c;
+		return 1;
+	}
+	if (rc == 0 && !rev && in_work_tree_changes(g, folder, script))
+		*note = fl_strdup(" (changed in the work tree, not committed)");
+	return 0;
+}

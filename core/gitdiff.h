@@ -160,4 +160,17 @@ int fl_git_last_change_after(fl_git *g, const char *rev, const char *path, int64
 int fl_git_head(fl_git *g, const char *const *folders, size_t nfolders, char id[FL_GIT_ID_LEN], bool *dirty,
                 fl_error **err);
 
+/*
+ * Why an applied migration's file no longer matches its history row, as git
+ * tells it (validate, drift): the latest commit reachable from rev (NULL:
+ * HEAD) that changed `folder`'s `script` after `installed_on` (history's
+ * timestamp, read as local time). Returns 1 with *commit filled (clear it
+ * with fl_git_commit_clear) and *note " (changed by <short> <summary>,
+ * <author>, <date>)"; 0 with *note " (changed in the work tree, not
+ * committed)" when rev is NULL and only the work tree differs from HEAD;
+ * 0 with *note NULL when git cannot tell. Git errors count as "cannot tell".
+ */
+int fl_git_changing_commit(fl_git *g, const char *rev, const char *folder, const char *script,
+                           const char *installed_on, fl_git_commit *commit, char **note);
+
 #endif
