@@ -22,6 +22,7 @@
 #include "pg.h"
 #include "provision.h"
 #include "source.h"
+#include "text.h"
 
 struct fl_fleet_secret {
 	const fl_secret_ref *ref;
@@ -446,8 +447,13 @@ static fl_error *password_of(void *ctx, const char *role, char **password)
 
 static void show_step(void *ctx, const fl_provision_step *step)
 {
-	fprintf(ctx, "provision: %s%s%s\n", step->desc, step->database ? " in " : "",
-	        step->database ? step->database : "");
+	size_t cols = fl_report_width(ctx);
+	char *raw = fl_asprintf("provision: %s%s%s", step->desc, step->database ? " in " : "",
+	                        step->database ? step->database : "");
+	char *line = fl_text_printable(raw, cols > 1 ? cols - 1 : 0);
+	fprintf(ctx, "%s\n", line);
+	free(line);
+	free(raw);
 }
 
 static void provision_phase(fl_fleet *f, FILE *progress)

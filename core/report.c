@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,6 +12,19 @@
 #define YELLOW "\x1b[33m"
 #define DIM    "\x1b[2m"
 #define RESET  "\x1b[0m"
+
+#include "text.h"
+
+/* Columns of the terminal `out` is, read at every draw so that a resize is followed. */
+static size_t term_width(FILE *out)
+{
+	struct winsize ws;
+	if (ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	const char *c = getenv("COLUMNS");
+	long n = c ? strtol(c, NULL, 10) : 0;
+	return n > 0 && n < 10000 ? (size_t)n : 80;
+}
 
 fl_report *fl_report_new(FILE *out, fl_report_mode mode, const char *verb, const char *const *names, size_t n)
 {
@@ -93,22 +107,29 @@ static char *state_line(const fl_report_service *s)
 	case FL_EV_DONE:
 		return fl_asprintf("done%s%s", *t ? ": " : "", t);
 	case FL_EV_FAILED:
-		return fl_strdup("failed");
+		return *t ? fl_asprintf("failed: %s", t) : fl_strdup("failed");
 	case FL_EV_CANCELLED:
 		return fl_strdup("cancelled");
 	}
 	return fl_strdup("");
 }
 
+/* Seconds a service has been (or was) at work, as the live view shows it. */
+static double elapsed(const fl_report *r, const fl_report_service *s)
+{
+	if (s->started < 0)
+		return -1;
+	double end = s->finished >= s->started ? s->finished : r->now;
+	return end > s->started ? end - s->started : 0;
+}
+
+/*
+ * One line per service, each cut to the terminal's width (a wrapped line
+ * would throw the cursor-up redraw off by a row), names and messages with
+ * their control and invisible characters escaped.
+ */
 static void draw_live(fl_report *r, bool force)
 {
-	double now = 0;
-	for (size_t i = 0; i < r->nservices; i++) {
-		if (r->services[i].finished > now)
-			now = r->services[i].finished;
-		if (r->services[i].started > now)
-			now = r->services[i].started;
-	}
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	double wall = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -116,15 +137,19 @@ static void draw_live(fl_report *r, bool force)
 	if (!force && r->last_draw >= 0 && wall - r->last_draw < 0.05)
 		return;
 	r->last_draw = wall;
+	size_t cols = term_width(r->out);
 	size_t width = 0;
-	for (size_t i = 0; i < r->nservices; i++)
-		if (strlen(r->services[i].name) > width)
-			width = strlen(r->services[i].name);
+	char **names = fl_calloc(r->nservices ? r->nservices : 1, sizeof(char *));
+	for (size_t i = 0; i < r->nservices; i++) {
+		names[i] = fl_text_printable(r->services[i].name, 0);
+		if (strlen(names[i]) > width)
+			width = strlen(names[i]);
+	}
 	if (r->drawn_lines > 0)
 		fprintf(r->out, "\x1b[%dA", r->drawn_lines);
 	for (size_t i = 0; i < r->nservices; i++) {
 		fl_report_service *s = &r->services[i];
-		char *line = state_line(s);
+		char *state = state_line(s);
 		const char *col = "", *end = "";
 		if (r->color) {
 			end = RESET;
@@ -149,60 +174,82 @@ static void draw_live(fl_report *r, bool force)
 			bar[22] = ' ';
 			bar[23] = '\0';
 		}
-		fprintf(r->out, "\r\x1b[2K  %-*s  %s%s%s%s\n", (int)width, s->name, bar, col, line, end);
+		char secs[32] = "";
+		double e = elapsed(r, s);
+		if (e >= 0)
+			snprintf(secs, sizeof(secs), " (%.1fs)", e);
+		char *raw = fl_asprintf("  %-*s  %s%s%s", (int)width, names[i], bar, state, secs);
+		char *line = fl_text_printable(raw, cols > 1 ? cols - 1 : 1);
+		fprintf(r->out, "\r\x1b[2K%s%s%s\n", col, line, end);
+		free(raw);
 		free(line);
+		free(state);
 	}
+	for (size_t i = 0; i < r->nservices; i++)
+		free(names[i]);
+	free(names);
 	r->drawn_lines = (int)r->nservices;
 	fflush(r->out);
 }
 
+static void plain_print(fl_report *r, const fl_event *ev, const char *name, const char *t);
+
 static void plain_line(fl_report *r, const fl_event *ev)
 {
 	fl_report_service *s = &r->services[ev->job];
+	if (ev->kind == FL_EV_WAITING)
+		return; /* every service starts so: no news */
+	char *name = fl_text_printable(s->name, 0), *text = fl_text_printable(ev->text, 0);
+	plain_print(r, ev, name, text);
+	free(name);
+	free(text);
+}
+
+static void plain_print(fl_report *r, const fl_event *ev, const char *name, const char *t)
+{
 	char ts[32];
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	struct tm tm;
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	const char *t = ev->text ? ev->text : "";
 	switch (ev->kind) {
 	case FL_EV_WAITING:
-		return; /* every service starts so: no news */
+		return;
 	case FL_EV_CONNECTING:
-		fprintf(r->out, "%s.%03dZ %s: connecting\n", ts, (int)(tv.tv_usec / 1000), s->name);
+		fprintf(r->out, "%s.%03dZ %s: connecting\n", ts, (int)(tv.tv_usec / 1000), name);
 		break;
 	case FL_EV_LOCK_WAIT:
-		fprintf(r->out, "%s.%03dZ %s: waiting for lock%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name,
+		fprintf(r->out, "%s.%03dZ %s: waiting for lock%s%s\n", ts, (int)(tv.tv_usec / 1000), name,
 		        *t ? ": " : "", t);
 		break;
 	case FL_EV_PLANNED:
 		fprintf(r->out, "%s.%03dZ %s: at version %s, %d pending\n", ts, (int)(tv.tv_usec / 1000),
-		        s->name, *t ? t : "<none>", ev->total);
+		        name, *t ? t : "<none>", ev->total);
 		break;
 	case FL_EV_APPLYING:
-		fprintf(r->out, "%s.%03dZ %s: applying %s (%d/%d)\n", ts, (int)(tv.tv_usec / 1000), s->name,
-		        t, ev->index, ev->total);
+		fprintf(r->out, "%s.%03dZ %s: applying %s (%d/%d)\n", ts, (int)(tv.tv_usec / 1000), name, t,
+		        ev->index, ev->total);
 		break;
 	case FL_EV_APPLIED:
-		fprintf(r->out, "%s.%03dZ %s: applied %s in %ld ms\n", ts, (int)(tv.tv_usec / 1000), s->name,
-		        t, ev->ms);
+		fprintf(r->out, "%s.%03dZ %s: applied %s in %ld ms\n", ts, (int)(tv.tv_usec / 1000), name, t,
+		        ev->ms);
 		break;
 	case FL_EV_MESSAGE:
-		fprintf(r->out, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
+		fprintf(r->out, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), name, t);
 		break;
 	case FL_EV_SKIPPED:
-		fprintf(r->out, "%s.%03dZ %s: skipped: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
+		fprintf(r->out, "%s.%03dZ %s: skipped: %s\n", ts, (int)(tv.tv_usec / 1000), name, t);
 		break;
 	case FL_EV_DONE:
-		fprintf(r->out, "%s.%03dZ %s: done%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name,
-		        *t ? ": " : "", t);
+		fprintf(r->out, "%s.%03dZ %s: done%s%s\n", ts, (int)(tv.tv_usec / 1000), name, *t ? ": " : "",
+		        t);
 		break;
 	case FL_EV_FAILED:
-		fprintf(r->out, "%s.%03dZ %s: failed: %s\n", ts, (int)(tv.tv_usec / 1000), s->name, t);
+		fprintf(r->out, "%s.%03dZ %s: failed: %s\n", ts, (int)(tv.tv_usec / 1000), name, t);
 		break;
 	case FL_EV_CANCELLED:
-		fprintf(r->out, "%s.%03dZ %s: cancelled%s%s\n", ts, (int)(tv.tv_usec / 1000), s->name,
+		fprintf(r->out, "%s.%03dZ %s: cancelled%s%s\n", ts, (int)(tv.tv_usec / 1000), name,
 		        *t ? ": " : "", t);
 		break;
 	}
@@ -215,6 +262,8 @@ void fl_report_event(void *ctx, const fl_event *ev)
 	if (ev->job >= r->nservices)
 		return;
 	fl_report_service *s = &r->services[ev->job];
+	if (ev->at > r->now)
+		r->now = ev->at;
 	if (ev->kind != FL_EV_MESSAGE) {
 		s->state = ev->kind;
 		free(s->state_text);
@@ -253,32 +302,67 @@ void fl_report_finish(fl_report *r)
 		draw_live(r, true);
 }
 
+size_t fl_report_width(FILE *f)
+{
+	return isatty(fileno(f)) ? term_width(f) : 0;
+}
+
 void fl_report_summary(const fl_report *r, FILE *f)
 {
-	size_t w = strlen("service");
-	for (size_t i = 0; i < r->nservices; i++)
-		if (strlen(r->services[i].name) > w)
-			w = strlen(r->services[i].name);
-	fprintf(f, "\n%-*s  %-21s  %7s  %8s  %s\n", (int)w, "service", "version", "applied", "time",
-	        "result");
-	const fl_report_service *slowest = NULL;
-	for (size_t i = 0; i < r->nservices; i++) {
+	/* on a terminal every line fits it; in a log nothing is cut */
+	size_t cols = fl_report_width(f);
+	size_t w = strlen("service"), vw = strlen("version");
+	size_t n = r->nservices;
+	char **names = fl_calloc(n ? n : 1, sizeof(char *));
+	char **vers = fl_calloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
 		const fl_report_service *s = &r->services[i];
-		char ver[64];
+		names[i] = fl_text_printable(s->name, 0);
 		const char *b = s->version_before ? s->version_before : "-";
 		const char *a = s->version_after ? s->version_after : b;
-		if (strcmp(a, b) == 0)
-			snprintf(ver, sizeof(ver), "%s", b);
-		else
-			snprintf(ver, sizeof(ver), "%s -> %s", b, a);
+		vers[i] = strcmp(a, b) == 0 ? fl_text_printable(b, 0) : fl_asprintf("%s -> %s", b, a);
+		if (strlen(names[i]) > w)
+			w = strlen(names[i]);
+		if (strlen(vers[i]) > vw)
+			vw = strlen(vers[i]);
+	}
+	/* a narrow terminal drops the counts, never the result */
+	bool compact = cols && w + vw + 2 + 9 + 10 + 12 > cols;
+	char *head = compact ? fl_asprintf("%-*s  %-*s  %s", (int)w, "service", (int)vw, "version", "result")
+	                     : fl_asprintf("%-*s  %-*s  %7s  %8s  %s", (int)w, "service", (int)vw, "version",
+	                                   "applied", "time", "result");
+	char *hl = fl_text_printable(head, cols > 1 ? cols - 1 : 0);
+	fprintf(f, "\n%s\n", hl);
+	free(head);
+	free(hl);
+	const fl_report_service *slowest = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const fl_report_service *s = &r->services[i];
 		double secs = s->started >= 0 && s->finished >= s->started ? s->finished - s->started : 0;
 		if (s->started >= 0 && (!slowest || secs > slowest->finished - slowest->started))
 			slowest = s;
-		fprintf(f, "%-*s  %-21s  %7zu  %7.2fs  %s%s%s\n", (int)w, s->name, ver, s->nmigrations, secs,
-		        fl_outcome_words(s->outcome), s->reason ? ": " : "", s->reason ? s->reason : "");
+		const char *sep = s->reason ? ": " : "", *why = s->reason ? s->reason : "";
+		char *raw = compact ? fl_asprintf("%-*s  %-*s  %s%s%s", (int)w, names[i], (int)vw, vers[i],
+		                                  fl_outcome_words(s->outcome), sep, why)
+		                    : fl_asprintf("%-*s  %-*s  %7zu  %7.2fs  %s%s%s", (int)w, names[i],
+		                                  (int)vw, vers[i], s->nmigrations, secs,
+		                                  fl_outcome_words(s->outcome), sep, why);
+		char *line = fl_text_printable(raw, cols > 1 ? cols - 1 : 0);
+		fprintf(f, "%s\n", line);
+		free(raw);
+		free(line);
 	}
-	fprintf(f, "\nwall time %.2fs", r->wall);
-	if (slowest && r->nservices > 1)
-		fprintf(f, "; slowest: %s (%.2fs)", slowest->name, slowest->finished - slowest->started);
-	fprintf(f, "\n");
+	char *tail = slowest && n > 1 ? fl_asprintf("wall time %.2fs; slowest: %s (%.2fs)", r->wall,
+	                                            slowest->name, slowest->finished - slowest->started)
+	                              : fl_asprintf("wall time %.2fs", r->wall);
+	char *tl = fl_text_printable(tail, cols > 1 ? cols - 1 : 0);
+	fprintf(f, "\n%s\n", tl);
+	free(tail);
+	free(tl);
+	for (size_t i = 0; i < n; i++) {
+		free(names[i]);
+		free(vers[i]);
+	}
+	free(names);
+	free(vers);
 }

@@ -62,6 +62,7 @@ typedef struct {
 	size_t nservices;
 	int drawn_lines; /* live view: lines on screen to redraw */
 	double last_draw;
+	double now;  /* the latest event's time: the live view's clock for elapsed times */
 	double wall; /* seconds, set by the caller at the end */
 } fl_report;
 
@@ -76,6 +77,9 @@ void fl_report_finish(fl_report *r);
 /* Adds a migration to a service's outcome. */
 void fl_report_add_migration(fl_report_service *s, const char *version, const char *script,
                              const char *description, int32_t checksum, long ms);
+/* The width to cut lines to when f is a terminal (a wrapped line breaks the live
+ * view's redraw); 0 when it is not (a log keeps every line whole). */
+size_t fl_report_width(FILE *f);
 /* The summary table: service, version before -> after, applied, time, outcome and why; wall time;
  * slowest. */
 void fl_report_summary(const fl_report *r, FILE *f);

@@ -1,7 +1,10 @@
 #include "text.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "error.h"
 
 int fl_text_distance(const char *a, const char *b)
 {
@@ -92,4 +95,58 @@ bad:
 	if (bad_offset)
 		*bad_offset = i;
 	return false;
+}
+
+/* Code points a terminal shows as nothing, or that reorder what follows (bidi controls). */
+static bool invisible(unsigned cp)
+{
+	return (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
+	       (cp >= 0x2060 && cp <= 0x2069) || cp == 0xFEFF || cp == 0x00AD || cp == 0x061C ||
+	       (cp >= 0x80 && cp <= 0x9F);
+}
+
+char *fl_text_printable(const char *s, size_t max_chars)
+{
+	fl_buf b;
+	fl_buf_init(&b);
+	size_t n = s ? strlen(s) : 0, chars = 0;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		char esc[16] = "";
+		if (len == 0 || i + len > n || !fl_text_utf8_valid(s + i, len, NULL)) {
+			snprintf(esc, sizeof(esc), "\\x%02x", c);
+			len = 1;
+		} else if (len == 1 && (c < 0x20 || c == 0x7f)) {
+			snprintf(esc, sizeof(esc), c == '\t' ? " " : "\\x%02x", c);
+		} else if (len > 1) {
+			unsigned cp = c & (0xFF >> (len + 1));
+			for (size_t k = 1; k < len; k++)
+				cp = (cp << 6) | ((unsigned char)s[i + k] & 0x3F);
+			if (invisible(cp))
+				snprintf(esc, sizeof(esc), "<U+%04X>", cp);
+		}
+		size_t w = *esc ? strlen(esc) : 1;
+		if (max_chars && chars + w > max_chars) {
+			/* cut: the last column says there was more */
+			while (b.len && chars >= max_chars) {
+				do
+					b.len--;
+				while (b.len && ((unsigned char)b.data[b.len] & 0xC0) == 0x80);
+				chars--;
+			}
+			b.data[b.len] = '\0';
+			fl_buf_puts(&b, "\xe2\x80\xa6"); /* … */
+			return fl_buf_detach(&b);
+		}
+		if (*esc)
+			fl_buf_puts(&b, esc);
+		else
+			fl_buf_add(&b, s + i, len);
+		chars += w;
+		i += len;
+	}
+	if (!b.data)
+		fl_buf_puts(&b, "");
+	return fl_buf_detach(&b);
 }

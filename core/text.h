@@ -17,4 +17,14 @@ const char *fl_text_suggest(const char *word, const char *const *candidates, siz
  * On failure *bad_offset (may be NULL) gets the offset of the first bad byte. */
 bool fl_text_utf8_valid(const char *s, size_t len, size_t *bad_offset);
 
+/*
+ * s as a terminal may show it: control characters, bytes that are not UTF-8,
+ * and invisible or reordering code points (zero-width, bidi controls, soft
+ * hyphen) escaped as \xNN or <U+XXXX>, so a name or message cannot hide,
+ * reorder or redraw what is printed around it. With max_chars > 0 the result
+ * is cut to that many characters, the last one then being an ellipsis.
+ * New string.
+ */
+char *fl_text_printable(const char *s, size_t max_chars);
+
 #endif

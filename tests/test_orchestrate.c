@@ -7,6 +7,7 @@
 
 #include "orchestrate.h"
 #include "report.h"
+#include "text.h"
 
 struct seen {
 	int events[16][16];
@@ -123,4 +124,23 @@ Test(orchestrate, jobs_start_in_the_given_order)
 	cr_assert_eq(log[0], 4);
 	for (size_t i = 0; i < 4; i++)
 		cr_assert_eq(log[i + 1], order[i], "start %zu", i);
+}
+
+Test(report, printable_escapes_what_a_terminal_would_hide)
+{
+	char *s = fl_text_printable("a\x1b[2Jb\tc\xe2\x80\xae"
+	                            "d\xe2\x80\x8b"
+	                            "e\xff",
+	                            0);
+	cr_assert_str_eq(s, "a\\x1b[2Jb c<U+202E>d<U+200B>e\\xff");
+	free(s);
+	s = fl_text_printable("caf\xc3\xa9 ok", 0);
+	cr_assert_str_eq(s, "caf\xc3\xa9 ok", "plain UTF-8 stays as it is");
+	free(s);
+	s = fl_text_printable("abcdefghij", 5);
+	cr_assert_str_eq(s, "abcd\xe2\x80\xa6");
+	free(s);
+	s = fl_text_printable("abc", 5);
+	cr_assert_str_eq(s, "abc");
+	free(s);
 }

@@ -372,3 +372,57 @@ Test(par_fleet, live_view_under_a_terminal, .timeout = 240)
 	free(out);
 	fleet_drop(&f);
 }
+
+/* The live view under tmux at 80 and at 40 columns: no line wraps, the summary is there. */
+Test(par_fleet, live_view_fits_the_terminal, .timeout = 240)
+{
+	static const int widths[] = {80, 40};
+	for (size_t k = 0; k < 2; k++) {
+		struct fleet f;
+		fleet_init(&f);
+		fleet_file(&f, "user", "V2__step_2.sql",
+		           "SELECT id FROM a_table_that_is_not_there_at_all;\n");
+		char cmd[4096], *out = NULL;
+		snprintf(cmd, sizeof(cmd),
+		         "cd '%s' && tmux -S '%s/tmux.sock' new-session -d -x %d -y 24 "
+		         "\"TERM=xterm '%s' -m '%s' -e test migrate; echo EXIT=\\$?; sleep 60\"",
+		         f.dir, f.dir, widths[k], getenv("FLOTILLA_BIN"), f.manifest);
+		int rc = th_sh(cmd, &out);
+		cr_assert_eq(rc, 0, "%s", out);
+		free(out);
+		out = NULL;
+		char cap[1024];
+		snprintf(cap, sizeof(cap), "tmux -S '%s/tmux.sock' capture-pane -p -J -S -200", f.dir);
+		for (int i = 0; i < 400; i++) {
+			free(out);
+			out = NULL;
+			th_sh(cap, &out);
+			if (th_contains(out, "EXIT="))
+				break;
+			usleep(50000);
+		}
+		char kill[1024];
+		snprintf(kill, sizeof(kill), "tmux -S '%s/tmux.sock' kill-server", f.dir);
+		char *ko = NULL;
+		th_sh(kill, &ko);
+		free(ko);
+		cr_assert(th_contains(out, "EXIT=1"), "%d columns: %s", widths[k], out);
+		cr_assert(th_contains(out, "wall time"), "%d columns: %s", widths[k], out);
+		cr_assert(th_contains(out, "FAILED"), "%d columns: %s", widths[k], out);
+		/* -J joins wrapped lines: a line longer than the pane wrapped. The live view, the
+		 * provisioning lines and the summary fit; the errors after it are whole. */
+		char *wall = strstr(out, "wall time");
+		char *eol = strchr(wall, '\n');
+		if (eol)
+			*eol = '\0';
+		for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			size_t chars = 0;
+			for (const char *p = l; *p; p++)
+				chars += ((unsigned char)*p & 0xC0) != 0x80;
+			cr_assert_leq(chars, (size_t)widths[k], "%d columns: a line of %zu wrapped: %s",
+			              widths[k], chars, l);
+		}
+		free(out);
+		fleet_drop(&f);
+	}
+}
