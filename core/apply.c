@@ -47,6 +47,7 @@ typedef struct {
 	long long run_id;
 	bool locked;
 	bool control_current; /* flotilla's control schema was read under our lock and needs nothing */
+	bool checking;        /* fl_apply_check: only whether files expand and split (no digest) */
 	fl_apply_result *res;
 	fl_apply_result local_res;
 } ctx;
@@ -517,7 +518,8 @@ static int prepare(ctx *c, const fl_migration *m, prepared *pm, fl_error **err)
 		fl_error_append(err, e);
 		return -1;
 	}
-	fl_sha256_hex(m->data, m->len, pm->sha);
+	if (!c->checking)
+		fl_sha256_hex(m->data, m->len, pm->sha);
 	if (m->no_transaction) {
 		pm->no_tx = true;
 		pm->no_tx_why = "-- flotilla:no-transaction";
@@ -1913,6 +1915,7 @@ fl_error *fl_apply_check(const fl_migration_set *set, const fl_apply_opts *o, co
 {
 	ctx c;
 	ctx_init(&c, NULL, o, "check", NULL);
+	c.checking = true;
 	set_facts(&c, user ? user : "", database ? database : "");
 	fl_error *errs = NULL;
 	for (size_t i = 0; set && i < set->n; i++) {

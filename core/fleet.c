@@ -273,42 +273,65 @@ static void preflight_git(fl_fleet *f)
 	free(folders);
 }
 
-static void preflight_files(fl_fleet *f)
+/* One service's files: read, decoded, split and expanded. Touches only that service. */
+static void preflight_service(fl_fleet *f, fl_fleet_service *s)
 {
 	const fl_environment *env = f->m->env;
-	for (size_t i = 0; i < f->n; i++) {
-		fl_fleet_service *s = &f->services[i];
-		if (s->skip)
-			continue;
-		fl_file *files = NULL;
-		size_t nfiles = 0;
-		fl_error *e = NULL;
-		int rc;
-		if (f->opts.source)
-			rc = f->opts.source(f->opts.source_ctx, s->svc, &files, &nfiles, &e);
-		else if (f->opts.rev)
-			rc = fl_git_read_folder(f->git, f->rev_id, s->svc->migrations,
-			                        s->svc->migrations_as_written, &files, &nfiles, &e);
-		else
-			rc = fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files, &nfiles,
-			                   &e);
-		if (rc == 0) {
-			s->set = fl_migration_set_new(files, nfiles, &e);
-			free(files);
-		}
-		if (!e && s->set) {
-			fl_apply_opts ao = apply_opts(f, s);
-			e = fl_apply_check(s->set, &ao, env->migrator.user, s->svc->database);
-		}
-		if (e) {
-			for (fl_error *x = e; x; x = x->next) {
-				x->kind = FL_EINPUT;
-				if (!x->file)
-					fl_error_prefix(x, "%s", s->svc->name);
-			}
-			fail_service(s, FL_OUTCOME_INVALID, e);
-		}
+	if (s->skip)
+		return;
+	fl_file *files = NULL;
+	size_t nfiles = 0;
+	fl_error *e = NULL;
+	int rc;
+	if (f->opts.source)
+		rc = f->opts.source(f->opts.source_ctx, s->svc, &files, &nfiles, &e);
+	else if (f->opts.rev)
+		rc = fl_git_read_folder(f->git, f->rev_id, s->svc->migrations, s->svc->migrations_as_written,
+		                        &files, &nfiles, &e);
+	else
+		rc = fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files, &nfiles, &e);
+	if (rc == 0) {
+		s->set = fl_migration_set_new(files, nfiles, &e);
+		free(files);
 	}
+	if (!e && s->set) {
+		fl_apply_opts ao = apply_opts(f, s);
+		e = fl_apply_check(s->set, &ao, env ? env->migrator.user : NULL, s->svc->database);
+	}
+	if (e) {
+		for (fl_error *x = e; x; x = x->next) {
+			x->kind = FL_EINPUT;
+			if (!x->file)
+				fl_error_prefix(x, "%s", s->svc->name);
+		}
+		fail_service(s, FL_OUTCOME_INVALID, e);
+	}
+}
+
+static int preflight_job(fl_orch_worker *w, size_t i, void *arg)
+{
+	(void)w;
+	fl_fleet *f = arg;
+	preflight_service(f, &f->services[i]);
+	return 0;
+}
+
+/*
+ * Every selected service's files, services in parallel (reading and
+ * splitting a large folder is most of a no-op run's own work); from a git
+ * tree one after another, since a repository handle is one thread's.
+ */
+static void preflight_files(fl_fleet *f)
+{
+	if (f->opts.rev || f->opts.source || f->n < 2) {
+		for (size_t i = 0; i < f->n; i++)
+			preflight_service(f, &f->services[i]);
+		return;
+	}
+	fl_orch_opts oo = {.threads = f->n < 8 ? (int)f->n : 8, .handle_signals = f->opts.handle_signals};
+	int *results = fl_calloc(f->n, sizeof(int));
+	fl_orch_run(f->n, preflight_job, f, &oo, results);
+	free(results); /* an interrupt stops the jobs not started; the run then stops before phase 3 */
 }
 
 fl_error *fl_fleet_load_files(fl_fleet *f)
