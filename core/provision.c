@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "pg.h"
+#include "proc.h"
 #include "text.h"
 
 #define MAX_NAME 63
@@ -1517,13 +1518,6 @@ fl_error *fl_provision_password_new(char **out)
 	return NULL;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Replaces every copy of secret[0..len) in b by "<password>"; wipes what it drops. */
 static char *scrub(const fl_buf *b, const char *secret, size_t len)
 {
@@ -1538,13 +1532,6 @@ static char *scrub(const fl_buf *b, const char *secret, size_t len)
 		}
 	}
 	return fl_buf_detach(&o);
-}
-
-static void buf_wipe_free(fl_buf *b)
-{
-	if (b->data)
-		explicit_bzero(b->data, b->cap);
-	fl_buf_free(b);
 }
 
 /* The start of a command's stderr on one line: at most 5 lines, 600 bytes. */
@@ -1579,141 +1566,22 @@ fl_error *fl_provision_sink_run(const char *sink, const char *data, size_t len, 
 		return fl_error_new("no password sink command");
 	if (timeout_ms <= 0)
 		timeout_ms = FL_PROVISION_SINK_TIMEOUT_MS;
-	int in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
-	if (pipe2(in, O_CLOEXEC) || pipe2(outp, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
-		int e = errno;
-		for (int *fd = &in[0]; fd <= &in[1]; fd++)
-			if (*fd >= 0)
-				close(*fd);
-		for (int i = 0; i < 2; i++) {
-			if (outp[i] >= 0)
-				close(outp[i]);
-			if (errp[i] >= 0)
-				close(errp[i]);
-		}
-		return fl_error_kind_new(FL_EDB, "password sink: pipe: %s", strerror(e));
+	/* proc gives the sink a clean environment, no inherited descriptors and default signals */
+	fl_proc p = {.shell_cmd = sink, .in = data ? data : "", .inlen = len, .timeout_ms = timeout_ms};
+	fl_error *perr = NULL;
+	if (fl_proc_run(&p, &perr) != 0) {
+		fl_error *e = fl_error_kind_new(FL_EDB, "password sink: %s", perr->msg);
+		fl_error_free(perr);
+		return e;
 	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(in[0]), close(in[1]), close(outp[0]), close(outp[1]), close(errp[0]), close(errp[1]);
-		return fl_error_kind_new(FL_EDB, "password sink: fork: %s", strerror(e));
-	}
-	if (pid == 0) {
-		setpgid(0, 0);
-		dup2(in[0], 0);
-		dup2(outp[1], 1);
-		dup2(errp[1], 2);
-		execl("/bin/sh", "sh", "-c", sink, (char *)NULL);
-		_exit(127);
-	}
-	setpgid(pid, pid); /* also here: whichever runs first */
-	close(in[0]);
-	close(outp[1]);
-	close(errp[1]);
-	fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
-
-	/* a sink that exits without reading must not kill us with SIGPIPE */
-	sigset_t pipe_set, old_mask;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-
-	fl_buf out, errb;
-	fl_buf_init(&out);
-	fl_buf_init(&errb);
-	size_t written = 0;
-	bool epipe = false, timed_out = false;
-	int fds_open = 2;
-	double deadline = now_ms() + timeout_ms;
-	if (len == 0) {
-		close(in[1]);
-		in[1] = -1;
-	}
-	while (fds_open > 0 || in[1] >= 0) {
-		struct pollfd pf[3];
-		int np = 0;
-		int ix_in = -1, ix_out = -1, ix_err = -1;
-		if (in[1] >= 0) {
-			pf[np] = (struct pollfd){.fd = in[1], .events = POLLOUT};
-			ix_in = np++;
-		}
-		if (outp[0] >= 0) {
-			pf[np] = (struct pollfd){.fd = outp[0], .events = POLLIN};
-			ix_out = np++;
-		}
-		if (errp[0] >= 0) {
-			pf[np] = (struct pollfd){.fd = errp[0], .events = POLLIN};
-			ix_err = np++;
-		}
-		double left = deadline - now_ms();
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		int rc = poll(pf, (nfds_t)np, (int)left + 1);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0)
-			break;
-		if (ix_in >= 0 && pf[ix_in].revents) {
-			ssize_t w = write(in[1], data + written, len - written);
-			if (w > 0)
-				written += (size_t)w;
-			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				epipe = errno == EPIPE;
-				written = len;
-			}
-			if (written == len) {
-				close(in[1]);
-				in[1] = -1;
-			}
-		}
-		int *fdp[2] = {&outp[0], &errp[0]};
-		int ix[2] = {ix_out, ix_err};
-		fl_buf *bufs[2] = {&out, &errb};
-		for (int k = 0; k < 2; k++) {
-			if (ix[k] < 0 || !pf[ix[k]].revents)
-				continue;
-			char chunk[4096];
-			ssize_t r = read(*fdp[k], chunk, sizeof(chunk));
-			if (r > 0) {
-				if (bufs[k]->len < 65536)
-					fl_buf_add(bufs[k], chunk, (size_t)r);
-			} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-				close(*fdp[k]);
-				*fdp[k] = -1;
-				fds_open--;
-			}
-			explicit_bzero(chunk, sizeof(chunk));
-		}
-	}
-	if (timed_out)
-		kill(-pid, SIGKILL);
-	if (in[1] >= 0)
-		close(in[1]);
-	if (outp[0] >= 0)
-		close(outp[0]);
-	if (errp[0] >= 0)
-		close(errp[0]);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	/* drop a SIGPIPE we caused, then let the caller's mask be */
-	sigset_t pending;
-	sigpending(&pending);
-	if (sigismember(&pending, SIGPIPE) && !sigismember(&old_mask, SIGPIPE)) {
-		struct timespec zero = {0, 0};
-		sigtimedwait(&pipe_set, NULL, &zero);
-	}
-	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-
+	fl_buf errb = {.data = p.err, .len = p.errlen, .cap = p.errlen + 1};
 	char *clean = scrub(&errb, data, len);
 	char *ex = excerpt(clean);
 	explicit_bzero(clean, strlen(clean));
 	free(clean);
-	buf_wipe_free(&out);
-	buf_wipe_free(&errb);
+	int st = p.status;
+	bool timed_out = p.timed_out, unread = p.in_unread;
+	fl_proc_clear(&p);
 	fl_error *err = NULL;
 	const char *sep = *ex ? ": " : "";
 	if (timed_out)
@@ -1726,7 +1594,7 @@ fl_error *fl_provision_sink_run(const char *sink, const char *data, size_t len, 
 	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
 		err = fl_error_kind_new(FL_EDB, "password sink exited with status %d%s%s", WEXITSTATUS(st),
 		                        sep, ex);
-	else if (epipe)
+	else if (unread)
 		err = fl_error_kind_new(
 		    FL_EDB, "password sink exited without reading the password from its standard input");
 	free(ex);
