@@ -217,10 +217,12 @@ int fl_proc_run(fl_proc *p, fl_error **err)
 		if (r < 0)
 			break;
 		if (ii >= 0 && pf[ii].revents) {
-			ssize_t w = send(in_fd, (const char *)p->in + written, p->inlen - written, MSG_NOSIGNAL);
+			ssize_t w =
+			    send(in_fd, (const char *)p->in + written, p->inlen - written, MSG_NOSIGNAL);
 			if (w > 0)
 				written += (size_t)w;
-			if ((w < 0 && errno != EAGAIN && errno != EINTR) || (pf[ii].revents & (POLLERR | POLLHUP)))
+			if ((w < 0 && errno != EAGAIN && errno != EINTR) ||
+			    (pf[ii].revents & (POLLERR | POLLHUP)))
 				p->in_unread = written < p->inlen;
 			if (written == p->inlen || p->in_unread) {
 				close(in_fd);

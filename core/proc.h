@@ -34,9 +34,9 @@ typedef struct {
 	const char *shell_cmd;
 	const void *in; /* stdin bytes; NULL: /dev/null */
 	size_t inlen;
-	int timeout_ms;               /* > 0 */
-	const char *const *pass_env;  /* names of variables passed on (NULL-terminated; may be NULL) */
-	size_t out_limit, err_limit;  /* 0: FL_PROC_DEFAULT_LIMIT */
+	int timeout_ms;              /* > 0 */
+	const char *const *pass_env; /* names of variables passed on (NULL-terminated; may be NULL) */
+	size_t out_limit, err_limit; /* 0: FL_PROC_DEFAULT_LIMIT */
 	/* out */
 	char *out, *err; /* NUL-terminated (may hold NULs before); never NULL after a run */
 	size_t outlen, errlen;

@@ -221,14 +221,17 @@ static int accept(const char *v, size_t n, const fl_secret_ref *ref, const char 
                   fl_error **err)
 {
 	if (memchr(v, '\0', n)) {
-		*err = fail(ref, what, "the value contains a NUL byte, which no PostgreSQL password can hold%s",
-		            shape_hint(ref, v, n));
+		*err =
+		    fail(ref, what, "the value contains a NUL byte, which no PostgreSQL password can hold%s",
+		         shape_hint(ref, v, n));
 		return -1;
 	}
 	if (memchr(v, '\n', n) || memchr(v, '\r', n)) {
 		const char *h = shape_hint(ref, v, n);
-		*err = fail(ref, what, "the value holds a line break, which no password can%s", *h ? h :
-		            "; if the secret holds more than the password, pick the field with json = \"...\"");
+		*err = fail(
+		    ref, what, "the value holds a line break, which no password can%s",
+		    *h ? h
+		       : "; if the secret holds more than the password, pick the field with json = \"...\"");
 		return -1;
 	}
 	if (ref->kind != FL_SECRET_URL && looks_like_url(v, n)) {
@@ -280,8 +283,10 @@ static int pick_json(const char *v, size_t n, const fl_secret_ref *ref, const ch
 	json_t *root = json_loadb(v, n, 0, &je);
 	if (!root) {
 		/* jansson's text quotes the input near the error: only the place is shown */
-		*err = fail(ref, what, "json = \"%s\" needs a JSON document, and the value is not one (line %d, "
-		            "column %d)", ref->json, je.line, je.column);
+		*err = fail(ref, what,
+		            "json = \"%s\" needs a JSON document, and the value is not one (line %d, "
+		            "column %d)",
+		            ref->json, je.line, je.column);
 		return -1;
 	}
 	json_t *cur = root;
@@ -308,13 +313,14 @@ static int pick_json(const char *v, size_t n, const fl_secret_ref *ref, const ch
 			}
 			char *keys = fl_buf_detach(&b);
 			if (!json_is_object(cur) && p == path)
-				*err = fail(ref, what, "json = \"%s\": the document is not a JSON object", path);
+				*err =
+				    fail(ref, what, "json = \"%s\": the document is not a JSON object", path);
 			else if (!json_is_object(cur))
 				*err = fail(ref, what, "json = \"%s\": \"%.*s\" is not an object", path,
 				            (int)(p - path - 1), path);
 			else
-				*err = fail(ref, what, "json = \"%s\": no field \"%s\" in the document%s%s", path,
-				            key, *keys ? "; it has " : "", keys);
+				*err = fail(ref, what, "json = \"%s\": no field \"%s\" in the document%s%s",
+				            path, key, *keys ? "; it has " : "", keys);
 			free(keys);
 			free(key);
 			goto out;
@@ -327,8 +333,11 @@ static int pick_json(const char *v, size_t n, const fl_secret_ref *ref, const ch
 	}
 	if (!json_is_string(cur)) {
 		*err = fail(ref, what, "json = \"%s\": the field is %s, not a string", path,
-		            json_is_object(cur) ? "an object" : json_is_array(cur) ? "an array"
-		            : json_is_number(cur) ? "a number" : json_is_null(cur) ? "null" : "a boolean");
+		            json_is_object(cur)   ? "an object"
+		            : json_is_array(cur)  ? "an array"
+		            : json_is_number(cur) ? "a number"
+		            : json_is_null(cur)   ? "null"
+		                                  : "a boolean");
 		goto out;
 	}
 	size_t sl = json_string_length(cur);
@@ -417,10 +426,14 @@ static int from_file(const fl_secret_ref *ref, const char *what, fl_secret **out
 		if (left <= 0) {
 			char t[32];
 			format_ms(t, sizeof(t), timeout);
-			*err = fail(ref, what,
-			            "the file (a %s) gave no end of data within %s (secret_timeout); is anything "
-			            "writing to it?",
-			            S_ISFIFO(st.st_mode) ? "FIFO" : S_ISCHR(st.st_mode) ? "device" : "file", t);
+			*err = fail(
+			    ref, what,
+			    "the file (a %s) gave no end of data within %s (secret_timeout); is anything "
+			    "writing to it?",
+			    S_ISFIFO(st.st_mode)  ? "FIFO"
+			    : S_ISCHR(st.st_mode) ? "device"
+			                          : "file",
+			    t);
 			close(fd);
 			sbuf_wipe(&b);
 			return -1;
@@ -717,7 +730,8 @@ static bool valid_host(const char *h)
 	if (!*h)
 		return false;
 	for (const char *c = h; *c; c++)
-		if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == ',' || *c == '@' || *c == '?' || *c == '#')
+		if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == ',' || *c == '@' || *c == '?' ||
+		    *c == '#')
 			return false;
 	return true;
 }
@@ -751,11 +765,13 @@ void fl_conn_url_clear(fl_conn_url *u)
 /* One query parameter; the value is already decoded. */
 static fl_error *url_param(fl_conn_url *u, const char *k, char *v)
 {
-	static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+	static const char *const sslmodes[] = {"disable", "allow",     "prefer",
+	                                       "require", "verify-ca", "verify-full"};
 	if (strcmp(k, "host") == 0) {
 		if (!valid_host(v))
-			return url_fail("has a host parameter that is empty or holds spaces, commas or control "
-			                "characters");
+			return url_fail(
+			    "has a host parameter that is empty or holds spaces, commas or control "
+			    "characters");
 		set_part(&u->host, v);
 	} else if (strcmp(k, "port") == 0) {
 		if (!valid_port(v))
@@ -783,9 +799,10 @@ static fl_error *url_param(fl_conn_url *u, const char *k, char *v)
 		u->keys[u->nopts] = fl_strdup(k);
 		u->values[u->nopts++] = v;
 	} else {
-		return url_fail("has a query parameter flotilla does not know; known: host, port, user, password, "
-		                "dbname, sslmode, application_name, connect_timeout, target_session_attrs, "
-		                "sslrootcert, sslcert, sslkey, options");
+		return url_fail(
+		    "has a query parameter flotilla does not know; known: host, port, user, password, "
+		    "dbname, sslmode, application_name, connect_timeout, target_session_attrs, "
+		    "sslrootcert, sslcert, sslkey, options");
 	}
 	return NULL;
 }
@@ -807,7 +824,8 @@ int fl_conn_url_parse(const char *url, size_t len, fl_conn_url *u, fl_error **er
 		skip = 18;
 	else if (starts_with(s, len, "postgresql+")) {
 		size_t i = 11;
-		while (i < len && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+		while (i < len &&
+		       ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
 			i++;
 		if (i == 11 || len - i < 3 || memcmp(s + i, "://", 3) != 0) {
 			*err = url_fail("does not start with postgresql+DRIVER:// (SQLAlchemy's form)");
@@ -881,7 +899,8 @@ int fl_conn_url_parse(const char *url, size_t len, fl_conn_url *u, fl_error **er
 			char *h = pct_decode(s, (size_t)(hend - s));
 			if (!h || (*h && !valid_host(h))) {
 				set_part(&h, NULL);
-				e = url_fail("names several hosts or a host with a bad character; flotilla connects to "
+				e = url_fail("names several hosts or a host with a bad character; flotilla "
+				             "connects to "
 				             "one host");
 				goto fail;
 			}

@@ -39,10 +39,10 @@
 typedef enum { FL_SECRET_PASSWORD, FL_SECRET_TOKEN, FL_SECRET_URL } fl_secret_kind;
 
 typedef struct {
-	char *env;      /* variable name, or NULL */
-	char *file;     /* absolute path, or NULL */
-	char *cmd;      /* shell command, or NULL */
-	char *json;     /* dotted path of the field that holds the value ("password", "db.password"), or NULL */
+	char *env;  /* variable name, or NULL */
+	char *file; /* absolute path, or NULL */
+	char *cmd;  /* shell command, or NULL */
+	char *json; /* dotted path of the field that holds the value ("password", "db.password"), or NULL */
 	fl_secret_kind kind;
 	char **pass_env; /* NULL-terminated names a cmd may see besides PATH and HOME, or NULL */
 	int timeout_ms;  /* limit for cmd and file; <= 0: FL_SECRET_DEFAULT_TIMEOUT_MS */
@@ -77,9 +77,9 @@ void fl_secret_free(fl_secret *s);
 typedef struct {
 	const fl_secret_ref *ref;
 	const char *what;
-	fl_secret *out;       /* set on success; the caller frees */
-	fl_error *err;        /* set on failure */
-	fl_error *warnings;   /* as fl_secret_resolve's */
+	fl_secret *out;     /* set on success; the caller frees */
+	fl_error *err;      /* set on failure */
+	fl_error *warnings; /* as fl_secret_resolve's */
 } fl_secret_job;
 
 /* At most this many secrets are fetched at once. */
@@ -94,7 +94,8 @@ size_t fl_secret_resolve_many(fl_secret_job *jobs, size_t n);
 
 /* A connection URL, parsed: every member NULL when the URL does not say. */
 typedef struct {
-	char *host; /* a name, an address (IPv6 without brackets) or a socket directory (?host=/cloudsql/...) */
+	char *
+	    host; /* a name, an address (IPv6 without brackets) or a socket directory (?host=/cloudsql/...) */
 	char *port;
 	char *dbname;
 	char *user;

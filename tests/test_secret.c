@@ -57,9 +57,10 @@ Test(secret, env_source)
 	/* but a line break is no part of any password */
 	setenv("FL_TEST_PW", "from env\n", 1);
 	fl_error *e = fails(&ref);
-	cr_assert_str_eq(e->msg, "password of service auth <env FL_TEST_PW>: the value holds a line break, which "
-	                         "no password can; if the secret holds more than the password, pick the field "
-	                         "with json = \"...\"");
+	cr_assert_str_eq(e->msg,
+	                 "password of service auth <env FL_TEST_PW>: the value holds a line break, which "
+	                 "no password can; if the secret holds more than the password, pick the field "
+	                 "with json = \"...\"");
 	fl_error_free(e);
 	unsetenv("FL_TEST_PW");
 	e = fails(&ref);
