@@ -1749,30 +1749,11 @@ fl_provision_desired *fl_provision_desired_from_manifest(const fl_manifest *m)
 fl_error *fl_provision_admin_init(fl_provision_admin *a, const fl_environment *env, fl_error **warnings)
 {
 	memset(a, 0, sizeof(*a));
-	if (env->admin.password) {
-		char *what = fl_asprintf("admin password of environment %s", env->name);
-		fl_error *err = NULL;
-		int rc = fl_secret_resolve(env->admin.password, what, &a->password, warnings, &err);
-		free(what);
-		if (rc != 0)
-			return err;
-	}
-	a->params.host = env->host;
-	if (env->port > 0) {
-		snprintf(a->port, sizeof(a->port), "%d", env->port);
-		a->params.port = a->port;
-	}
-	a->params.user = env->admin.user;
-	a->params.password = a->password ? a->password->data : NULL;
-	a->params.sslmode = env->sslmode;
-	a->params.connect_timeout = env->connect_timeout;
-	if (env->noptions) {
-		a->options = fl_calloc(env->noptions, sizeof(*a->options));
-		for (size_t i = 0; i < env->noptions; i++)
-			a->options[i] = (fl_pg_option){env->options[i].key, env->options[i].value};
-		a->params.options = a->options;
-		a->params.noptions = env->noptions;
-	}
+	/* a password, a token or a URL: login knows each shape */
+	fl_error *err = NULL;
+	if (fl_login_conn_init(&a->conn, env, &env->admin, NULL, NULL, warnings, &err) != 0)
+		return err;
+	a->params = a->conn.params;
 	a->target.admin = &a->params;
 	a->target.maintenance_db = env->maintenance_db;
 	return NULL;
@@ -1780,7 +1761,6 @@ fl_error *fl_provision_admin_init(fl_provision_admin *a, const fl_environment *e
 
 void fl_provision_admin_clear(fl_provision_admin *a)
 {
-	fl_secret_free(a->password);
-	free(a->options);
+	fl_login_conn_clear(&a->conn);
 	memset(a, 0, sizeof(*a));
 }

@@ -57,6 +57,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "login.h"
 #include "manifest.h"
 #include "pg.h"
 #include "secret.h"
@@ -199,9 +200,7 @@ fl_provision_desired *fl_provision_desired_from_manifest(const fl_manifest *m);
 typedef struct {
 	fl_provision_target target;
 	fl_pg_params params;
-	fl_pg_option *options;
-	char port[16];
-	fl_secret *password;
+	fl_login_conn conn; /* owns what params point to */
 } fl_provision_admin;
 
 /* Fills a from env; warnings of the password resolution are appended to *warnings. */

@@ -140,6 +140,7 @@ void fl_secret_ref_copy(fl_secret_ref *dst, const fl_secret_ref *src)
 	dst->cmd = dup_or_null(src->cmd);
 	dst->json = dup_or_null(src->json);
 	dst->kind = src->kind;
+	dst->url_user = dup_or_null(src->url_user);
 	dst->pass_env = NULL;
 	if (src->pass_env) {
 		size_t n = 0;
@@ -161,6 +162,7 @@ void fl_secret_ref_clear(fl_secret_ref *ref)
 	free(ref->file);
 	free(ref->cmd);
 	free(ref->json);
+	free(ref->url_user);
 	for (char **p = ref->pass_env; p && *p; p++)
 		free(*p);
 	free(ref->pass_env);
@@ -587,6 +589,9 @@ static int from_cmd(const fl_secret_ref *ref, const char *what, fl_secret **out,
 	return r;
 }
 
+static int url_password(const fl_secret_ref *ref, const char *what, fl_secret **out, fl_error **warnings,
+                        fl_error **err);
+
 int fl_secret_resolve(const fl_secret_ref *ref, const char *what, fl_secret **out, fl_error **warnings,
                       fl_error **err)
 {
@@ -594,6 +599,8 @@ int fl_secret_resolve(const fl_secret_ref *ref, const char *what, fl_secret **ou
 		what = "secret";
 	*out = NULL;
 	pthread_once(&json_once, json_setup);
+	if (ref && ref->kind == FL_SECRET_URL_PASSWORD)
+		return url_password(ref, what, out, warnings, err);
 	if (!ref) {
 		*err = fl_error_new("%s: no source is configured", what);
 		return -1;
@@ -987,4 +994,28 @@ int fl_secret_resolve_url(const fl_secret_ref *ref, const char *what, fl_conn_ur
 		return -1;
 	}
 	return 0;
+}
+
+/* A service's `url`: the password out of the URL, which must name the service's own role. */
+static int url_password(const fl_secret_ref *ref, const char *what, fl_secret **out, fl_error **warnings,
+                        fl_error **err)
+{
+	fl_conn_url u;
+	if (fl_secret_resolve_url(ref, what, &u, warnings, err) != 0)
+		return -1;
+	int rc = -1;
+	if (!u.password) {
+		*err = fail(ref, what, "the connection URL holds no password");
+	} else if (ref->url_user && u.user && strcmp(u.user, ref->url_user) != 0) {
+		*err = fail(ref, what, "the connection URL is for user \"%s\", not for \"%s\"", u.user,
+		            ref->url_user);
+	} else {
+		fl_secret *s = fl_calloc(1, sizeof(*s));
+		s->len = strlen(u.password);
+		s->data = fl_strdup(u.password);
+		*out = s;
+		rc = 0;
+	}
+	fl_conn_url_clear(&u);
+	return rc;
 }

@@ -36,7 +36,14 @@
 
 /* What a reference holds: a password, a login token (fetched for every new
  * connection, never kept), or a connection URL. */
-typedef enum { FL_SECRET_PASSWORD, FL_SECRET_TOKEN, FL_SECRET_URL } fl_secret_kind;
+typedef enum {
+	FL_SECRET_PASSWORD,
+	FL_SECRET_TOKEN,
+	FL_SECRET_URL,
+	/* a URL of which fl_secret_resolve returns the password alone (a service's
+	 * `url`); when url_user is set, the URL's user must be that role */
+	FL_SECRET_URL_PASSWORD
+} fl_secret_kind;
 
 typedef struct {
 	char *env;  /* variable name, or NULL */
@@ -44,6 +51,7 @@ typedef struct {
 	char *cmd;  /* shell command, or NULL */
 	char *json; /* dotted path of the field that holds the value ("password", "db.password"), or NULL */
 	fl_secret_kind kind;
+	char *url_user;  /* FL_SECRET_URL_PASSWORD: the user the URL must name, or NULL */
 	char **pass_env; /* NULL-terminated names a cmd may see besides PATH and HOME, or NULL */
 	int timeout_ms;  /* limit for cmd and file; <= 0: FL_SECRET_DEFAULT_TIMEOUT_MS */
 	/* where the reference was written, so failures point there (file may be NULL) */
