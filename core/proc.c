@@ -24,28 +24,18 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A growing buffer that wipes the block it leaves, as realloc would not. */
+/* Captured output: one block of limit + 1 bytes, never grown, so no copy of a
+ * secret is left behind in memory a realloc gave back. */
 typedef struct {
 	char *p;
-	size_t len, cap, limit;
+	size_t len, limit;
 	bool over;
 } wbuf;
 
-static void wbuf_reserve(wbuf *b, size_t extra)
+static void wbuf_alloc(wbuf *b)
 {
-	if (b->len + extra + 1 <= b->cap)
-		return;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < b->len + extra + 1)
-		cap *= 2;
-	char *np = fl_malloc(cap);
-	if (b->p) {
-		memcpy(np, b->p, b->len);
-		explicit_bzero(b->p, b->cap);
-		free(b->p);
-	}
-	b->p = np;
-	b->cap = cap;
+	if (!b->p)
+		b->p = fl_malloc(b->limit + 1);
 }
 
 /* Reads what is there; 0 at end of file or error, 1 when more may come. */
@@ -68,7 +58,7 @@ static int drain(int fd, wbuf *b)
 			b->over = true;
 		}
 		if (keep) {
-			wbuf_reserve(b, keep);
+			wbuf_alloc(b);
 			memcpy(b->p + b->len, chunk, keep);
 			b->len += keep;
 		}
@@ -267,8 +257,8 @@ int fl_proc_run(fl_proc *p, fl_error **err)
 			;
 	}
 	p->status = st;
-	wbuf_reserve(&o, 0);
-	wbuf_reserve(&e, 0);
+	wbuf_alloc(&o);
+	wbuf_alloc(&e);
 	o.p[o.len] = '\0';
 	e.p[e.len] = '\0';
 	p->out = o.p;

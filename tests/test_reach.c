@@ -261,3 +261,46 @@ Test(reach, iam_role_names_as_migrator_and_reader, .timeout = 180)
 	PQfinish(c);
 	free(dir);
 }
+
+Test(reach, the_readme_snippets_load_and_are_the_example_files)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/README.md", th_top());
+	char *readme = th_read(path);
+	const char *files[] = {"auth-proxy-tcp", "cloud-run-socket", "iam-users"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/manifests/examples/%s.toml", th_top(), files[i]);
+		char *text = th_read(path);
+		char *block = NULL;
+		cr_assert(asprintf(&block, "```toml\n%s```\n", text) > 0);
+		cr_assert(th_contains(readme, block), "README.md does not hold %s as it is", path);
+		free(block);
+		free(text);
+		fl_error *err = NULL;
+		fl_manifest *m = fl_manifest_load(path, "prod", &err);
+		cr_assert_not_null(m, "%s: %s", path, err ? fl_error_format(err) : "?");
+		fl_manifest_free(m);
+	}
+	/* what each one promises */
+	snprintf(path, sizeof(path), "%s/manifests/examples/iam-users.toml", th_top());
+	fl_error *err = NULL;
+	fl_manifest *m = fl_manifest_load(path, "prod", &err);
+	cr_assert_not_null(m->env->migrator.token);
+	cr_assert_eq(m->env->migrator.token->kind, FL_SECRET_TOKEN);
+	cr_assert_str_eq(m->roles[1].name, "bigquery-sync@pcc-prod.iam.gserviceaccount.com");
+	fl_manifest_free(m);
+	snprintf(path, sizeof(path), "%s/manifests/examples/cloud-run-socket.toml", th_top());
+	m = fl_manifest_load(path, "prod", &err);
+	cr_assert_eq(m->env->migrator.url->kind, FL_SECRET_URL);
+	cr_assert_eq(m->services[0].password->kind, FL_SECRET_URL_PASSWORD);
+	cr_assert_str_eq(m->services[0].password->url_user, "auth_api_user");
+	fl_manifest_free(m);
+	snprintf(path, sizeof(path), "%s/manifests/examples/auth-proxy-tcp.toml", th_top());
+	m = fl_manifest_load(path, "prod", &err);
+	cr_assert_eq(m->settings.connect_retries, 8);
+	cr_assert_eq(m->settings.connect_retries_interval_s, 5);
+	cr_assert_str_eq(m->settings.pass_env[0], "CLOUDSDK_CONFIG");
+	cr_assert_str_eq(m->env->admin.password->json, "password");
+	fl_manifest_free(m);
+	free(readme);
+}
