@@ -322,6 +322,7 @@ void fl_pg_close(fl_pg *pg)
 {
 	if (!pg)
 		return;
+	fl_pg_unwatch(pg);
 	if (pg->conn)
 		PQfinish(pg->conn);
 	for (size_t i = 0; i < pg->nnotices; i++)
@@ -468,15 +469,127 @@ static void format_ms(char *buf, size_t n, int ms)
 		snprintf(buf, n, "%d ms", ms);
 }
 
-static fl_error *timeout_error(fl_pg *pg)
+static fl_error *bound_error(int ms)
 {
 	char t[32];
-	format_ms(t, sizeof(t), pg->query_timeout_ms);
+	format_ms(t, sizeof(t), ms);
 	return fl_error_kind_new(FL_EDB,
 	                         "no answer from the server within %s (flotilla's bound on one statement: "
 	                         "statement_timeout + 60 s, or 1 h without one); the connection was closed, "
 	                         "nothing after this point ran",
 	                         t);
+}
+
+static fl_error *timeout_error(fl_pg *pg)
+{
+	return bound_error(pg->query_timeout_ms);
+}
+
+/*
+ * The watchdog: one thread for the process, started with the first watch,
+ * sleeping until the nearest deadline of the watched connections. It only
+ * severs (an atomic shutdown of the socket), so it never touches a PGconn
+ * its owner is using.
+ */
+static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cv;
+static pthread_once_t wd_once = PTHREAD_ONCE_INIT;
+static fl_pg **wd_list;
+static size_t wd_n, wd_cap;
+static bool wd_running;
+
+static void *wd_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&wd_mu);
+	for (;;) {
+		long long now = now_ms(), next = -1;
+		for (size_t i = 0; i < wd_n;) {
+			fl_pg *pg = wd_list[i];
+			if (pg->watch_deadline <= now) {
+				atomic_store(&pg->watch_fired_ms, pg->watch_ms);
+				fl_pg_sever(pg);
+				wd_list[i] = wd_list[--wd_n];
+				continue;
+			}
+			if (next < 0 || pg->watch_deadline < next)
+				next = pg->watch_deadline;
+			i++;
+		}
+		if (next < 0) {
+			pthread_cond_wait(&wd_cv, &wd_mu);
+			continue;
+		}
+		struct timespec until = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
+		pthread_cond_timedwait(&wd_cv, &wd_mu, &until);
+	}
+	return NULL;
+}
+
+static void wd_init(void)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&wd_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_t t;
+	wd_running = pthread_create(&t, &at, wd_main, NULL) == 0;
+	pthread_attr_destroy(&at);
+}
+
+/* Takes pg off the list; the caller holds wd_mu. */
+static void wd_remove(fl_pg *pg)
+{
+	for (size_t i = 0; i < wd_n; i++)
+		if (wd_list[i] == pg) {
+			wd_list[i] = wd_list[--wd_n];
+			return;
+		}
+}
+
+void fl_pg_watch(fl_pg *pg, int ms)
+{
+	pthread_once(&wd_once, wd_init);
+	pthread_mutex_lock(&wd_mu);
+	wd_remove(pg);
+	pg->watch_ms = ms > 0 ? ms : pg->query_timeout_ms;
+	pg->watch_deadline = now_ms() + pg->watch_ms;
+	if (wd_n == wd_cap) {
+		wd_cap = wd_cap ? wd_cap * 2 : 16;
+		wd_list = fl_realloc(wd_list, wd_cap * sizeof(*wd_list));
+	}
+	wd_list[wd_n++] = pg;
+	pthread_cond_signal(&wd_cv);
+	bool running = wd_running;
+	pthread_mutex_unlock(&wd_mu);
+	/* no watchdog could start: failing now is better than a wait nothing would end */
+	if (!running) {
+		atomic_store(&pg->watch_fired_ms, pg->watch_ms);
+		fl_pg_sever(pg);
+	}
+}
+
+void fl_pg_unwatch(fl_pg *pg)
+{
+	/* nothing was ever watched: no need to start the watchdog to say so */
+	pthread_mutex_lock(&wd_mu);
+	wd_remove(pg);
+	pthread_mutex_unlock(&wd_mu);
+}
+
+int fl_pg_watch_fired(fl_pg *pg)
+{
+	return atomic_load(&pg->watch_fired_ms);
+}
+
+fl_error *fl_pg_watch_error(fl_pg *pg)
+{
+	int ms = fl_pg_watch_fired(pg);
+	return bound_error(ms > 0 ? ms : pg->query_timeout_ms);
 }
 
 /* Waits until the socket is ready for `events` or the deadline; 1 ready, 0 expired, -1 error. */

@@ -115,6 +115,11 @@ typedef struct {
 	char *password; /* a copy, only to scrub libpq messages; wiped on close */
 	int query_timeout_ms;
 	atomic_int sock; /* the socket, for fl_pg_sever from other threads; -1 once severed */
+	/* fl_pg_watch: the deadline (guarded by the watchdog's lock) and, once it
+	 * fired, the bound that expired, for the message */
+	long long watch_deadline;
+	int watch_ms;
+	atomic_int watch_fired_ms;
 } fl_pg;
 
 /* What the server said about a failed statement. Strings are NULL when absent. */
@@ -229,6 +234,21 @@ int fl_pg_cancel_bounded(PGcancel *c, int timeout_ms, fl_error **err);
  * path, where even a cancel request cannot get through. Safe to call twice.
  */
 void fl_pg_sever(fl_pg *pg);
+
+/*
+ * A deadline for code that calls libpq itself (PQexec, a pipeline): unless
+ * fl_pg_unwatch comes first, after `ms` a watchdog thread severs the
+ * connection, and whatever libpq call is blocked on it returns with "server
+ * closed the connection unexpectedly". Then fl_pg_watch_fired tells the bound
+ * that expired, for a clear message (fl_pg_watch_error). One deadline per
+ * connection; a new fl_pg_watch replaces the old. fl_pg_close unwatches.
+ */
+void fl_pg_watch(fl_pg *pg, int ms);
+void fl_pg_unwatch(fl_pg *pg);
+/* 0, or the bound (ms) after which the watchdog severed the connection. */
+int fl_pg_watch_fired(fl_pg *pg);
+/* "no answer from the server within 90 s (...); the connection was closed": new FL_EDB error. */
+fl_error *fl_pg_watch_error(fl_pg *pg);
 
 /* The client's bound for the waits of fl_pg_exec/_query/_value (<= 0: the default). */
 void fl_pg_set_query_timeout(fl_pg *pg, int ms);

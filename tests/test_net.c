@@ -394,3 +394,34 @@ Test(net, a_cancel_flag_ends_a_stalled_connect, .timeout = 60)
 	fl_error_free(err);
 	fp_stop(&p);
 }
+
+Test(net, the_watchdog_bounds_raw_libpq_calls, .timeout = 60)
+{
+	fp_proxy p = proxy_for(FP_PASS, 0);
+	fl_pg_params q = via(&p);
+	fl_pg *pg = connect_ok(&q);
+	/* a watch that is taken back in time never fires */
+	fl_pg_watch(pg, 300);
+	fl_pg_unwatch(pg);
+	usleep(600 * 1000);
+	PGresult *r = PQexec(pg->conn, "SELECT 1");
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	cr_assert_eq(fl_pg_watch_fired(pg), 0);
+	/* a blocking PQexec on a frozen path returns once the watch expires */
+	fp_freeze(&p);
+	usleep(200 * 1000);
+	fl_pg_watch(pg, 1000);
+	double t0 = now_s();
+	r = PQexec(pg->conn, "SELECT 2");
+	double took = now_s() - t0;
+	cr_assert(PQresultStatus(r) != PGRES_TUPLES_OK);
+	PQclear(r);
+	cr_assert(took >= 0.9 && took < 5, "took %.2f s", took);
+	cr_assert_eq(fl_pg_watch_fired(pg), 1000);
+	fl_error *e = fl_pg_watch_error(pg);
+	cr_assert(th_contains(e->msg, "no answer from the server within 1 s"), "%s", e->msg);
+	fl_error_free(e);
+	fl_pg_close(pg);
+	fp_stop(&p);
+}

@@ -304,3 +304,29 @@ Test(reach, the_readme_snippets_load_and_are_the_example_files)
 	fl_manifest_free(m);
 	free(readme);
 }
+
+/* Under the TSan build (par_*): the program resolves a run's secrets on several threads at once. */
+Test(par_reach, manifest_check_resolves_the_secrets_in_parallel, .timeout = 120)
+{
+	char *dir = th_tmpdir();
+	th_write(dir, "svc/a/.keep", "");
+	th_write(
+	    dir, "flotilla.toml",
+	    "version = 1\nproject = \"t\"\n[settings]\npass_env = [\"T_PASSED\"]\n"
+	    "[environments.t]\n"
+	    "admin = { user = \"postgres\", password = { cmd = \"sleep 0.2; echo admin-pw\" } }\n"
+	    "migrator = { user = \"m\", token = { cmd = \"sleep 0.2; echo tok\" } }\n"
+	    "[defaults]\nmigrations = \"svc/a\"\ndatabase = \"${service}_db\"\nowner = \"${service}_own\"\n"
+	    "password = { cmd = \"sleep 0.2; printf '{\\\"password\\\": \\\"%s\\\"}' \\\"$T_PASSED\\\"\", "
+	    "json = \"password\" }\n"
+	    "[services.a]\n[services.b]\n[services.c]\n[services.d]\n"
+	    "[services.e]\nurl = { cmd = \"echo postgresql://e_own:pw@h:5432/e_db\" }\n");
+	char *out = NULL, *err = NULL;
+	int rc = th_run(dir, (const char *const[]){"T_PASSED=from-pass-env", NULL}, &out, &err,
+	                (const char *const[]){"flotilla", "-e", "t", "manifest", "check", "--secrets", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	cr_assert(th_contains(out, "secrets OK: 7 resolved for environment t"), "%s", out);
+	free(out);
+	free(err);
+	free(dir);
+}
