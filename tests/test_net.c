@@ -105,6 +105,7 @@ Test(net, stall_before_the_first_byte_fails_within_connect_timeout, .timeout = 6
 	cr_assert(th_contains(err->msg, "on 127.0.0.1:"), "%s", err->msg);
 	cr_assert(th_contains(err->msg, "no answer within 2 s (connect_timeout)"), "%s", err->msg);
 	/* the documented bound is the timeout; a little slack for a busy machine */
+	cr_log_info("stalled connect, connect_timeout 2 s: failed after %.2f s", took);
 	cr_assert(took >= 1.9 && took < 6, "took %.2f s", took);
 	fl_error_free(err);
 	fp_stop(&p);
@@ -147,6 +148,7 @@ Test(net, freeze_mid_result_fails_the_query_within_its_bound, .timeout = 60)
 	              "statement_timeout + 60 s, or 1 h without one); the connection was closed, nothing "
 	              "after this point ran");
 	cr_assert_str_eq(d.sqlstate, "");
+	cr_log_info("frozen mid-result, bound 1500 ms: failed after %.2f s", took);
 	cr_assert(took >= 1.4 && took < 6, "took %.2f s", took);
 	fl_error_free(err);
 	fl_pg_diag_clear(&d);
@@ -241,6 +243,7 @@ Test(net, cancel_through_a_frozen_path_gives_up_at_its_bound, .timeout = 60)
 	double t0 = now_s();
 	cr_assert_eq(fl_pg_cancel_bounded(PQgetCancel(pg->conn), 700, &err), -1);
 	double took = now_s() - t0;
+	cr_log_info("cancel through a frozen path, bound 700 ms: gave up after %.2f s", took);
 	cr_assert(took >= 0.6 && took < 3, "took %.2f s", took);
 	cr_assert_str_eq(
 	    err->msg,
@@ -324,6 +327,7 @@ Test(net, a_server_that_starts_5_s_late_is_waited_for, .timeout = 180)
 	cr_assert_eq(a.last_max, 9);
 	cr_assert_eq(a.last_attempt, a.calls + 1);
 	cr_assert(th_contains(a.why, "cannot connect to database \"postgres\""), "%s", a.why);
+	cr_log_info("server started 5 s late: connected after %.2f s and %d retries", took, a.calls);
 	cr_assert(took >= 4.5, "took %.2f s", took);
 	fl_pg_close(pg);
 	sh_quiet("cd \"$FLOTILLA_TOP\" && sh ci/pg destroy %s", pgdir);
@@ -417,6 +421,7 @@ Test(net, the_watchdog_bounds_raw_libpq_calls, .timeout = 60)
 	double took = now_s() - t0;
 	cr_assert(PQresultStatus(r) != PGRES_TUPLES_OK);
 	PQclear(r);
+	cr_log_info("raw PQexec on a frozen path, watch 1 s: returned after %.2f s", took);
 	cr_assert(took >= 0.9 && took < 5, "took %.2f s", took);
 	cr_assert_eq(fl_pg_watch_fired(pg), 1000);
 	fl_error *e = fl_pg_watch_error(pg);
