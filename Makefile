@@ -33,7 +33,7 @@ TSAN_CFLAGS := $(BASE) -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 
 CORE_SRC := $(sort $(wildcard core/*.c))
 CMD_SRC  := $(sort $(wildcard cmd/*.c))
-TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/harness.c
+TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/harness.c tests/faultproxy.c
 CTRL_SQL := $(sort $(wildcard migrations/*.sql))
 GEN      := build/gen/control_sql.c
 HDRS     := $(wildcard core/*.h tests/*.h)

@@ -53,6 +53,13 @@ static void show_secret(FILE *f, const fl_secret_ref *ref)
 	free(d);
 }
 
+/* "password <env X>", "token <cmd gcloud ...>", "url <cmd ...>" */
+static void show_login(FILE *f, const fl_login *l)
+{
+	fputs(l->token ? "token " : l->url ? "url " : "password ", f);
+	show_secret(f, l->token ? l->token : l->url ? l->url : l->password);
+}
+
 static void show_text(const fl_manifest *m)
 {
 	FILE *f = stdout;
@@ -96,10 +103,10 @@ static void show_text(const fl_manifest *m)
 			put(f, e->options[j].value);
 			fputc('\n', f);
 		}
-		fprintf(f, "    admin           %s, password ", e->admin.user ? e->admin.user : "?");
-		show_secret(f, e->admin.password);
-		fprintf(f, "\n    migrator        %s, password ", e->migrator.user ? e->migrator.user : "?");
-		show_secret(f, e->migrator.password);
+		fprintf(f, "    admin           %s, ", e->admin.user ? e->admin.user : "?");
+		show_login(f, &e->admin);
+		fprintf(f, "\n    migrator        %s, ", e->migrator.user ? e->migrator.user : "?");
+		show_login(f, &e->migrator);
 		fputc('\n', f);
 		if (!e->service_passwords)
 			fprintf(f, "    service passwords are not used (service_passwords = false)\n");
@@ -183,6 +190,8 @@ static json_t *jlogin(const fl_login *l)
 	json_t *o = json_object();
 	json_object_set_new(o, "user", jstr(l->user));
 	json_object_set_new(o, "password", jsecret(l->password));
+	json_object_set_new(o, "token", jsecret(l->token));
+	json_object_set_new(o, "url", jsecret(l->url));
 	return o;
 }
 
@@ -281,46 +290,76 @@ static void print_warnings(const fl_error *w)
 	}
 }
 
-/* Resolves one secret to prove it can be, and wipes it. */
-static int try_secret(const fl_secret_ref *ref, const char *what, int *resolved)
+/* One secret to prove: its description for messages and whether it is a URL. */
+static void add_job(fl_secret_job **jobs, char ***whats, size_t *n, const fl_secret_ref *ref, char *what)
 {
-	if (!ref)
-		return 0;
-	fl_secret *s = NULL;
-	fl_error *warn = NULL, *err = NULL;
-	int r = fl_secret_resolve(ref, what, &s, &warn, &err);
-	print_warnings(warn);
-	fl_error_free(warn);
-	fl_secret_free(s);
-	if (r != 0) {
-		fl_cli_print_errors(err);
-		fl_error_free(err);
-		return -1;
+	if (!ref) {
+		free(what);
+		return;
 	}
-	(*resolved)++;
-	return 0;
+	*jobs = fl_realloc(*jobs, (*n + 1) * sizeof(**jobs));
+	*whats = fl_realloc(*whats, (*n + 1) * sizeof(**whats));
+	(*jobs)[*n] = (fl_secret_job){.ref = ref, .what = what};
+	(*whats)[*n] = what;
+	(*n)++;
 }
 
+/* Resolves every secret of the environment at once (as a run's preflight does), proving each, and wipes them.
+ */
 static int check_secrets(const fl_manifest *m)
 {
 	const fl_environment *e = m->env;
+	fl_secret_job *jobs = NULL;
+	char **whats = NULL;
+	size_t n = 0;
+	const fl_login *logins[2] = {&e->admin, &e->migrator};
+	const char *names[2] = {"admin", "migrator"};
+	for (int i = 0; i < 2; i++) {
+		const fl_login *l = logins[i];
+		const char *kind = l->token ? "token" : l->url ? "connection URL" : "password";
+		add_job(&jobs, &whats, &n,
+		        l->token ? l->token
+		        : l->url ? l->url
+		                 : l->password,
+		        fl_asprintf("%s %s of environment %s", names[i], kind, e->name));
+	}
+	for (size_t i = 0; i < m->nservices; i++)
+		add_job(&jobs, &whats, &n, m->services[i].password,
+		        fl_asprintf("password of service %s", m->services[i].name));
+	for (size_t i = 0; i < m->nroles; i++)
+		add_job(&jobs, &whats, &n, m->roles[i].password,
+		        fl_asprintf("password of role %s", m->roles[i].name));
+	fl_secret_resolve_many(jobs, n);
 	int failed = 0, resolved = 0;
-	char *what = fl_asprintf("admin password of environment %s", e->name);
-	failed += try_secret(e->admin.password, what, &resolved) != 0;
-	free(what);
-	what = fl_asprintf("migrator password of environment %s", e->name);
-	failed += try_secret(e->migrator.password, what, &resolved) != 0;
-	free(what);
-	for (size_t i = 0; i < m->nservices; i++) {
-		what = fl_asprintf("password of service %s", m->services[i].name);
-		failed += try_secret(m->services[i].password, what, &resolved) != 0;
-		free(what);
+	for (size_t i = 0; i < n; i++) {
+		fl_secret_job *j = &jobs[i];
+		/* a whole URL must also parse */
+		if (!j->err && j->ref->kind == FL_SECRET_URL) {
+			fl_conn_url u;
+			fl_error *pe = NULL;
+			if (fl_conn_url_parse(j->out->data, j->out->len, &u, &pe) == 0)
+				fl_conn_url_clear(&u);
+			else {
+				char *d = fl_secret_describe(j->ref);
+				j->err = fl_error_new("%s %s: %s", j->what, d, pe->msg);
+				free(d);
+				fl_error_free(pe);
+			}
+		}
+		print_warnings(j->warnings);
+		fl_error_free(j->warnings);
+		fl_secret_free(j->out);
+		if (j->err) {
+			fl_cli_print_errors(j->err);
+			fl_error_free(j->err);
+			failed++;
+		} else {
+			resolved++;
+		}
+		free(whats[i]);
 	}
-	for (size_t i = 0; i < m->nroles; i++) {
-		what = fl_asprintf("password of role %s", m->roles[i].name);
-		failed += try_secret(m->roles[i].password, what, &resolved) != 0;
-		free(what);
-	}
+	free(jobs);
+	free(whats);
 	if (failed)
 		return FL_EXIT_USAGE;
 	printf("secrets OK: %d resolved for environment %s\n", resolved, e->name);

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "orchestrate.h"
+#include "login.h"
 #include "pg.h"
 #include "provision.h"
 #include "source.h"
@@ -355,6 +356,17 @@ static bool provisioning(const fl_fleet *f)
 	return f->opts.verb == FL_FLEET_MIGRATE && f->opts.provision && !f->opts.dry_run;
 }
 
+/* What a login logs in with: a URL, a token (checked here, fetched again per connection) or a password. */
+static const fl_secret_ref *login_ref(const fl_login *l)
+{
+	return l->url ? l->url : l->token ? l->token : l->password;
+}
+
+static const char *login_word(const fl_login *l)
+{
+	return l->url ? "connection URL" : l->token ? "login token" : "password";
+}
+
 static void want_secret(fl_fleet *f, const fl_secret_ref *ref, const char *role, char *what)
 {
 	for (size_t i = 0; i < f->nsecrets; i++)
@@ -370,14 +382,6 @@ static void want_secret(fl_fleet *f, const fl_secret_ref *ref, const char *role,
 	s->what = what;
 }
 
-static int secret_job(fl_orch_worker *w, size_t i, void *arg)
-{
-	(void)w;
-	fl_fleet *f = arg;
-	fl_fleet_secret *s = &f->secrets[i];
-	return fl_secret_resolve(s->ref, s->what, &s->value, &s->warnings, &s->err) == 0 ? 0 : 1;
-}
-
 /*
  * Every secret the run will need, before anything is sent: the migrator's,
  * and for provisioning the admin's and those of the roles it manages (the
@@ -388,13 +392,16 @@ static void preflight_secrets(fl_fleet *f)
 {
 	const fl_manifest *m = f->m;
 	const fl_environment *env = m->env;
-	if (env->migrator.password)
-		want_secret(f, env->migrator.password, env->migrator.user,
-		            fl_asprintf("password of the migrator %s", env->migrator.user));
+	const fl_secret_ref *mref = login_ref(&env->migrator), *aref = login_ref(&env->admin);
+	if (mref)
+		want_secret(
+		    f, mref, env->migrator.user,
+		    fl_asprintf("%s of the migrator %s", login_word(&env->migrator), env->migrator.user));
 	if (provisioning(f)) {
-		if (env->admin.password)
-			want_secret(f, env->admin.password, NULL,
-			            fl_asprintf("admin password of environment %s", env->name));
+		if (aref)
+			want_secret(
+			    f, aref, NULL,
+			    fl_asprintf("admin %s of environment %s", login_word(&env->admin), env->name));
 		bool *chosen = fl_calloc(m->nservices ? m->nservices : 1, sizeof(bool));
 		bool partial = false;
 		for (size_t i = 0; i < f->n; i++)
@@ -419,13 +426,19 @@ static void preflight_secrets(fl_fleet *f)
 	}
 	if (f->nsecrets == 0)
 		return;
-	fl_orch_opts oo = {.threads = f->nsecrets < 16 ? (int)f->nsecrets : 16,
-	                   .handle_signals = f->opts.handle_signals};
-	int *results = fl_calloc(f->nsecrets, sizeof(int));
-	fl_orch_run(f->nsecrets, secret_job, f, &oo, results);
-	free(results);
+	fl_secret_job *jobs = fl_calloc(f->nsecrets, sizeof(*jobs));
+	for (size_t i = 0; i < f->nsecrets; i++)
+		jobs[i] = (fl_secret_job){.ref = f->secrets[i].ref, .what = f->secrets[i].what};
+	fl_secret_resolve_many(jobs, f->nsecrets);
 	for (size_t i = 0; i < f->nsecrets; i++) {
 		fl_fleet_secret *s = &f->secrets[i];
+		s->value = jobs[i].out;
+		s->err = jobs[i].err;
+		s->warnings = jobs[i].warnings;
+		if (s->err && s->err->kind == FL_EINTR) {
+			fl_error_free(s->err); /* the run ends interrupted, not invalid */
+			s->err = NULL;
+		}
 		fl_error_append(&f->warnings, s->warnings);
 		s->warnings = NULL;
 		if (s->err) {
@@ -439,6 +452,7 @@ static void preflight_secrets(fl_fleet *f)
 		if (s->role && env->migrator.user && strcmp(s->role, env->migrator.user) == 0)
 			f->migrator_password = s->value;
 	}
+	free(jobs);
 }
 
 static const fl_secret *secret_of(const fl_fleet *f, const char *role)
@@ -488,18 +502,9 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 	fl_provision_desired *d = fl_provision_desired_for(m, sel, f->n, password_of, f);
 	free(sel);
 
-	/* the admin's connection, with the password preflight resolved (not asked for again) */
-	fl_environment env = *m->env;
-	env.admin.password = NULL;
+	/* the admin's connection, with the secret preflight resolved (not asked for again) */
 	fl_provision_admin admin;
-	fl_error *err = fl_provision_admin_init(&admin, &env, NULL);
-	const fl_secret *apw = secret_of(f, NULL);
-	if (!err && apw) {
-		admin.password = fl_calloc(1, sizeof(fl_secret));
-		admin.password->data = fl_strndup(apw->data, apw->len);
-		admin.password->len = apw->len;
-		admin.params.password = admin.password->data;
-	}
+	fl_error *err = fl_provision_admin_init_known(&admin, m->env, &m->settings, secret_of(f, NULL), NULL);
 	fl_provision_opts po = {.on_step = show_step,
 	                        .ctx = progress,
 	                        .handle_signals = f->opts.handle_signals,
@@ -596,6 +601,15 @@ static void on_apply_event(void *ctx, const fl_apply_event *ev)
 	}
 }
 
+static void on_attempt(void *ctx, int attempt, int max, const fl_error *why)
+{
+	struct job_ctx *j = ctx;
+	char *m = fl_asprintf("waiting for the server (attempt %d of %d): %s", attempt, max,
+	                      why ? why->msg : "no answer");
+	fl_orch_post(j->w, FL_EV_CONNECTING, attempt, max, 0, m);
+	free(m);
+}
+
 /* libpq's words for a database that is not there (the server's FATAL 3D000). */
 static bool no_such_database(const fl_error *e, const char *db)
 {
@@ -629,13 +643,24 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 	fl_error *err = NULL;
 	fl_orch_post(w, FL_EV_CONNECTING, 0, 0, 0, NULL);
 
-	fl_pg_params p;
-	char port[16];
-	fl_pg_option *popts;
-	fl_fleet_pg_params(env, &env->migrator, svc->database,
-	                   f->migrator_password ? f->migrator_password->data : NULL, &p, port, &popts);
-	fl_pg *pg = fl_pg_connect(&p, &err);
-	free(popts);
+	/* a token is fetched for this connection; a password or URL is preflight's */
+	fl_login_conn lc;
+	fl_pg *pg = NULL;
+	if (fl_login_conn_init_known(&lc, env, &env->migrator, svc->database, &f->m->settings,
+	                             f->migrator_password, NULL, &err) == 0) {
+		struct job_ctx rc = {.w = w, .s = s};
+		/* the first connection of the run: a proxy still starting is waited for */
+		lc.params.cancel = fl_orch_cancel_flag(w);
+		pg = fl_pg_connect_retry(&lc.params, lc.retries, lc.interval_s, on_attempt, &rc,
+		                         fl_orch_cancel_flag(w), &err);
+		fl_login_conn_clear(&lc);
+	}
+	if (!pg && fl_orch_cancelled(w)) {
+		fl_error_free(err);
+		fail_service(s, FL_OUTCOME_CANCELLED,
+		             fl_error_kind_new(FL_EINTR, "interrupted while connecting"));
+		return;
+	}
 	if (!pg) {
 		fl_fleet_verb v = f->opts.verb;
 		if ((v == FL_FLEET_STATUS || v == FL_FLEET_PLAN || v == FL_FLEET_VALIDATE) &&
@@ -660,7 +685,7 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 		fail_service(s, FL_OUTCOME_FAILED, err);
 		return;
 	}
-	fl_orch_set_conn(w, pg->conn);
+	fl_orch_set_pg(w, pg);
 
 	struct job_ctx jc = {.w = w, .s = s};
 	fl_apply_opts ao = apply_opts(f, s);

@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
+#include "pg.h"
 #include "text.h"
 #include "toml.h"
 
@@ -26,13 +28,14 @@
 
 typedef struct {
 	const fl_toml_value *tbl; /* NULL: no password */
-	const fl_toml_value *env, *file, *cmd;
+	const fl_toml_value *env, *file, *cmd, *json;
+	fl_secret_kind kind;
 } raw_secret;
 
 typedef struct {
 	const fl_toml_value *tbl;
 	const fl_toml_value *user;
-	raw_secret pw;
+	raw_secret pw, token, url;
 } raw_login;
 
 typedef struct {
@@ -80,6 +83,9 @@ typedef struct {
 	const fl_toml_value *d_database, *d_owner, *d_schema, *d_sink, *d_migrations, *d_ph;
 	raw_secret d_pw;
 	const char **svc_names; /* for suggestions */
+	const char **pass_env;  /* [settings] pass_env, NULL-terminated (borrowed strings) */
+	const fl_toml_value **pass_env_v;
+	size_t npass_env;
 } loader;
 
 /* ---- messages ---- */
@@ -161,6 +167,36 @@ static bool is_bare_name(const char *s, size_t n)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * The IAM database users of Cloud SQL and AlloyDB, as the providers spell
+ * them: a user `name@project.iam` or a service account
+ * `sa@project.iam.gserviceaccount.com` (Cloud SQL drops the suffix, AlloyDB
+ * and older setups keep it). Lower case, as the providers make them.
+ */
+static bool is_iam_name(const char *s, size_t n)
+{
+	const char *at = memchr(s, '@', n);
+	if (!at || at == s || n > FL_MANIFEST_MAX_NAME)
+		return false;
+	for (const char *c = s; c < at; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' ||
+		      *c == '-' || *c == '+'))
+			return false;
+	const char *dom = at + 1;
+	size_t dl = n - (size_t)(dom - s);
+	static const char *const suffixes[] = {".iam", ".iam.gserviceaccount.com"};
+	bool ok = false;
+	for (size_t i = 0; i < 2 && !ok; i++) {
+		size_t sl = strlen(suffixes[i]);
+		ok = dl > sl && memcmp(dom + dl - sl, suffixes[i], sl) == 0;
+	}
+	for (size_t i = 0; ok && i < dl; i++) {
+		char c = dom[i];
+		ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
+	}
+	return ok && dom[0] != '.' && dom[0] != '-';
 }
 
 static bool is_ident(const char *s, size_t n)
@@ -307,44 +343,83 @@ static int get_duration(loader *L, const fl_toml_value *tbl, const char *key, in
 	return 1;
 }
 
-static void parse_secret(loader *L, const fl_toml_value *parent, const char *scope, raw_secret *out)
+/* The reference under `key` of `parent` ({ env, file, cmd, json }), for a value of `kind`. */
+static void parse_secret_key(loader *L, const fl_toml_value *parent, const char *key, const char *scope,
+                             fl_secret_kind kind, raw_secret *out)
 {
 	memset(out, 0, sizeof(*out));
-	const fl_toml_value *v = fl_toml_get(parent, "password");
+	out->kind = kind;
+	const fl_toml_value *v = fl_toml_get(parent, key);
 	if (!v)
 		return;
 	if (fl_toml_type_of(v) == FL_TOML_STRING) {
 		/* the value may be a real password: it is not repeated here */
-		ERR_V(
-		    L, v,
-		    "\"password\" must say where the password comes from, such as { env = \"NAME\" }, "
-		    "{ file = \"path\" } or { cmd = \"command\" }; never write a password into the manifest");
+		ERR_V(L, v,
+		      "\"%s\" must say where the %s comes from, such as { env = \"NAME\" }, "
+		      "{ file = \"path\" } or { cmd = \"command\" }; never write a %s into the manifest",
+		      key, kind == FL_SECRET_URL || kind == FL_SECRET_URL_PASSWORD ? "URL" : key,
+		      kind == FL_SECRET_URL || kind == FL_SECRET_URL_PASSWORD ? "connection URL"
+		                                                              : "password");
 		return;
 	}
-	v = get_tbl(L, parent, "password");
+	v = get_tbl(L, parent, key);
 	if (!v)
 		return;
-	static const char *const keys[] = {"env", "file", "cmd"};
-	char *sc = fl_asprintf("%s.password", scope);
-	check_keys(L, v, keep(L, sc), keys, 3);
+	static const char *const keys[] = {"env", "file", "cmd", "json"};
+	char *sc = fl_asprintf("%s.%s", scope, key);
+	check_keys(L, v, keep(L, sc), keys, 4);
 	out->env = get_str(L, v, "env");
 	out->file = get_str(L, v, "file");
 	out->cmd = get_str(L, v, "cmd");
+	out->json = get_str(L, v, "json");
 	bool has_env = fl_toml_get(v, "env"), has_file = fl_toml_get(v, "file"),
 	     has_cmd = fl_toml_get(v, "cmd");
 	if (!has_env && !has_file && !has_cmd) {
 		ERR_V(L, v,
-		      "\"password\" names no source: use { env = \"NAME\" }, { file = \"path\" } or "
-		      "{ cmd = \"command\" }");
+		      "\"%s\" names no source: use { env = \"NAME\" }, { file = \"path\" } or "
+		      "{ cmd = \"command\" }",
+		      key);
 		return;
 	}
 	if (has_file && (has_env || has_cmd)) {
 		ERR_V(L, v,
-		      "\"password\" takes file alone; only env and cmd go together (the variable wins when "
-		      "set)");
+		      "\"%s\" takes file alone; only env and cmd go together (the variable wins when "
+		      "set)",
+		      key);
 		return;
 	}
+	if (out->json) {
+		size_t jl;
+		const char *j = fl_toml_string(out->json, &jl);
+		bool ok = jl > 0 && jl == strlen(j) && j[0] != '.' && j[jl - 1] != '.' && !strstr(j, "..");
+		if (!ok) {
+			ERR_V(L, out->json,
+			      "\"json\" names the field that holds the value, such as \"password\" or "
+			      "\"db.password\" (dots between names)");
+			return;
+		}
+	}
 	out->tbl = v;
+}
+
+static void parse_secret(loader *L, const fl_toml_value *parent, const char *scope, raw_secret *out)
+{
+	parse_secret_key(L, parent, "password", scope, FL_SECRET_PASSWORD, out);
+}
+
+/* A service's (or the defaults') password: `password`, or the password of a `url`. */
+static void parse_service_secret(loader *L, const fl_toml_value *parent, const char *scope, raw_secret *out)
+{
+	const fl_toml_value *u = fl_toml_get(parent, "url");
+	if (u && fl_toml_get(parent, "password")) {
+		ERR_V(L, u, "[%s] takes \"password\" or \"url\", not both", scope);
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	if (u)
+		parse_secret_key(L, parent, "url", scope, FL_SECRET_URL_PASSWORD, out);
+	else
+		parse_secret(L, parent, scope, out);
 }
 
 static void parse_login(loader *L, const fl_toml_value *env, const char *key, const char *scope,
@@ -360,15 +435,24 @@ static void parse_login(loader *L, const fl_toml_value *env, const char *key, co
 			    key, scope, key);
 		return;
 	}
-	static const char *const keys[] = {"user", "password"};
+	static const char *const keys[] = {"user", "password", "token", "url"};
 	const char *sc = keep(L, fl_asprintf("%s.%s", scope, key));
-	check_keys(L, t, sc, keys, 2);
+	check_keys(L, t, sc, keys, 4);
 	out->tbl = t;
 	out->user = get_str(L, t, "user");
 	if (!fl_toml_get(t, "user"))
 		ERR_V(L, t, "missing \"user\" in [%s]", sc);
+	int n = !!fl_toml_get(t, "password") + !!fl_toml_get(t, "token") + !!fl_toml_get(t, "url");
+	if (n > 1) {
+		ERR_V(L, t, "[%s] takes one of \"password\", \"token\" and \"url\"", sc);
+		return;
+	}
 	parse_secret(L, t, sc, &out->pw);
+	parse_secret_key(L, t, "token", sc, FL_SECRET_TOKEN, &out->token);
+	parse_secret_key(L, t, "url", sc, FL_SECRET_URL, &out->url);
 }
+
+static bool env_var_name_ok(const char *s);
 
 static void parse_settings(loader *L, const fl_toml_value *root)
 {
@@ -376,11 +460,58 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 	L->settings.lock_timeout_ms = 10000;
 	L->settings.statement_timeout_ms = 0;
 	L->settings.secret_timeout_ms = FL_SECRET_DEFAULT_TIMEOUT_MS;
+	L->settings.connect_retries = FL_PG_DEFAULT_CONNECT_RETRIES;
+	L->settings.connect_retries_interval_s = FL_PG_DEFAULT_CONNECT_RETRIES_INTERVAL;
 	const fl_toml_value *t = get_tbl(L, root, "settings");
 	if (!t)
 		return;
-	static const char *const keys[] = {"jobs", "lock_timeout", "statement_timeout", "secret_timeout"};
-	check_keys(L, t, "settings", keys, 4);
+	static const char *const keys[] = {"jobs",           "lock_timeout",    "statement_timeout",
+	                                   "secret_timeout", "connect_retries", "connect_retries_interval",
+	                                   "pass_env"};
+	check_keys(L, t, "settings", keys, sizeof(keys) / sizeof(keys[0]));
+	int64_t retries;
+	if (get_int(L, t, "connect_retries", &retries) == 1) {
+		if (retries < 0 || retries > FL_PG_MAX_CONNECT_RETRIES)
+			ERR_V(L, fl_toml_get(t, "connect_retries"),
+			      "\"connect_retries\" must be between 0 and %d, not %lld",
+			      FL_PG_MAX_CONNECT_RETRIES, (long long)retries);
+		else
+			L->settings.connect_retries = (int)retries;
+	}
+	/* Flyway's connectRetriesInterval is in seconds: an integer is seconds here too */
+	const fl_toml_value *ri = fl_toml_get(t, "connect_retries_interval");
+	int ri_ms = -1;
+	if (ri && fl_toml_type_of(ri) == FL_TOML_INTEGER) {
+		int64_t n = fl_toml_int(ri);
+		ri_ms = n >= 0 && n <= FL_PG_MAX_CONNECT_RETRIES_INTERVAL ? (int)n * 1000 : -2;
+	} else if (get_duration(L, t, "connect_retries_interval", &ri_ms) != 1) {
+		ri_ms = -1;
+	}
+	if (ri && (ri_ms == -2 || (ri_ms >= 0 && (ri_ms < 1000 || ri_ms % 1000 ||
+	                                          ri_ms > FL_PG_MAX_CONNECT_RETRIES_INTERVAL * 1000))))
+		ERR_V(
+		    L, ri,
+		    "\"connect_retries_interval\" must be whole seconds from 1 to %d (an integer is seconds, "
+		    "as in Flyway)",
+		    FL_PG_MAX_CONNECT_RETRIES_INTERVAL);
+	else if (ri_ms > 0)
+		L->settings.connect_retries_interval_s = ri_ms / 1000;
+	const fl_toml_value *pe = get_arr(L, t, "pass_env");
+	for (size_t i = 0; i < fl_toml_len(pe); i++) {
+		const fl_toml_value *v = fl_toml_at(pe, i);
+		size_t vl;
+		const char *name = fl_toml_type_of(v) == FL_TOML_STRING ? fl_toml_string(v, &vl) : NULL;
+		if (!name || vl != strlen(name) || !env_var_name_ok(name)) {
+			ERR_V(L, v,
+			      "\"pass_env\" holds names of environment variables ([A-Za-z_][A-Za-z0-9_]*)");
+			continue;
+		}
+		L->pass_env = fl_realloc(L->pass_env, (L->npass_env + 2) * sizeof(char *));
+		L->pass_env[L->npass_env++] = name;
+		L->pass_env[L->npass_env] = NULL;
+		L->pass_env_v = fl_realloc(L->pass_env_v, L->npass_env * sizeof(*L->pass_env_v));
+		L->pass_env_v[L->npass_env - 1] = v;
+	}
 	int64_t jobs;
 	if (get_int(L, t, "jobs", &jobs) == 1) {
 		if (jobs < 1 || jobs > 256)
@@ -491,8 +622,9 @@ static void parse_service(loader *L, raw_service *s)
 {
 	const fl_toml_value *t = s->tbl;
 	const char *scope = keep(L, fl_asprintf("services.%s", s->name));
-	static const char *const keys[] = {"description", "database", "owner", "password",    "password_sink",
-	                                   "migrations",  "schema",   "reads", "placeholders"};
+	static const char *const keys[] = {"description",   "database",   "owner",  "password",
+	                                   "password_sink", "migrations", "schema", "reads",
+	                                   "placeholders",  "url"};
 	check_keys(L, t, scope, keys, sizeof(keys) / sizeof(keys[0]));
 	s->description = get_str(L, t, "description");
 	s->database = own_or_default(L, t, "database", L->d_database);
@@ -508,8 +640,8 @@ static void parse_service(loader *L, raw_service *s)
 			ERR_V(L, t, "service %s has no %s: set \"%s\" in [%s] or in [defaults]", s->name,
 			      required[i], required[i], scope);
 	}
-	if (fl_toml_get(t, "password"))
-		parse_secret(L, t, scope, &s->pw);
+	if (fl_toml_get(t, "password") || fl_toml_get(t, "url"))
+		parse_service_secret(L, t, scope, &s->pw);
 	else
 		s->pw = L->d_pw;
 	s->reads = get_arr(L, t, "reads");
@@ -548,14 +680,14 @@ static void parse_defaults(loader *L, const fl_toml_value *root)
 	}
 	/* the two above were reported already, with a better message */
 	const char *const all[] = {"database", "owner",        "password", "password_sink", "migrations",
-	                           "schema",   "placeholders", "reads",    "description"};
+	                           "schema",   "placeholders", "reads",    "description",   "url"};
 	check_keys(L, t, "defaults", all, sizeof(all) / sizeof(all[0]));
 	L->d_database = get_str(L, t, "database");
 	L->d_owner = get_str(L, t, "owner");
 	L->d_schema = get_str(L, t, "schema");
 	L->d_sink = get_str(L, t, "password_sink");
 	L->d_migrations = get_str(L, t, "migrations");
-	parse_secret(L, t, "defaults", &L->d_pw);
+	parse_service_secret(L, t, "defaults", &L->d_pw);
 	L->d_ph = get_tbl(L, t, "placeholders");
 	check_placeholders(L, L->d_ph, "defaults.placeholders");
 }
@@ -573,17 +705,18 @@ static size_t named_tables(loader *L, const fl_toml_value *parent, const char *w
 		size_t kl = fl_toml_key_len(parent, i);
 		int line = fl_toml_key_line(parent, i), col = fl_toml_key_col(parent, i);
 		/* a role's name is the role: the rules of identifiers hold for it */
-		bool ok =
-		    (identifier ? is_ident(key, kl) : is_bare_name(key, kl)) && kl <= FL_MANIFEST_MAX_NAME;
+		bool ok = (identifier ? is_ident(key, kl) || is_iam_name(key, kl) : is_bare_name(key, kl)) &&
+		          kl <= FL_MANIFEST_MAX_NAME;
 		if (!ok) {
 			if (kl > FL_MANIFEST_MAX_NAME)
 				err_at(L, line, col, "%s name %s is %zu bytes long; at most %d", what,
 				       qn(L, key, kl), kl, FL_MANIFEST_MAX_NAME);
 			else if (identifier)
-				err_at(
-				    L, line, col,
-				    "%s name %s is not a plain name: it must match [A-Za-z_][A-Za-z0-9_$]*",
-				    what, qn(L, key, kl));
+				err_at(L, line, col,
+				       "%s name %s is not a plain name: it must match "
+				       "[A-Za-z_][A-Za-z0-9_$]* (or "
+				       "be an IAM user, name@project.iam)",
+				       what, qn(L, key, kl));
 			else
 				err_at(L, line, col, "%s name %s may hold only letters, digits, _ and -",
 				       what, qn(L, key, kl));
@@ -783,7 +916,7 @@ static char *expand(const xctx *x, const fl_toml_value *v, const char *key, bool
 	return fl_buf_detach(&b);
 }
 
-enum { ID_DATABASE, ID_ROLE, ID_SCHEMA };
+enum { ID_DATABASE, ID_ROLE, ID_SCHEMA, ID_LOGIN };
 
 /*
  * The second wall: every name is quoted when it is sent, but a name outside
@@ -803,6 +936,8 @@ static bool check_ident(loader *L, const fl_toml_value *v, const char *name, con
 		      qs(L, name), of, n, FL_MANIFEST_MAX_NAME);
 		return false;
 	}
+	if ((kind == ID_ROLE || kind == ID_LOGIN) && is_iam_name(name, n))
+		return true;
 	if (!is_ident(name, n)) {
 		ERR_V(L, v,
 		      "%s %s %s is not a plain name: it must match [A-Za-z_][A-Za-z0-9_$]* (letters, digits, "
@@ -846,6 +981,8 @@ static bool env_var_name_ok(const char *s)
 	return true;
 }
 
+static const char *place(loader *L, const fl_toml_value *v);
+
 static fl_secret_ref *build_secret(const xctx *x, const raw_secret *rs)
 {
 	loader *L = x->L;
@@ -865,6 +1002,13 @@ static fl_secret_ref *build_secret(const xctx *x, const raw_secret *rs)
 			    qs(L, ref->env));
 			bad = true;
 		}
+		for (size_t i = 0; ref->env && i < L->npass_env; i++)
+			if (strcmp(L->pass_env[i], ref->env) == 0)
+				ERR_V(L, L->pass_env_v[i],
+				      "\"pass_env\" names %s, which holds a secret (%s): every secret "
+				      "command would "
+				      "see it; pass only what the commands need",
+				      ref->env, place(L, rs->env));
 	}
 	if (rs->file) {
 		char *f = expand(x, rs->file, "file", NULL);
@@ -887,10 +1031,21 @@ static fl_secret_ref *build_secret(const xctx *x, const raw_secret *rs)
 			bad = true;
 		}
 	}
+	if (rs->json) {
+		ref->json = expand(x, rs->json, "json", NULL);
+		if (!ref->json)
+			bad = true;
+	}
 	if (bad) {
 		fl_secret_ref_clear(ref);
 		free(ref);
 		return NULL;
+	}
+	ref->kind = rs->kind;
+	if (L->npass_env) {
+		ref->pass_env = fl_calloc(L->npass_env + 1, sizeof(char *));
+		for (size_t i = 0; i < L->npass_env; i++)
+			ref->pass_env[i] = fl_strdup(L->pass_env[i]);
 	}
 	ref->timeout_ms = L->settings.secret_timeout_ms;
 	ref->origin = fl_strdup(L->path);
@@ -1005,9 +1160,60 @@ static void build_login(const xctx *x, const raw_login *rl, fl_login *out, const
 		out->user = expand(x, rl->user, "user", NULL);
 		/* existing roles ("postgres" is fine): only the plain-name rules, no reserved names */
 		if (out->user)
-			check_ident(x->L, rl->user, out->user, what, of, ID_DATABASE);
+			check_ident(x->L, rl->user, out->user, what, of, ID_LOGIN);
 	}
 	out->password = build_secret(x, &rl->pw);
+	out->token = build_secret(x, &rl->token);
+	out->url = build_secret(x, &rl->url);
+}
+
+/*
+ * A host is what libpq takes as one: a name, an address or a socket
+ * directory. The common slips (a port glued on, a URL, a space) would
+ * otherwise fail only at connect time, with an error that echoes the host.
+ * A URL is not shown back: it may hold a password.
+ */
+static void check_host(loader *L, const fl_toml_value *v, const char *h)
+{
+	if (strstr(h, "://") || strncasecmp(h, "jdbc:", 5) == 0) {
+		ERR_V(L, v,
+		      "\"host\" is a URL, not a host; write its parts as host = \"10.0.0.5\", port = 5432 "
+		      "(sslmode and the users in their own keys), or take the whole connection from a "
+		      "secret with migrator = { user = \"...\", url = { cmd = \"...\" } }");
+		return;
+	}
+	if (strpbrk(h, " \t\r\n")) {
+		ERR_V(L, v,
+		      "\"host\" %s holds a space; a host is one name, address or socket directory (several "
+		      "hosts are separated by commas, without spaces)",
+		      qs(L, h));
+		return;
+	}
+	if (h[0] == '/' || h[0] == '@')
+		return; /* a socket directory may hold ':' (/cloudsql/project:region:instance) */
+	if (h[0] == '[') {
+		ERR_V(L, v,
+		      "\"host\" %s is written in brackets; write the IPv6 address bare, and the port in "
+		      "\"port\"",
+		      qs(L, h));
+		return;
+	}
+	const char *colon = strchr(h, ':');
+	if (colon && !strchr(colon + 1, ':')) {
+		const char *p = colon + 1;
+		bool digits = *p != '\0';
+		for (const char *c = p; *c && digits; c++)
+			digits = *c >= '0' && *c <= '9';
+		char *hostpart = fl_strndup(h, (size_t)(colon - h));
+		if (digits)
+			ERR_V(L, v, "\"host\" %s holds a port; write host = %s and port = %s", qs(L, h),
+			      qs(L, hostpart), p);
+		else
+			ERR_V(L, v,
+			      "\"host\" %s holds a ':'; a host name has none (the port goes in \"port\")",
+			      qs(L, h));
+		free(hostpart);
+	}
 }
 
 static void build_env(loader *L, const raw_env *re, fl_environment *e)
@@ -1024,6 +1230,8 @@ static void build_env(loader *L, const raw_env *re, fl_environment *e)
 		if (e->host && !*e->host) {
 			ERR_V(L, re->host, "\"host\" is empty; leave it out to use libpq's default (PGHOST)");
 		}
+		if (e->host && *e->host)
+			check_host(L, re->host, e->host);
 	}
 	if (re->sslmode) {
 		e->sslmode = expand(&x, re->sslmode, "sslmode", NULL);
@@ -1180,6 +1388,8 @@ static void build_service(loader *L, const raw_service *rs, const char *env, con
 	}
 	/* checked even where it is not used, so every environment sees the same problems */
 	s->password = build_secret(&x, &rs->pw);
+	if (s->password && s->password->kind == FL_SECRET_URL_PASSWORD && s->owner)
+		s->password->url_user = fl_strdup(s->owner);
 	if (sel && !sel->service_passwords) {
 		free_secret(s->password);
 		s->password = NULL;
@@ -1291,6 +1501,28 @@ static void cross_check(loader *L, fl_manifest *m, const fl_environment *sel)
 				ERR_V(L, rs->owner,
 				      "owner %s of service %s is also the owner of service %s (%s)",
 				      qs(L, s->owner), s->name, o->name, same_place(L, rs->owner, ro->owner));
+			/* quoted names keep their case: two spellings would be two databases */
+			if (strcasecmp(s->name, o->name) == 0)
+				ERR_V(
+				    L, rs->tbl,
+				    "service %s differs from service %s (%s) only in case; use one spelling",
+				    s->name, o->name, place(L, ro->tbl));
+			if (s->database && o->database && strcmp(s->database, o->database) != 0 &&
+			    strcasecmp(s->database, o->database) == 0)
+				ERR_V(L, rs->database,
+				      "database %s of service %s differs from database %s of service %s (%s) "
+				      "only "
+				      "in case; PostgreSQL would keep both (flotilla quotes names): use one "
+				      "spelling",
+				      qs(L, s->database), s->name, qs(L, o->database), o->name,
+				      place(L, ro->database));
+			if (s->owner && o->owner && strcmp(s->owner, o->owner) != 0 &&
+			    strcasecmp(s->owner, o->owner) == 0)
+				ERR_V(
+				    L, rs->owner,
+				    "owner %s of service %s differs from owner %s of service %s (%s) only in "
+				    "case; PostgreSQL would keep both roles: use one spelling",
+				    qs(L, s->owner), s->name, qs(L, o->owner), o->name, place(L, ro->owner));
 		}
 		if (!sel)
 			continue;
@@ -1308,11 +1540,22 @@ static void cross_check(loader *L, fl_manifest *m, const fl_environment *sel)
 	for (size_t i = 0; i < m->nroles; i++) {
 		fl_role *r = &m->roles[i];
 		const raw_role *rr = &L->roles[i];
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(r->name, m->roles[j].name) == 0)
+				ERR_V(L, rr->tbl,
+				      "role %s differs from role %s (%s) only in case; use one spelling",
+				      r->name, m->roles[j].name, place(L, L->roles[j].tbl));
 		for (size_t j = 0; j < m->nservices; j++) {
 			fl_service *s = &m->services[j];
 			if (s->owner && strcmp(s->owner, r->name) == 0)
 				ERR_V(L, rr->tbl, "role %s is also the owner of service %s (%s)", r->name,
 				      s->name, place(L, L->svcs[j].owner));
+			else if (s->owner && strcasecmp(s->owner, r->name) == 0)
+				ERR_V(
+				    L, rr->tbl,
+				    "role %s differs from owner %s of service %s (%s) only in case; use one "
+				    "spelling",
+				    r->name, qs(L, s->owner), s->name, place(L, L->svcs[j].owner));
 		}
 		if (!sel)
 			continue;
@@ -1333,6 +1576,9 @@ static fl_manifest *build(loader *L, ssize_t env)
 	m->version = L->version;
 	m->project = fl_strdup(L->project ? L->project : "");
 	m->settings = L->settings;
+	m->settings.pass_env = fl_calloc(L->npass_env + 1, sizeof(char *));
+	for (size_t i = 0; i < L->npass_env; i++)
+		m->settings.pass_env[i] = fl_strdup(L->pass_env[i]);
 	m->nenvs = L->nenvs;
 	m->envs = fl_calloc(L->nenvs ? L->nenvs : 1, sizeof(*m->envs));
 	for (size_t i = 0; i < L->nenvs; i++)
@@ -1374,6 +1620,8 @@ static void free_login(fl_login *l)
 {
 	free(l->user);
 	free_secret(l->password);
+	free_secret(l->token);
+	free_secret(l->url);
 }
 
 static void free_strv(char **v, size_t n)
@@ -1431,6 +1679,9 @@ void fl_manifest_free(fl_manifest *m)
 		free_secret(r->password);
 	}
 	free(m->roles);
+	for (char **p = m->settings.pass_env; p && *p; p++)
+		free(*p);
+	free(m->settings.pass_env);
 	free(m->path);
 	free(m->dir);
 	free(m->project);
@@ -1572,6 +1823,8 @@ fl_manifest *fl_manifest_load(const char *path, const char *env, fl_error **err)
 	free(L.svcs);
 	free(L.svc_names);
 	free(L.roles);
+	free(L.pass_env);
+	free(L.pass_env_v);
 	free(L.dir);
 	fl_toml_free(root);
 	if (errs) {

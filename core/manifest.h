@@ -3,7 +3,10 @@
  * roles, with ${service}, ${env} and ${project} expanded.
  *
  * A load either returns a manifest in which every name is one PostgreSQL
- * accepts unquoted-safe ([A-Za-z_][A-Za-z0-9_$]*, at most 63 bytes), every
+ * accepts unquoted-safe ([A-Za-z_][A-Za-z0-9_$]*, at most 63 bytes; role
+ * names may also be the IAM users of Cloud SQL and AlloyDB, such as
+ * `migrator@my-project.iam` or `sa@my-project.iam.gserviceaccount.com`,
+ * always sent quoted), no two names differ only in case, every
  * `reads` names another service, every migrations folder exists and no two
  * services share a database or an owner; or it returns NULL and every
  * problem it found (not just the first), each at its file:line:col, sorted
@@ -38,10 +41,17 @@ typedef struct {
 	char *value;
 } fl_manifest_kv;
 
-/* A role flotilla logs in as (admin or migrator). */
+/*
+ * A role flotilla logs in as (admin or migrator), with at most one of:
+ * a password; a token (an IAM login token: fetched again for every new
+ * connection, never kept); a URL (the whole connection: host, port, sslmode,
+ * user and password come from the secret, see login.h).
+ */
 typedef struct {
 	char *user;
 	fl_secret_ref *password; /* NULL: no password (trust, peer, a .pgpass or PGPASSWORD) */
+	fl_secret_ref *token;    /* kind FL_SECRET_TOKEN, or NULL */
+	fl_secret_ref *url;      /* kind FL_SECRET_URL, or NULL */
 } fl_login;
 
 typedef struct {
@@ -95,7 +105,14 @@ typedef struct {
 	int jobs;                 /* parallel services; 0 (default): one per selected service, at most 8 */
 	int lock_timeout_ms;      /* default 10 s; 0: none */
 	int statement_timeout_ms; /* default 0: none */
-	int secret_timeout_ms;    /* limit of a secret's cmd; default 30 s */
+	int secret_timeout_ms;    /* limit of a secret's cmd or file; default 30 s */
+	/* Flyway's connectRetries / connectRetriesInterval, for the first connection of a
+	 * run (fl_pg_connect_retry): defaults FL_PG_DEFAULT_CONNECT_RETRIES (8) and
+	 * FL_PG_DEFAULT_CONNECT_RETRIES_INTERVAL (5 s); at most 1000 and 3600 s */
+	int connect_retries;
+	int connect_retries_interval_s;
+	/* variables a secret command may see besides PATH and HOME (NULL-terminated; never NULL) */
+	char **pass_env;
 } fl_manifest_settings;
 
 typedef struct {

@@ -23,6 +23,9 @@ struct fl_orch {
 	const fl_orch_opts *opts;
 	int *results;
 	PGcancel **cancels; /* per job, guarded by mu */
+	fl_pg **pgs;        /* per job, guarded by mu: severed when a cancel does not land */
+	double cancel_at;   /* when the run was cancelled (seconds since t0); < 0: not */
+	bool severed;
 	atomic_int cancel;
 	atomic_int interrupted;
 	struct timespec t0;
@@ -130,6 +133,14 @@ static void send_cancel(PGcancel *c)
 	pthread_attr_destroy(&at);
 }
 
+void fl_orch_set_pg(fl_orch_worker *w, fl_pg *pg)
+{
+	fl_orch_set_conn(w, pg ? pg->conn : NULL);
+	pthread_mutex_lock(&w->o->mu);
+	w->o->pgs[w->job] = pg;
+	pthread_mutex_unlock(&w->o->mu);
+}
+
 void fl_orch_set_conn(fl_orch_worker *w, PGconn *conn)
 {
 	fl_orch *o = w->o;
@@ -138,6 +149,8 @@ void fl_orch_set_conn(fl_orch_worker *w, PGconn *conn)
 	pthread_mutex_lock(&o->mu);
 	PGcancel *old = o->cancels[w->job];
 	o->cancels[w->job] = c;
+	if (!conn)
+		o->pgs[w->job] = NULL; /* from here on the job may close it */
 	/* a cancel that came before the connection existed must still stop it */
 	if (c && atomic_load(&o->cancel)) {
 		fire = c;
@@ -153,7 +166,8 @@ void fl_orch_set_conn(fl_orch_worker *w, PGconn *conn)
 void fl_orch_cancel(fl_orch *o)
 {
 	pthread_mutex_lock(&o->mu);
-	atomic_store(&o->cancel, 1);
+	if (!atomic_exchange(&o->cancel, 1))
+		o->cancel_at = since(&o->t0);
 	size_t n = 0;
 	PGcancel **fire = fl_calloc(o->njobs ? o->njobs : 1, sizeof(*fire));
 	for (size_t i = 0; i < o->njobs; i++)
@@ -302,6 +316,8 @@ int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *
 	o.opts = opts;
 	o.results = results;
 	o.cancels = fl_calloc(njobs ? njobs : 1, sizeof(PGcancel *));
+	o.pgs = fl_calloc(njobs ? njobs : 1, sizeof(fl_pg *));
+	o.cancel_at = -1;
 	clock_gettime(CLOCK_MONOTONIC, &o.t0);
 	for (size_t i = 0; i < njobs; i++)
 		results[i] = 130;
@@ -342,7 +358,31 @@ int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *
 		bool all_done = o.finished == started && (started == njobs || atomic_load(&o.cancel));
 		if (all_done)
 			break;
-		pthread_cond_wait(&o.cv, &o.mu);
+		if (!atomic_load(&o.cancel)) {
+			pthread_cond_wait(&o.cv, &o.mu);
+			continue;
+		}
+		/*
+		 * Cancelled: a statement the cancel request reached ends at once.
+		 * One behind a frozen proxy never hears of it, so once the bound
+		 * has passed the connections still registered are severed, and
+		 * their jobs fail on the spot instead of waiting out the query
+		 * bound.
+		 */
+		if (!o.severed && o.cancel_at >= 0 && since(&o.t0) - o.cancel_at > FL_ORCH_CANCEL_BOUND_S) {
+			o.severed = true;
+			for (size_t i = 0; i < njobs; i++)
+				if (o.pgs[i])
+					fl_pg_sever(o.pgs[i]);
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&o.cv, &o.mu, &until);
 	}
 	pthread_mutex_unlock(&o.mu);
 	for (int i = 0; i < nthreads; i++)
@@ -365,6 +405,7 @@ int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *
 		if (o.cancels[i])
 			PQfreeCancel(o.cancels[i]);
 	free(o.cancels);
+	free(o.pgs);
 	free(o.queue);
 	pthread_mutex_destroy(&o.mu);
 	pthread_cond_destroy(&o.cv);

@@ -27,6 +27,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "pg.h"
 
 typedef enum {
 	FL_EV_WAITING,    /* queued */
@@ -86,6 +87,12 @@ bool fl_orch_cancelled(const fl_orch_worker *w);
 atomic_int *fl_orch_cancel_flag(fl_orch_worker *w);
 /* Registers the connection whose running statement a cancel must interrupt (NULL: none). */
 void fl_orch_set_conn(fl_orch_worker *w, PGconn *conn);
+/* The same for an fl_pg, which the pool may also sever (fl_pg_sever) when a cancel has not
+ * ended its statement within FL_ORCH_CANCEL_BOUND_S (a frozen proxy). NULL before closing it. */
+void fl_orch_set_pg(fl_orch_worker *w, fl_pg *pg);
+
+/* Seconds a cancelled statement has to end before its connection is severed. */
+#define FL_ORCH_CANCEL_BOUND_S 1.5
 /* The job's index. */
 size_t fl_orch_job_index(const fl_orch_worker *w);
 /* The process's signal handling (see above); idempotent. */

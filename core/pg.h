@@ -19,12 +19,35 @@
  * in the fl_pg instead of being printed on stderr, where they would tear
  * the live progress view; the owner takes them when it wants to show them.
  *
- * One fl_pg belongs to one thread at a time (libpq's rule).
+ * Every wait has an end. A connect gives up after connect_timeout (the
+ * manifest's, else PGCONNECT_TIMEOUT, else FL_PG_DEFAULT_CONNECT_TIMEOUT_S),
+ * counted by flotilla around libpq's asynchronous connect, so a proxy that
+ * accepts and then says nothing fails in that time, and a cancel flag ends
+ * the wait within 100 ms. TCP keepalives and tcp_user_timeout are on unless
+ * the options say otherwise, so a dead peer is noticed by the kernel. But a
+ * proxy that is frozen still acknowledges every packet: only a deadline of
+ * the client can see that, so every wait for a result in fl_pg_exec,
+ * fl_pg_query and fl_pg_value is bounded (query_timeout_ms; see
+ * fl_pg_query_timeout_for) and on expiry the connection is shut down (later
+ * calls on it fail at once) and the error says so. Code that drives libpq
+ * itself waits with fl_pg_wait_result.
+ *
+ * Cancel requests: PQcancel opens a new connection with no time limit, and
+ * through a frozen proxy it never returns. PostgreSQL 15's libpq has neither
+ * a non-blocking cancel (PQcancelCreate came in 17) nor a way to read the
+ * cancel key to send the CancelRequest ourselves, so fl_pg_cancel_bounded
+ * runs PQcancel on a detached helper thread and stops waiting for it after
+ * a bound; a helper stuck on a dead path ends with the process. fl_pg_sever
+ * ends a connection from any thread when even the cancel cannot get through.
+ *
+ * One fl_pg belongs to one thread at a time (libpq's rule); fl_pg_sever and
+ * fl_pg_cancel_bounded are the exceptions, meant for other threads.
  */
 #ifndef FL_PG_H
 #define FL_PG_H
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,11 +67,42 @@ typedef struct {
 	const char *user;
 	const char *password; /* NULL: libpq finds one (.pgpass, PGPASSWORD) or needs none */
 	const char *sslmode;
-	int connect_timeout;          /* seconds; 0: libpq's default (PGCONNECT_TIMEOUT or none) */
+	int connect_timeout; /* seconds; 0: PGCONNECT_TIMEOUT, else FL_PG_DEFAULT_CONNECT_TIMEOUT_S */
 	const char *application_name; /* NULL: "flotilla" */
 	const fl_pg_option *options;  /* further keywords, applied last (they win) */
 	size_t noptions;
+	/* the client's bound on one wait for a result (see fl_pg_query_timeout_for);
+	 * 0: FL_PG_DEFAULT_QUERY_TIMEOUT_MS */
+	int query_timeout_ms;
+	/* when not NULL and set, a connect in progress gives up within 100 ms */
+	const atomic_int *cancel;
 } fl_pg_params;
+
+/* connect_timeout when neither the caller nor PGCONNECT_TIMEOUT sets one. */
+#define FL_PG_DEFAULT_CONNECT_TIMEOUT_S 10
+/* TCP keepalives: first probe after 30 s idle, then every 10 s, dead after 3
+ * unanswered; unacknowledged data is given up after tcp_user_timeout. A
+ * keyword in the options replaces each. Unix sockets ignore them. */
+#define FL_PG_KEEPALIVES_IDLE_S     30
+#define FL_PG_KEEPALIVES_INTERVAL_S 10
+#define FL_PG_KEEPALIVES_COUNT      3
+#define FL_PG_TCP_USER_TIMEOUT_MS   60000
+/* How long past the server's own limit the client still waits for an answer. */
+#define FL_PG_QUERY_MARGIN_MS 60000
+/* The wait when the server has no limit (statement_timeout = 0): a statement
+ * that may run longer needs statement_timeout, which moves this bound too. */
+#define FL_PG_DEFAULT_QUERY_TIMEOUT_MS (3600 * 1000)
+/* How long fl_pg_cancel waits for the server to take a cancel request. */
+#define FL_PG_CANCEL_TIMEOUT_MS 5000
+
+/*
+ * The client's bound for one statement: statement_timeout + 60 s when the
+ * server has one (it ends the statement first, lock waits included, so the
+ * margin covers only the round trip and a slow rollback); lock_timeout + 60
+ * s is no bound, since a statement runs on once it has its locks; with no
+ * statement_timeout, FL_PG_DEFAULT_QUERY_TIMEOUT_MS.
+ */
+int fl_pg_query_timeout_for(int statement_timeout_ms, int lock_timeout_ms);
 
 /* The notices kept at most; later ones are counted in `notices_dropped`. */
 #define FL_PG_MAX_NOTICES 200
@@ -59,6 +113,13 @@ typedef struct {
 	size_t nnotices;
 	size_t notices_dropped;
 	char *password; /* a copy, only to scrub libpq messages; wiped on close */
+	int query_timeout_ms;
+	atomic_int sock; /* the socket, for fl_pg_sever from other threads; -1 once severed */
+	/* fl_pg_watch: the deadline (guarded by the watchdog's lock) and, once it
+	 * fired, the bound that expired, for the message */
+	long long watch_deadline;
+	int watch_ms;
+	atomic_int watch_fired_ms;
 } fl_pg;
 
 /* What the server said about a failed statement. Strings are NULL when absent. */
@@ -78,9 +139,38 @@ typedef struct {
 /*
  * Opens a connection. Returns NULL with *err (FL_EDB) saying where it tried
  * ("cannot connect to database "auth_db" on 10.0.0.5:5432 as flyway_user:
- * password authentication failed ..."); the password never shows.
+ * password authentication failed ..."); the password never shows. Ends
+ * within the connect timeout (see above), or soon after p->cancel is set.
  */
 fl_pg *fl_pg_connect(const fl_pg_params *p, fl_error **err);
+
+/*
+ * Told before each retry of fl_pg_connect_retry: the attempt about to be made
+ * (2 for the first retry), how many there are in all, and why the last one
+ * failed (borrowed for the call). For "waiting for the server (attempt 3 of 10)".
+ */
+typedef void (*fl_pg_attempt_fn)(void *ctx, int attempt, int max, const fl_error *why);
+
+/* Flyway's connectRetries and connectRetriesInterval: retries after the first
+ * attempt, and the cap of the wait between two (1 s, doubling up to the cap).
+ * The defaults wait 1+2+4+5+5+5+5+5 = 32 s: a proxy that takes 30 s to start. */
+#define FL_PG_DEFAULT_CONNECT_RETRIES          8
+#define FL_PG_DEFAULT_CONNECT_RETRIES_INTERVAL 5
+#define FL_PG_MAX_CONNECT_RETRIES              1000
+#define FL_PG_MAX_CONNECT_RETRIES_INTERVAL     3600
+
+/*
+ * fl_pg_connect, tried again up to `retries` times while the failure is one
+ * that waiting may cure (nothing listening yet, a timeout, "the database
+ * system is starting up", too many clients); a refusal (authentication, no
+ * such database or role, pg_hba, SSL) fails at once. on_attempt (may be
+ * NULL) is called before each retry. `cancel` (may be NULL) is checked
+ * during every wait and connect: once set, the call returns within about
+ * 100 ms with an error saying so. Only for the first connection of a run:
+ * never reconnect this way after work started on a server.
+ */
+fl_pg *fl_pg_connect_retry(const fl_pg_params *p, int retries, int interval_s, fl_pg_attempt_fn on_attempt,
+                           void *ctx, const atomic_int *cancel, fl_error **err);
 /* Wraps a connection someone else opened (it must be CONNECTION_OK); takes ownership. */
 fl_pg *fl_pg_adopt(PGconn *conn);
 /* Closes the connection and frees everything. NULL is fine. */
@@ -124,7 +214,52 @@ char *fl_pg_literal_plain(const char *text);
 /* Takes the collected notices (caller frees each and the array) and empties the list. */
 char **fl_pg_take_notices(fl_pg *pg, size_t *n);
 
-/* Asks the server to cancel the running statement (thread-safe, as PQcancel). */
+/* Asks the server to cancel the running statement, waiting at most
+ * FL_PG_CANCEL_TIMEOUT_MS (see fl_pg_cancel_bounded). */
 int fl_pg_cancel(fl_pg *pg, fl_error **err);
+
+/*
+ * Sends the cancel request `c` (from PQgetCancel) and waits at most
+ * timeout_ms for the server to take it: 0 when it did, -1 with *err (FL_EDB;
+ * err may be NULL) when it failed or did not answer in time. Takes `c`: it
+ * is freed here, or by the helper thread when a late PQcancel returns, so
+ * the caller must not use or free it afterwards. Thread-safe; never holds a
+ * lock of the caller's, so call it with none held.
+ */
+int fl_pg_cancel_bounded(PGcancel *c, int timeout_ms, fl_error **err);
+
+/*
+ * Ends the connection's traffic at once (shutdown of its socket), from any
+ * thread: the owner's wait returns and its next call fails. For a frozen
+ * path, where even a cancel request cannot get through. Safe to call twice.
+ */
+void fl_pg_sever(fl_pg *pg);
+
+/*
+ * A deadline for code that calls libpq itself (PQexec, a pipeline): unless
+ * fl_pg_unwatch comes first, after `ms` a watchdog thread severs the
+ * connection, and whatever libpq call is blocked on it returns with "server
+ * closed the connection unexpectedly". Then fl_pg_watch_fired tells the bound
+ * that expired, for a clear message (fl_pg_watch_error). One deadline per
+ * connection; a new fl_pg_watch replaces the old. fl_pg_close unwatches.
+ */
+void fl_pg_watch(fl_pg *pg, int ms);
+void fl_pg_unwatch(fl_pg *pg);
+/* 0, or the bound (ms) after which the watchdog severed the connection. */
+int fl_pg_watch_fired(fl_pg *pg);
+/* "no answer from the server within 90 s (...); the connection was closed": new FL_EDB error. */
+fl_error *fl_pg_watch_error(fl_pg *pg);
+
+/* The client's bound for the waits of fl_pg_exec/_query/_value (<= 0: the default). */
+void fl_pg_set_query_timeout(fl_pg *pg, int ms);
+
+/*
+ * For callers that drive libpq's asynchronous API themselves: flushes what
+ * is queued and returns the next result as PQgetResult would (NULL when
+ * there is none), waiting at most until the connection's bound from now.
+ * On expiry returns NULL with *err saying so (FL_EDB) and severs the
+ * connection; with no result and no error, *err stays NULL.
+ */
+PGresult *fl_pg_wait_result(fl_pg *pg, fl_error **err);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "orchestrate.h"
 #include "pg.h"
+#include "proc.h"
 #include "text.h"
 
 #define MAX_NAME 63
@@ -1327,7 +1328,7 @@ static void db_job(struct run *R, fl_orch_worker *w, struct dbjob *j)
 		return;
 	}
 	if (w)
-		fl_orch_set_conn(w, c->conn);
+		fl_orch_set_pg(w, c);
 	bool locked = false;
 	if (!dry) {
 		if ((err = as_interrupt(w, advisory(c, true))))
@@ -1385,7 +1386,7 @@ static int shared_job_main(fl_orch_worker *w, size_t i, void *arg)
 	if (!R->conn)
 		goto done;
 	if (w)
-		fl_orch_set_conn(w, R->conn->conn);
+		fl_orch_set_pg(w, R->conn);
 	if (!o->dry_run) {
 		if ((err = as_interrupt(w, advisory(R->conn, true))))
 			goto done;
@@ -1609,13 +1610,6 @@ fl_error *fl_provision_password_new(char **out)
 	return NULL;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Replaces every copy of secret[0..len) in b by "<password>"; wipes what it drops. */
 static char *scrub(const fl_buf *b, const char *secret, size_t len)
 {
@@ -1630,13 +1624,6 @@ static char *scrub(const fl_buf *b, const char *secret, size_t len)
 		}
 	}
 	return fl_buf_detach(&o);
-}
-
-static void buf_wipe_free(fl_buf *b)
-{
-	if (b->data)
-		explicit_bzero(b->data, b->cap);
-	fl_buf_free(b);
 }
 
 /* The start of a command's stderr on one line: at most 5 lines, 600 bytes. */
@@ -1671,141 +1658,22 @@ fl_error *fl_provision_sink_run(const char *sink, const char *data, size_t len, 
 		return fl_error_new("no password sink command");
 	if (timeout_ms <= 0)
 		timeout_ms = FL_PROVISION_SINK_TIMEOUT_MS;
-	int in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1};
-	if (pipe2(in, O_CLOEXEC) || pipe2(outp, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
-		int e = errno;
-		for (int *fd = &in[0]; fd <= &in[1]; fd++)
-			if (*fd >= 0)
-				close(*fd);
-		for (int i = 0; i < 2; i++) {
-			if (outp[i] >= 0)
-				close(outp[i]);
-			if (errp[i] >= 0)
-				close(errp[i]);
-		}
-		return fl_error_kind_new(FL_EDB, "password sink: pipe: %s", strerror(e));
+	/* proc gives the sink a clean environment, no inherited descriptors and default signals */
+	fl_proc p = {.shell_cmd = sink, .in = data ? data : "", .inlen = len, .timeout_ms = timeout_ms};
+	fl_error *perr = NULL;
+	if (fl_proc_run(&p, &perr) != 0) {
+		fl_error *e = fl_error_kind_new(FL_EDB, "password sink: %s", perr->msg);
+		fl_error_free(perr);
+		return e;
 	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(in[0]), close(in[1]), close(outp[0]), close(outp[1]), close(errp[0]), close(errp[1]);
-		return fl_error_kind_new(FL_EDB, "password sink: fork: %s", strerror(e));
-	}
-	if (pid == 0) {
-		setpgid(0, 0);
-		dup2(in[0], 0);
-		dup2(outp[1], 1);
-		dup2(errp[1], 2);
-		execl("/bin/sh", "sh", "-c", sink, (char *)NULL);
-		_exit(127);
-	}
-	setpgid(pid, pid); /* also here: whichever runs first */
-	close(in[0]);
-	close(outp[1]);
-	close(errp[1]);
-	fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
-
-	/* a sink that exits without reading must not kill us with SIGPIPE */
-	sigset_t pipe_set, old_mask;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-
-	fl_buf out, errb;
-	fl_buf_init(&out);
-	fl_buf_init(&errb);
-	size_t written = 0;
-	bool epipe = false, timed_out = false;
-	int fds_open = 2;
-	double deadline = now_ms() + timeout_ms;
-	if (len == 0) {
-		close(in[1]);
-		in[1] = -1;
-	}
-	while (fds_open > 0 || in[1] >= 0) {
-		struct pollfd pf[3];
-		int np = 0;
-		int ix_in = -1, ix_out = -1, ix_err = -1;
-		if (in[1] >= 0) {
-			pf[np] = (struct pollfd){.fd = in[1], .events = POLLOUT};
-			ix_in = np++;
-		}
-		if (outp[0] >= 0) {
-			pf[np] = (struct pollfd){.fd = outp[0], .events = POLLIN};
-			ix_out = np++;
-		}
-		if (errp[0] >= 0) {
-			pf[np] = (struct pollfd){.fd = errp[0], .events = POLLIN};
-			ix_err = np++;
-		}
-		double left = deadline - now_ms();
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		int rc = poll(pf, (nfds_t)np, (int)left + 1);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0)
-			break;
-		if (ix_in >= 0 && pf[ix_in].revents) {
-			ssize_t w = write(in[1], data + written, len - written);
-			if (w > 0)
-				written += (size_t)w;
-			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				epipe = errno == EPIPE;
-				written = len;
-			}
-			if (written == len) {
-				close(in[1]);
-				in[1] = -1;
-			}
-		}
-		int *fdp[2] = {&outp[0], &errp[0]};
-		int ix[2] = {ix_out, ix_err};
-		fl_buf *bufs[2] = {&out, &errb};
-		for (int k = 0; k < 2; k++) {
-			if (ix[k] < 0 || !pf[ix[k]].revents)
-				continue;
-			char chunk[4096];
-			ssize_t r = read(*fdp[k], chunk, sizeof(chunk));
-			if (r > 0) {
-				if (bufs[k]->len < 65536)
-					fl_buf_add(bufs[k], chunk, (size_t)r);
-			} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-				close(*fdp[k]);
-				*fdp[k] = -1;
-				fds_open--;
-			}
-			explicit_bzero(chunk, sizeof(chunk));
-		}
-	}
-	if (timed_out)
-		kill(-pid, SIGKILL);
-	if (in[1] >= 0)
-		close(in[1]);
-	if (outp[0] >= 0)
-		close(outp[0]);
-	if (errp[0] >= 0)
-		close(errp[0]);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	/* drop a SIGPIPE we caused, then let the caller's mask be */
-	sigset_t pending;
-	sigpending(&pending);
-	if (sigismember(&pending, SIGPIPE) && !sigismember(&old_mask, SIGPIPE)) {
-		struct timespec zero = {0, 0};
-		sigtimedwait(&pipe_set, NULL, &zero);
-	}
-	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-
+	fl_buf errb = {.data = p.err, .len = p.errlen, .cap = p.errlen + 1};
 	char *clean = scrub(&errb, data, len);
 	char *ex = excerpt(clean);
 	explicit_bzero(clean, strlen(clean));
 	free(clean);
-	buf_wipe_free(&out);
-	buf_wipe_free(&errb);
+	int st = p.status;
+	bool timed_out = p.timed_out, unread = p.in_unread;
+	fl_proc_clear(&p);
 	fl_error *err = NULL;
 	const char *sep = *ex ? ": " : "";
 	if (timed_out)
@@ -1818,7 +1686,7 @@ fl_error *fl_provision_sink_run(const char *sink, const char *data, size_t len, 
 	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
 		err = fl_error_kind_new(FL_EDB, "password sink exited with status %d%s%s", WEXITSTATUS(st),
 		                        sep, ex);
-	else if (epipe)
+	else if (unread)
 		err = fl_error_kind_new(
 		    FL_EDB, "password sink exited without reading the password from its standard input");
 	free(ex);
@@ -2058,31 +1926,19 @@ fl_provision_desired *fl_provision_desired_for(const fl_manifest *m, const size_
 
 fl_error *fl_provision_admin_init(fl_provision_admin *a, const fl_environment *env, fl_error **warnings)
 {
+	return fl_provision_admin_init_known(a, env, NULL, NULL, warnings);
+}
+
+fl_error *fl_provision_admin_init_known(fl_provision_admin *a, const fl_environment *env,
+                                        const fl_manifest_settings *settings, const fl_secret *known,
+                                        fl_error **warnings)
+{
 	memset(a, 0, sizeof(*a));
-	if (env->admin.password) {
-		char *what = fl_asprintf("admin password of environment %s", env->name);
-		fl_error *err = NULL;
-		int rc = fl_secret_resolve(env->admin.password, what, &a->password, warnings, &err);
-		free(what);
-		if (rc != 0)
-			return err;
-	}
-	a->params.host = env->host;
-	if (env->port > 0) {
-		snprintf(a->port, sizeof(a->port), "%d", env->port);
-		a->params.port = a->port;
-	}
-	a->params.user = env->admin.user;
-	a->params.password = a->password ? a->password->data : NULL;
-	a->params.sslmode = env->sslmode;
-	a->params.connect_timeout = env->connect_timeout;
-	if (env->noptions) {
-		a->options = fl_calloc(env->noptions, sizeof(*a->options));
-		for (size_t i = 0; i < env->noptions; i++)
-			a->options[i] = (fl_pg_option){env->options[i].key, env->options[i].value};
-		a->params.options = a->options;
-		a->params.noptions = env->noptions;
-	}
+	/* a password, a token or a URL: login knows each shape */
+	fl_error *err = NULL;
+	if (fl_login_conn_init_known(&a->conn, env, &env->admin, NULL, settings, known, warnings, &err) != 0)
+		return err;
+	a->params = a->conn.params;
 	a->target.admin = &a->params;
 	a->target.maintenance_db = env->maintenance_db;
 	return NULL;
@@ -2090,7 +1946,6 @@ fl_error *fl_provision_admin_init(fl_provision_admin *a, const fl_environment *e
 
 void fl_provision_admin_clear(fl_provision_admin *a)
 {
-	fl_secret_free(a->password);
-	free(a->options);
+	fl_login_conn_clear(&a->conn);
 	memset(a, 0, sizeof(*a));
 }

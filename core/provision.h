@@ -57,6 +57,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "login.h"
 #include "manifest.h"
 #include "pg.h"
 #include "secret.h"
@@ -233,13 +234,16 @@ fl_provision_desired *fl_provision_desired_for(const fl_manifest *m, const size_
 typedef struct {
 	fl_provision_target target;
 	fl_pg_params params;
-	fl_pg_option *options;
-	char port[16];
-	fl_secret *password;
+	fl_login_conn conn; /* owns what params point to */
 } fl_provision_admin;
 
 /* Fills a from env; warnings of the password resolution are appended to *warnings. */
 fl_error *fl_provision_admin_init(fl_provision_admin *a, const fl_environment *env, fl_error **warnings);
+/* The same with the admin's secret resolved already (NULL: resolve it) and the run's settings
+ * (timeouts; NULL: pg.h's defaults). */
+fl_error *fl_provision_admin_init_known(fl_provision_admin *a, const fl_environment *env,
+                                        const fl_manifest_settings *settings, const fl_secret *known,
+                                        fl_error **warnings);
 void fl_provision_admin_clear(fl_provision_admin *a);
 
 /* A new password: FL_PROVISION_PASSWORD_LEN characters of A-Z a-z 0-9 - _

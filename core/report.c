@@ -92,7 +92,7 @@ static char *state_line(const fl_report_service *s)
 	case FL_EV_WAITING:
 		return fl_strdup("waiting");
 	case FL_EV_CONNECTING:
-		return fl_strdup("connecting");
+		return *t ? fl_strdup(t) : fl_strdup("connecting");
 	case FL_EV_LOCK_WAIT:
 		return fl_strdup("waiting for lock");
 	case FL_EV_PLANNED:
@@ -217,7 +217,8 @@ static void plain_print(fl_report *r, const fl_event *ev, const char *name, cons
 	case FL_EV_WAITING:
 		return;
 	case FL_EV_CONNECTING:
-		fprintf(r->out, "%s.%03dZ %s: connecting\n", ts, (int)(tv.tv_usec / 1000), name);
+		fprintf(r->out, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), name,
+		        *t ? t : "connecting");
 		break;
 	case FL_EV_LOCK_WAIT:
 		fprintf(r->out, "%s.%03dZ %s: waiting for lock%s%s\n", ts, (int)(tv.tv_usec / 1000), name,
@@ -271,7 +272,8 @@ void fl_report_event(void *ctx, const fl_event *ev)
 	}
 	switch (ev->kind) {
 	case FL_EV_CONNECTING:
-		s->started = ev->at;
+		if (s->started < 0)
+			s->started = ev->at;
 		break;
 	case FL_EV_PLANNED:
 		s->total = ev->total;

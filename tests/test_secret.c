@@ -48,14 +48,22 @@ static char *write_secret(const char *dir, const char *name, const char *content
 
 Test(secret, env_source)
 {
-	setenv("FL_TEST_PW", "from env\n", 1);
+	setenv("FL_TEST_PW", "from env ", 1);
 	fl_secret_ref ref = {.env = "FL_TEST_PW"};
 	fl_secret *s = ok(&ref, NULL);
 	/* a variable is taken as it is */
-	cr_assert_str_eq(s->data, "from env\n");
+	cr_assert_str_eq(s->data, "from env ");
 	fl_secret_free(s);
-	unsetenv("FL_TEST_PW");
+	/* but a line break is no part of any password */
+	setenv("FL_TEST_PW", "from env\n", 1);
 	fl_error *e = fails(&ref);
+	cr_assert_str_eq(e->msg,
+	                 "password of service auth <env FL_TEST_PW>: the value holds a line break, which "
+	                 "no password can; if the secret holds more than the password, pick the field "
+	                 "with json = \"...\"");
+	fl_error_free(e);
+	unsetenv("FL_TEST_PW");
+	e = fails(&ref);
 	cr_assert_str_eq(e->msg, "password of service auth <env FL_TEST_PW>: the variable is not set");
 	cr_assert_null(e->file);
 	fl_error_free(e);
@@ -80,9 +88,9 @@ Test(secret, file_source_and_newlines)
 	free(p);
 	p = write_secret(dir, "pw2", "two\n\n", 0600);
 	ref.file = p;
-	s = ok(&ref, NULL);
-	cr_assert_str_eq(s->data, "two\n");
-	fl_secret_free(s);
+	fl_error *e2 = fails(&ref);
+	cr_assert(th_contains(e2->msg, "the value holds a line break"), "%s", e2->msg);
+	fl_error_free(e2);
 	free(p);
 	p = write_secret(dir, "pw3", "crlf\r\n", 0600);
 	ref.file = p;
@@ -146,9 +154,9 @@ Test(secret, cmd_source)
 	cr_assert_str_eq(s->data, "from cmd");
 	fl_secret_free(s);
 	ref.cmd = "printf 'a\\n\\n'";
-	s = ok(&ref, NULL);
-	cr_assert_str_eq(s->data, "a\n");
-	fl_secret_free(s);
+	fl_error *e2 = fails(&ref);
+	cr_assert(th_contains(e2->msg, "the value holds a line break"), "%s", e2->msg);
+	fl_error_free(e2);
 	ref.cmd = "printf 'no newline'";
 	s = ok(&ref, NULL);
 	cr_assert_str_eq(s->data, "no newline");
