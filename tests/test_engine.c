@@ -465,9 +465,9 @@ Test(engine, fresh_database_history_rows_as_flyway_writes_them)
 	cr_assert_str_eq(got, sha);
 	free(got);
 	assert_q(c, "5", "SELECT count(*) FROM flotilla.execution WHERE success AND duration_ms >= 0");
-	assert_q(c, "1|V1__ledger.sql",
-	         "SELECT version || '|' || script FROM flotilla.flyway_schema_history "
-	         "WHERE type = 'SQL'");
+	assert_q(c, "1|V1__ledger.sql,2|V2__statement_in_flight.sql",
+	         "SELECT string_agg(version || '|' || script, ',' ORDER BY installed_rank) FROM "
+	         "flotilla.flyway_schema_history WHERE type = 'SQL'");
 	/* events: locked, plan, 5 x (applying, applied), done */
 	cr_assert_eq(ev.n, 13);
 	cr_assert_eq(ev.kinds[0], FL_APPLY_EV_LOCKED);
@@ -1103,7 +1103,7 @@ Test(engine, held_lock_waits_then_names_the_holder)
 	th_exec(holder, "SELECT pg_advisory_lock(77433833903597)");
 	struct events ev = {0};
 	fl_apply_opts o = base_opts(dir);
-	o.lock_timeout_ms = 600;
+	o.migration_lock_timeout_ms = 600;
 	o.lock_poll_ms = 50;
 	o.on_event = record;
 	o.event_ctx = &ev;
@@ -1119,7 +1119,7 @@ Test(engine, held_lock_waits_then_names_the_holder)
 	    fmt("held by pid %d (application_name \"flotilla-test\", user postgres", PQbackendPID(holder));
 	cr_assert(
 	    th_contains(msg,
-	                "gave up after 600 ms waiting for the migration lock on "
+	                "gave up after 600 ms (migration_lock_timeout) waiting for the migration lock on "
 	                "\"public\".\"flyway_schema_history\" (advisory lock 77433833903597): it is held by"),
 	    "%s", msg);
 	cr_assert(th_contains(msg, pid + 8), "%s\n%s", msg, pid);
@@ -1283,9 +1283,9 @@ Test(engine, dry_run_prints_the_exact_sql_and_changes_nothing)
 	cr_assert_eq(migrate_ok(db, dir, &o), 0);
 	char *expect = fmt(
 	    "BEGIN;\n"
-	    "SET LOCAL search_path TO \"public\";\n"
-	    "SET LOCAL lock_timeout = '5000ms';\n"
-	    "SET LOCAL statement_timeout = '60000ms';\n"
+	    "SET search_path TO \"public\";\n"
+	    "SET lock_timeout = '5000ms';\n"
+	    "SET statement_timeout = '60000ms';\n"
 	    "CREATE TABLE public.t (id int);\n"
 	    "COMMENT ON TABLE t IS 'made by flotilla in V1__t.sql';\n"
 	    "INSERT INTO \"public\".\"flyway_schema_history\" (\"installed_rank\", \"version\", "
@@ -1294,7 +1294,10 @@ Test(engine, dry_run_prints_the_exact_sql_and_changes_nothing)
 	    "COALESCE(MAX(\"installed_rank\"), 0) + 1, '1', 't', 'SQL', 'V1__t.sql', %d, 'postgres', "
 	    "floor(extract(epoch FROM clock_timestamp() - now()) * 1000)::int, true FROM "
 	    "\"public\".\"flyway_schema_history\" RETURNING \"installed_rank\", \"execution_time\";\n"
-	    "COMMIT;\n",
+	    "COMMIT;\n"
+	    "RESET search_path;\n"
+	    "RESET lock_timeout;\n"
+	    "RESET statement_timeout;\n",
 	    crc_of(v1));
 	cr_assert(th_contains(out.data, expect), "\n%s\n--- expected to contain ---\n%s", out.data, expect);
 	cr_assert(th_contains(out.data, "CREATE TABLE \"public\".\"flyway_schema_history\" ("), "%s",
