@@ -247,12 +247,64 @@ static fl_error *exec_cmd(fl_pg *pg, const char *sql, const char *what)
 	return err;
 }
 
-static fl_error *advisory(fl_pg *pg, bool lock)
+static double now_ms(void);
+
+/*
+ * The provision lock (lock) or its release. Taking it polls
+ * pg_try_advisory_lock every 100 ms for up to timeout_ms (<= 0: the
+ * default), so a run provisioning elsewhere, or a session that died
+ * holding the lock, fails this one with a message naming the holder
+ * instead of hanging it.
+ */
+static fl_error *advisory(fl_pg *pg, bool lock, int timeout_ms)
 {
-	char sql[96];
-	snprintf(sql, sizeof(sql), "SELECT pg_advisory_%s(%lld)", lock ? "lock" : "unlock",
-	         FL_PROVISION_LOCK_KEY);
-	return exec_cmd(pg, sql, lock ? "taking the provision lock" : "releasing the provision lock");
+	char sql[160];
+	if (!lock) {
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", FL_PROVISION_LOCK_KEY);
+		return exec_cmd(pg, sql, "releasing the provision lock");
+	}
+	int limit = timeout_ms > 0 ? timeout_ms : FL_PROVISION_DEFAULT_LOCK_TIMEOUT_MS;
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", FL_PROVISION_LOCK_KEY);
+	double t0 = now_ms();
+	for (;;) {
+		fl_error *err = NULL;
+		char *v = fl_pg_value(pg, sql, 0, NULL, &err);
+		bool got = v && v[0] == 't';
+		free(v);
+		if (err) {
+			fl_error_prefix(err, "taking the provision lock");
+			return err;
+		}
+		if (got)
+			return NULL;
+		double left = limit - (now_ms() - t0);
+		if (left <= 0)
+			break;
+		long long ms = left < 100 ? (long long)left + 1 : 100;
+		struct timespec ts = {0, ms * 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+	char who[512];
+	snprintf(
+	    who, sizeof(who),
+	    "SELECT 'pid ' || l.pid || ' (application_name \"' || coalesce(a.application_name, '?') || '\")'"
+	    " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
+	    " AND l.granted AND l.objsubid = 1 AND l.classid = %lld AND l.objid = %lld"
+	    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
+	    (long long)((unsigned long long)FL_PROVISION_LOCK_KEY >> 32),
+	    (long long)((unsigned long long)FL_PROVISION_LOCK_KEY & 0xFFFFFFFFull));
+	fl_error *e = NULL;
+	char *h = fl_pg_value(pg, who, 0, NULL, &e);
+	fl_error_free(e);
+	fl_error *err = fl_error_kind_new(
+	    FL_EDB,
+	    "gave up after %d ms (migration_lock_timeout) waiting for the provision "
+	    "lock (advisory lock %lld) in database %s: it is held by %s; another "
+	    "flotilla is provisioning: let it finish, or end that session",
+	    limit, FL_PROVISION_LOCK_KEY, PQdb(pg->conn), h ? h : "a session that has just ended");
+	free(h);
+	return err;
 }
 
 static char *quote_ident(fl_pg *pg, const char *s)
@@ -1280,7 +1332,7 @@ static void db_job(struct run *R, struct dbjob *j)
 	}
 	bool locked = false;
 	if (!dry) {
-		if ((err = advisory(c, true)))
+		if ((err = advisory(c, true, R->o->lock_timeout_ms)))
 			goto out;
 		locked = true;
 	}
@@ -1296,7 +1348,7 @@ static void db_job(struct run *R, struct dbjob *j)
 	if (!err && !dry && j->plan.n)
 		err = run_db_steps(R, c, &j->plan);
 	if (locked) {
-		fl_error *e = advisory(c, false);
+		fl_error *e = advisory(c, false, 0);
 		if (err)
 			fl_error_free(e);
 		else
@@ -1369,7 +1421,7 @@ fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_tar
 	if (!admin)
 		goto done;
 	if (!o->dry_run) {
-		if ((err = advisory(admin, true)))
+		if ((err = advisory(admin, true, o->lock_timeout_ms)))
 			goto done;
 		locked = true;
 	}
@@ -1388,7 +1440,7 @@ fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_tar
 		}
 	if (locked) {
 		/* the per-database part locks each database; the shared catalogs are done */
-		fl_error *e = advisory(admin, false);
+		fl_error *e = advisory(admin, false, 0);
 		locked = false;
 		if (err)
 			fl_error_free(e);
@@ -1439,7 +1491,7 @@ fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_tar
 
 done:
 	if (locked)
-		fl_error_free(advisory(admin, false));
+		fl_error_free(advisory(admin, false, 0));
 	take_plan(res, &shared, o->dry_run);
 	for (size_t i = 0; i < R.njobs; i++) {
 		take_plan(res, &R.jobs[i].plan, o->dry_run);
@@ -1745,7 +1797,7 @@ fl_error *fl_provision_rotate(const fl_provision_target *t, const char *role, co
 	if (!c)
 		return err;
 	char *pw = NULL, *lit = NULL, *sql = NULL;
-	if ((err = advisory(c, true))) {
+	if ((err = advisory(c, true, 0))) {
 		fl_pg_close(c);
 		return err;
 	}
@@ -1796,7 +1848,7 @@ out:
 	wipe_free(pw);
 	wipe_free(lit);
 	wipe_free(sql);
-	fl_error *e = advisory(c, false);
+	fl_error *e = advisory(c, false, 0);
 	if (err)
 		fl_error_free(e);
 	else

@@ -61,6 +61,9 @@
 #include "pg.h"
 #include "secret.h"
 
+/* How long provision and rotate wait for the lock below by default (as migration_lock_timeout). */
+#define FL_PROVISION_DEFAULT_LOCK_TIMEOUT_MS (10 * 60 * 1000)
+
 /* pg_advisory_lock key of provision and rotate: the bytes "flotprov". Taken
  * in the maintenance database for the shared part, and in each service
  * database for its part (advisory locks are per database). */
@@ -148,6 +151,9 @@ typedef struct {
 	bool reset_passwords; /* set the password of every existing role that has one */
 	bool prune;           /* revoke extra privileges instead of warning */
 	int jobs;             /* databases worked on at once; <= 0: all, at most 8 */
+	/* the wait for FL_PROVISION_LOCK_KEY (another run provisioning), polled; <= 0:
+	 * FL_PROVISION_DEFAULT_LOCK_TIMEOUT_MS (the manifest's migration_lock_timeout) */
+	int lock_timeout_ms;
 	/* called once per step as it starts (dry run: once per planned step, in
 	 * order, at the end); calls never overlap, but may come from worker threads */
 	fl_provision_step_fn on_step;
