@@ -1901,3 +1901,50 @@ Test(engine, in_flight_statement_that_cannot_be_checked_stops_with_instructions)
 	free(db);
 	free(dir);
 }
+
+Test(engine, in_flight_index_build_that_finished_is_counted_done_not_run_again)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (n int PRIMARY KEY);\n");
+	/* no IF NOT EXISTS: running it a second time would fail */
+	const char *v2 =
+	    "-- flotilla:no-transaction\nINSERT INTO a VALUES (1);\nCREATE INDEX CONCURRENTLY a_n_idx ON a "
+	    "(n);\nINSERT INTO a VALUES (3);\n";
+	th_write(dir, "V2__steps.sql", v2);
+	fl_apply_opts o = base_opts(dir);
+	o.target = "1";
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	o.target = NULL;
+	/* killed after the build finished, before the ledger heard of it */
+	PGconn *c = th_connect(db);
+	char sha1[65];
+	statements_sha(v2, 1, sha1);
+	th_exec(c, "INSERT INTO a VALUES (1); CREATE INDEX a_n_idx ON a (n)");
+	char *sql = fmt(
+	    "INSERT INTO flotilla.run (run_uuid, command, service) VALUES (gen_random_uuid(), 'migrate', "
+	    "'auth'); INSERT INTO flotilla.execution (run_id, history_table, script, version, type, "
+	    "content_sha256, no_transaction, statements_done, statements_total, prefix_sha256, in_flight) "
+	    "SELECT max(id), '\"public\".\"flyway_schema_history\"', 'V2__steps.sql', '2', 'SQL', 'x', true, "
+	    "1, 3, '%s', 2 FROM flotilla.run",
+	    sha1);
+	th_exec(c, sql);
+	free(sql);
+	struct events ev = {0};
+	o.on_event = record;
+	o.event_ctx = &ev;
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	cr_assert(th_contains(ev.notices,
+	                      "statement 2 of 3 (" DISPLAY "/V2__steps.sql:3:1) was running when an "
+	                      "earlier run stopped; index a_n_idx exists and is valid: it is done\n"),
+	          "%s", ev.notices);
+	assert_q(c, "1,3", "SELECT string_agg(n::text, ',' ORDER BY n) FROM a");
+	assert_q(
+	    c, "3|3|true|2",
+	    "SELECT statements_done || '|' || statements_total || '|' || success || '|' || resumed_from FROM "
+	    "flotilla.execution WHERE script = 'V2__steps.sql' ORDER BY id DESC LIMIT 1");
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
