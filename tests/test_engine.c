@@ -131,6 +131,54 @@ static char *fmt(const char *f, ...)
 	return s;
 }
 
+/* A role that may create in db, to own what migrations make (roles are cluster-wide: named after db). */
+static void owner_new(const char *db, char *role, size_t n)
+{
+	snprintf(role, n, "owner_%s", db);
+	PGconn *c = th_connect(db);
+	char *sql =
+	    fmt("CREATE ROLE \"%s\" NOLOGIN; GRANT CREATE ON DATABASE \"%s\" TO \"%s\"", role, db, role);
+	th_exec(c, sql);
+	free(sql);
+	PQfinish(c);
+}
+
+static void owner_drop(const char *role)
+{
+	PGconn *c = th_connect(NULL);
+	char *sql = fmt("DROP ROLE \"%s\"", role);
+	th_exec(c, sql);
+	free(sql);
+	PQfinish(c);
+}
+
+/*
+ * Migrates dir into schema "app" as `role` (expecting `applied` migrations)
+ * and checks that the session is as before: login role, search_path, no
+ * lock_timeout left behind.
+ */
+static void migrate_as(const char *db, const char *dir, const char *role, int applied)
+{
+	fl_apply_opts o = base_opts(dir);
+	o.schema = "app";
+	o.role = role;
+	fl_pg *pg = pg_open(db);
+	fl_migration_set *set = load_set(dir);
+	fl_apply_result res = {0};
+	fl_error *err = NULL;
+	cr_assert_eq(fl_apply_migrate(pg, set, &o, &res, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(res.applied, applied);
+	fl_apply_result_clear(&res);
+	char *who = fl_pg_value(pg,
+	                        "SELECT current_user || '|' || current_setting('search_path') || '|' || "
+	                        "current_setting('lock_timeout')",
+	                        0, NULL, &err);
+	cr_assert_str_eq(who, "postgres|\"$user\", public|0");
+	free(who);
+	fl_migration_set_free(set);
+	fl_pg_close(pg);
+}
+
 /* Runs migrate and expects success; returns the number applied. */
 static int migrate_ok(const char *db, const char *dir, fl_apply_opts *o)
 {
@@ -1345,27 +1393,9 @@ Test(engine, set_role_owns_the_objects)
 	         "CREATE TABLE things (id int);\nCREATE VIEW things_v AS SELECT * FROM things;\n");
 	th_write(dir, "V2__idx.sql", "CREATE INDEX CONCURRENTLY things_idx ON things (id);\n");
 	char role[64];
-	snprintf(role, sizeof(role), "owner_%s", db);
+	owner_new(db, role, sizeof(role));
 	PGconn *c = th_connect(db);
-	char *sql =
-	    fmt("CREATE ROLE \"%s\" NOLOGIN; GRANT CREATE ON DATABASE \"%s\" TO \"%s\"", role, db, role);
-	th_exec(c, sql);
-	free(sql);
-	fl_apply_opts o = base_opts(dir);
-	o.schema = "app";
-	o.role = role;
-	fl_pg *pg = pg_open(db);
-	fl_migration_set *set = load_set(dir);
-	fl_apply_result res = {0};
-	fl_error *err = NULL;
-	cr_assert_eq(fl_apply_migrate(pg, set, &o, &res, &err), 0, "%s", err ? err->msg : "");
-	cr_assert_eq(res.applied, 2);
-	fl_apply_result_clear(&res);
-	/* the session is as before: login role, search_path */
-	char *who =
-	    fl_pg_value(pg, "SELECT current_user || '|' || current_setting('search_path')", 0, NULL, &err);
-	cr_assert_str_eq(who, "postgres|\"$user\", public");
-	free(who);
+	migrate_as(db, dir, role, 2);
 	char *expect = fmt("%s,%s,%s,%s", role, role, role, role);
 	assert_q(
 	    c, expect,
@@ -1380,15 +1410,9 @@ Test(engine, set_role_owns_the_objects)
 	assert_q(c, "postgres,postgres",
 	         "SELECT string_agg(installed_by, ',') FROM app.flyway_schema_history WHERE "
 	         "type = 'SQL'");
-	fl_migration_set_free(set);
-	fl_pg_close(pg);
 	PQfinish(c);
 	th_db_drop(db);
-	c = th_connect(NULL);
-	sql = fmt("DROP ROLE \"%s\"", role);
-	th_exec(c, sql);
-	free(sql);
-	PQfinish(c);
+	owner_drop(role);
 	free(db);
 	free(dir);
 }
@@ -1631,18 +1655,25 @@ static void *probe_run(void *arg)
 	return NULL;
 }
 
+/* Table t made by V1, an ALTER of it pending in V2, and a reader holding ACCESS SHARE on it. */
+static PGconn *reader_of_t(const char *db, const char *dir, fl_apply_opts *o)
+{
+	th_write(dir, "V1__t.sql", "CREATE TABLE t (id int);\n");
+	th_write(dir, "V2__alter.sql", "ALTER TABLE t ADD COLUMN c int;\n");
+	o->target = "1";
+	cr_assert_eq(migrate_ok(db, dir, o), 1);
+	o->target = NULL;
+	PGconn *reader = th_connect(db);
+	th_exec(reader, "BEGIN; SELECT * FROM t");
+	return reader;
+}
+
 Test(engine, alter_behind_a_reader_retries_and_traffic_waits_one_attempt_at_most)
 {
 	char *db = th_db_new();
 	char *dir = th_tmpdir();
-	th_write(dir, "V1__t.sql", "CREATE TABLE t (id int);\n");
-	th_write(dir, "V2__alter.sql", "ALTER TABLE t ADD COLUMN c int;\n");
 	fl_apply_opts o = base_opts(dir);
-	o.target = "1";
-	cr_assert_eq(migrate_ok(db, dir, &o), 1);
-	o.target = NULL;
-	PGconn *reader = th_connect(db);
-	th_exec(reader, "BEGIN; SELECT * FROM t");
+	PGconn *reader = reader_of_t(db, dir, &o);
 	char *holder = fmt("held by pid %d (application_name \"flotilla-test\", AccessShareLock, idle in "
 	                   "transaction, transaction started ",
 	                   PQbackendPID(reader));
@@ -1690,14 +1721,8 @@ Test(engine, alter_gives_up_after_the_retries_naming_the_holder)
 {
 	char *db = th_db_new();
 	char *dir = th_tmpdir();
-	th_write(dir, "V1__t.sql", "CREATE TABLE t (id int);\n");
-	th_write(dir, "V2__alter.sql", "ALTER TABLE t ADD COLUMN c int;\n");
 	fl_apply_opts o = base_opts(dir);
-	o.target = "1";
-	cr_assert_eq(migrate_ok(db, dir, &o), 1);
-	o.target = NULL;
-	PGconn *reader = th_connect(db);
-	th_exec(reader, "BEGIN; SELECT * FROM t");
+	PGconn *reader = reader_of_t(db, dir, &o);
 	o.lock_timeout_ms = 200;
 	o.lock_retries = 2;
 	o.lock_retry_interval_ms = 100;
@@ -1766,28 +1791,9 @@ Test(engine, commit_inside_a_file_keeps_the_role_and_schema)
 	         "1 AS one;\n");
 	th_write(dir, "V2__next.sql", "CREATE TABLE next_t (id int);\n");
 	char role[64];
-	snprintf(role, sizeof(role), "owner_%s", db);
+	owner_new(db, role, sizeof(role));
 	PGconn *c = th_connect(db);
-	char *sql =
-	    fmt("CREATE ROLE \"%s\" NOLOGIN; GRANT CREATE ON DATABASE \"%s\" TO \"%s\"", role, db, role);
-	th_exec(c, sql);
-	free(sql);
-	fl_apply_opts o = base_opts(dir);
-	o.schema = "app";
-	o.role = role;
-	fl_pg *pg = pg_open(db);
-	fl_migration_set *set = load_set(dir);
-	fl_apply_result res = {0};
-	fl_error *err = NULL;
-	cr_assert_eq(fl_apply_migrate(pg, set, &o, &res, &err), 0, "%s", err ? err->msg : "");
-	cr_assert_eq(res.applied, 2);
-	fl_apply_result_clear(&res);
-	char *who = fl_pg_value(pg,
-	                        "SELECT current_user || '|' || current_setting('search_path') || '|' || "
-	                        "current_setting('lock_timeout')",
-	                        0, NULL, &err);
-	cr_assert_str_eq(who, "postgres|\"$user\", public|0");
-	free(who);
+	migrate_as(db, dir, role, 2);
 	char *expect =
 	    fmt("app.after_commit:%s,app.before_commit:%s,app.in_pair:%s,app.last_v:%s,app.next_t:%s", role,
 	        role, role, role, role);
@@ -1802,15 +1808,9 @@ Test(engine, commit_inside_a_file_keeps_the_role_and_schema)
 	assert_q(c, "1:true,2:true",
 	         "SELECT string_agg(version || ':' || success, ',' ORDER BY installed_rank) FROM "
 	         "app.flyway_schema_history WHERE type = 'SQL'");
-	fl_migration_set_free(set);
-	fl_pg_close(pg);
 	PQfinish(c);
 	th_db_drop(db);
-	c = th_connect(NULL);
-	sql = fmt("DROP ROLE \"%s\"", role);
-	th_exec(c, sql);
-	free(sql);
-	PQfinish(c);
+	owner_drop(role);
 	free(db);
 	free(dir);
 }
@@ -1832,6 +1832,25 @@ static void statements_sha(const char *text, size_t k, char out[65])
 	free(st);
 }
 
+/*
+ * The ledger as a run killed during statement `in_flight` of V2__steps.sql
+ * (text v2, `total` statements) leaves it: `done` statements recorded, one
+ * in flight, the run row unfinished, no history row.
+ */
+static void killed_in_flight(PGconn *c, const char *v2, int done, int total, int in_flight)
+{
+	char sha[65];
+	statements_sha(v2, (size_t)done, sha);
+	char *sql = fmt("INSERT INTO flotilla.run (run_uuid, command, service) VALUES (gen_random_uuid(), "
+	                "'migrate', 'auth'); INSERT INTO flotilla.execution (run_id, history_table, script, "
+	                "version, type, content_sha256, no_transaction, statements_done, statements_total, "
+	                "prefix_sha256, in_flight) SELECT max(id), '\"public\".\"flyway_schema_history\"', "
+	                "'V2__steps.sql', '2', 'SQL', 'x', true, %d, %d, '%s', %d FROM flotilla.run",
+	                done, total, sha, in_flight);
+	th_exec(c, sql);
+	free(sql);
+}
+
 Test(engine, in_flight_statement_that_cannot_be_checked_stops_with_instructions)
 {
 	char *db = th_db_new();
@@ -1846,19 +1865,10 @@ Test(engine, in_flight_statement_that_cannot_be_checked_stops_with_instructions)
 	/* what a run killed during statement 2 leaves: statement 1 done with its row, 2 in flight, no history
 	 * row */
 	PGconn *c = th_connect(db);
-	char sha1[65], sha2[65];
-	statements_sha(v2, 1, sha1);
+	char sha2[65];
 	statements_sha(v2, 2, sha2);
 	th_exec(c, "INSERT INTO a VALUES (1)");
-	char *sql = fmt(
-	    "INSERT INTO flotilla.run (run_uuid, command, service) VALUES (gen_random_uuid(), 'migrate', "
-	    "'auth'); INSERT INTO flotilla.execution (run_id, history_table, script, version, type, "
-	    "content_sha256, no_transaction, statements_done, statements_total, prefix_sha256, in_flight) "
-	    "SELECT max(id), '\"public\".\"flyway_schema_history\"', 'V2__steps.sql', '2', 'SQL', 'x', true, "
-	    "1, 2, '%s', 2 FROM flotilla.run",
-	    sha1);
-	th_exec(c, sql);
-	free(sql);
+	killed_in_flight(c, v2, 1, 2, 2);
 	char *id = th_query1(c, "SELECT max(id) FROM flotilla.execution");
 	fl_error_kind kind;
 	char *msg = migrate_fail(db, dir, &o, &kind);
@@ -1882,7 +1892,7 @@ Test(engine, in_flight_statement_that_cannot_be_checked_stops_with_instructions)
 	assert_q(c, "1", "SELECT count(*) FROM a");
 	assert_q(c, "1", "SELECT count(*) FROM flotilla.execution WHERE script = 'V2__steps.sql'");
 	/* marked done as the message says: the file completes without running either statement again */
-	sql = fmt(
+	char *sql = fmt(
 	    "UPDATE flotilla.execution SET statements_done = 2, prefix_sha256 = '%s', in_flight = NULL WHERE "
 	    "id = %s",
 	    sha2, id);
@@ -1918,18 +1928,8 @@ Test(engine, in_flight_index_build_that_finished_is_counted_done_not_run_again)
 	o.target = NULL;
 	/* killed after the build finished, before the ledger heard of it */
 	PGconn *c = th_connect(db);
-	char sha1[65];
-	statements_sha(v2, 1, sha1);
 	th_exec(c, "INSERT INTO a VALUES (1); CREATE INDEX a_n_idx ON a (n)");
-	char *sql = fmt(
-	    "INSERT INTO flotilla.run (run_uuid, command, service) VALUES (gen_random_uuid(), 'migrate', "
-	    "'auth'); INSERT INTO flotilla.execution (run_id, history_table, script, version, type, "
-	    "content_sha256, no_transaction, statements_done, statements_total, prefix_sha256, in_flight) "
-	    "SELECT max(id), '\"public\".\"flyway_schema_history\"', 'V2__steps.sql', '2', 'SQL', 'x', true, "
-	    "1, 3, '%s', 2 FROM flotilla.run",
-	    sha1);
-	th_exec(c, sql);
-	free(sql);
+	killed_in_flight(c, v2, 1, 3, 2);
 	struct events ev = {0};
 	o.on_event = record;
 	o.event_ctx = &ev;

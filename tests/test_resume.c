@@ -131,13 +131,30 @@ static void kill_and_clean(struct svc *s, pid_t pid, int keep)
 	PQfinish(c);
 }
 
-static pid_t spawn_migrate(struct svc *s, char *outp, char *errp, size_t n)
+/*
+ * Starts migrate in the background (our own child) and returns its pid once a statement starting with
+ * `prefix` waits for a lock on the server.
+ */
+static pid_t migrate_until_blocked(struct svc *s, const char *prefix)
 {
-	snprintf(outp, n, "%s/migrate.out", s->dir);
-	snprintf(errp, n, "%s/migrate.err", s->dir);
-	return th_spawn(s->dir, NULL, outp, errp,
-	                (const char *const[]){"flotilla", "-m", s->manifest, "-e", "test", "migrate",
-	                                      "--no-provision", NULL});
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/migrate.out", s->dir);
+	snprintf(errp, sizeof(errp), "%s/migrate.err", s->dir);
+	pid_t pid = th_spawn(s->dir, NULL, outp, errp,
+	                     (const char *const[]){"flotilla", "-m", s->manifest, "-e", "test", "migrate",
+	                                           "--no-provision", NULL});
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
+	         "wait_event_type = 'Lock' AND query LIKE '%s%%')",
+	         prefix);
+	if (!wait_for(s, sql)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		char *e = th_read(errp);
+		cr_assert_fail("\"%s\" never started waiting: %s", prefix, e);
+	}
+	return pid;
 }
 
 Test(resume, kill_9_during_statement_3_continues_there_and_statement_1_ran_once, .timeout = 120)
@@ -154,12 +171,7 @@ Test(resume, kill_9_during_statement_3_continues_there_and_statement_1_ran_once,
 	/* statement 3 waits behind our lock on gate, for as long as we like */
 	PGconn *gate = th_connect(s.db);
 	th_exec(gate, "BEGIN; LOCK TABLE gate IN ACCESS EXCLUSIVE MODE");
-	char outp[700], errp[700];
-	pid_t pid = spawn_migrate(&s, outp, errp, sizeof(outp));
-	cr_assert(wait_for(&s,
-	                   "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-	                   "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO gate%')"),
-	          "statement 3 never started: %s", th_read(errp));
+	pid_t pid = migrate_until_blocked(&s, "INSERT INTO gate");
 	assert_value(&s, "2||",
 	             "SELECT statements_done || '|' || coalesce(in_flight::text, '') || '|' || "
 	             "coalesce(success::text, "
@@ -206,12 +218,7 @@ Test(resume, kill_9_during_create_index_concurrently_rebuilds_the_invalid_index,
 	/* a writer's open transaction: the build creates the index (INVALID) and waits for it */
 	PGconn *writer = th_connect(s.db);
 	th_exec(writer, "BEGIN; INSERT INTO counter VALUES (100)");
-	char outp[700], errp[700];
-	pid_t pid = spawn_migrate(&s, outp, errp, sizeof(outp));
-	cr_assert(wait_for(&s,
-	                   "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-	                   "AND wait_event_type = 'Lock' AND query LIKE 'CREATE INDEX CONCURRENTLY%')"),
-	          "the index build never started: %s", th_read(errp));
+	pid_t pid = migrate_until_blocked(&s, "CREATE INDEX CONCURRENTLY");
 	assert_value(&s, "1|2",
 	             "SELECT statements_done || '|' || in_flight FROM flotilla.execution WHERE script = "
 	             "'V2__steps.sql'");
