@@ -636,13 +636,24 @@ static void check_resume(ctx *c, prepared *pm, const fl_plan_item *it, fl_error 
 		pm->in_flight = it->in_flight != 0;
 		return;
 	}
-	fl_error_append(
-	    err,
-	    fl_error_at(pm->m->path, 0, 0,
-	                "cannot continue this migration at statement %d: statements 1 to %zu ran in an "
-	                "earlier attempt and have changed since; restore them, or undo their effects and "
-	                "run 'flotilla repair%s%s' to start the file afresh",
-	                it->resume_at, first, c->o->service ? " " : "", c->o->service ? c->o->service : ""));
+	const char *sp = c->o->service ? " " : "", *svc = c->o->service ? c->o->service : "";
+	if (it->state == FL_ST_FAILED)
+		fl_error_append(
+		    err, fl_error_at(pm->m->path, 0, 0,
+		                     "cannot continue this migration at statement %d: statements 1 to %zu "
+		                     "ran in an earlier attempt and have changed since; restore them, or "
+		                     "undo their effects and run 'flotilla repair%s%s' to start the file "
+		                     "afresh",
+		                     it->resume_at, first, sp, svc));
+	else /* killed: no failed row for repair to remove, only the ledger's unfinished one */
+		fl_error_append(
+		    err, fl_error_at(pm->m->path, 0, 0,
+		                     "cannot continue this migration at statement %d: statements 1 to %zu "
+		                     "ran in an earlier run that was stopped, and have changed since; "
+		                     "restore them, or undo their effects and start the file afresh: "
+		                     "UPDATE flotilla.execution SET success = false, error = 'abandoned' "
+		                     "WHERE id = %lld",
+		                     it->resume_at, first, it->progress->id));
 }
 
 /* ---- error places ---- */
@@ -922,7 +933,8 @@ static fl_error *migration_error(ctx *c, const prepared *pm, const query *q, fl_
 		else
 			fl_error_prefix(e, "%s", what);
 	}
-	if (strcmp(d->sqlstate, "57014") == 0 && cancelled(c))
+	/* cancelled, or a lock wait whose retry the cancel cut short */
+	if ((strcmp(d->sqlstate, "57014") == 0 || strcmp(d->sqlstate, "55P03") == 0) && cancelled(c))
 		e->kind = FL_EINTR;
 	return e;
 }
@@ -1066,9 +1078,10 @@ static char *lock_wait_words(ctx *c, const prepared *pm, size_t stmt)
 	fl_sql_about_of(pm->text + s->start, s->end - s->start, &a);
 	char *table = a.table ? fl_strndup(a.table, a.table_len) : NULL;
 	char *holders = table && PQstatus(c->pg->conn) == CONNECTION_OK ? table_lock_holders(c, table) : NULL;
-	char *out = fl_asprintf("lock wait %s%s%s (%s:%d:%d)%s%s", table ? "on table " : "of statement ",
-	                        table ? table : "", table ? "" : "", pm->m->script, s->line, s->col,
-	                        holders ? ", held by " : "", holders ? holders : "");
+	char *out =
+	    table ? fl_asprintf("lock wait on table %s (%s:%d:%d)%s%s", table, pm->m->script, s->line, s->col,
+	                        holders ? ", held by " : "", holders ? holders : "")
+	          : fl_asprintf("lock wait of the statement at %s:%d:%d", pm->m->script, s->line, s->col);
 	free(table);
 	free(holders);
 	return out;
