@@ -80,8 +80,13 @@ static void show_text(const fl_manifest *m)
 		snprintf(j, sizeof(j), "%d", m->settings.jobs);
 	else
 		snprintf(j, sizeof(j), "auto");
-	fprintf(f, "settings     jobs %s, lock_timeout %s, statement_timeout %s, secret_timeout %s\n", j, a,
-	        b, c);
+	char r[32], w[32];
+	fmt_ms(r, sizeof(r), m->settings.lock_retry_interval_ms);
+	fmt_ms(w, sizeof(w), m->settings.migration_lock_timeout_ms);
+	fprintf(f,
+	        "settings     jobs %s, lock_timeout %s, lock_retries %d, lock_retry_interval %s, "
+	        "migration_lock_timeout %s, statement_timeout %s, secret_timeout %s\n",
+	        j, a, m->settings.lock_retries, r, w, b, c);
 
 	fprintf(f, "\nenvironments\n");
 	for (size_t i = 0; i < m->nenvs; i++) {
@@ -213,6 +218,10 @@ static int show_json(const fl_manifest *m)
 	json_t *st = json_object();
 	json_object_set_new(st, "jobs", m->settings.jobs ? json_integer(m->settings.jobs) : json_null());
 	json_object_set_new(st, "lock_timeout_ms", json_integer(m->settings.lock_timeout_ms));
+	json_object_set_new(st, "lock_retries", json_integer(m->settings.lock_retries));
+	json_object_set_new(st, "lock_retry_interval_ms", json_integer(m->settings.lock_retry_interval_ms));
+	json_object_set_new(st, "migration_lock_timeout_ms",
+	                    json_integer(m->settings.migration_lock_timeout_ms));
 	json_object_set_new(st, "statement_timeout_ms", json_integer(m->settings.statement_timeout_ms));
 	json_object_set_new(st, "secret_timeout_ms", json_integer(m->settings.secret_timeout_ms));
 	json_object_set_new(doc, "settings", st);

@@ -46,8 +46,9 @@ typedef struct {
 	bool ledger;
 	long long run_id;
 	bool locked;
-	bool control_current; /* flotilla's control schema was read under our lock and needs nothing */
-	bool checking;        /* fl_apply_check: only whether files expand and split (no digest) */
+	bool control_current;   /* flotilla's control schema was read under our lock and needs nothing */
+	bool checking;          /* fl_apply_check: only whether files expand and split (no digest) */
+	unsigned long long rng; /* the jitter of lock retries; 0: not seeded yet */
 	fl_apply_result *res;
 	fl_apply_result local_res;
 } ctx;
@@ -67,6 +68,7 @@ typedef struct {
 	fl_history_row hrow;   /* the history row it writes (strings borrowed) */
 	int resume_at;         /* 1-based; > 1 continues a no-transaction file */
 	int failed_rank;       /* the failed history row this run replaces (0: none) */
+	bool in_flight;        /* statement resume_at was running when an earlier run was killed */
 } prepared;
 
 static long long now_ms(void)
@@ -79,6 +81,34 @@ static long long now_ms(void)
 static bool cancelled(const ctx *c)
 {
 	return c->o->cancel && atomic_load(c->o->cancel) != 0;
+}
+
+static void sleep_ms_plain(long long ms)
+{
+	if (ms <= 0)
+		return;
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* The settings as they apply: 0 (an option struct cleared with memset) means the documented default. */
+static int lock_timeout(const fl_apply_opts *o)
+{
+	return o->lock_timeout_ms > 0 ? o->lock_timeout_ms : FL_APPLY_DEFAULT_LOCK_TIMEOUT_MS;
+}
+
+static int lock_retries(const fl_apply_opts *o)
+{
+	return o->lock_retries < 0   ? 0
+	       : o->lock_retries > 0 ? o->lock_retries
+	                             : FL_APPLY_DEFAULT_LOCK_RETRIES;
+}
+
+static int migration_lock_timeout(const fl_apply_opts *o)
+{
+	return o->migration_lock_timeout_ms > 0 ? o->migration_lock_timeout_ms
+	                                        : FL_APPLY_DEFAULT_MIGRATION_LOCK_TIMEOUT_MS;
 }
 
 static fl_error *interrupted(const char *what)
@@ -288,20 +318,19 @@ static int lock_wait(ctx *c, long long t0, fl_error **err)
 	free(text);
 	free(holder);
 	int poll_ms = c->o->lock_poll_ms > 0 ? c->o->lock_poll_ms : 100;
+	int limit = migration_lock_timeout(c->o);
 	while (!got) {
 		if (cancelled(c)) {
 			*err = interrupted("while waiting for the migration lock");
 			return -1;
 		}
 		long long waited = now_ms() - t0;
-		if (c->o->lock_timeout_ms > 0 && waited >= c->o->lock_timeout_ms)
+		if (waited >= limit)
 			break;
 		long long sleep_ms = poll_ms;
-		if (c->o->lock_timeout_ms > 0 && waited + sleep_ms > c->o->lock_timeout_ms)
-			sleep_ms = c->o->lock_timeout_ms - waited;
-		struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
+		if (waited + sleep_ms > limit)
+			sleep_ms = limit - waited;
+		sleep_ms_plain(sleep_ms);
 		if (try_lock(c, &got, err) != 0)
 			return -1;
 	}
@@ -309,10 +338,10 @@ static int lock_wait(ctx *c, long long t0, fl_error **err)
 		char *h = lock_holder(c);
 		*err = fl_error_kind_new(
 		    FL_EDB,
-		    "gave up after %d ms waiting for the migration lock on %s (advisory lock %lld): "
-		    "it is held by %s; another flotilla or Flyway is migrating this database: let it "
-		    "finish, or end that session",
-		    c->o->lock_timeout_ms, c->history, c->key, h ? h : "a session that has just ended");
+		    "gave up after %d ms (migration_lock_timeout) waiting for the migration lock on %s "
+		    "(advisory lock %lld): it is held by %s; another flotilla or Flyway is migrating this "
+		    "database: let it finish, or end that session",
+		    limit, c->history, c->key, h ? h : "a session that has just ended");
 		free(h);
 		return -1;
 	}
@@ -379,12 +408,16 @@ static int begin_run(ctx *c, fl_error **err)
 	                         c->o->service, host[0] ? host : NULL,
 	                         os_user,       c->o->git_commit,
 	                         dirty,         version};
-	char *v =
-	    fl_pg_value(c->pg,
-	                "INSERT INTO " LEDGER_RUN " (run_uuid, command, service, host, os_user, git_commit,"
-	                " git_dirty, flotilla_version) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::boolean, $8)"
-	                " RETURNING id",
-	                8, params, err);
+	char *v = fl_pg_value(
+	    c->pg,
+	    /* we hold the service's lock: an unfinished row of it belongs to a process that died */
+	    "WITH gone AS (UPDATE " LEDGER_RUN " SET finished = clock_timestamp(), outcome = 'abandoned',"
+	    " error = 'the process ended without finishing this run (killed, or its connection was lost)'"
+	    " WHERE finished IS NULL AND service IS NOT DISTINCT FROM $3)"
+	    " INSERT INTO " LEDGER_RUN " (run_uuid, command, service, host, os_user, git_commit,"
+	    " git_dirty, flotilla_version) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::boolean, $8)"
+	    " RETURNING id",
+	    8, params, err);
 	if (!v) {
 		fl_error_prefix(*err, "writing flotilla's ledger (%s.run)", FL_CONTROL_SCHEMA);
 		return -1;
@@ -555,28 +588,74 @@ static void prefix_sha(const prepared *pm, size_t k, char out[65])
 	fl_sha256_final_hex(&s, out);
 }
 
+/* Can statement i, found in flight after a kill, be checked (or safely run again)? */
+static bool in_flight_checkable(const prepared *pm, size_t i)
+{
+	fl_sql_about a;
+	fl_sql_about_of(pm->text + pm->stmts[i].start, pm->stmts[i].end - pm->stmts[i].start, &a);
+	return a.kind == FL_SQL_RERUNNABLE ||
+	       ((a.kind == FL_SQL_CREATE_INDEX_CONCURRENTLY || a.kind == FL_SQL_DROP_INDEX_CONCURRENTLY) &&
+	        a.index);
+}
+
 /*
- * A no-transaction file that failed part way continues at its failed
- * statement, but only when the statements that already ran are the ones in
- * the file now; otherwise the error says so, before anything runs.
+ * A no-transaction file that failed or was killed part way continues at
+ * its first statement not done, but only when the statements that already
+ * ran are the ones in the file now, and when a statement found in flight
+ * can be checked; otherwise the error says so, before anything runs.
  */
 static void check_resume(ctx *c, prepared *pm, const fl_plan_item *it, fl_error **err)
 {
 	size_t first = (size_t)it->resume_at - 1;
 	char have[65];
 	prefix_sha(pm, first, have);
-	if (first <= pm->nstmts && it->progress->prefix_sha256 &&
-	    strcmp(have, it->progress->prefix_sha256) == 0) {
+	if (first <= pm->nstmts &&
+	    (first == 0 || (it->progress->prefix_sha256 && strcmp(have, it->progress->prefix_sha256) == 0))) {
+		if (it->in_flight && first < pm->nstmts && !in_flight_checkable(pm, first)) {
+			/* what to write for "done": the statements' SHA-256 including this one */
+			char done[65];
+			prefix_sha(pm, first + 1, done);
+			const fl_stmt *s = &pm->stmts[first];
+			fl_error *e = fl_error_at(
+			    pm->m->path, s->line, s->col,
+			    "statement %d of %zu was running outside a transaction when an earlier run "
+			    "stopped "
+			    "(started %s), and flotilla cannot tell whether it finished; check by hand, then "
+			    "either "
+			    "mark it done: UPDATE flotilla.execution SET statements_done = %d, prefix_sha256 "
+			    "= "
+			    "'%s', in_flight = NULL WHERE id = %lld; or have it run again: UPDATE "
+			    "flotilla.execution SET in_flight = NULL WHERE id = %lld; and run 'flotilla "
+			    "migrate%s%s'",
+			    it->resume_at, pm->nstmts, it->progress->started ? it->progress->started : "?",
+			    it->resume_at, done, it->progress->id, it->progress->id, c->o->service ? " " : "",
+			    c->o->service ? c->o->service : "");
+			e->kind = FL_EDB;
+			fl_error_append(err, e);
+			return;
+		}
 		pm->resume_at = it->resume_at;
+		pm->in_flight = it->in_flight != 0;
 		return;
 	}
-	fl_error_append(
-	    err,
-	    fl_error_at(pm->m->path, 0, 0,
-	                "cannot continue this migration at statement %d: statements 1 to %zu ran in an "
-	                "earlier attempt and have changed since; restore them, or undo their effects and "
-	                "run 'flotilla repair%s%s' to start the file afresh",
-	                it->resume_at, first, c->o->service ? " " : "", c->o->service ? c->o->service : ""));
+	const char *sp = c->o->service ? " " : "", *svc = c->o->service ? c->o->service : "";
+	if (it->state == FL_ST_FAILED)
+		fl_error_append(
+		    err, fl_error_at(pm->m->path, 0, 0,
+		                     "cannot continue this migration at statement %d: statements 1 to %zu "
+		                     "ran in an earlier attempt and have changed since; restore them, or "
+		                     "undo their effects and run 'flotilla repair%s%s' to start the file "
+		                     "afresh",
+		                     it->resume_at, first, sp, svc));
+	else /* killed: no failed row for repair to remove, only the ledger's unfinished one */
+		fl_error_append(
+		    err, fl_error_at(pm->m->path, 0, 0,
+		                     "cannot continue this migration at statement %d: statements 1 to %zu "
+		                     "ran in an earlier run that was stopped, and have changed since; "
+		                     "restore them, or undo their effects and start the file afresh: "
+		                     "UPDATE flotilla.execution SET success = false, error = 'abandoned' "
+		                     "WHERE id = %lld",
+		                     it->resume_at, first, it->progress->id));
 }
 
 /* ---- error places ---- */
@@ -690,7 +769,7 @@ static void locate(const prepared *pm, size_t stmt, const fl_pg_diag *d, int *li
 	fl_sql_position(pm->m->data, pm->m->len, raw, line, col);
 }
 
-/* ---- running one migration in a transaction, in one round trip ---- */
+/* ---- many queries in one round trip ---- */
 
 enum { Q_SETUP, Q_STMT, Q_RESET, Q_HISTORY, Q_LEDGER, Q_COMMIT };
 
@@ -719,11 +798,6 @@ static void qfree(query_list *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->q[i].sql);
 	free(l->q);
-}
-
-static char *set_local(const char *what, int ms)
-{
-	return fl_asprintf("SET LOCAL %s = '%dms'", what, ms);
 }
 
 /*
@@ -861,25 +935,233 @@ static fl_error *migration_error(ctx *c, const prepared *pm, const query *q, fl_
 		else
 			fl_error_prefix(e, "%s", what);
 	}
-	if (strcmp(d->sqlstate, "57014") == 0 && cancelled(c))
+	/* cancelled, or a lock wait whose retry the cancel cut short */
+	if ((strcmp(d->sqlstate, "57014") == 0 || strcmp(d->sqlstate, "55P03") == 0) && cancelled(c))
 		e->kind = FL_EINTR;
 	return e;
 }
+
+/* ---- sessions: role, schema and timeouts ---- */
+
+/*
+ * The SETs a migration runs under, one per entry (for a pipeline or a dry
+ * run). They are session SETs, not SET LOCAL: a COMMIT or BEGIN inside a
+ * file ends flotilla's transaction, and what follows must still run as the
+ * role, in the schema, under the same bounds. session_leave() undoes them.
+ */
+static size_t session_enter(ctx *c, char *out[4])
+{
+	size_t n = 0;
+	out[n++] = fl_asprintf("SET search_path TO %s", c->qschema);
+	out[n++] = fl_asprintf("SET lock_timeout = '%dms'", lock_timeout(c->o));
+	if (c->o->statement_timeout_ms > 0)
+		out[n++] = fl_asprintf("SET statement_timeout = '%dms'", c->o->statement_timeout_ms);
+	if (c->o->role) {
+		char *qr = fl_pg_ident(c->pg, c->o->role);
+		out[n++] = fl_asprintf("SET ROLE %s", qr);
+		free(qr);
+	}
+	return n;
+}
+
+/* Back to the session's own values (those it had when it connected: flotilla SETs nothing else). */
+static size_t session_leave(ctx *c, const char *out[4])
+{
+	size_t n = 0;
+	if (c->o->role)
+		out[n++] = "RESET ROLE";
+	out[n++] = "RESET search_path";
+	out[n++] = "RESET lock_timeout";
+	if (c->o->statement_timeout_ms > 0)
+		out[n++] = "RESET statement_timeout";
+	return n;
+}
+
+static char *joined(char *const *v, size_t n)
+{
+	fl_buf b;
+	fl_buf_init(&b);
+	for (size_t i = 0; i < n; i++)
+		fl_buf_printf(&b, "%s%s", i ? "; " : "", v[i]);
+	return fl_buf_detach(&b);
+}
+
+/* After a failure: the transaction rolled back and the session as it was (one round trip). */
+static void session_restore(ctx *c)
+{
+	if (PQstatus(c->pg->conn) != CONNECTION_OK)
+		return;
+	ensure_idle(c->pg);
+	const char *v[4];
+	size_t n = session_leave(c, v);
+	char *sql = joined((char *const *)v, n);
+	PGresult *r = PQexec(c->pg->conn, sql);
+	PQclear(r);
+	free(sql);
+}
+
+/* ---- waits for table locks: short attempts, retried ---- */
+
+/* Sleeps ms, looking at the cancel flag every 100 ms; false when cancelled. */
+static bool nap(const ctx *c, long long ms)
+{
+	long long end = now_ms() + ms;
+	for (;;) {
+		if (cancelled(c))
+			return false;
+		long long left = end - now_ms();
+		if (left <= 0)
+			return true;
+		sleep_ms_plain(left < 100 ? left : 100);
+	}
+}
+
+/* The backoff before retry number `retry` (1-based): interval * 2^(retry-1), at most 30 s, +-25 % jitter. */
+static long long backoff_ms(ctx *c, int retry)
+{
+	long long base = c->o->lock_retry_interval_ms > 0 ? c->o->lock_retry_interval_ms
+	                                                  : FL_APPLY_DEFAULT_LOCK_RETRY_INTERVAL_MS;
+	for (int i = 1; i < retry && base < FL_APPLY_MAX_LOCK_RETRY_INTERVAL_MS; i++)
+		base *= 2;
+	if (base > FL_APPLY_MAX_LOCK_RETRY_INTERVAL_MS)
+		base = FL_APPLY_MAX_LOCK_RETRY_INTERVAL_MS;
+	/* jitter, so that pipelines blocked by one reader do not all come back at the same instant */
+	if (!c->rng)
+		c->rng = (unsigned long long)now_ms() ^ ((unsigned long long)getpid() << 32) ^
+		         (unsigned long long)c->key;
+	c->rng = c->rng * 6364136223846793005ull + 1442695040888963407ull;
+	long long r = (long long)((c->rng >> 33) % 501); /* 0 .. 500 */
+	return base * (750 + r) / 1000;
+}
+
+/*
+ * Who holds a lock on `table` (as the statement wrote it, in the
+ * migration's schema unless qualified), in words; NULL when nobody (any
+ * more) or it cannot be told.
+ */
+static char *table_lock_holders(ctx *c, const char *table)
+{
+	char *name = strchr(table, '.') ? fl_strdup(table) : fl_asprintf("%s.%s", c->qschema, table);
+	const char *params[1] = {name};
+	PGresult *r = PQexecParams(
+	    c->pg->conn,
+	    "SELECT l.pid, a.application_name, l.mode, a.state, a.xact_start, a.query_start"
+	    " FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+	    " WHERE l.locktype = 'relation' AND l.granted AND l.relation = pg_catalog.to_regclass($1)"
+	    " AND l.pid <> pg_catalog.pg_backend_pid() ORDER BY l.pid LIMIT 3",
+	    1, NULL, params, NULL, NULL, 0);
+	free(name);
+	char *out = NULL;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+		fl_buf b;
+		fl_buf_init(&b);
+		for (int i = 0; i < PQntuples(r); i++) {
+			fl_buf_printf(&b, "%spid %s (application_name \"%s\", %s", i ? ", " : "",
+			              PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+			if (!PQgetisnull(r, i, 3))
+				fl_buf_printf(&b, ", %s", PQgetvalue(r, i, 3));
+			if (!PQgetisnull(r, i, 4))
+				fl_buf_printf(&b, ", transaction started %s", PQgetvalue(r, i, 4));
+			if (!PQgetisnull(r, i, 5))
+				fl_buf_printf(&b, ", query started %s", PQgetvalue(r, i, 5));
+			fl_buf_putc(&b, ')');
+		}
+		out = fl_buf_detach(&b);
+	}
+	PQclear(r);
+	return out;
+}
+
+/* "lock wait on table "users", held by pid 42 (...)": what a statement that timed out was waiting for. */
+static char *lock_wait_words(ctx *c, const prepared *pm, size_t stmt)
+{
+	const fl_stmt *s = &pm->stmts[stmt];
+	fl_sql_about a;
+	fl_sql_about_of(pm->text + s->start, s->end - s->start, &a);
+	char *table = a.table ? fl_strndup(a.table, a.table_len) : NULL;
+	char *holders = table && PQstatus(c->pg->conn) == CONNECTION_OK ? table_lock_holders(c, table) : NULL;
+	char *out =
+	    table ? fl_asprintf("lock wait on table %s (%s:%d:%d)%s%s", table, pm->m->script, s->line, s->col,
+	                        holders ? ", held by " : "", holders ? holders : "")
+	          : fl_asprintf("lock wait of the statement at %s:%d:%d", pm->m->script, s->line, s->col);
+	free(table);
+	free(holders);
+	return out;
+}
+
+/*
+ * A statement timed out waiting for a lock (55P03) and was rolled back:
+ * when retries are left, says so (FL_APPLY_EV_LOCK_RETRY) and sleeps the
+ * backoff. *attempts counts the attempts made so far. true: try again.
+ */
+static bool retry_lock(ctx *c, const prepared *pm, size_t stmt, int *attempts)
+{
+	int retries = lock_retries(c->o);
+	if (*attempts > retries)
+		return false;
+	long long wait = backoff_ms(c, *attempts);
+	char *what = lock_wait_words(c, pm, stmt);
+	char *text =
+	    fl_asprintf("%s: retry %d of %d in %.1f s", what, *attempts, retries, (double)wait / 1000.0);
+	fl_apply_event ev = {.kind = FL_APPLY_EV_LOCK_RETRY,
+	                     .script = pm->m->script,
+	                     .version = pm->hrow.version,
+	                     .index = *attempts,
+	                     .total = retries,
+	                     .ms = (long)wait,
+	                     .text = text};
+	emit(c, &ev);
+	free(text);
+	free(what);
+	if (!nap(c, wait))
+		return false;
+	(*attempts)++;
+	return true;
+}
+
+static bool is_lock_timeout(const fl_pg_diag *d)
+{
+	return strcmp(d->sqlstate, "55P03") == 0;
+}
+
+/* The final lock timeout: how many attempts, how long, and who held the lock, after the server's words. */
+static void lock_gave_up(ctx *c, const prepared *pm, size_t stmt, int attempts, long long since, fl_error *e)
+{
+	char *what = lock_wait_words(c, pm, stmt);
+	char *msg = fl_asprintf(
+	    "%s; gave up after %d attempt%s in %.1f s (lock_timeout %d ms each, lock_retries %d): "
+	    "%s; run it when the table is quiet, or raise lock_retries",
+	    e->msg, attempts, attempts == 1 ? "" : "s", (double)(now_ms() - since) / 1000.0,
+	    lock_timeout(c->o), lock_retries(c->o), what);
+	free(e->msg);
+	e->msg = msg;
+	free(what);
+}
+
+/* A COMMIT, BEGIN ... in the file: what ran before it may be committed, so nothing is retried. */
+static bool has_transaction_control(const prepared *pm)
+{
+	static const char *const words[] = {"COMMIT", "END", "BEGIN", "START", "ROLLBACK", "ABORT"};
+	for (size_t i = 0; i < pm->nstmts; i++) {
+		const char *st = pm->text + pm->stmts[i].start;
+		size_t len = pm->stmts[i].end - pm->stmts[i].start;
+		for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+			if (word_at(st, len, words[k]))
+				return true;
+	}
+	return false;
+}
+
+/* ---- running one migration in a transaction, in one round trip ---- */
 
 static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 {
 	query_list l = {0};
 	qadd(&l, fl_strdup("BEGIN"), Q_SETUP, 0);
-	qadd(&l, fl_asprintf("SET LOCAL search_path TO %s", c->qschema), Q_SETUP, 0);
-	if (c->o->lock_timeout_ms > 0)
-		qadd(&l, set_local("lock_timeout", c->o->lock_timeout_ms), Q_SETUP, 0);
-	if (c->o->statement_timeout_ms > 0)
-		qadd(&l, set_local("statement_timeout", c->o->statement_timeout_ms), Q_SETUP, 0);
-	if (c->o->role) {
-		char *qr = fl_pg_ident(c->pg, c->o->role);
-		qadd(&l, fl_asprintf("SET LOCAL ROLE %s", qr), Q_SETUP, 0);
-		free(qr);
-	}
+	char *enter[4];
+	size_t nenter = session_enter(c, enter);
+	for (size_t i = 0; i < nenter; i++)
+		qadd(&l, enter[i], Q_SETUP, 0);
 	for (size_t i = 0; i < pm->nstmts; i++)
 		qadd(&l, fl_strndup(pm->text + pm->stmts[i].start, pm->stmts[i].end - pm->stmts[i].start),
 		     Q_STMT, i);
@@ -896,6 +1178,10 @@ static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 	if (c->ledger && c->run_id)
 		qadd(&l, ledger_insert_sql(c, pm, "true", EXEC_TIME_SQL, NULL), Q_LEDGER, 0);
 	qadd(&l, fl_strdup("COMMIT"), Q_COMMIT, 0);
+	const char *leave[4];
+	size_t nleave = session_leave(c, leave);
+	for (size_t i = c->o->role ? 1 : 0; i < nleave; i++)
+		qadd(&l, fl_strdup(leave[i]), Q_RESET, 0);
 
 	if (c->o->dry_run) {
 		dry_header(c, pm);
@@ -906,20 +1192,37 @@ static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 		return 0;
 	}
 	long long t0 = now_ms();
-	size_t failed;
-	long hist_ms = -1;
-	fl_pg_diag d = {0};
-	int rc = pipeline(c->pg, &l, &failed, &d, &hist_ms);
-	*ms = hist_ms >= 0 ? hist_ms : (long)(now_ms() - t0);
-	if (rc != 0) {
-		ensure_idle(c->pg);
+	bool may_retry = !has_transaction_control(pm);
+	int attempts = 1;
+	int rc;
+	for (;;) {
+		size_t failed;
+		long hist_ms = -1;
+		fl_pg_diag d = {0};
+		long long ta = now_ms();
+		rc = pipeline(c->pg, &l, &failed, &d, &hist_ms);
+		*ms = hist_ms >= 0 ? hist_ms : (long)(now_ms() - ta);
+		if (rc == 0) {
+			fl_pg_diag_clear(&d);
+			break;
+		}
+		session_restore(c);
+		bool in_stmt = failed != SIZE_MAX && l.q[failed].kind == Q_STMT;
+		if (in_stmt && may_retry && is_lock_timeout(&d) && !cancelled(c) &&
+		    retry_lock(c, pm, l.q[failed].stmt, &attempts)) {
+			fl_pg_diag_clear(&d);
+			continue;
+		}
 		fl_error *e = migration_error(c, pm, failed == SIZE_MAX ? NULL : &l.q[failed], &d);
+		if (in_stmt && is_lock_timeout(&d) && e->kind != FL_EINTR)
+			lock_gave_up(c, pm, l.q[failed].stmt, attempts, t0, e);
 		*ms = (long)(now_ms() - t0);
 		ledger_failure(c, pm, *ms, e);
 		fl_pg_diag_move(&c->res->diag, &d);
+		fl_pg_diag_clear(&d);
 		*err = e;
+		break;
 	}
-	fl_pg_diag_clear(&d);
 	qfree(&l);
 	return rc;
 }
@@ -937,33 +1240,363 @@ static int exec_simple(ctx *c, const char *sql, fl_pg_diag *d)
 	return rc;
 }
 
+/* One statement on its own (simple protocol; COPY TO STDOUT drained). 0, or -1 with d filled. */
+static int exec_statement(ctx *c, const prepared *pm, size_t i, fl_pg_diag *d)
+{
+	const fl_stmt *s = &pm->stmts[i];
+	char *stmt = fl_strndup(pm->text + s->start, s->end - s->start);
+	PGresult *r = PQexecParams(c->pg->conn, stmt, 0, NULL, NULL, NULL, NULL, 0);
+	free(stmt);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COPY_OUT) {
+		char *buf;
+		while (PQgetCopyData(c->pg->conn, &buf, 0) > 0)
+			PQfreemem(buf);
+		PQclear(r);
+		r = PQgetResult(c->pg->conn);
+		st = PQresultStatus(r);
+		PGresult *x;
+		while ((x = PQgetResult(c->pg->conn)) != NULL)
+			PQclear(x);
+	}
+	int rc = 0;
+	if (!r || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)) {
+		fl_pg_diag_fill(d, r, c->pg);
+		rc = -1;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* What one no-transaction file's run carries from statement to statement. */
+typedef struct {
+	long long exec_id;    /* the ledger row; 0: no ledger */
+	fl_sha256_ctx prefix; /* of the statements done so far */
+	char *qrole;          /* NULL: no role */
+} steps;
+
+/* SHA-256 of the statements done and statement i. */
+static void prefix_with(const steps *st, const prepared *pm, size_t i, char hex[65])
+{
+	fl_sha256_ctx copy = st->prefix;
+	fl_sha256_update(&copy, pm->text + pm->stmts[i].start, pm->stmts[i].end - pm->stmts[i].start);
+	fl_sha256_update(&copy, "\0", 1);
+	fl_sha256_final_hex(&copy, hex);
+}
+
+static void prefix_add(steps *st, const prepared *pm, size_t i)
+{
+	fl_sha256_update(&st->prefix, pm->text + pm->stmts[i].start, pm->stmts[i].end - pm->stmts[i].start);
+	fl_sha256_update(&st->prefix, "\0", 1);
+}
+
+/* The ledger's UPDATE of this file's row, as the login user (the role cannot write flotilla's schema). */
+static char *ledger_update_sql(const steps *st, const char *set)
+{
+	return fl_asprintf("%sUPDATE " LEDGER_EXEC " SET %s WHERE id = %lld%s%s",
+	                   st->qrole ? "RESET ROLE; " : "", set, st->exec_id, st->qrole ? "; SET ROLE " : "",
+	                   st->qrole ? st->qrole : "");
+}
+
+static int ledger_update(ctx *c, const steps *st, const prepared *pm, size_t i, const char *set,
+                         fl_error **err)
+{
+	if (!st->exec_id)
+		return 0;
+	char *sql = ledger_update_sql(st, set);
+	fl_pg_diag d = {0};
+	int rc = exec_simple(c, sql, &d);
+	free(sql);
+	if (rc != 0) {
+		*err = fl_pg_diag_error(&d, pm->m->path, 0, 0);
+		fl_error_prefix(*err, "statement %zu of %zu: recording it in flotilla's ledger failed", i + 1,
+		                pm->nstmts);
+	}
+	fl_pg_diag_clear(&d);
+	return rc;
+}
+
+/* Statement i is done: the ledger says so (statements_done, their SHA-256, nothing in flight). */
+static int step_done(ctx *c, steps *st, const prepared *pm, size_t i, fl_error **err)
+{
+	char hex[65];
+	prefix_with(st, pm, i, hex);
+	char *set = fl_asprintf("statements_done = %zu, prefix_sha256 = '%s', in_flight = NULL", i + 1, hex);
+	int rc = ledger_update(c, st, pm, i, set, err);
+	free(set);
+	if (rc == 0)
+		prefix_add(st, pm, i);
+	return rc;
+}
+
+/*
+ * A statement PostgreSQL runs in a transaction: in its own, which also
+ * records it done in the ledger (one round trip), so it runs with its
+ * record or not at all. Returns 0, -1 with *err, or 1 when the server says
+ * it cannot run in a transaction block after all (25001; nothing ran).
+ */
+static int run_step(ctx *c, steps *st, const prepared *pm, size_t i, fl_error **err)
+{
+	query_list l = {0};
+	qadd(&l, fl_strdup("BEGIN"), Q_SETUP, 0);
+	qadd(&l, fl_strndup(pm->text + pm->stmts[i].start, pm->stmts[i].end - pm->stmts[i].start), Q_STMT, i);
+	if (st->exec_id) {
+		char hex[65];
+		prefix_with(st, pm, i, hex);
+		if (st->qrole)
+			qadd(&l, fl_strdup("RESET ROLE"), Q_RESET, 0);
+		qadd(&l,
+		     fl_asprintf("UPDATE " LEDGER_EXEC " SET statements_done = %zu, prefix_sha256 = '%s',"
+		                 " in_flight = NULL WHERE id = %lld",
+		                 i + 1, hex, st->exec_id),
+		     Q_LEDGER, 0);
+		if (st->qrole)
+			qadd(&l, fl_asprintf("SET ROLE %s", st->qrole), Q_RESET, 0);
+	}
+	qadd(&l, fl_strdup("COMMIT"), Q_COMMIT, 0);
+	long long t0 = now_ms();
+	int attempts = 1, rc;
+	for (;;) {
+		size_t failed;
+		fl_pg_diag d = {0};
+		rc = pipeline(c->pg, &l, &failed, &d, NULL);
+		if (rc == 0) {
+			prefix_add(st, pm, i);
+			fl_pg_diag_clear(&d);
+			break;
+		}
+		ensure_idle(c->pg); /* the role set before BEGIN comes back with the rollback */
+		bool in_stmt = failed != SIZE_MAX && l.q[failed].kind == Q_STMT;
+		if (in_stmt && strcmp(d.sqlstate, "25001") == 0) {
+			fl_pg_diag_clear(&d);
+			rc = 1;
+			break;
+		}
+		if (in_stmt && is_lock_timeout(&d) && !cancelled(c) && retry_lock(c, pm, i, &attempts)) {
+			fl_pg_diag_clear(&d);
+			continue;
+		}
+		fl_error *e = migration_error(c, pm, failed == SIZE_MAX ? NULL : &l.q[failed], &d);
+		if (in_stmt && is_lock_timeout(&d) && e->kind != FL_EINTR)
+			lock_gave_up(c, pm, i, attempts, t0, e);
+		fl_pg_diag_move(&c->res->diag, &d);
+		fl_pg_diag_clear(&d);
+		*err = e;
+		break;
+	}
+	qfree(&l);
+	return rc;
+}
+
+/* The state of the index a statement names (as written, resolved on the session's search_path). */
+enum { IDX_ERROR = -1, IDX_ABSENT, IDX_VALID, IDX_INVALID };
+
+static int index_state(ctx *c, const char *name, fl_error **err)
+{
+	const char *params[1] = {name};
+	PGresult *r = fl_pg_query(c->pg,
+	                          "SELECT indisvalid FROM pg_catalog.pg_index"
+	                          " WHERE indexrelid = pg_catalog.to_regclass($1)",
+	                          1, params, "checking the index", NULL, err);
+	if (!r)
+		return IDX_ERROR;
+	int s = PQntuples(r) == 0 ? IDX_ABSENT : PQgetvalue(r, 0, 0)[0] == 't' ? IDX_VALID : IDX_INVALID;
+	PQclear(r);
+	return s;
+}
+
+static void notice(ctx *c, const prepared *pm, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void notice(ctx *c, const prepared *pm, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *text = fl_vasprintf(fmt, ap);
+	va_end(ap);
+	fl_apply_event ev = {.kind = FL_APPLY_EV_NOTICE, .script = pm->m->script, .text = text};
+	emit(c, &ev);
+	free(text);
+}
+
+/*
+ * A statement PostgreSQL refuses in a transaction (or that the server
+ * refused in one): marked in flight in the ledger, run, marked done. Only
+ * statements whose effect can be checked are retried after a lock timeout:
+ * an index built concurrently (an INVALID one left by the failed attempt
+ * is dropped first), an index dropped concurrently, VACUUM and the like.
+ * in_flight: an earlier run was killed while this statement ran.
+ */
+static int run_refused(ctx *c, steps *st, const prepared *pm, size_t i, bool in_flight, fl_error **err)
+{
+	const fl_stmt *s = &pm->stmts[i];
+	fl_sql_about a;
+	fl_sql_about_of(pm->text + s->start, s->end - s->start, &a);
+	char *index = a.index ? fl_strndup(a.index, a.index_len) : NULL;
+	bool cic = a.kind == FL_SQL_CREATE_INDEX_CONCURRENTLY && index;
+	bool dic = a.kind == FL_SQL_DROP_INDEX_CONCURRENTLY && index;
+	bool retryable = cic || dic || a.kind == FL_SQL_RERUNNABLE;
+	int rc = -1;
+	if (in_flight && (cic || dic)) {
+		int is = index_state(c, index, err);
+		if (is == IDX_ERROR)
+			goto out;
+		if ((cic && is == IDX_VALID) || (dic && is == IDX_ABSENT)) {
+			notice(c, pm,
+			       "statement %zu of %zu (%s:%d:%d) was running when an earlier run stopped; "
+			       "index %s %s: "
+			       "it is done",
+			       i + 1, pm->nstmts, pm->m->path, s->line, s->col, index,
+			       cic ? "exists and is valid" : "is gone");
+			rc = step_done(c, st, pm, i, err);
+			goto out;
+		}
+	}
+	long long t0 = now_ms();
+	int attempts = 1;
+	char flight[48];
+	snprintf(flight, sizeof(flight), "in_flight = %zu", i + 1);
+	for (;;) {
+		fl_pg_diag d = {0};
+		bool failed = false;
+		if (cic) {
+			int is = index_state(c, index, err);
+			if (is == IDX_ERROR)
+				goto out;
+			if (is == IDX_INVALID) {
+				notice(c, pm,
+				       "index %s is INVALID (an earlier CREATE INDEX CONCURRENTLY was "
+				       "interrupted): dropping "
+				       "it (DROP INDEX CONCURRENTLY) and building it again",
+				       index);
+				char *drop = fl_asprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
+				failed = exec_simple(c, drop, &d) != 0;
+				free(drop);
+			}
+		}
+		if (!failed) {
+			if (ledger_update(c, st, pm, i, flight, err) != 0)
+				goto out;
+			failed = exec_statement(c, pm, i, &d) != 0;
+		}
+		if (!failed) {
+			fl_pg_diag_clear(&d);
+			if (cic) {
+				int is = index_state(c, index, err);
+				if (is == IDX_ERROR)
+					goto out;
+				if (is != IDX_VALID) {
+					*err = fl_error_at(pm->m->path, s->line, s->col,
+					                   "index %s is %s after statement %zu of %zu ran; "
+					                   "it is not counted "
+					                   "as done",
+					                   index, is == IDX_ABSENT ? "missing" : "INVALID",
+					                   i + 1, pm->nstmts);
+					(*err)->kind = FL_EDB;
+					goto out;
+				}
+			}
+			rc = step_done(c, st, pm, i, err);
+			goto out;
+		}
+		/* it failed: the server said so, so it is not in flight any more (an INVALID index it left
+		 * is dealt with before the next attempt) */
+		bool connected = PQstatus(c->pg->conn) == CONNECTION_OK;
+		fl_error *le = NULL;
+		if (connected && ledger_update(c, st, pm, i, "in_flight = NULL", &le) != 0)
+			fl_error_free(le);
+		if (connected && retryable && is_lock_timeout(&d) && !cancelled(c) &&
+		    retry_lock(c, pm, i, &attempts)) {
+			fl_pg_diag_clear(&d);
+			continue;
+		}
+		query q = {NULL, Q_STMT, i};
+		fl_error *e = migration_error(c, pm, &q, &d);
+		if (is_lock_timeout(&d) && e->kind != FL_EINTR) {
+			if (retryable)
+				lock_gave_up(c, pm, i, attempts, t0, e);
+			else {
+				char *m = fl_asprintf(
+				    "%s; not retried: it cannot run in a transaction, and flotilla cannot "
+				    "check what an interrupted attempt left",
+				    e->msg);
+				free(e->msg);
+				e->msg = m;
+			}
+		}
+		if (cic && connected) {
+			int is = index_state(c, index, &le);
+			fl_error_free(le);
+			if (is == IDX_INVALID) {
+				char *m = fl_asprintf("%s; index %s is left INVALID (a build that failed is "
+				                      "not rolled back): the "
+				                      "next run drops it and builds it again",
+				                      e->msg, index);
+				free(e->msg);
+				e->msg = m;
+			}
+		}
+		fl_pg_diag_move(&c->res->diag, &d);
+		fl_pg_diag_clear(&d);
+		*err = e;
+		goto out;
+	}
+out:
+	free(index);
+	return rc;
+}
+
+/* After the file: every index it builds concurrently must be valid, or it is not done. */
+static int verify_indexes(ctx *c, const prepared *pm, fl_error **err)
+{
+	for (size_t i = 0; i < pm->nstmts; i++) {
+		const fl_stmt *s = &pm->stmts[i];
+		fl_sql_about a;
+		fl_sql_about_of(pm->text + s->start, s->end - s->start, &a);
+		if (a.kind != FL_SQL_CREATE_INDEX_CONCURRENTLY || !a.index)
+			continue;
+		char *index = fl_strndup(a.index, a.index_len);
+		int is = index_state(c, index, err);
+		if (is == IDX_INVALID) {
+			*err = fl_error_at(pm->m->path, s->line, s->col,
+			                   "index %s is INVALID after the migration ran; drop it (DROP INDEX "
+			                   "CONCURRENTLY) and run migrate again",
+			                   index);
+			(*err)->kind = FL_EDB;
+		}
+		free(index);
+		if (is == IDX_INVALID || is == IDX_ERROR)
+			return -1;
+	}
+	return 0;
+}
+
 static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 {
-	char *qrole = c->o->role ? fl_pg_ident(c->pg, c->o->role) : NULL;
-	fl_buf setup;
-	fl_buf_init(&setup);
-	fl_buf_printf(&setup, "SET search_path TO %s", c->qschema);
-	if (c->o->lock_timeout_ms > 0)
-		fl_buf_printf(&setup, "; SET lock_timeout = '%dms'", c->o->lock_timeout_ms);
-	if (c->o->statement_timeout_ms > 0)
-		fl_buf_printf(&setup, "; SET statement_timeout = '%dms'", c->o->statement_timeout_ms);
-	if (qrole)
-		fl_buf_printf(&setup, "; SET ROLE %s", qrole);
+	char *enter[4];
+	size_t nenter = session_enter(c, enter);
+	char *setup = joined(enter, nenter);
+	for (size_t i = 0; i < nenter; i++)
+		free(enter[i]);
+	const char *leave[4];
+	size_t nleave = session_leave(c, leave);
+	char *reset = joined((char *const *)leave, nleave);
 	size_t first = (size_t)pm->resume_at - 1;
+	steps st = {.qrole = c->o->role ? fl_pg_ident(c->pg, c->o->role) : NULL};
+	fl_sha256_init(&st.prefix);
 
 	if (c->o->dry_run) {
 		dry_header(c, pm);
-		dry(c, "%s;\n", setup.data);
+		dry(c, "%s;\n", setup);
 		for (size_t i = first; i < pm->nstmts; i++)
 			dry(c, "%.*s;\n", (int)(pm->stmts[i].end - pm->stmts[i].start),
 			    pm->text + pm->stmts[i].start);
-		if (qrole)
+		if (st.qrole)
 			dry(c, "RESET ROLE;\n");
 		char *ins = fl_history_insert_sql(c->pg, c->schema, c->table, &pm->hrow, NULL);
-		dry(c, "%s;\n", ins);
+		dry(c, "%s;\n%s;\n", ins, reset);
 		free(ins);
-		fl_buf_free(&setup);
-		free(qrole);
+		free(setup);
+		free(reset);
+		free(st.qrole);
 		*ms = 0;
 		return 0;
 	}
@@ -971,15 +1604,6 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 	long long t0 = now_ms();
 	fl_pg_diag d = {0};
 	fl_error *e = NULL;
-	long long exec_id = 0;
-	/* previous session settings, to put back */
-	PGresult *saved =
-	    fl_pg_query(c->pg,
-	                "SELECT current_setting('search_path'), current_setting('lock_timeout'),"
-	                " current_setting('statement_timeout')",
-	                0, NULL, "reading the session settings", NULL, &e);
-	if (!saved)
-		goto out;
 	if (c->ledger && c->run_id) {
 		char *sql = ledger_insert_sql(c, pm, "NULL", "NULL", NULL);
 		char *v = fl_pg_value(c->pg, sql, 0, NULL, &e);
@@ -988,21 +1612,16 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 			fl_error_prefix(e, "writing flotilla's ledger");
 			goto out;
 		}
-		exec_id = atoll(v);
+		st.exec_id = atoll(v);
 		free(v);
 	}
-	if (exec_simple(c, setup.data, &d) != 0) {
+	if (exec_simple(c, setup, &d) != 0) {
 		e = fl_pg_diag_error(&d, pm->m->path, 0, 0);
-		fl_error_prefix(e, "preparing the session (%s)", setup.data);
+		fl_error_prefix(e, "preparing the session (%s)", setup);
 		goto restore;
 	}
-	fl_sha256_ctx prefix;
-	fl_sha256_init(&prefix);
-	for (size_t i = 0; i < first; i++) {
-		fl_sha256_update(&prefix, pm->text + pm->stmts[i].start,
-		                 pm->stmts[i].end - pm->stmts[i].start);
-		fl_sha256_update(&prefix, "\0", 1);
-	}
+	for (size_t i = 0; i < first; i++)
+		prefix_add(&st, pm, i);
 	for (size_t i = first; i < pm->nstmts; i++) {
 		if (cancelled(c)) {
 			e = interrupted(NULL);
@@ -1017,68 +1636,19 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 		                     .total = (int)pm->nstmts};
 		emit(c, &ev);
 		const fl_stmt *s = &pm->stmts[i];
-		char *stmt = fl_strndup(pm->text + s->start, s->end - s->start);
-		PGresult *r = PQexecParams(c->pg->conn, stmt, 0, NULL, NULL, NULL, NULL, 0);
-		free(stmt);
-		ExecStatusType st = PQresultStatus(r);
-		if (st == PGRES_COPY_OUT) {
-			char *buf;
-			while (PQgetCopyData(c->pg->conn, &buf, 0) > 0)
-				PQfreemem(buf);
-			PQclear(r);
-			r = PQgetResult(c->pg->conn);
-			st = PQresultStatus(r);
-			PGresult *x;
-			while ((x = PQgetResult(c->pg->conn)) != NULL)
-				PQclear(x);
-		}
-		if (!r || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)) {
-			fl_pg_diag_fill(&d, r, c->pg);
-			PQclear(r);
-			query q = {NULL, Q_STMT, i};
-			e = migration_error(c, pm, &q, &d);
+		int rc = 1;
+		if (!fl_sql_refuses_transaction(pm->text + s->start, s->end - s->start))
+			rc = run_step(c, &st, pm, i, &e);
+		if (rc == 1)
+			rc = run_refused(c, &st, pm, i, i == first && pm->in_flight, &e);
+		if (rc != 0)
 			goto restore;
-		}
-		PQclear(r);
-		fl_sha256_update(&prefix, pm->text + s->start, s->end - s->start);
-		fl_sha256_update(&prefix, "\0", 1);
-		if (exec_id) {
-			fl_sha256_ctx copy = prefix;
-			char hex[65];
-			fl_sha256_final_hex(&copy, hex);
-			char *up = fl_asprintf("%sUPDATE " LEDGER_EXEC
-			                       " SET statements_done = %zu, prefix_sha256 = '%s'"
-			                       " WHERE id = %lld%s%s",
-			                       qrole ? "RESET ROLE; " : "", i + 1, hex, exec_id,
-			                       qrole ? "; SET ROLE " : "", qrole ? qrole : "");
-			fl_pg_diag ld = {0};
-			int urc = exec_simple(c, up, &ld);
-			free(up);
-			if (urc != 0) {
-				e = fl_pg_diag_error(&ld, pm->m->path, 0, 0);
-				fl_error_prefix(
-				    e,
-				    "statement %zu of %zu ran, but recording it in flotilla's ledger failed",
-				    i + 1, pm->nstmts);
-				fl_pg_diag_clear(&ld);
-				goto restore;
-			}
-		}
 	}
+	verify_indexes(c, pm, &e);
 restore:
 	if (PQstatus(c->pg->conn) == CONNECTION_OK) {
 		ensure_idle(c->pg);
-		const char *params[3] = {PQgetvalue(saved, 0, 0), PQgetvalue(saved, 0, 1),
-		                         PQgetvalue(saved, 0, 2)};
-		if (qrole) {
-			PGresult *r = PQexec(c->pg->conn, "RESET ROLE");
-			PQclear(r);
-		}
-		PGresult *r =
-		    PQexecParams(c->pg->conn,
-		                 "SELECT set_config('search_path', $1, false), set_config('lock_timeout', $2,"
-		                 " false), set_config('statement_timeout', $3, false)",
-		                 3, NULL, params, NULL, NULL, 0);
+		PGresult *r = PQexec(c->pg->conn, reset);
 		PQclear(r);
 	}
 	*ms = (long)(now_ms() - t0);
@@ -1096,11 +1666,11 @@ restore:
 			              "DELETE FROM %s WHERE \"installed_rank\" = %d AND NOT \"success\"; ",
 			              c->history, pm->failed_rank);
 		fl_buf_printf(&fin, "%s; ", ins);
-		if (exec_id)
+		if (st.exec_id)
 			fl_buf_printf(&fin,
 			              "UPDATE " LEDGER_EXEC
 			              " SET success = true, duration_ms = %ld WHERE id = %lld; ",
-			              *ms, exec_id);
+			              *ms, st.exec_id);
 		fl_buf_puts(&fin, "COMMIT");
 		free(ins);
 		if (exec_simple(c, fin.data, &d) != 0) {
@@ -1119,13 +1689,13 @@ restore:
 			exec_simple(c, ins, NULL);
 			free(ins);
 		}
-		if (exec_id) {
+		if (st.exec_id) {
 			char *msg = fl_error_format(e);
 			char *qmsg = fl_pg_literal(c->pg, msg);
 			char *up = fl_asprintf("UPDATE " LEDGER_EXEC
 			                       " SET success = false, duration_ms = %ld, error = %s"
 			                       " WHERE id = %lld",
-			                       *ms, qmsg, exec_id);
+			                       *ms, qmsg, st.exec_id);
 			exec_simple(c, up, NULL);
 			free(up);
 			free(qmsg);
@@ -1133,15 +1703,15 @@ restore:
 		}
 	}
 out:
-	PQclear(saved);
 	if (e) {
 		if (d.sqlstate[0] || d.message)
 			fl_pg_diag_move(&c->res->diag, &d);
 		*err = e;
 	}
 	fl_pg_diag_clear(&d);
-	fl_buf_free(&setup);
-	free(qrole);
+	free(setup);
+	free(reset);
+	free(st.qrole);
 	return e ? -1 : 0;
 }
 
@@ -1578,11 +2148,11 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 			continue;
 		}
 		prepared *pm = &pms[npms++];
-		if (it->state == FL_ST_FAILED && it->row) {
+		if (it->state == FL_ST_FAILED && it->row)
 			pm->failed_rank = it->row->installed_rank;
-			if (it->resumable && pm->no_tx && it->resume_at > 1)
-				check_resume(&c, pm, it, &e);
-		}
+		/* failed, or killed part way (then no history row says so: the ledger does) */
+		if (it->resumable && pm->no_tx && (it->resume_at > 1 || it->in_flight))
+			check_resume(&c, pm, it, &e);
 	}
 	if (e)
 		goto done;
@@ -1898,6 +2468,9 @@ int fl_apply_control(fl_pg *pg, const fl_apply_opts *o, fl_error **err)
 	                    .schema = FL_CONTROL_SCHEMA,
 	                    .installed_by = o->installed_by,
 	                    .lock_timeout_ms = o->lock_timeout_ms,
+	                    .lock_retries = o->lock_retries,
+	                    .lock_retry_interval_ms = o->lock_retry_interval_ms,
+	                    .migration_lock_timeout_ms = o->migration_lock_timeout_ms,
 	                    .cancel = o->cancel,
 	                    .no_ledger = true,
 	                    .lock_poll_ms = o->lock_poll_ms};

@@ -4,10 +4,20 @@
  *
  * What it promises:
  * - Flyway's advisory lock (same key, session-level) is held for the whole
- *   command, waited for up to lock_timeout, and always released; when it
- *   cannot be had, the error names the session holding it (pid,
- *   application_name, user, since when). Flyway and flotilla therefore never
- *   run on one database at the same time.
+ *   command, polled with pg_try_advisory_lock for up to
+ *   migration_lock_timeout (its own bound: another pipeline migrating is
+ *   normal and may take minutes), and always released; when it cannot be
+ *   had, the error names the session holding it (pid, application_name,
+ *   user, since when). Flyway and flotilla therefore never run on one
+ *   database at the same time.
+ * - Every wait for a table lock is short: lock_timeout bounds each attempt
+ *   (so a blocked ALTER queues other sessions' queries behind it for at
+ *   most that long), and a statement that timed out (55P03) is rolled back
+ *   and tried again after a backoff (lock_retry_interval, doubled each
+ *   time, at most 30 s, with jitter), lock_retries times, each retry an
+ *   FL_APPLY_EV_LOCK_RETRY event naming the table and who holds it. Only
+ *   the last failure fails the migration, saying how many attempts were
+ *   made and who held the lock.
  *   One exception, which writes nothing: migrate first reads everything it
  *   needs (session, history, ledger progress, control schema version) in
  *   one round trip without the lock; when nothing is pending, validation
@@ -19,22 +29,44 @@
  *   validateOnMigrate) and every file to run expands (placeholders) and
  *   splits: a bad file stops the command before the first statement.
  * - Each versioned migration commits in one transaction together with its
- *   history row and its ledger row, under SET LOCAL search_path (the
- *   schema), lock_timeout, statement_timeout and, when asked, ROLE. It costs
+ *   history row and its ledger row, under search_path (the schema),
+ *   lock_timeout, statement_timeout and, when asked, ROLE. It costs
  *   one round trip: BEGIN, the SETs, every statement, the history INSERT,
- *   the ledger INSERT and COMMIT go out in one libpq pipeline and the
- *   results are read once (a failure adds one ROLLBACK).
+ *   the ledger INSERT, COMMIT and the RESETs go out in one libpq pipeline
+ *   and the results are read once (a failure adds one ROLLBACK). Role,
+ *   search_path and the timeouts are set for the session (and reset after
+ *   the migration), not SET LOCAL: a file that says COMMIT or BEGIN itself
+ *   (as Flyway folders do) still creates everything after it as the role,
+ *   in the schema.
  * - A server error rolls back that migration (database and history are as
  *   before it), stops the service, and comes back as an fl_error at the
  *   migration's file:line:col ("ERROR 42P01: relation "user" does not exist"
  *   + DETAIL/HINT lines); the full diagnostics are in the result's diag.
  * - A file that must run outside a transaction (-- flotilla:no-transaction,
  *   or a statement PostgreSQL refuses in one, such as CREATE INDEX
- *   CONCURRENTLY, as Flyway decides it) runs statement by statement; the
- *   ledger records after each statement how far it got, so the next run
- *   continues at the failed statement (when the statements before it are
- *   unchanged), and status can say "failed at statement 3 of 5". Like
- *   Flyway, a failure there leaves a failed row in the history table.
+ *   CONCURRENTLY, as Flyway decides it) runs statement by statement, and
+ *   every statement runs at most once or is verified done:
+ *   - a statement PostgreSQL accepts in a transaction runs in its own, and
+ *     that transaction also records in the ledger that it is done (one
+ *     round trip): it happened with its record or not at all;
+ *   - one it refuses (CREATE/DROP INDEX CONCURRENTLY, VACUUM, REINDEX
+ *     CONCURRENTLY ...) is marked in flight in the ledger before it starts
+ *     and done after. Before a CREATE INDEX CONCURRENTLY runs, an INVALID
+ *     index of its name (left by an interrupted build) is dropped with
+ *     DROP INDEX CONCURRENTLY, saying so (an FL_APPLY_EV_NOTICE), and after
+ *     it, and after the whole file, every index the file builds must be
+ *     valid, or the migration fails instead of being recorded;
+ *   - the next run continues at the first statement not known to be done,
+ *     whether the earlier one failed (a failed history row, as Flyway
+ *     leaves) or was killed (no row), when the statements before it are
+ *     unchanged; status says "failed at statement 3 of 5". A statement
+ *     that was in flight is checked first: an index built concurrently
+ *     that exists and is valid is done (INVALID: dropped and built again),
+ *     one dropped concurrently that is gone is done, VACUUM/ANALYZE/REINDEX
+ *     run again; anything else stops the command before it changes
+ *     anything, saying how to mark the statement done or to run it again.
+ *   A lost connection or kill -9 during a refused statement can still leave
+ *   its effect without its record: that is what the check is for.
  * - Repeatables run after the versioned migrations, when new or changed.
  * - Once a command is known to be valid, before it changes anything,
  *   flotilla's control schema ("flotilla": ledger tables run and
@@ -66,17 +98,27 @@
 #include "migration.h"
 #include "pg.h"
 
+/* The defaults of the manifest's [settings] of the same names (see README, "Settings"). */
+#define FL_APPLY_DEFAULT_LOCK_TIMEOUT_MS           2000
+#define FL_APPLY_DEFAULT_LOCK_RETRIES              10
+#define FL_APPLY_DEFAULT_LOCK_RETRY_INTERVAL_MS    1000
+#define FL_APPLY_MAX_LOCK_RETRY_INTERVAL_MS        30000
+#define FL_APPLY_DEFAULT_MIGRATION_LOCK_TIMEOUT_MS (10 * 60 * 1000)
+
 typedef enum {
-	FL_APPLY_EV_LOCK_WAIT, /* text: who holds the lock; sent once, when the first try fails */
-	FL_APPLY_EV_LOCKED,    /* ms: how long it waited */
-	FL_APPLY_EV_PLAN,      /* total: migrations to run; current_version (NULL: empty history) */
-	FL_APPLY_EV_APPLYING,  /* script, version, description, index (1-based) of total; resume_at > 1 when
-	                          continuing */
-	FL_APPLY_EV_STATEMENT, /* no-transaction files: index = statement about to run, total = statements */
-	FL_APPLY_EV_APPLIED,   /* script, version, description, checksum, ms, index of total */
-	FL_APPLY_EV_NOTICE,    /* text: a notice the server sent while a migration ran */
-	FL_APPLY_EV_FAILED,    /* script (NULL when not in a migration), error */
-	FL_APPLY_EV_DONE,      /* applied, version_before, version_after */
+	FL_APPLY_EV_LOCK_WAIT,  /* text: who holds the lock; sent once, when the first try fails */
+	FL_APPLY_EV_LOCKED,     /* ms: how long it waited */
+	FL_APPLY_EV_PLAN,       /* total: migrations to run; current_version (NULL: empty history) */
+	FL_APPLY_EV_APPLYING,   /* script, version, description, index (1-based) of total; resume_at > 1 when
+	                           continuing */
+	FL_APPLY_EV_STATEMENT,  /* no-transaction files: index = statement about to run, total = statements */
+	FL_APPLY_EV_APPLIED,    /* script, version, description, checksum, ms, index of total */
+	FL_APPLY_EV_NOTICE,     /* text: a notice the server sent while a migration ran, or flotilla's own
+	                           ("dropping the INVALID index ... and building it again") */
+	FL_APPLY_EV_LOCK_RETRY, /* text: "lock wait on table "users" (held by pid ...), retry 2 of 5 in 1.2
+	                           s"; index = retry, total = lock_retries, ms = the backoff before it */
+	FL_APPLY_EV_FAILED,     /* script (NULL when not in a migration), error */
+	FL_APPLY_EV_DONE,       /* applied, version_before, version_after */
 } fl_apply_event_kind;
 
 typedef struct {
@@ -109,8 +151,13 @@ typedef struct {
 	/* the manifest's placeholders; flyway:defaultSchema, :user, :database, :table, :filename are added */
 	const fl_placeholder *placeholders;
 	size_t nplaceholders;
-	int lock_timeout_ms; /* lock wait and SET LOCAL lock_timeout; <= 0: wait for ever, no lock_timeout */
-	int statement_timeout_ms; /* SET LOCAL statement_timeout; <= 0: none */
+	/* lock_timeout of each attempt of a statement; <= 0: FL_APPLY_DEFAULT_LOCK_TIMEOUT_MS (never none) */
+	int lock_timeout_ms;
+	int lock_retries; /* attempts after the first on 55P03; 0: FL_APPLY_DEFAULT_LOCK_RETRIES; < 0: none */
+	int lock_retry_interval_ms; /* the first backoff, doubled each retry; <= 0: the default */
+	/* the wait for the migration advisory lock; <= 0: FL_APPLY_DEFAULT_MIGRATION_LOCK_TIMEOUT_MS */
+	int migration_lock_timeout_ms;
+	int statement_timeout_ms; /* statement_timeout while migrations run; <= 0: none */
 	const char
 	    *target; /* migrate: highest version to apply ("current", "latest"); undo: version to keep */
 	bool out_of_order;          /* apply files below the current version */

@@ -304,11 +304,16 @@ static const char SNAPSHOT_SQL[] =
     "   r.qname || '.' || c.conname, r.qname, 'definition', pg_get_constraintdef(c.oid)"
     "  FROM pg_constraint c JOIN rel r ON r.oid = c.conrelid"
     /* indexes, except those a constraint owns (the constraint says it) */
-    " UNION ALL SELECT 'index', n.pfx || i.relname, r.qname, 'definition', pg_get_indexdef(i.oid)"
-    "  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN rel r ON r.oid = x.indrelid"
+    " UNION ALL SELECT 'index', n.pfx || i.relname, r.qname, x.k, x.v"
+    "  FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid JOIN rel r ON r.oid = ix.indrelid"
     "  JOIN ns n ON n.oid = i.relnamespace"
-    "  WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid"
-    "                    AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x'))"
+    /* an INVALID index (a CREATE INDEX CONCURRENTLY that was interrupted) looks like the real one
+       but no query uses it: its state is compared too */
+    "  CROSS JOIN LATERAL (VALUES ('definition', pg_get_indexdef(i.oid)), ('state', CASE WHEN"
+    "   ix.indisvalid THEN 'valid' ELSE 'INVALID (a CREATE INDEX CONCURRENTLY was interrupted; no query"
+    " uses it: drop it and migrate again)' END)) x(k, v)"
+    "  WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid"
+    "                    AND c.conrelid = ix.indrelid AND c.contype IN ('p', 'u', 'x'))"
     /* views and materialized views */
     " UNION ALL SELECT CASE r.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, r.qname, '', x.k, "
     "x.v"

@@ -198,8 +198,12 @@ static fl_apply_opts apply_opts(const fl_fleet *f, const fl_fleet_service *s)
 	ao.role = svc->owner;
 	ao.placeholders = svc->placeholders;
 	ao.nplaceholders = svc->nplaceholders;
-	ao.lock_timeout_ms = f->m->settings.lock_timeout_ms;
-	ao.statement_timeout_ms = f->m->settings.statement_timeout_ms;
+	const fl_manifest_settings *st = &f->m->settings;
+	ao.lock_timeout_ms = st->lock_timeout_ms;
+	ao.lock_retries = st->lock_retries > 0 ? st->lock_retries : -1; /* apply: 0 is its default */
+	ao.lock_retry_interval_ms = st->lock_retry_interval_ms;
+	ao.migration_lock_timeout_ms = st->migration_lock_timeout_ms;
+	ao.statement_timeout_ms = st->statement_timeout_ms;
 	ao.target = f->opts.target;
 	ao.out_of_order = f->opts.out_of_order;
 	ao.dry_run = f->opts.dry_run;
@@ -508,7 +512,8 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 	fl_provision_opts po = {.on_step = show_step,
 	                        .ctx = progress,
 	                        .handle_signals = f->opts.handle_signals,
-	                        .jobs = f->opts.jobs};
+	                        .jobs = f->opts.jobs,
+	                        .lock_timeout_ms = m->settings.migration_lock_timeout_ms};
 	fl_provision_result *res = NULL;
 	if (!err) {
 		f->touched = true;
@@ -594,7 +599,8 @@ static void on_apply_event(void *ctx, const fl_apply_event *ev)
 		break;
 	}
 	case FL_APPLY_EV_NOTICE:
-		fl_orch_post(j->w, FL_EV_MESSAGE, 0, 0, 0, ev->text);
+	case FL_APPLY_EV_LOCK_RETRY: /* "lock wait on table t (held by pid ...), retry 2 of 5 in 1.2 s" */
+		fl_orch_post(j->w, FL_EV_MESSAGE, ev->index, ev->total, ev->ms, ev->text);
 		break;
 	default:
 		break;

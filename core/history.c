@@ -298,7 +298,10 @@ char *fl_history_rows_sql(const char *schema, const char *table)
 
 const char *const fl_history_progress_sql =
     "SELECT id, script, version, no_transaction, statements_done, statements_total, "
-    "prefix_sha256, content_sha256, error, started FROM ("
+    "prefix_sha256, content_sha256, error, started,"
+    /* through jsonb: a ledger from before V2 has no such column, and is read before it is brought up
+       to date */
+    " (to_jsonb(last) ->> 'in_flight')::int FROM ("
     " SELECT DISTINCT ON (script) * FROM \"" FL_CONTROL_SCHEMA "\".execution"
     " WHERE history_table = $1 ORDER BY script, id DESC) last"
     " WHERE success IS NOT TRUE ORDER BY id";
@@ -354,6 +357,7 @@ void fl_history_set_progress(fl_history *h, const PGresult *r)
 		p->content_sha256 = dup_or_null(r, k, 7);
 		p->error = dup_or_null(r, k, 8);
 		p->started = dup_or_null(r, k, 9);
+		p->in_flight = PQgetisnull(r, k, 10) ? 0 : atoi(PQgetvalue(r, k, 10));
 	}
 }
 
@@ -599,9 +603,15 @@ static void set_resume(fl_plan_item *it, const fl_history *h)
 	if (!script)
 		return;
 	it->progress = find_progress(h, script);
-	if (it->state == FL_ST_FAILED && it->mig && it->progress && it->progress->no_transaction) {
+	const fl_history_progress *p = it->progress;
+	if (!it->mig || !p || !p->no_transaction)
+		return;
+	/* killed: the row never got its outcome (no error), and a failed history row was never written */
+	bool killed = it->state == FL_ST_PENDING && !p->error && (p->statements_done > 0 || p->in_flight > 0);
+	if (it->state == FL_ST_FAILED || killed) {
 		it->resumable = true;
-		it->resume_at = it->progress->statements_done + 1;
+		it->resume_at = p->statements_done + 1;
+		it->in_flight = p->in_flight == it->resume_at ? p->in_flight : 0;
 	}
 }
 
@@ -978,7 +988,7 @@ char *fl_plan_item_note(const fl_plan_item *it)
 {
 	fl_buf b;
 	fl_buf_init(&b);
-	if (it->resumable && it->progress)
+	if (it->resumable && it->progress && it->state == FL_ST_FAILED)
 		fl_buf_printf(&b, "failed at statement %d of %d%s%s", it->resume_at,
 		              it->progress->statements_total, it->progress->error ? ": " : "",
 		              it->progress->error ? it->progress->error : "");

@@ -64,6 +64,8 @@ typedef struct {
 	int statements_total;
 	char *prefix_sha256; /* SHA-256 of those statements' text (see apply.c) */
 	char *content_sha256;
+	int in_flight; /* no-transaction: a statement outside any transaction had started and was not
+	                  known to have ended (1-based); 0: none */
 	char *error;   /* NULL while it is still running (or was killed) */
 	char *started; /* as the server prints it */
 } fl_history_progress;
@@ -188,8 +190,12 @@ typedef struct {
 	unsigned mismatch;         /* FL_MISMATCH_* (only above the baseline) */
 	int32_t checksum;          /* the file's checksum as history records it (R: after placeholders) */
 	const fl_history_progress *progress; /* the ledger's last unfinished run of this script, or NULL */
-	bool resumable; /* FAILED no-transaction migration: flotilla continues at resume_at */
-	int resume_at;  /* 1-based statement */
+	/* a no-transaction migration that failed (FAILED) or whose run was killed part way (PENDING, the
+	 * ledger's row never finished): flotilla continues at resume_at */
+	bool resumable;
+	int resume_at; /* 1-based statement */
+	int in_flight; /* resume_at was running outside a transaction when the earlier run stopped: it is
+	                  checked before it runs again (see apply.h); 0: not */
 } fl_plan_item;
 
 typedef struct {

@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "pg.h"
+#include "apply.h" /* the defaults of the lock waits */
 #include "text.h"
 #include "toml.h"
 
@@ -457,7 +459,10 @@ static bool env_var_name_ok(const char *s);
 static void parse_settings(loader *L, const fl_toml_value *root)
 {
 	L->settings.jobs = 0; /* one thread per selected service, at most 8 */
-	L->settings.lock_timeout_ms = 10000;
+	L->settings.lock_timeout_ms = FL_APPLY_DEFAULT_LOCK_TIMEOUT_MS;
+	L->settings.lock_retries = FL_APPLY_DEFAULT_LOCK_RETRIES;
+	L->settings.lock_retry_interval_ms = FL_APPLY_DEFAULT_LOCK_RETRY_INTERVAL_MS;
+	L->settings.migration_lock_timeout_ms = FL_APPLY_DEFAULT_MIGRATION_LOCK_TIMEOUT_MS;
 	L->settings.statement_timeout_ms = 0;
 	L->settings.secret_timeout_ms = FL_SECRET_DEFAULT_TIMEOUT_MS;
 	L->settings.connect_retries = FL_PG_DEFAULT_CONNECT_RETRIES;
@@ -465,18 +470,25 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 	const fl_toml_value *t = get_tbl(L, root, "settings");
 	if (!t)
 		return;
-	static const char *const keys[] = {"jobs",           "lock_timeout",    "statement_timeout",
-	                                   "secret_timeout", "connect_retries", "connect_retries_interval",
+	static const char *const keys[] = {"jobs",
+	                                   "lock_timeout",
+	                                   "lock_retries",
+	                                   "lock_retry_interval",
+	                                   "migration_lock_timeout",
+	                                   "statement_timeout",
+	                                   "secret_timeout",
+	                                   "connect_retries",
+	                                   "connect_retries_interval",
 	                                   "pass_env"};
 	check_keys(L, t, "settings", keys, sizeof(keys) / sizeof(keys[0]));
-	int64_t retries;
-	if (get_int(L, t, "connect_retries", &retries) == 1) {
-		if (retries < 0 || retries > FL_PG_MAX_CONNECT_RETRIES)
+	int64_t cretries;
+	if (get_int(L, t, "connect_retries", &cretries) == 1) {
+		if (cretries < 0 || cretries > FL_PG_MAX_CONNECT_RETRIES)
 			ERR_V(L, fl_toml_get(t, "connect_retries"),
 			      "\"connect_retries\" must be between 0 and %d, not %lld",
-			      FL_PG_MAX_CONNECT_RETRIES, (long long)retries);
+			      FL_PG_MAX_CONNECT_RETRIES, (long long)cretries);
 		else
-			L->settings.connect_retries = (int)retries;
+			L->settings.connect_retries = (int)cretries;
 	}
 	/* Flyway's connectRetriesInterval is in seconds: an integer is seconds here too */
 	const fl_toml_value *ri = fl_toml_get(t, "connect_retries_interval");
@@ -520,7 +532,37 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 		else
 			L->settings.jobs = (int)jobs;
 	}
-	get_duration(L, t, "lock_timeout", &L->settings.lock_timeout_ms);
+	/* lock waits: each bounded, none "for ever" (a DDL statement queues the table's traffic behind it) */
+	static const struct {
+		const char *key, *why;
+		size_t off;
+	} waits[] = {
+	    {"lock_timeout",
+	     "0 would let a DDL statement queue every query on its table for as long as a reader lives",
+	     offsetof(fl_manifest_settings, lock_timeout_ms)},
+	    {"lock_retry_interval", "0 would retry at once",
+	     offsetof(fl_manifest_settings, lock_retry_interval_ms)},
+	    {"migration_lock_timeout", "0 would wait for ever for another run",
+	     offsetof(fl_manifest_settings, migration_lock_timeout_ms)},
+	};
+	for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+		int ms;
+		if (get_duration(L, t, waits[i].key, &ms) != 1)
+			continue;
+		if (ms <= 0)
+			ERR_V(L, fl_toml_get(t, waits[i].key), "\"%s\" must be more than 0: %s", waits[i].key,
+			      waits[i].why);
+		else
+			*(int *)((char *)&L->settings + waits[i].off) = ms;
+	}
+	int64_t retries;
+	if (get_int(L, t, "lock_retries", &retries) == 1) {
+		if (retries < 0 || retries > 1000)
+			ERR_V(L, fl_toml_get(t, "lock_retries"),
+			      "\"lock_retries\" must be between 0 and 1000, not %lld", (long long)retries);
+		else
+			L->settings.lock_retries = (int)retries;
+	}
 	get_duration(L, t, "statement_timeout", &L->settings.statement_timeout_ms);
 	int st = L->settings.secret_timeout_ms;
 	if (get_duration(L, t, "secret_timeout", &st) == 1) {

@@ -101,11 +101,16 @@ typedef struct {
 	int line, col;
 } fl_role;
 
+/* [settings]; the defaults are in README ("Settings") and, for the lock waits, in apply.h. */
 typedef struct {
-	int jobs;                 /* parallel services; 0 (default): one per selected service, at most 8 */
-	int lock_timeout_ms;      /* default 10 s; 0: none */
-	int statement_timeout_ms; /* default 0: none */
-	int secret_timeout_ms;    /* limit of a secret's cmd or file; default 30 s */
+	int jobs;            /* parallel services; 0 (default): one per selected service, at most 8 */
+	int lock_timeout_ms; /* each attempt's wait for a table lock; default 2 s; never 0 (unbounded) */
+	int lock_retries;    /* attempts after the first when it times out; default 10; 0: none */
+	int lock_retry_interval_ms;    /* the first backoff, doubled each retry (at most 30 s); default 1 s */
+	int migration_lock_timeout_ms; /* wait for another run's migration or provision lock; default 10 min
+	                                */
+	int statement_timeout_ms;      /* default 0: none */
+	int secret_timeout_ms;         /* limit of a secret's cmd or file; default 30 s */
 	/* Flyway's connectRetries / connectRetriesInterval, for the first connection of a
 	 * run (fl_pg_connect_retry): defaults FL_PG_DEFAULT_CONNECT_RETRIES (8) and
 	 * FL_PG_DEFAULT_CONNECT_RETRIES_INTERVAL (5 s); at most 1000 and 3600 s */

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,12 +252,80 @@ static fl_error *exec_cmd(fl_pg *pg, const char *sql, const char *what)
 	return err;
 }
 
-static fl_error *advisory(fl_pg *pg, bool lock)
+static double now_ms(void)
 {
-	char sql[96];
-	snprintf(sql, sizeof(sql), "SELECT pg_advisory_%s(%lld)", lock ? "lock" : "unlock",
-	         FL_PROVISION_LOCK_KEY);
-	return exec_cmd(pg, sql, lock ? "taking the provision lock" : "releasing the provision lock");
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * The provision lock (lock) or its release. Taking it polls
+ * pg_try_advisory_lock every 100 ms for up to timeout_ms (<= 0: the
+ * default), so a run provisioning elsewhere, or a session that died
+ * holding the lock, fails this one with a message naming the holder
+ * instead of hanging it.
+ */
+static fl_error *advisory_c(fl_pg *pg, bool lock, int timeout_ms, const atomic_int *cancel);
+
+static fl_error *advisory(fl_pg *pg, bool lock, int timeout_ms)
+{
+	return advisory_c(pg, lock, timeout_ms, NULL);
+}
+
+/* The same, given up as soon as *cancel is set (an interrupt while another run holds it). */
+static fl_error *advisory_c(fl_pg *pg, bool lock, int timeout_ms, const atomic_int *cancel)
+{
+	char sql[160];
+	if (!lock) {
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", FL_PROVISION_LOCK_KEY);
+		return exec_cmd(pg, sql, "releasing the provision lock");
+	}
+	int limit = timeout_ms > 0 ? timeout_ms : FL_PROVISION_DEFAULT_LOCK_TIMEOUT_MS;
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", FL_PROVISION_LOCK_KEY);
+	double t0 = now_ms();
+	for (;;) {
+		fl_error *err = NULL;
+		char *v = fl_pg_value(pg, sql, 0, NULL, &err);
+		bool got = v && v[0] == 't';
+		free(v);
+		if (err) {
+			fl_error_prefix(err, "taking the provision lock");
+			return err;
+		}
+		if (got)
+			return NULL;
+		if (cancel && atomic_load(cancel))
+			return fl_error_kind_new(FL_EINTR,
+			                         "interrupted while waiting for the provision lock");
+		double left = limit - (now_ms() - t0);
+		if (left <= 0)
+			break;
+		long long ms = left < 100 ? (long long)left + 1 : 100;
+		struct timespec ts = {0, ms * 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+	char who[512];
+	snprintf(
+	    who, sizeof(who),
+	    "SELECT 'pid ' || l.pid || ' (application_name \"' || coalesce(a.application_name, '?') || '\")'"
+	    " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
+	    " AND l.granted AND l.objsubid = 1 AND l.classid = %lld AND l.objid = %lld"
+	    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
+	    (long long)((unsigned long long)FL_PROVISION_LOCK_KEY >> 32),
+	    (long long)((unsigned long long)FL_PROVISION_LOCK_KEY & 0xFFFFFFFFull));
+	fl_error *e = NULL;
+	char *h = fl_pg_value(pg, who, 0, NULL, &e);
+	fl_error_free(e);
+	fl_error *err = fl_error_kind_new(
+	    FL_EDB,
+	    "gave up after %d ms (migration_lock_timeout) waiting for the provision "
+	    "lock (advisory lock %lld) in database %s: it is held by %s; another "
+	    "flotilla is provisioning: let it finish, or end that session",
+	    limit, FL_PROVISION_LOCK_KEY, PQdb(pg->conn), h ? h : "a session that has just ended");
+	free(h);
+	return err;
 }
 
 static char *quote_ident(fl_pg *pg, const char *s)
@@ -1331,7 +1400,8 @@ static void db_job(struct run *R, fl_orch_worker *w, struct dbjob *j)
 		fl_orch_set_pg(w, c);
 	bool locked = false;
 	if (!dry) {
-		if ((err = as_interrupt(w, advisory(c, true))))
+		if ((err = as_interrupt(
+		         w, advisory_c(c, true, R->o->lock_timeout_ms, w ? fl_orch_cancel_flag(w) : NULL))))
 			goto out;
 		locked = true;
 	}
@@ -1347,7 +1417,7 @@ static void db_job(struct run *R, fl_orch_worker *w, struct dbjob *j)
 	if (!err && !dry && j->plan.n)
 		err = run_db_steps(R, w, c, &j->plan);
 	if (locked) {
-		fl_error *e = advisory(c, false);
+		fl_error *e = advisory(c, false, 0);
 		if (err)
 			fl_error_free(e);
 		else
@@ -1388,7 +1458,8 @@ static int shared_job_main(fl_orch_worker *w, size_t i, void *arg)
 	if (w)
 		fl_orch_set_pg(w, R->conn);
 	if (!o->dry_run) {
-		if ((err = as_interrupt(w, advisory(R->conn, true))))
+		if ((err = as_interrupt(w, advisory_c(R->conn, true, o->lock_timeout_ms,
+		                                      w ? fl_orch_cancel_flag(w) : NULL))))
 			goto done;
 		locked = true;
 	}
@@ -1411,7 +1482,7 @@ done:
 		fl_orch_set_conn(w, NULL);
 	if (locked) {
 		/* the per-database part locks each database; the shared catalogs are done */
-		fl_error *e = advisory(R->conn, false);
+		fl_error *e = advisory(R->conn, false, 0);
 		if (err)
 			fl_error_free(e);
 		else
@@ -1705,7 +1776,7 @@ fl_error *fl_provision_rotate(const fl_provision_target *t, const char *role, co
 	if (!c)
 		return err;
 	char *pw = NULL, *lit = NULL, *sql = NULL;
-	if ((err = advisory(c, true))) {
+	if ((err = advisory(c, true, 0))) {
 		fl_pg_close(c);
 		return err;
 	}
@@ -1756,7 +1827,7 @@ out:
 	wipe_free(pw);
 	wipe_free(lit);
 	wipe_free(sql);
-	fl_error *e = advisory(c, false);
+	fl_error *e = advisory(c, false, 0);
 	if (err)
 		fl_error_free(e);
 	else

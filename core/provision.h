@@ -62,6 +62,9 @@
 #include "pg.h"
 #include "secret.h"
 
+/* How long provision and rotate wait for the lock below by default (as migration_lock_timeout). */
+#define FL_PROVISION_DEFAULT_LOCK_TIMEOUT_MS (10 * 60 * 1000)
+
 /* pg_advisory_lock key of provision and rotate: the bytes "flotprov". Taken
  * in the maintenance database for the shared part, and in each service
  * database for its part (advisory locks are per database). */
@@ -163,6 +166,9 @@ typedef struct {
 	/* run on the orchestrate pool with its signal handling: an interrupt cancels the
 	 * running statement, rolls back the database being worked on and stops */
 	bool handle_signals;
+	/* the wait for FL_PROVISION_LOCK_KEY (another run provisioning), polled; <= 0:
+	 * FL_PROVISION_DEFAULT_LOCK_TIMEOUT_MS (the manifest's migration_lock_timeout) */
+	int lock_timeout_ms;
 	/* called once per step as it starts (dry run: once per planned step, in
 	 * order, at the end); calls never overlap, but may come from worker threads */
 	fl_provision_step_fn on_step;

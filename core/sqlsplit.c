@@ -596,3 +596,117 @@ bool fl_sql_refuses_transaction(const char *stmt, size_t len)
 		return next_is(&t, "INDEX") && next_is(&t, "CONCURRENTLY");
 	return false;
 }
+
+/* A name as written, schema-qualified or not: its first token is w, n; extends over ".name" parts. */
+static void read_name(toks *t, const char *w, size_t n, const char **name, size_t *len)
+{
+	const char *end = w + n;
+	for (;;) {
+		toks save = *t;
+		const char *d, *x;
+		size_t dn, xn;
+		if (!next_tok(t, &d, &dn) || dn != 1 || *d != '.' || !next_tok(t, &x, &xn)) {
+			*t = save;
+			break;
+		}
+		end = x + xn;
+	}
+	*name = w;
+	*len = (size_t)(end - w);
+}
+
+/* The next token, skipping the given optional words in order (IF NOT EXISTS, ONLY ...). */
+static bool next_skipping(toks *t, const char *const *words, size_t nwords, bool *skipped, const char **w,
+                          size_t *n)
+{
+	if (skipped)
+		*skipped = false;
+	if (!next_tok(t, w, n))
+		return false;
+	for (size_t k = 0; k < nwords; k++) {
+		if (!word_is(*w, *n, words[k]))
+			continue;
+		if (skipped && k == 0)
+			*skipped = true;
+		if (!next_tok(t, w, n))
+			return false;
+	}
+	return true;
+}
+
+void fl_sql_about_of(const char *stmt, size_t len, fl_sql_about *out)
+{
+	memset(out, 0, sizeof(*out));
+	toks t = {stmt, len, 0};
+	const char *w;
+	size_t n;
+	if (!next_tok(&t, &w, &n))
+		return;
+	static const char *const if_exists[] = {"IF", "EXISTS"};
+	static const char *const if_not_exists[] = {"IF", "NOT", "EXISTS"};
+	static const char *const only[] = {"ONLY"};
+	static const char *const if_exists_only[] = {"IF", "EXISTS", "ONLY"};
+	if (word_is(w, n, "VACUUM") || word_is(w, n, "ANALYZE") || word_is(w, n, "ANALYSE") ||
+	    word_is(w, n, "REINDEX") || word_is(w, n, "CLUSTER")) {
+		out->kind = FL_SQL_RERUNNABLE;
+		return;
+	}
+	if (word_is(w, n, "LOCK")) {
+		static const char *const table_only[] = {"TABLE", "ONLY"};
+		if (next_skipping(&t, table_only, 2, NULL, &w, &n))
+			read_name(&t, w, n, &out->table, &out->table_len);
+		return;
+	}
+	if (word_is(w, n, "TRUNCATE")) {
+		static const char *const table_only[] = {"TABLE", "ONLY"};
+		if (next_skipping(&t, table_only, 2, NULL, &w, &n))
+			read_name(&t, w, n, &out->table, &out->table_len);
+		return;
+	}
+	bool create = word_is(w, n, "CREATE"), drop = word_is(w, n, "DROP"), alter = word_is(w, n, "ALTER");
+	if (!create && !drop && !alter)
+		return;
+	if (!next_tok(&t, &w, &n))
+		return;
+	if ((alter || drop) && word_is(w, n, "TABLE")) {
+		if (next_skipping(&t, if_exists_only, 3, &out->if_exists, &w, &n))
+			read_name(&t, w, n, &out->table, &out->table_len);
+		return;
+	}
+	if (create && (word_is(w, n, "TRIGGER") || word_is(w, n, "RULE") || word_is(w, n, "POLICY"))) {
+		/* CREATE TRIGGER name ... ON table */
+		while (next_tok(&t, &w, &n))
+			if (word_is(w, n, "ON")) {
+				if (next_skipping(&t, only, 1, NULL, &w, &n))
+					read_name(&t, w, n, &out->table, &out->table_len);
+				return;
+			}
+		return;
+	}
+	if (create && word_is(w, n, "UNIQUE") && !next_tok(&t, &w, &n))
+		return;
+	if (!word_is(w, n, "INDEX"))
+		return;
+	toks at = t;
+	bool concurrently = next_tok(&t, &w, &n) && word_is(w, n, "CONCURRENTLY");
+	if (!concurrently)
+		t = at;
+	if (drop) {
+		if (concurrently)
+			out->kind = FL_SQL_DROP_INDEX_CONCURRENTLY;
+		if (next_skipping(&t, if_exists, 2, &out->if_exists, &w, &n))
+			read_name(&t, w, n, &out->index, &out->index_len);
+		return;
+	}
+	if (concurrently)
+		out->kind = FL_SQL_CREATE_INDEX_CONCURRENTLY;
+	if (!next_skipping(&t, if_not_exists, 3, &out->if_exists, &w, &n))
+		return;
+	if (!word_is(w, n, "ON")) {
+		read_name(&t, w, n, &out->index, &out->index_len);
+		if (!next_tok(&t, &w, &n) || !word_is(w, n, "ON"))
+			return;
+	}
+	if (next_skipping(&t, only, 1, NULL, &w, &n))
+		read_name(&t, w, n, &out->table, &out->table_len);
+}

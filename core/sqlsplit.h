@@ -47,4 +47,29 @@ size_t fl_sql_char_to_byte(const char *sql, size_t len, int charpos);
  */
 bool fl_sql_refuses_transaction(const char *stmt, size_t len);
 
+typedef enum {
+	FL_SQL_OTHER,
+	FL_SQL_CREATE_INDEX_CONCURRENTLY, /* CREATE [UNIQUE] INDEX CONCURRENTLY */
+	FL_SQL_DROP_INDEX_CONCURRENTLY,   /* DROP INDEX CONCURRENTLY */
+	FL_SQL_RERUNNABLE, /* VACUUM, ANALYZE, REINDEX, CLUSTER: running it twice is harmless */
+} fl_sql_kind;
+
+/*
+ * What a statement works on, as far as the engine needs it to check a
+ * statement that cannot be rolled back, and to name the table a lock wait
+ * is about. Names point into the statement, as written (quotes and schema
+ * kept: ready for to_regclass); NULL when the statement does not name one.
+ */
+typedef struct {
+	fl_sql_kind kind;
+	bool if_exists;    /* IF [NOT] EXISTS */
+	const char *index; /* CREATE/DROP INDEX: the index (DROP: the first one) */
+	size_t index_len;
+	const char *table; /* the table the statement locks first: ALTER TABLE, LOCK, DROP TABLE,
+	                      TRUNCATE, CREATE INDEX ... ON, CREATE TRIGGER ... ON */
+	size_t table_len;
+} fl_sql_about;
+
+void fl_sql_about_of(const char *stmt, size_t len, fl_sql_about *out);
+
 #endif

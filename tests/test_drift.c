@@ -844,3 +844,26 @@ Test(drift, history_in_git_names_the_commit, .timeout = 240)
 	git_libgit2_shutdown();
 	fleet_drop(&f);
 }
+
+Test(drift, invalid_index_is_a_finding, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "iv");
+	fleet_migrate(&f);
+	/* what an interrupted CREATE INDEX CONCURRENTLY leaves: the index, marked INVALID */
+	db_exec(f.auth_db,
+	        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'sessions_ts_idx'::regclass");
+	char *out = drift(&f, 3, (const char *const[]){f.auth, "--only", "schema", NULL});
+	char want[512];
+	snprintf(want, sizeof(want),
+	         "  %s: index sessions_ts_idx differs: state expected valid, found INVALID (a CREATE INDEX "
+	         "CONCURRENTLY was interrupted; no query uses it: drop it and migrate again)\n",
+	         f.auth);
+	ASSERT_LINE(out, want);
+	free(out);
+	db_exec(f.auth_db,
+	        "UPDATE pg_index SET indisvalid = true WHERE indexrelid = 'sessions_ts_idx'::regclass");
+	out = drift(&f, 0, (const char *const[]){f.auth, "--only", "schema", NULL});
+	free(out);
+	fleet_drop(&f);
+}

@@ -4,6 +4,7 @@
  * folder and checks rows, objects and messages exactly.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "pg.h"
 #include "sha256.h"
 #include "source.h"
+#include "sqlsplit.h"
 
 #define DISPLAY "services/auth/migrations"
 
@@ -127,6 +129,54 @@ static char *fmt(const char *f, ...)
 	char *s = fl_vasprintf(f, ap);
 	va_end(ap);
 	return s;
+}
+
+/* A role that may create in db, to own what migrations make (roles are cluster-wide: named after db). */
+static void owner_new(const char *db, char *role, size_t n)
+{
+	snprintf(role, n, "owner_%s", db);
+	PGconn *c = th_connect(db);
+	char *sql =
+	    fmt("CREATE ROLE \"%s\" NOLOGIN; GRANT CREATE ON DATABASE \"%s\" TO \"%s\"", role, db, role);
+	th_exec(c, sql);
+	free(sql);
+	PQfinish(c);
+}
+
+static void owner_drop(const char *role)
+{
+	PGconn *c = th_connect(NULL);
+	char *sql = fmt("DROP ROLE \"%s\"", role);
+	th_exec(c, sql);
+	free(sql);
+	PQfinish(c);
+}
+
+/*
+ * Migrates dir into schema "app" as `role` (expecting `applied` migrations)
+ * and checks that the session is as before: login role, search_path, no
+ * lock_timeout left behind.
+ */
+static void migrate_as(const char *db, const char *dir, const char *role, int applied)
+{
+	fl_apply_opts o = base_opts(dir);
+	o.schema = "app";
+	o.role = role;
+	fl_pg *pg = pg_open(db);
+	fl_migration_set *set = load_set(dir);
+	fl_apply_result res = {0};
+	fl_error *err = NULL;
+	cr_assert_eq(fl_apply_migrate(pg, set, &o, &res, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(res.applied, applied);
+	fl_apply_result_clear(&res);
+	char *who = fl_pg_value(pg,
+	                        "SELECT current_user || '|' || current_setting('search_path') || '|' || "
+	                        "current_setting('lock_timeout')",
+	                        0, NULL, &err);
+	cr_assert_str_eq(who, "postgres|\"$user\", public|0");
+	free(who);
+	fl_migration_set_free(set);
+	fl_pg_close(pg);
 }
 
 /* Runs migrate and expects success; returns the number applied. */
@@ -404,6 +454,9 @@ struct events {
 	int kinds[64];
 	int n;
 	char lock_text[512];
+	char notices[2048]; /* flotilla's own notices and the server's, one a line */
+	char retry[512];    /* the first lock retry's text */
+	int retries;
 };
 
 static void record(void *ctx, const fl_apply_event *ev)
@@ -413,6 +466,12 @@ static void record(void *ctx, const fl_apply_event *ev)
 		e->kinds[e->n++] = (int)ev->kind;
 	if (ev->kind == FL_APPLY_EV_LOCK_WAIT)
 		snprintf(e->lock_text, sizeof(e->lock_text), "%s", ev->text);
+	if (ev->kind == FL_APPLY_EV_NOTICE) {
+		size_t l = strlen(e->notices);
+		snprintf(e->notices + l, sizeof(e->notices) - l, "%s\n", ev->text);
+	}
+	if (ev->kind == FL_APPLY_EV_LOCK_RETRY && e->retries++ == 0)
+		snprintf(e->retry, sizeof(e->retry), "%s", ev->text);
 }
 
 Test(engine, fresh_database_history_rows_as_flyway_writes_them)
@@ -465,9 +524,9 @@ Test(engine, fresh_database_history_rows_as_flyway_writes_them)
 	cr_assert_str_eq(got, sha);
 	free(got);
 	assert_q(c, "5", "SELECT count(*) FROM flotilla.execution WHERE success AND duration_ms >= 0");
-	assert_q(c, "1|V1__ledger.sql",
-	         "SELECT version || '|' || script FROM flotilla.flyway_schema_history "
-	         "WHERE type = 'SQL'");
+	assert_q(c, "1|V1__ledger.sql,2|V2__statement_in_flight.sql",
+	         "SELECT string_agg(version || '|' || script, ',' ORDER BY installed_rank) FROM "
+	         "flotilla.flyway_schema_history WHERE type = 'SQL'");
 	/* events: locked, plan, 5 x (applying, applied), done */
 	cr_assert_eq(ev.n, 13);
 	cr_assert_eq(ev.kinds[0], FL_APPLY_EV_LOCKED);
@@ -1103,7 +1162,7 @@ Test(engine, held_lock_waits_then_names_the_holder)
 	th_exec(holder, "SELECT pg_advisory_lock(77433833903597)");
 	struct events ev = {0};
 	fl_apply_opts o = base_opts(dir);
-	o.lock_timeout_ms = 600;
+	o.migration_lock_timeout_ms = 600;
 	o.lock_poll_ms = 50;
 	o.on_event = record;
 	o.event_ctx = &ev;
@@ -1119,7 +1178,7 @@ Test(engine, held_lock_waits_then_names_the_holder)
 	    fmt("held by pid %d (application_name \"flotilla-test\", user postgres", PQbackendPID(holder));
 	cr_assert(
 	    th_contains(msg,
-	                "gave up after 600 ms waiting for the migration lock on "
+	                "gave up after 600 ms (migration_lock_timeout) waiting for the migration lock on "
 	                "\"public\".\"flyway_schema_history\" (advisory lock 77433833903597): it is held by"),
 	    "%s", msg);
 	cr_assert(th_contains(msg, pid + 8), "%s\n%s", msg, pid);
@@ -1283,9 +1342,9 @@ Test(engine, dry_run_prints_the_exact_sql_and_changes_nothing)
 	cr_assert_eq(migrate_ok(db, dir, &o), 0);
 	char *expect = fmt(
 	    "BEGIN;\n"
-	    "SET LOCAL search_path TO \"public\";\n"
-	    "SET LOCAL lock_timeout = '5000ms';\n"
-	    "SET LOCAL statement_timeout = '60000ms';\n"
+	    "SET search_path TO \"public\";\n"
+	    "SET lock_timeout = '5000ms';\n"
+	    "SET statement_timeout = '60000ms';\n"
 	    "CREATE TABLE public.t (id int);\n"
 	    "COMMENT ON TABLE t IS 'made by flotilla in V1__t.sql';\n"
 	    "INSERT INTO \"public\".\"flyway_schema_history\" (\"installed_rank\", \"version\", "
@@ -1294,7 +1353,10 @@ Test(engine, dry_run_prints_the_exact_sql_and_changes_nothing)
 	    "COALESCE(MAX(\"installed_rank\"), 0) + 1, '1', 't', 'SQL', 'V1__t.sql', %d, 'postgres', "
 	    "floor(extract(epoch FROM clock_timestamp() - now()) * 1000)::int, true FROM "
 	    "\"public\".\"flyway_schema_history\" RETURNING \"installed_rank\", \"execution_time\";\n"
-	    "COMMIT;\n",
+	    "COMMIT;\n"
+	    "RESET search_path;\n"
+	    "RESET lock_timeout;\n"
+	    "RESET statement_timeout;\n",
 	    crc_of(v1));
 	cr_assert(th_contains(out.data, expect), "\n%s\n--- expected to contain ---\n%s", out.data, expect);
 	cr_assert(th_contains(out.data, "CREATE TABLE \"public\".\"flyway_schema_history\" ("), "%s",
@@ -1331,27 +1393,9 @@ Test(engine, set_role_owns_the_objects)
 	         "CREATE TABLE things (id int);\nCREATE VIEW things_v AS SELECT * FROM things;\n");
 	th_write(dir, "V2__idx.sql", "CREATE INDEX CONCURRENTLY things_idx ON things (id);\n");
 	char role[64];
-	snprintf(role, sizeof(role), "owner_%s", db);
+	owner_new(db, role, sizeof(role));
 	PGconn *c = th_connect(db);
-	char *sql =
-	    fmt("CREATE ROLE \"%s\" NOLOGIN; GRANT CREATE ON DATABASE \"%s\" TO \"%s\"", role, db, role);
-	th_exec(c, sql);
-	free(sql);
-	fl_apply_opts o = base_opts(dir);
-	o.schema = "app";
-	o.role = role;
-	fl_pg *pg = pg_open(db);
-	fl_migration_set *set = load_set(dir);
-	fl_apply_result res = {0};
-	fl_error *err = NULL;
-	cr_assert_eq(fl_apply_migrate(pg, set, &o, &res, &err), 0, "%s", err ? err->msg : "");
-	cr_assert_eq(res.applied, 2);
-	fl_apply_result_clear(&res);
-	/* the session is as before: login role, search_path */
-	char *who =
-	    fl_pg_value(pg, "SELECT current_user || '|' || current_setting('search_path')", 0, NULL, &err);
-	cr_assert_str_eq(who, "postgres|\"$user\", public");
-	free(who);
+	migrate_as(db, dir, role, 2);
 	char *expect = fmt("%s,%s,%s,%s", role, role, role, role);
 	assert_q(
 	    c, expect,
@@ -1366,15 +1410,9 @@ Test(engine, set_role_owns_the_objects)
 	assert_q(c, "postgres,postgres",
 	         "SELECT string_agg(installed_by, ',') FROM app.flyway_schema_history WHERE "
 	         "type = 'SQL'");
-	fl_migration_set_free(set);
-	fl_pg_close(pg);
 	PQfinish(c);
 	th_db_drop(db);
-	c = th_connect(NULL);
-	sql = fmt("DROP ROLE \"%s\"", role);
-	th_exec(c, sql);
-	free(sql);
-	PQfinish(c);
+	owner_drop(role);
 	free(db);
 	free(dir);
 }
@@ -1444,6 +1482,467 @@ Test(engine, large_file_in_one_pipeline_does_not_deadlock)
 	PGconn *c = th_connect(db);
 	assert_q(c, "3", "SELECT count(*) FROM big");
 	assert_q(c, "1|true", "SELECT installed_rank || '|' || success FROM flyway_schema_history");
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+/* ---- interrupted work: INVALID indexes, lock waits, kills, transaction control ---- */
+
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* A session that ends its transaction after `ms` (the thread owns the connection meanwhile). */
+struct release {
+	PGconn *conn;
+	int ms;
+	pthread_t th;
+};
+
+static void *release_later(void *arg)
+{
+	struct release *r = arg;
+	usleep((useconds_t)r->ms * 1000);
+	PGresult *x = PQexec(r->conn, "COMMIT");
+	PQclear(x);
+	return NULL;
+}
+
+static void release_start(struct release *r, PGconn *c, int ms)
+{
+	r->conn = c;
+	r->ms = ms;
+	cr_assert_eq(pthread_create(&r->th, NULL, release_later, r), 0);
+}
+
+Test(engine, cic_cancelled_by_lock_timeout_is_rebuilt_valid_on_rerun)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__big.sql",
+	         "CREATE TABLE big (id int, v text);\nINSERT INTO big SELECT g, g::text FROM "
+	         "generate_series(1, 1000) g;\n");
+	th_write(dir, "V2__index.sql", "CREATE INDEX CONCURRENTLY IF NOT EXISTS big_v_idx ON big (v);\n");
+	fl_apply_opts o = base_opts(dir);
+	o.target = "1";
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	o.target = NULL;
+	/* a writer's open transaction: the build waits for it after creating the (INVALID) index */
+	PGconn *writer = th_connect(db);
+	th_exec(writer, "BEGIN; INSERT INTO big VALUES (0, 'w')");
+	o.lock_timeout_ms = 300;
+	o.lock_retries = -1;
+	fl_error_kind kind;
+	char *msg = migrate_fail(db, dir, &o, &kind);
+	cr_assert_eq(kind, FL_EDB);
+	cr_assert(th_contains(msg, DISPLAY "/V2__index.sql:1:1: ERROR 55P03: canceling statement due to lock "
+	                                   "timeout; gave up after 1 attempt in "),
+	          "%s", msg);
+	cr_assert(th_contains(msg,
+	                      "index big_v_idx is left INVALID (a build that failed is not rolled back): "
+	                      "the next run drops it and builds it again"),
+	          "%s", msg);
+	free(msg);
+	PGconn *c = th_connect(db);
+	assert_q(c, "f", "SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_v_idx'::regclass");
+	assert_q(c, "1:true,2:false",
+	         "SELECT string_agg(version || ':' || success, ',' ORDER BY installed_rank) FROM "
+	         "flyway_schema_history WHERE type = 'SQL'");
+	/* IF NOT EXISTS would skip the INVALID index: the rerun drops it and builds it again */
+	th_exec(writer, "COMMIT");
+	struct events ev = {0};
+	o.on_event = record;
+	o.event_ctx = &ev;
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	cr_assert(th_contains(ev.notices,
+	                      "index big_v_idx is INVALID (an earlier CREATE INDEX CONCURRENTLY was "
+	                      "interrupted): dropping it (DROP INDEX CONCURRENTLY) and building it "
+	                      "again\n"),
+	          "%s", ev.notices);
+	assert_q(c, "t", "SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_v_idx'::regclass");
+	assert_q(c, "1", "SELECT count(*) FROM pg_indexes WHERE tablename = 'big'");
+	assert_q(c, "1:true,2:true",
+	         "SELECT string_agg(version || ':' || success, ',' ORDER BY installed_rank) FROM "
+	         "flyway_schema_history WHERE type = 'SQL'");
+	assert_q(c, "1",
+	         "SELECT count(*) FROM flotilla.execution WHERE script = 'V2__index.sql' AND success");
+	char *v = validate(db, dir, &o);
+	cr_assert_null(v, "%s", v);
+	PQfinish(writer);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(engine, cic_lock_timeout_is_retried_until_the_writer_is_gone)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__big.sql", "CREATE TABLE big (id int, v text);\n");
+	th_write(dir, "V2__index.sql",
+	         "-- flotilla:no-transaction\nINSERT INTO big VALUES (1, 'one');\nCREATE INDEX CONCURRENTLY "
+	         "big_v_idx ON big (v);\n");
+	fl_apply_opts o = base_opts(dir);
+	o.target = "1";
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	o.target = NULL;
+	PGconn *writer = th_connect(db);
+	th_exec(writer, "BEGIN; INSERT INTO big VALUES (0, 'w')");
+	struct release rel;
+	release_start(&rel, writer, 1200);
+	struct events ev = {0};
+	o.on_event = record;
+	o.event_ctx = &ev;
+	o.lock_timeout_ms = 300;
+	o.lock_retries = 8;
+	o.lock_retry_interval_ms = 200;
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	pthread_join(rel.th, NULL);
+	cr_assert_geq(ev.retries, 1);
+	char *want = fmt("lock wait on table big (V2__index.sql:3:1), held by pid %d (application_name "
+	                 "\"flotilla-test\", RowExclusiveLock, idle in transaction",
+	                 PQbackendPID(writer));
+	cr_assert(th_contains(ev.retry, want), "%s\n%s", ev.retry, want);
+	free(want);
+	cr_assert(th_contains(ev.retry, ": retry 1 of 8 in 0."), "%s", ev.retry);
+	/* each failed attempt left an INVALID index, dropped before the next one */
+	cr_assert(th_contains(ev.notices, "index big_v_idx is INVALID"), "%s", ev.notices);
+	PGconn *c = th_connect(db);
+	assert_q(c, "t", "SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_v_idx'::regclass");
+	assert_q(c, "0:w,1:one", "SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM big");
+	assert_q(
+	    c, "2|2|true",
+	    "SELECT statements_done || '|' || statements_total || '|' || success FROM flotilla.execution "
+	    "WHERE script = 'V2__index.sql'");
+	PQfinish(writer);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+/* Queries the table every 100 ms while the migration runs, and keeps the longest wait. */
+struct probe {
+	const char *db;
+	atomic_int stop;
+	long worst_ms;
+	int n;
+	pthread_t th;
+};
+
+static void *probe_run(void *arg)
+{
+	struct probe *p = arg;
+	PGconn *c = th_connect(p->db);
+	while (!atomic_load(&p->stop)) {
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		PGresult *r = PQexec(c, "SELECT count(*) FROM t");
+		PQclear(r);
+		long ms = elapsed_ms(&t0);
+		if (ms > p->worst_ms)
+			p->worst_ms = ms;
+		p->n++;
+		usleep(100000);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* Table t made by V1, an ALTER of it pending in V2, and a reader holding ACCESS SHARE on it. */
+static PGconn *reader_of_t(const char *db, const char *dir, fl_apply_opts *o)
+{
+	th_write(dir, "V1__t.sql", "CREATE TABLE t (id int);\n");
+	th_write(dir, "V2__alter.sql", "ALTER TABLE t ADD COLUMN c int;\n");
+	o->target = "1";
+	cr_assert_eq(migrate_ok(db, dir, o), 1);
+	o->target = NULL;
+	PGconn *reader = th_connect(db);
+	th_exec(reader, "BEGIN; SELECT * FROM t");
+	return reader;
+}
+
+Test(engine, alter_behind_a_reader_retries_and_traffic_waits_one_attempt_at_most)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	fl_apply_opts o = base_opts(dir);
+	PGconn *reader = reader_of_t(db, dir, &o);
+	char *holder = fmt("held by pid %d (application_name \"flotilla-test\", AccessShareLock, idle in "
+	                   "transaction, transaction started ",
+	                   PQbackendPID(reader));
+	struct release rel;
+	release_start(&rel, reader, 2500);
+	struct probe pr = {.db = db};
+	cr_assert_eq(pthread_create(&pr.th, NULL, probe_run, &pr), 0);
+	struct events ev = {0};
+	o.on_event = record;
+	o.event_ctx = &ev;
+	o.lock_timeout_ms = 400;
+	o.lock_retries = 10;
+	o.lock_retry_interval_ms = 200;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	long took = elapsed_ms(&t0);
+	atomic_store(&pr.stop, 1);
+	pthread_join(pr.th, NULL);
+	pthread_join(rel.th, NULL);
+	cr_assert_geq(ev.retries, 2, "%d retries", ev.retries);
+	cr_assert(th_contains(ev.retry, "lock wait on table t (V2__alter.sql:1:1), "), "%s", ev.retry);
+	cr_assert(th_contains(ev.retry, holder), "%s\n%s", ev.retry, holder);
+	cr_assert(th_contains(ev.retry, ": retry 1 of 10 in "), "%s", ev.retry);
+	/* the probe queued behind the ALTER at most one attempt (400 ms) plus a margin */
+	cr_assert_gt(pr.n, 5);
+	cr_assert_lt(pr.worst_ms, 400 + 500, "a query on t waited %ld ms", pr.worst_ms);
+	cr_log_info(
+	    "reader held ACCESS SHARE for 2.5 s: migrated after %ld ms, %d retries; %d probe queries, "
+	    "longest wait %ld ms",
+	    took, ev.retries, pr.n, pr.worst_ms);
+	PGconn *c = th_connect(db);
+	assert_q(
+	    c, "1",
+	    "SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'c'");
+	PQfinish(c);
+	free(holder);
+	PQfinish(reader);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(engine, alter_gives_up_after_the_retries_naming_the_holder)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	fl_apply_opts o = base_opts(dir);
+	PGconn *reader = reader_of_t(db, dir, &o);
+	o.lock_timeout_ms = 200;
+	o.lock_retries = 2;
+	o.lock_retry_interval_ms = 100;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fl_error_kind kind;
+	char *msg = migrate_fail(db, dir, &o, &kind);
+	long took = elapsed_ms(&t0);
+	cr_assert_eq(kind, FL_EDB);
+	cr_assert(th_contains(msg, DISPLAY "/V2__alter.sql:1:1: ERROR 55P03: canceling statement due to lock "
+	                                   "timeout; gave up after 3 attempts in "),
+	          "%s", msg);
+	char *holder =
+	    fmt("(lock_timeout 200 ms each, lock_retries 2): lock wait on table t (V2__alter.sql:1:1), "
+	        "held by pid %d (application_name \"flotilla-test\", AccessShareLock",
+	        PQbackendPID(reader));
+	cr_assert(th_contains(msg, holder), "%s\n%s", msg, holder);
+	cr_assert(th_contains(msg, "; run it when the table is quiet, or raise lock_retries"), "%s", msg);
+	/* 3 attempts of 200 ms and backoffs of about 100 and 200 ms (+25 % jitter at most) */
+	cr_assert_lt(took, 600 + 375 + 1000, "took %ld ms", took);
+	PGconn *c = th_connect(db);
+	assert_q(c, "1:true",
+	         "SELECT string_agg(version || ':' || success, ',') FROM flyway_schema_history WHERE type = "
+	         "'SQL'");
+	assert_q(
+	    c, "0",
+	    "SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'c'");
+	assert_q(c, "f", "SELECT success FROM flotilla.execution WHERE script = 'V2__alter.sql'");
+	PQfinish(c);
+	free(holder);
+	free(msg);
+	PQfinish(reader);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(engine, migration_lock_has_its_own_bound_apart_from_lock_timeout)
+{
+	char *db = th_db_new();
+	char *dir = standard_folder();
+	PGconn *holder = th_connect(db);
+	th_exec(holder, "BEGIN; SELECT pg_advisory_xact_lock(77433833903597)");
+	struct release rel;
+	release_start(&rel, holder, 1000);
+	fl_apply_opts o = base_opts(dir);
+	o.lock_timeout_ms = 100; /* short DDL waits do not cut the wait for another pipeline short */
+	o.migration_lock_timeout_ms = 20000;
+	o.lock_poll_ms = 50;
+	cr_assert_eq(migrate_ok(db, dir, &o), 5);
+	pthread_join(rel.th, NULL);
+	PQfinish(holder);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(engine, commit_inside_a_file_keeps_the_role_and_schema)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	/* as Flyway folders have them: a file that commits, and a START TRANSACTION ... COMMIT pair */
+	th_write(dir, "V1__commits.sql",
+	         "CREATE TABLE before_commit (id int);\nCOMMIT;\nCREATE TABLE after_commit (id int);\n"
+	         "START TRANSACTION;\nCREATE TABLE in_pair (id int);\nCOMMIT;\nCREATE VIEW last_v AS SELECT "
+	         "1 AS one;\n");
+	th_write(dir, "V2__next.sql", "CREATE TABLE next_t (id int);\n");
+	char role[64];
+	owner_new(db, role, sizeof(role));
+	PGconn *c = th_connect(db);
+	migrate_as(db, dir, role, 2);
+	char *expect =
+	    fmt("app.after_commit:%s,app.before_commit:%s,app.in_pair:%s,app.last_v:%s,app.next_t:%s", role,
+	        role, role, role, role);
+	assert_q(
+	    c, expect,
+	    "SELECT string_agg(n.nspname || '.' || c.relname || ':' || c.relowner::regrole::text, ',' ORDER "
+	    "BY "
+	    "c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname IN "
+	    "('before_commit', 'after_commit', 'in_pair', 'last_v', 'next_t')");
+	free(expect);
+	assert_q(c, "0", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
+	assert_q(c, "1:true,2:true",
+	         "SELECT string_agg(version || ':' || success, ',' ORDER BY installed_rank) FROM "
+	         "app.flyway_schema_history WHERE type = 'SQL'");
+	PQfinish(c);
+	th_db_drop(db);
+	owner_drop(role);
+	free(db);
+	free(dir);
+}
+
+/* SHA-256 of a file's first k statements, as the ledger records them. */
+static void statements_sha(const char *text, size_t k, char out[65])
+{
+	fl_stmt *st;
+	size_t n;
+	fl_error *err = NULL;
+	cr_assert_eq(fl_sqlsplit(text, strlen(text), "x.sql", &st, &n, &err), 0);
+	fl_sha256_ctx s;
+	fl_sha256_init(&s);
+	for (size_t i = 0; i < k && i < n; i++) {
+		fl_sha256_update(&s, text + st[i].start, st[i].end - st[i].start);
+		fl_sha256_update(&s, "\0", 1);
+	}
+	fl_sha256_final_hex(&s, out);
+	free(st);
+}
+
+/*
+ * The ledger as a run killed during statement `in_flight` of V2__steps.sql
+ * (text v2, `total` statements) leaves it: `done` statements recorded, one
+ * in flight, the run row unfinished, no history row.
+ */
+static void killed_in_flight(PGconn *c, const char *v2, int done, int total, int in_flight)
+{
+	char sha[65];
+	statements_sha(v2, (size_t)done, sha);
+	char *sql = fmt("INSERT INTO flotilla.run (run_uuid, command, service) VALUES (gen_random_uuid(), "
+	                "'migrate', 'auth'); INSERT INTO flotilla.execution (run_id, history_table, script, "
+	                "version, type, content_sha256, no_transaction, statements_done, statements_total, "
+	                "prefix_sha256, in_flight) SELECT max(id), '\"public\".\"flyway_schema_history\"', "
+	                "'V2__steps.sql', '2', 'SQL', 'x', true, %d, %d, '%s', %d FROM flotilla.run",
+	                done, total, sha, in_flight);
+	th_exec(c, sql);
+	free(sql);
+}
+
+Test(engine, in_flight_statement_that_cannot_be_checked_stops_with_instructions)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (n int PRIMARY KEY);\n");
+	const char *v2 = "-- flotilla:no-transaction\nINSERT INTO a VALUES (1);\nDISCARD ALL;\n";
+	th_write(dir, "V2__steps.sql", v2);
+	fl_apply_opts o = base_opts(dir);
+	o.target = "1";
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	o.target = NULL;
+	/* what a run killed during statement 2 leaves: statement 1 done with its row, 2 in flight, no history
+	 * row */
+	PGconn *c = th_connect(db);
+	char sha2[65];
+	statements_sha(v2, 2, sha2);
+	th_exec(c, "INSERT INTO a VALUES (1)");
+	killed_in_flight(c, v2, 1, 2, 2);
+	char *id = th_query1(c, "SELECT max(id) FROM flotilla.execution");
+	fl_error_kind kind;
+	char *msg = migrate_fail(db, dir, &o, &kind);
+	cr_assert_eq(kind, FL_EDB);
+	char *want =
+	    fmt(DISPLAY "/V2__steps.sql:3:1: statement 2 of 2 was running outside a transaction when an "
+	                "earlier run stopped (started ");
+	cr_assert(th_contains(msg, want), "%s\n%s", msg, want);
+	free(want);
+	want = fmt(
+	    "and flotilla cannot tell whether it finished; check by hand, then either mark it done: UPDATE "
+	    "flotilla.execution SET statements_done = 2, prefix_sha256 = '%s', in_flight = NULL WHERE id = "
+	    "%s; "
+	    "or have it run again: UPDATE flotilla.execution SET in_flight = NULL WHERE id = %s; and run "
+	    "'flotilla migrate auth'",
+	    sha2, id, id);
+	cr_assert(th_contains(msg, want), "%s\n%s", msg, want);
+	free(want);
+	free(msg);
+	/* nothing ran: statement 1 is still there once, no new ledger row, no history row */
+	assert_q(c, "1", "SELECT count(*) FROM a");
+	assert_q(c, "1", "SELECT count(*) FROM flotilla.execution WHERE script = 'V2__steps.sql'");
+	/* marked done as the message says: the file completes without running either statement again */
+	char *sql = fmt(
+	    "UPDATE flotilla.execution SET statements_done = 2, prefix_sha256 = '%s', in_flight = NULL WHERE "
+	    "id = %s",
+	    sha2, id);
+	th_exec(c, sql);
+	free(sql);
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	assert_q(c, "1", "SELECT count(*) FROM a");
+	assert_q(c, "1:true,2:true",
+	         "SELECT string_agg(version || ':' || success, ',' ORDER BY installed_rank) FROM "
+	         "flyway_schema_history WHERE type = 'SQL'");
+	/* the run row the "killed" run left is abandoned by the next run */
+	assert_q(c, "abandoned", "SELECT outcome FROM flotilla.run ORDER BY id LIMIT 1 OFFSET 1");
+	free(id);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(engine, in_flight_index_build_that_finished_is_counted_done_not_run_again)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (n int PRIMARY KEY);\n");
+	/* no IF NOT EXISTS: running it a second time would fail */
+	const char *v2 =
+	    "-- flotilla:no-transaction\nINSERT INTO a VALUES (1);\nCREATE INDEX CONCURRENTLY a_n_idx ON a "
+	    "(n);\nINSERT INTO a VALUES (3);\n";
+	th_write(dir, "V2__steps.sql", v2);
+	fl_apply_opts o = base_opts(dir);
+	o.target = "1";
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	o.target = NULL;
+	/* killed after the build finished, before the ledger heard of it */
+	PGconn *c = th_connect(db);
+	th_exec(c, "INSERT INTO a VALUES (1); CREATE INDEX a_n_idx ON a (n)");
+	killed_in_flight(c, v2, 1, 3, 2);
+	struct events ev = {0};
+	o.on_event = record;
+	o.event_ctx = &ev;
+	cr_assert_eq(migrate_ok(db, dir, &o), 1);
+	cr_assert(th_contains(ev.notices,
+	                      "statement 2 of 3 (" DISPLAY "/V2__steps.sql:3:1) was running when an "
+	                      "earlier run stopped; index a_n_idx exists and is valid: it is done\n"),
+	          "%s", ev.notices);
+	assert_q(c, "1,3", "SELECT string_agg(n::text, ',' ORDER BY n) FROM a");
+	assert_q(
+	    c, "3|3|true|2",
+	    "SELECT statements_done || '|' || statements_total || '|' || success || '|' || resumed_from FROM "
+	    "flotilla.execution WHERE script = 'V2__steps.sql' ORDER BY id DESC LIMIT 1");
 	PQfinish(c);
 	th_db_drop(db);
 	free(db);

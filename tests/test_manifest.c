@@ -143,7 +143,10 @@ Test(manifest, pcc_devtest)
 	cr_assert_str_eq(e->options[0].key, "application_name");
 	cr_assert_str_eq(e->options[0].value, "flotilla");
 	cr_assert_eq(m->settings.jobs, 0, "jobs is left to the orchestrator");
-	cr_assert_eq(m->settings.lock_timeout_ms, 10000);
+	cr_assert_eq(m->settings.lock_timeout_ms, 2000);
+	cr_assert_eq(m->settings.lock_retries, 10);
+	cr_assert_eq(m->settings.lock_retry_interval_ms, 1000);
+	cr_assert_eq(m->settings.migration_lock_timeout_ms, 600000);
 	cr_assert_eq(m->settings.statement_timeout_ms, 30 * 60000);
 	cr_assert_eq(m->settings.secret_timeout_ms, 30000);
 	cr_assert_eq(m->nenvs, 3);
@@ -254,6 +257,9 @@ static const char *mini = "version = 1\n"
                           "[settings]\n"
                           "jobs = 2\n"
                           "lock_timeout = \"1500ms\"\n"
+                          "lock_retries = 0\n"
+                          "lock_retry_interval = \"250ms\"\n"
+                          "migration_lock_timeout = \"2min\"\n"
                           "statement_timeout = \"2 min\"\n"
                           "secret_timeout = 2500\n"
                           "[environments.test]\n"
@@ -307,6 +313,9 @@ Test(manifest, expansion_defaults_and_paths)
 	cr_assert_eq(m->env->admin.password->timeout_ms, 2500);
 	cr_assert_eq(m->settings.jobs, 2);
 	cr_assert_eq(m->settings.lock_timeout_ms, 1500);
+	cr_assert_eq(m->settings.lock_retries, 0);
+	cr_assert_eq(m->settings.lock_retry_interval_ms, 250);
+	cr_assert_eq(m->settings.migration_lock_timeout_ms, 120000);
 	cr_assert_eq(m->settings.statement_timeout_ms, 120000);
 	cr_assert_eq(m->settings.secret_timeout_ms, 2500);
 	fl_manifest_free(m);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -1323,4 +1324,38 @@ Test(provision, program_leaves_no_password_in_output_or_log)
 	drop_prefixed(host, "postgres");
 	fx_host = NULL;
 	free(host);
+}
+
+Test(provision, lock_held_elsewhere_is_waited_for_with_a_bound)
+{
+	/* another provisioning run holds the lock in the maintenance database */
+	PGconn *other = th_connect(fx_db);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%lld)", FL_PROVISION_LOCK_KEY);
+	th_exec(other, sql);
+	fl_provision_desired *d = desired3();
+	fl_pg_params p = admin_params();
+	fl_provision_target t = {.admin = &p, .maintenance_db = fx_db};
+	fl_provision_opts o = {.lock_timeout_ms = 300};
+	fl_provision_result *r = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fl_error *err = fl_provision_run(d, &t, &o, &r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	cr_assert_not_null(err);
+	char *want =
+	    fl_asprintf("gave up after 300 ms (migration_lock_timeout) waiting for the provision lock "
+	                "(advisory lock %lld) in database %s: it is held by pid %d (application_name "
+	                "\"flotilla-test\"); another flotilla is provisioning",
+	                FL_PROVISION_LOCK_KEY, fx_db, PQbackendPID(other));
+	cr_assert(th_contains(err->msg, want), "%s\n%s", err->msg, want);
+	cr_assert_geq(ms, 300);
+	cr_assert_lt(ms, 3000);
+	cr_assert_eq(r->nsteps, 0, "nothing ran without the lock");
+	free(want);
+	fl_error_free(err);
+	fl_provision_result_free(r);
+	fl_provision_desired_free(d);
+	PQfinish(other);
 }

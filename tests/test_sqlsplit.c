@@ -1,5 +1,6 @@
 /* SQL text -> statements: quotes, dollar quotes, comments, BEGIN ATOMIC, psql-only input, places. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -482,5 +483,49 @@ Test(sqlsplit, linear_on_pathological_megabytes, .timeout = 60)
 		free(st);
 		fl_error_free(err);
 		fl_buf_free(&b);
+	}
+}
+
+/* kind|if_exists|index|table, as the engine reads a statement before running it */
+static char *about(const char *stmt)
+{
+	fl_sql_about a;
+	fl_sql_about_of(stmt, strlen(stmt), &a);
+	static const char *const kinds[] = {"other", "cic", "dic", "rerun"};
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s|%d|%.*s|%.*s", kinds[a.kind], (int)a.if_exists, (int)a.index_len,
+	         a.index ? a.index : "", (int)a.table_len, a.table ? a.table : "");
+	return strdup(buf);
+}
+
+Test(sqlsplit, what_a_statement_names)
+{
+	const char *cases[][2] = {
+	    {"CREATE INDEX CONCURRENTLY IF NOT EXISTS metric_values_series_idx ON metric_values (a, b DESC)",
+	     "cic|1|metric_values_series_idx|metric_values"},
+	    {"create unique index concurrently \"Odd Name\" on only app.\"T\" (a)",
+	     "cic|0|\"Odd Name\"|app.\"T\""},
+	    {"CREATE INDEX CONCURRENTLY ON t USING brin (ts)", "cic|0||t"},
+	    {"CREATE INDEX i ON s . t (a)", "other|0|i|s . t"},
+	    {"CREATE INDEX concurrently_named ON t (a)", "other|0|concurrently_named|t"},
+	    {"-- why\nDROP INDEX CONCURRENTLY IF EXISTS app.i_old", "dic|1|app.i_old|"},
+	    {"DROP INDEX i, j", "other|0|i|"},
+	    {"ALTER TABLE IF EXISTS ONLY public.users ADD COLUMN c int", "other|1||public.users"},
+	    {"alter table users alter column c set not null", "other|0||users"},
+	    {"LOCK TABLE accounts IN SHARE MODE", "other|0||accounts"},
+	    {"lock only accounts", "other|0||accounts"},
+	    {"TRUNCATE TABLE ONLY t1", "other|0||t1"},
+	    {"DROP TABLE IF EXISTS t2", "other|1||t2"},
+	    {"CREATE TRIGGER trg BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION f()",
+	     "other|0||events"},
+	    {"VACUUM (ANALYZE) t", "rerun|0||"},
+	    {"REINDEX INDEX CONCURRENTLY i", "rerun|0||"},
+	    {"INSERT INTO t VALUES (1)", "other|0||"},
+	    {"", "other|0||"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = about(cases[i][0]);
+		cr_expect_str_eq(got, cases[i][1], "%s", cases[i][0]);
+		free(got);
 	}
 }
