@@ -17,11 +17,13 @@ PKGS    := libpq libgit2 jansson zlib
 TESTPKGS := criterion
 DEBS    := build-essential pkg-config libpq-dev libgit2-dev libjansson-dev zlib1g-dev \
            libcriterion-dev postgresql postgresql-client clang libclang-rt-14-dev \
-           cppcheck clang-format python3 git util-linux procps
+           cppcheck clang-format python3 git util-linux procps libpg-query-dev python3-jsonschema
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# libpg_query (PostgreSQL's parser, for lint) ships no pkg-config file: its static library by name
+PGQUERY_LIBS := -l:libpg_query.a
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(PGQUERY_LIBS) -lpthread
 TEST_CFLAGS := $(shell pkg-config --cflags $(TESTPKGS) 2>/dev/null)
 TEST_LIBS   := $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
 

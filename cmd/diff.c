@@ -501,27 +501,14 @@ int cmd_diff(int argc, char **argv)
 		rc = fail(err, FL_EXIT_USAGE);
 		goto out;
 	}
-	if (to) {
-		if (fl_git_resolve(r.g, since, r.base, &err) < 0 || fl_git_resolve(r.g, to, r.to, &err) < 0) {
-			rc = fail(err, FL_EXIT_USAGE);
-			goto out;
-		}
-	} else {
-		char since_id[FL_GIT_ID_LEN];
-		if (fl_git_resolve(r.g, since, since_id, &err) < 0) {
-			rc = fail(err, FL_EXIT_USAGE);
-			goto out;
-		}
+	if (fl_git_since_range(r.g, since, to, r.base, r.to, &r.merge_base, &err) < 0) {
+		rc = fail(err, FL_EXIT_USAGE);
+		goto out;
+	}
+	if (!to) {
 		fl_error *e = NULL;
 		bool dirty;
 		r.have_head = fl_git_head(r.g, NULL, 0, r.head, &dirty, &e) == 0;
-		fl_error_free(e);
-		e = NULL;
-		/* unrelated histories (or no HEAD yet): compare with REV itself */
-		if (r.have_head && fl_git_merge_base(r.g, since_id, r.head, r.base, &e) == 0)
-			r.merge_base = strcmp(r.base, since_id) != 0;
-		else
-			memcpy(r.base, since_id, FL_GIT_ID_LEN);
 		fl_error_free(e);
 	}
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lint.h"
 #include "text.h"
 #include "toml.h"
 
@@ -70,6 +71,7 @@ typedef struct {
 	int version;
 	const char *project;
 	fl_manifest_settings settings;
+	fl_manifest_lint lint;
 	raw_env *envs;
 	size_t nenvs;
 	raw_service *svcs;
@@ -400,6 +402,57 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 	}
 }
 
+/*
+ * [lint]: pg_version and [lint.rules] (rule = "error" | "warning" | "off").
+ * The rule names are lint's, so a typo is caught here, at its place, like
+ * any other unknown key.
+ */
+static void parse_lint(loader *L, const fl_toml_value *root)
+{
+	const fl_toml_value *t = get_tbl(L, root, "lint");
+	if (!t)
+		return;
+	static const char *const keys[] = {"pg_version", "rules"};
+	check_keys(L, t, "lint", keys, 2);
+	int64_t v;
+	if (get_int(L, t, "pg_version", &v) == 1) {
+		if (v < FL_LINT_MIN_PG_VERSION || v > FL_LINT_MAX_PG_VERSION)
+			ERR_V(L, fl_toml_get(t, "pg_version"), "\"pg_version\" must be between %d and %d, not %lld",
+			      FL_LINT_MIN_PG_VERSION, FL_LINT_MAX_PG_VERSION, (long long)v);
+		else
+			L->lint.pg_version = (int)v;
+	}
+	const fl_toml_value *rules = get_tbl(L, t, "rules");
+	if (!rules)
+		return;
+	size_t nnames;
+	const char *const *names = fl_lint_rule_names(&nnames);
+	L->lint.rules = fl_calloc(fl_toml_len(rules) + 1, sizeof(*L->lint.rules));
+	for (size_t i = 0; i < fl_toml_len(rules); i++) {
+		const char *k = fl_toml_key_at(rules, i);
+		size_t kl = fl_toml_key_len(rules, i);
+		int line = fl_toml_key_line(rules, i), col = fl_toml_key_col(rules, i);
+		if (kl != strlen(k) || !fl_lint_rule_find(k)) {
+			const char *s = kl == strlen(k) ? fl_text_suggest(k, names, nnames) : NULL;
+			err_at(L, line, col, "unknown lint rule %s in [lint.rules]%s%s%s", qn(L, k, kl),
+			       s ? "; did you mean \"" : "", s ? s : "", s ? "\"?" : "");
+			continue;
+		}
+		const fl_toml_value *val = fl_toml_value_at(rules, i);
+		const char *lv = fl_toml_type_of(val) == FL_TOML_STRING ? fl_toml_string(val, NULL) : NULL;
+		if (!lv || (strcmp(lv, "error") != 0 && strcmp(lv, "warning") != 0 && strcmp(lv, "off") != 0)) {
+			ERR_V(L, val, "lint rule \"%s\" takes \"error\", \"warning\" or \"off\", not %s", k,
+			      lv ? qs(L, lv) : a_type(val));
+			continue;
+		}
+		fl_manifest_lint_rule *r = &L->lint.rules[L->lint.nrules++];
+		r->rule = fl_strdup(k);
+		r->level = fl_strdup(lv);
+		r->line = line;
+		r->col = col;
+	}
+}
+
 static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
 
 static void parse_env(loader *L, raw_env *e)
@@ -603,16 +656,16 @@ static void parse_top(loader *L)
 {
 	const fl_toml_value *root = L->root;
 	static const char *const keys[] = {"version",  "project",  "settings", "environments",
-	                                   "defaults", "services", "roles"};
+	                                   "defaults", "services", "roles",    "lint"};
 	for (size_t i = 0; i < fl_toml_len(root); i++) {
 		const char *k = fl_toml_key_at(root, i);
 		size_t kl = fl_toml_key_len(root, i);
 		bool ok = false;
-		for (size_t j = 0; j < 7 && !ok; j++)
+		for (size_t j = 0; j < 8 && !ok; j++)
 			ok = kl == strlen(keys[j]) && memcmp(k, keys[j], kl) == 0;
 		if (ok)
 			continue;
-		const char *s = kl == strlen(k) ? fl_text_suggest(k, keys, 7) : NULL;
+		const char *s = kl == strlen(k) ? fl_text_suggest(k, keys, 8) : NULL;
 		int line = fl_toml_key_line(root, i), col = fl_toml_key_col(root, i);
 		if (s)
 			err_at(L, line, col, "unknown key %s at the top level; did you mean \"%s\"?",
@@ -644,6 +697,7 @@ static void parse_top(loader *L)
 			L->project = s;
 	}
 	parse_settings(L, root);
+	parse_lint(L, root);
 
 	const char **names;
 	const fl_toml_value **tbls;
@@ -1333,6 +1387,14 @@ static fl_manifest *build(loader *L, ssize_t env)
 	m->version = L->version;
 	m->project = fl_strdup(L->project ? L->project : "");
 	m->settings = L->settings;
+	m->lint.pg_version = L->lint.pg_version;
+	m->lint.nrules = L->lint.nrules;
+	m->lint.rules = fl_calloc(L->lint.nrules + 1, sizeof(*m->lint.rules));
+	for (size_t i = 0; i < L->lint.nrules; i++) {
+		m->lint.rules[i] = L->lint.rules[i];
+		m->lint.rules[i].rule = fl_strdup(L->lint.rules[i].rule);
+		m->lint.rules[i].level = fl_strdup(L->lint.rules[i].level);
+	}
 	m->nenvs = L->nenvs;
 	m->envs = fl_calloc(L->nenvs ? L->nenvs : 1, sizeof(*m->envs));
 	for (size_t i = 0; i < L->nenvs; i++)
@@ -1383,6 +1445,15 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
+static void free_lint(fl_manifest_lint *l)
+{
+	for (size_t i = 0; i < l->nrules; i++) {
+		free(l->rules[i].rule);
+		free(l->rules[i].level);
+	}
+	free(l->rules);
+}
+
 void fl_manifest_free(fl_manifest *m)
 {
 	if (!m)
@@ -1431,6 +1502,7 @@ void fl_manifest_free(fl_manifest *m)
 		free_secret(r->password);
 	}
 	free(m->roles);
+	free_lint(&m->lint);
 	free(m->path);
 	free(m->dir);
 	free(m->project);
@@ -1568,6 +1640,7 @@ fl_manifest *fl_manifest_load(const char *path, const char *env, fl_error **err)
 	for (size_t i = 0; i < L.ntmp; i++)
 		free(L.tmp[i]);
 	free(L.tmp);
+	free_lint(&L.lint);
 	free(L.envs);
 	free(L.svcs);
 	free(L.svc_names);
