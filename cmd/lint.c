@@ -22,13 +22,19 @@
 
 enum { OPT_SINCE = 1000, OPT_REV, OPT_JSON, OPT_FORMAT, OPT_PG_VERSION };
 
+/* One file of a folder: a set of its own keeps what the migration module made of it. */
+struct lint_file {
+	fl_migration_set *set;
+	size_t service;
+	bool lint; /* false: only there as the versioned migration an undo file undoes */
+};
+
 struct fl_cli_lint {
 	const fl_manifest *m;
 	int pg_version;
 	fl_lint_target *targets; /* by service index; service == NULL: not set up */
-	fl_migration_set **sets; /* one per linted file: a set keeps what the migration module made of it */
-	size_t *set_service;     /* the service index of each */
-	size_t nsets;
+	struct lint_file *files;
+	size_t nfiles;
 	fl_lint_job *jobs;
 	size_t njobs;
 };
@@ -50,10 +56,9 @@ void fl_cli_lint_free(fl_cli_lint *l)
 		if (l->targets[i].service)
 			fl_lint_target_clear(&l->targets[i]);
 	free(l->targets);
-	for (size_t i = 0; i < l->nsets; i++)
-		fl_migration_set_free(l->sets[i]);
-	free(l->sets);
-	free(l->set_service);
+	for (size_t i = 0; i < l->nfiles; i++)
+		fl_migration_set_free(l->files[i].set);
+	free(l->files);
 	free(l->jobs);
 	free(l);
 }
@@ -83,26 +88,24 @@ int fl_cli_lint_add(fl_cli_lint *l, const fl_service *svc, fl_git *g, const char
 		fl_lint_target_init(t, l->m, svc, l->pg_version);
 	int bad = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!wanted(files[i].name, only, nonly)) {
-			fl_file_clear(&files[i]);
-			continue;
-		}
+		bool want = wanted(files[i].name, only, nonly);
 		/* one set per file, so a malformed neighbour does not hide a file's findings */
 		fl_error *e = NULL;
 		fl_migration_set *set = fl_migration_set_new(&files[i], 1, &e);
 		if (!set) {
-			bad++;
-			fl_error_append(err, e);
+			bad += want;
+			if (want)
+				fl_error_append(err, e);
+			else
+				fl_error_free(e);
 			continue;
 		}
-		if (set->n == 0) {
+		if (set->n == 0 || (!want && set->items[0].kind != FL_MIG_VERSIONED)) {
 			fl_migration_set_free(set);
 			continue;
 		}
-		l->sets = fl_realloc(l->sets, (l->nsets + 1) * sizeof(*l->sets));
-		l->set_service = fl_realloc(l->set_service, (l->nsets + 1) * sizeof(*l->set_service));
-		l->set_service[l->nsets] = si;
-		l->sets[l->nsets++] = set;
+		l->files = fl_realloc(l->files, (l->nfiles + 1) * sizeof(*l->files));
+		l->files[l->nfiles++] = (struct lint_file){.set = set, .service = si, .lint = want};
 	}
 	free(files);
 	return bad ? -1 : 0;
@@ -111,11 +114,21 @@ int fl_cli_lint_add(fl_cli_lint *l, const fl_service *svc, fl_git *g, const char
 int fl_cli_lint_run(fl_cli_lint *l, fl_lint_report *rep, fl_error **err)
 {
 	free(l->jobs);
-	l->jobs = fl_calloc(l->nsets + 1, sizeof(*l->jobs));
+	l->jobs = fl_calloc(l->nfiles + 1, sizeof(*l->jobs));
 	l->njobs = 0;
-	for (size_t i = 0; i < l->nsets; i++)
-		l->jobs[l->njobs++] =
-		    (fl_lint_job){.target = &l->targets[l->set_service[i]], .mig = &l->sets[i]->items[0]};
+	for (size_t i = 0; i < l->nfiles; i++) {
+		const struct lint_file *f = &l->files[i];
+		if (!f->lint)
+			continue;
+		const fl_migration *mig = &f->set->items[0], *undoes = NULL;
+		for (size_t k = 0; k < l->nfiles && mig->kind == FL_MIG_UNDO && !undoes; k++) {
+			const fl_migration *v = &l->files[k].set->items[0];
+			if (l->files[k].service == f->service && v->kind == FL_MIG_VERSIONED &&
+			    fl_version_compare(v->version, mig->version) == 0)
+				undoes = v;
+		}
+		l->jobs[l->njobs++] = (fl_lint_job){.target = &l->targets[f->service], .mig = mig, .undoes = undoes};
+	}
 	return fl_lint_run(l->jobs, l->njobs, 0, rep, err);
 }
 

@@ -189,10 +189,12 @@ void fl_lint_target_init(fl_lint_target *t, const fl_manifest *m, const fl_servi
 	for (size_t i = 0; i < m->lint.nrules; i++) {
 		const fl_lint_rule *r = fl_lint_rule_find(m->lint.rules[i].rule);
 		const char *lv = m->lint.rules[i].level;
-		if (r)
-			t->levels[r - RULES] = strcmp(lv, "error") == 0     ? FL_LINT_ERROR
-			                       : strcmp(lv, "warning") == 0 ? FL_LINT_WARNING
-			                                                    : FL_LINT_OFF;
+		if (!r)
+			continue;
+		t->levels[r - RULES] = strcmp(lv, "error") == 0     ? FL_LINT_ERROR
+		                       : strcmp(lv, "warning") == 0 ? FL_LINT_WARNING
+		                                                    : FL_LINT_OFF;
+		t->from_version[r - RULES] = m->lint.rules[i].from_version;
 	}
 }
 
@@ -1295,7 +1297,40 @@ static void lint_parsed(file_ctx *c, json_t *stmts)
 	}
 }
 
-static void lint_file(const fl_lint_target *t, const fl_migration *m, file_result *out)
+/* A rule's level for this file: off below the rule's from_version (files that predate it). */
+static fl_lint_level level_for(const fl_lint_target *t, const fl_migration *m, int rule)
+{
+	const char *from = t->from_version[rule];
+	if (from && m->version && fl_version_compare(m->version, from) < 0)
+		return FL_LINT_OFF;
+	return t->levels[rule];
+}
+
+/* What the migration an undo file undoes created: the undo may drop it. */
+static void created_by(file_ctx *c, const fl_migration *v)
+{
+	PgQueryParseResult pr = pg_query_parse(v->data);
+	json_t *tree = pr.error ? NULL : json_loads(pr.parse_tree, 0, NULL);
+	json_t *stmts = jget(tree, "stmts");
+	for (size_t i = 0; i < json_array_size(stmts); i++) {
+		json_t *s;
+		const char *type = node(jget(json_array_get(stmts, i), "stmt"), &s);
+		if (!type)
+			continue;
+		const char *name = strcmp(type, "CreateStmt") == 0 ? jstr(jget(s, "relation"), "relname")
+		                   : strcmp(type, "ViewStmt") == 0 ? jstr(jget(s, "view"), "relname")
+		                                                   : NULL;
+		if (name)
+			remember(c, "t:%s", name);
+		if (strcmp(type, "IndexStmt") == 0 && jstr(s, "idxname"))
+			remember(c, "i:%s", jstr(s, "idxname"));
+	}
+	json_decref(tree);
+	pg_query_free_parse_result(pr);
+}
+
+static void lint_file(const fl_lint_target *t, const fl_migration *m, const fl_migration *undoes,
+                      file_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	file_ctx c;
@@ -1317,6 +1352,8 @@ static void lint_file(const fl_lint_target *t, const fl_migration *m, file_resul
 	bool same = len == m->len && memcmp(text, m->data, len) == 0;
 	c.text = same ? m->data : text;
 	c.len = len;
+	if (undoes)
+		created_by(&c, undoes);
 	PgQueryParseResult pr = pg_query_parse(c.text);
 	if (pr.error) {
 		size_t off = pr.error->cursorpos > 0 ? fl_sql_char_to_byte(c.text, c.len, pr.error->cursorpos) : 0;
@@ -1338,10 +1375,10 @@ static void lint_file(const fl_lint_target *t, const fl_migration *m, file_resul
 	out->items = fl_calloc(c.nf + c.nsup + 1, sizeof(*out->items));
 	for (size_t i = 0; i < c.nf; i++) {
 		raw_finding *f = &c.f[i];
-		if (!suppressed(&c, f) && t->levels[f->rule] != FL_LINT_OFF) {
+		if (!suppressed(&c, f) && level_for(t, m, f->rule) != FL_LINT_OFF) {
 			fl_lint_finding *o = &out->items[out->n++];
 			o->rule = &RULES[f->rule];
-			o->level = t->levels[f->rule];
+			o->level = level_for(t, m, f->rule);
 			o->service = t->service;
 			o->file = fl_strdup(m->path);
 			raw_place(&c, f->off, &o->line, &o->col);
@@ -1354,10 +1391,10 @@ static void lint_file(const fl_lint_target *t, const fl_migration *m, file_resul
 	}
 	for (size_t i = 0; i < c.nsup; i++) {
 		suppression *s = &c.sup[i];
-		if (!s->used && t->levels[R_IGNORE] != FL_LINT_OFF) {
+		if (!s->used && level_for(t, m, R_IGNORE) != FL_LINT_OFF) {
 			fl_lint_finding *o = &out->items[out->n++];
 			o->rule = &RULES[R_IGNORE];
-			o->level = t->levels[R_IGNORE];
+			o->level = level_for(t, m, R_IGNORE);
 			o->service = t->service;
 			o->file = fl_strdup(m->path);
 			raw_place(&c, s->off, &o->line, &o->col);
@@ -1397,7 +1434,7 @@ static void *worker(void *arg)
 		size_t i = atomic_fetch_add(&p->next, 1);
 		if (i >= p->n)
 			break;
-		lint_file(p->jobs[i].target, p->jobs[i].mig, &p->res[i]);
+		lint_file(p->jobs[i].target, p->jobs[i].mig, p->jobs[i].undoes, &p->res[i]);
 	}
 	return NULL;
 }

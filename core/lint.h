@@ -76,6 +76,7 @@ typedef struct {
 	int pg_version;
 	int lock_timeout_ms;            /* what flotilla sets (manifest [settings]); 0: none */
 	fl_lint_level levels[64];       /* per rule, in fl_lint_rules order */
+	const char *from_version[64];   /* per rule: judge only versions from this one on (NULL: all) */
 } fl_lint_target;
 
 /*
@@ -89,6 +90,9 @@ void fl_lint_target_clear(fl_lint_target *t);
 typedef struct {
 	const fl_lint_target *target;
 	const fl_migration *mig;
+	/* for an undo migration, the versioned one it undoes (NULL: none): what that one
+	 * created, the undo may drop, as a file may drop what it created itself */
+	const fl_migration *undoes;
 } fl_lint_job;
 
 typedef struct {

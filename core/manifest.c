@@ -438,16 +438,33 @@ static void parse_lint(loader *L, const fl_toml_value *root)
 			       s ? "; did you mean \"" : "", s ? s : "", s ? "\"?" : "");
 			continue;
 		}
-		const fl_toml_value *val = fl_toml_value_at(rules, i);
-		const char *lv = fl_toml_type_of(val) == FL_TOML_STRING ? fl_toml_string(val, NULL) : NULL;
+		const fl_toml_value *val = fl_toml_value_at(rules, i), *lvv = val, *fromv = NULL;
+		if (fl_toml_type_of(val) == FL_TOML_TABLE) {
+			static const char *const rkeys[] = {"level", "from_version"};
+			check_keys(L, val, keep(L, fl_asprintf("lint.rules.%s", k)), rkeys, 2);
+			lvv = fl_toml_get(val, "level");
+			fromv = get_str(L, val, "from_version");
+			if (!lvv) {
+				ERR_V(L, val, "lint rule \"%s\" needs a level: { level = \"error\", from_version = \"6\" }", k);
+				continue;
+			}
+		}
+		const char *lv = fl_toml_type_of(lvv) == FL_TOML_STRING ? fl_toml_string(lvv, NULL) : NULL;
 		if (!lv || (strcmp(lv, "error") != 0 && strcmp(lv, "warning") != 0 && strcmp(lv, "off") != 0)) {
-			ERR_V(L, val, "lint rule \"%s\" takes \"error\", \"warning\" or \"off\", not %s", k,
-			      lv ? qs(L, lv) : a_type(val));
+			ERR_V(L, lvv, "lint rule \"%s\" takes \"error\", \"warning\" or \"off\", not %s", k,
+			      lv ? qs(L, lv) : a_type(lvv));
+			continue;
+		}
+		const char *from = fromv ? fl_toml_string(fromv, NULL) : NULL;
+		if (from && !fl_migration_version_valid(from)) {
+			ERR_V(L, fromv, "\"from_version\" must be a migration version such as \"6\" or \"2.1\", not %s",
+			      qs(L, from));
 			continue;
 		}
 		fl_manifest_lint_rule *r = &L->lint.rules[L->lint.nrules++];
 		r->rule = fl_strdup(k);
 		r->level = fl_strdup(lv);
+		r->from_version = from ? fl_strdup(from) : NULL;
 		r->line = line;
 		r->col = col;
 	}
@@ -1394,6 +1411,8 @@ static fl_manifest *build(loader *L, ssize_t env)
 		m->lint.rules[i] = L->lint.rules[i];
 		m->lint.rules[i].rule = fl_strdup(L->lint.rules[i].rule);
 		m->lint.rules[i].level = fl_strdup(L->lint.rules[i].level);
+		if (L->lint.rules[i].from_version)
+			m->lint.rules[i].from_version = fl_strdup(L->lint.rules[i].from_version);
 	}
 	m->nenvs = L->nenvs;
 	m->envs = fl_calloc(L->nenvs ? L->nenvs : 1, sizeof(*m->envs));
@@ -1450,6 +1469,7 @@ static void free_lint(fl_manifest_lint *l)
 	for (size_t i = 0; i < l->nrules; i++) {
 		free(l->rules[i].rule);
 		free(l->rules[i].level);
+		free(l->rules[i].from_version);
 	}
 	free(l->rules);
 }

@@ -60,6 +60,11 @@ static bool valid_version(const char *v, size_t n)
 	return digit_seen;
 }
 
+bool fl_migration_version_valid(const char *v)
+{
+	return valid_version(v, strlen(v));
+}
+
 static char *replace_char(const char *s, size_t n, char from, char to)
 {
 	char *r = fl_strndup(s, n);
