@@ -1274,20 +1274,134 @@ static void parse_failure(file_ctx *c, const char *msg, size_t off)
 	finding(c, R_PARSE, off, NULL, "%s", msg);
 }
 
-static void lint_parsed(file_ctx *c, json_t *stmts)
+/*
+ * The parse tree arrives as one JSON text, and building it into values is
+ * most of lint's time. Data statements (INSERT ... SELECT of a seed or a
+ * backfill) are most of a typical file and need only their column lists, so
+ * the text is cut into its statements and those get only the fields a rule
+ * reads. The cut is a bracket count that skips strings: the text is
+ * libpg_query's, so it is well formed.
+ */
+static const char *json_end(const char *p, const char *end)
 {
+	int depth = 0;
+	for (; p < end; p++) {
+		if (*p == '"') {
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			if (--depth == 0)
+				return p + 1;
+		}
+	}
+	return end;
+}
+
+/* Could the statement hold an identifier of 63 bytes or more? (Runs of name characters.) */
+static bool maybe_long_name(const file_ctx *c, size_t from, size_t to)
+{
+	size_t run = 0;
+	for (size_t i = from; i < to; i++) {
+		unsigned char ch = (unsigned char)c->text[i];
+		bool name = ch == '_' || ch == '$' || ch >= 0x80 || (ch >= '0' && ch <= '9') ||
+		            ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') || ch == '"' || ch == ' ';
+		run = name ? run + 1 : 0;
+		if (run >= FL_MANIFEST_MAX_NAME)
+			return true;
+	}
+	return false;
+}
+
+/* {"Type": {only the fields named}} out of a statement's JSON text. */
+static json_t *load_some(const char *type, const char *p, const char *end, const char *const *keys)
+{
+	json_t *fields = json_object();
+	/* p is just inside the Type's object: "key":value,... */
+	while (p < end && *p != '}') {
+		if (*p == ',' || *p == ' ') {
+			p++;
+			continue;
+		}
+		const char *k = p + 1, *ke = memchr(k, '"', (size_t)(end - k));
+		if (!ke)
+			break;
+		const char *v = ke + 2, *ve = v;
+		if (*v == '{' || *v == '[')
+			ve = json_end(v, end);
+		else if (*v == '"') {
+			for (ve = v + 1; ve < end && *ve != '"'; ve++)
+				if (*ve == '\\')
+					ve++;
+			ve++;
+		} else
+			while (ve < end && *ve != ',' && *ve != '}')
+				ve++;
+		for (size_t i = 0; keys[i]; i++)
+			if (strlen(keys[i]) == (size_t)(ke - k) && memcmp(keys[i], k, (size_t)(ke - k)) == 0)
+				json_object_set_new(fields, keys[i], json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL));
+		p = ve;
+	}
+	json_t *n = json_object();
+	json_object_set_new(n, type, fields);
+	return n;
+}
+
+static long json_field_int(const char *p, const char *end, const char *key)
+{
+	size_t kl = strlen(key);
+	for (; p + kl < end; p++)
+		if (*p == '"' && memcmp(p + 1, key, kl) == 0 && p[kl + 1] == '"')
+			return strtol(p + kl + 3, NULL, 10);
+	return 0;
+}
+
+static void lint_parsed(file_ctx *c, const char *tree)
+{
+	static const char *const insert_keys[] = {"relation", "cols", "onConflictClause", NULL};
+	static const char *const update_keys[] = {"relation", "targetList", NULL};
+	static const char *const no_keys[] = {NULL};
+	const char *end = tree + strlen(tree);
+	const char *p = strstr(tree, "\"stmts\":[");
 	size_t si = 0;
-	for (size_t i = 0; i < json_array_size(stmts); i++) {
-		json_t *raw = json_array_get(stmts, i);
-		json_t *loc = jget(raw, "stmt_location"), *sl = jget(raw, "stmt_len");
-		size_t from = json_is_integer(loc) ? (size_t)json_integer_value(loc) : 0;
-		size_t to = json_is_integer(sl) && json_integer_value(sl) > 0 ? from + (size_t)json_integer_value(sl)
-		                                                                : c->len;
+	for (p = p ? p + 9 : end; p < end && *p != ']';) {
+		if (*p != '{') {
+			p++;
+			continue;
+		}
+		const char *ee = json_end(p, end);
+		size_t from = (size_t)json_field_int(json_end(p + 8, ee), ee, "stmt_location");
+		long sl = json_field_int(json_end(p + 8, ee), ee, "stmt_len");
+		size_t to = sl > 0 ? from + (size_t)sl : c->len;
+		if (to > c->len)
+			to = c->len;
 		/* the splitter's statement that starts in this range: its start skips comments */
 		while (si < c->nst && c->st[si].start < from)
 			si++;
 		c->cur = si < c->nst && c->st[si].start < (to > from ? to : from + 1) ? si : c->nst;
-		judge(c, jget(raw, "stmt"), to < c->len ? to : c->len);
+		/* p: {"stmt":{"Type":{ */
+		const char *ts = p + 10, *te = memchr(ts, '"', (size_t)(ee - ts));
+		char type[40] = "";
+		if (te && te - ts < (ptrdiff_t)sizeof(type))
+			memcpy(type, ts, (size_t)(te - ts)), type[te - ts] = '\0';
+		const char *const *keys = strcmp(type, "InsertStmt") == 0   ? insert_keys
+		                          : strcmp(type, "UpdateStmt") == 0 ? update_keys
+		                          : strcmp(type, "SelectStmt") == 0 || strcmp(type, "DeleteStmt") == 0
+		                              ? no_keys
+		                              : NULL;
+		json_t *stmt;
+		if (keys && te && !maybe_long_name(c, from, to)) {
+			stmt = load_some(type, te + 3, ee, keys);
+		} else {
+			json_t *el = json_loadb(p, (size_t)(ee - p), 0, NULL);
+			stmt = json_incref(jget(el, "stmt"));
+			json_decref(el);
+		}
+		judge(c, stmt, to);
+		json_decref(stmt);
+		p = ee;
 	}
 	if (c->tx_depth > 0) {
 		c->cur = WHOLE_FILE;
@@ -1363,12 +1477,9 @@ static void lint_file(const fl_lint_target *t, const fl_migration *m, const fl_m
 		parse_failure(&c, e->msg, 0);
 		fl_error_free(e);
 	} else {
-		json_error_t je;
-		json_t *tree = json_loads(pr.parse_tree, 0, &je);
 		run_mode(&c);
 		find_suppressions(&c);
-		lint_parsed(&c, jget(tree, "stmts"));
-		json_decref(tree);
+		lint_parsed(&c, pr.parse_tree);
 	}
 	pg_query_free_parse_result(pr);
 
