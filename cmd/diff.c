@@ -23,6 +23,7 @@
 
 #include "cli.h"
 #include "gitdiff.h"
+#include "lint.h"
 #include "manifest.h"
 #include "migration.h"
 #include "source.h"
@@ -428,6 +429,31 @@ static void service_diff_clear(struct service_diff *sd)
 	fl_source_free(sd->files, sd->nfiles);
 }
 
+/*
+ * The lint findings of the files the diff lists (added, changed, renamed, colliding), as
+ * `lint --since` gives them. They inform the reviewer; the exit code stays the diff's. A file
+ * lint cannot read was already judged above (invalid), so its error is not repeated.
+ */
+static void lint_listed(const struct run *r, const fl_manifest *m, const struct service_diff *sds, size_t n,
+                        fl_lint_report *rep)
+{
+	fl_cli_lint *l = fl_cli_lint_new(m, 0);
+	fl_error *err = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char **names = fl_calloc(sds[i].n + 1, sizeof(char *));
+		size_t k = 0;
+		for (size_t e = 0; e < sds[i].n; e++)
+			if (sds[i].e[e].kind != E_DELETED && sds[i].e[e].kind != E_INVALID)
+				names[k++] = sds[i].e[e].name;
+		if (k)
+			fl_cli_lint_add(l, sds[i].svc, r->g, r->to[0] ? r->to : NULL, names, k, &err);
+		free(names);
+	}
+	fl_cli_lint_run(l, rep, &err);
+	fl_error_free(err);
+	fl_cli_lint_free(l);
+}
+
 static int fail(fl_error *err, int code)
 {
 	for (fl_error *e = err; e; e = e->next) {
@@ -491,6 +517,8 @@ int cmd_diff(int argc, char **argv)
 	const char **folders = NULL;
 	fl_git_change *all = NULL;
 	size_t nall = 0;
+	fl_lint_report lint;
+	memset(&lint, 0, sizeof(lint));
 	int rc = FL_EXIT_USAGE;
 	if (nsel < 0) {
 		fl_cli_print_errors(err);
@@ -555,6 +583,7 @@ int cmd_diff(int argc, char **argv)
 			invalid |= sds[i].e[k].kind == E_INVALID;
 		}
 	rc = problems ? FL_EXIT_DRIFT : invalid ? FL_EXIT_USAGE : FL_EXIT_OK;
+	lint_listed(&r, m, sds, (size_t)nsel, &lint);
 	if (json) {
 		json_t *doc = json_object();
 		json_object_set_new(doc, "since", json_string(since));
@@ -581,6 +610,13 @@ int cmd_diff(int argc, char **argv)
 			json_array_append_new(svcs, o);
 		}
 		json_object_set_new(doc, "services", svcs);
+		json_t *lj = json_array();
+		for (size_t k = 0; k < lint.n; k++) {
+			char *t = fl_lint_finding_text(&lint.items[k]);
+			json_array_append_new(lj, json_string(t));
+			free(t);
+		}
+		json_object_set_new(doc, "lint", lj);
 		json_object_set_new(doc, "exit", json_integer(rc));
 		char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("%s\n", s);
@@ -588,10 +624,16 @@ int cmd_diff(int argc, char **argv)
 		json_decref(doc);
 	} else {
 		print_text(&r, sds, (size_t)nsel);
+		if (lint.n)
+			printf("lint: %zu error%s, %zu warning%s in the files listed (flotilla lint --since %s)\n",
+			       lint.errors, lint.errors == 1 ? "" : "s", lint.warnings, lint.warnings == 1 ? "" : "s",
+			       since);
+		fl_cli_lint_print_text(stdout, &lint);
 	}
 	print_problems(sds, (size_t)nsel);
 
 out:
+	fl_lint_report_clear(&lint);
 	if (sds)
 		for (int i = 0; i < nsel; i++)
 			service_diff_clear(&sds[i]);
