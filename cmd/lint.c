@@ -173,11 +173,9 @@ static void print_github(const fl_lint_report *rep)
 		fl_buf_printf(&b, ",line=%d,col=%d,title=", f->line, f->col);
 		gh_escape(&b, f->rule->name, true);
 		fl_buf_puts(&b, "::");
-		gh_escape(&b, f->message, false);
-		if (f->hint) {
-			fl_buf_puts(&b, "\nhint: ");
-			gh_escape(&b, f->hint, false);
-		}
+		char *text = f->hint ? fl_asprintf("%s\nhint: %s", f->message, f->hint) : fl_strdup(f->message);
+		gh_escape(&b, text, false);
+		free(text);
 		printf("%s\n", b.data);
 		fl_buf_free(&b);
 	}

@@ -1560,15 +1560,16 @@ int fl_lint_run(const fl_lint_job *jobs, size_t n, int threads, fl_lint_report *
 		threads = n ? (int)n : 1;
 	pool p = {.jobs = jobs, .n = n, .res = fl_calloc(n + 1, sizeof(file_result))};
 	atomic_init(&p.next, 0);
+	/* Every parse runs on a thread of its own: libpg_query keeps its memory per thread and
+	 * frees it when the thread ends, while pg_query_exit() on a thread that parses again
+	 * leaves it dangling. */
 	pthread_t tid[8];
 	int started = 0;
-	for (int i = 1; i < threads && i < 8; i++)
+	for (int i = 0; i < threads && i < 8; i++)
 		if (pthread_create(&tid[started], NULL, worker, &p) == 0)
 			started++;
-	worker(&p);
-	/* The parser's memory is per thread: libpg_query frees a thread's when it ends (freeing it
-	 * there too would free it twice), but the calling thread's only here. */
-	pg_query_exit();
+	if (started == 0)
+		worker(&p); /* no thread to be had: the caller's, and its parser memory stays */
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	int bad = 0;
