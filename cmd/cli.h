@@ -82,8 +82,8 @@ int fl_cli_provision_before_migrate(const fl_manifest *m, const size_t *sel, siz
  */
 typedef struct fl_cli_lint fl_cli_lint;
 fl_cli_lint *fl_cli_lint_new(const fl_manifest *m, int pg_version);
-int fl_cli_lint_add(fl_cli_lint *l, const fl_service *svc, fl_git *g, const char *rev, const char *const *only,
-                    size_t nonly, fl_error **err);
+int fl_cli_lint_add(fl_cli_lint *l, const fl_service *svc, fl_git *g, const char *rev,
+                    const char *const *only, size_t nonly, fl_error **err);
 /* Returns the number of files that could not be linted (their errors appended to *err). */
 int fl_cli_lint_run(fl_cli_lint *l, fl_lint_report *rep, fl_error **err);
 void fl_cli_lint_free(fl_cli_lint *l);

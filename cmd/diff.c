@@ -7,7 +7,8 @@
  * that was modified, deleted or renamed is refused (exit 3), because some
  * database may already have applied it; so are two files with one version
  * (typically two branches that each added "the next" version). Every entry
- * names the commit that made it, or says it is not committed yet.
+ * names the commit that made it, or says it is not committed yet. The lint
+ * findings of the listed files follow (they do not change the exit code).
  *
  * Without --to the base is the merge base of REV and HEAD, compared with
  * the work tree: on a feature branch, `--since origin/main` then shows what
@@ -625,9 +626,10 @@ int cmd_diff(int argc, char **argv)
 	} else {
 		print_text(&r, sds, (size_t)nsel);
 		if (lint.n)
-			printf("lint: %zu error%s, %zu warning%s in the files listed (flotilla lint --since %s)\n",
-			       lint.errors, lint.errors == 1 ? "" : "s", lint.warnings, lint.warnings == 1 ? "" : "s",
-			       since);
+			printf("lint: %zu error%s, %zu warning%s in the files listed (flotilla lint --since "
+			       "%s)\n",
+			       lint.errors, lint.errors == 1 ? "" : "s", lint.warnings,
+			       lint.warnings == 1 ? "" : "s", since);
 		fl_cli_lint_print_text(stdout, &lint);
 	}
 	print_problems(sds, (size_t)nsel);

@@ -46,7 +46,8 @@ static const struct command commands[] = {
      "         [--pg-version N]\n\n"
      "Lints every migration of the selected services, or with --since only the files added or changed\n"
      "since REV (the selection 'diff --since' makes; --rev compares with and reads from that revision).\n"
-     "Each finding is 'file:line:col: rule: message' with a hint line; rules and their levels: docs/lint.md,\n"
+     "Each finding is 'file:line:col: rule: message' with a hint line; rules and their levels: "
+     "docs/lint.md,\n"
      "[lint] in the manifest; '-- flotilla:lint-ignore RULE reason' before a statement (or\n"
      "'-- flotilla:lint-ignore-file RULE reason') silences one. --pg-version (default: [lint] pg_version,\n"
      "else 15) is the server version verdicts follow. No database is touched.\n"
@@ -85,7 +86,8 @@ static void print_help(FILE *f)
 	           "  -h, --help           this help; 'flotilla help COMMAND' for one command\n"
 	           "  -V, --version        the version\n\n"
 	           "Exit codes: 0 done / no drift, 1 a migration or connection failed, 2 bad usage,\n"
-	           "manifest or migration files (nothing touched), 3 drift or lint errors found, 130 interrupted.\n");
+	           "manifest or migration files (nothing touched), 3 drift or lint errors found, 130 "
+	           "interrupted.\n");
 }
 
 static const struct command *find_command(const char *name)

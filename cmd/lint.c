@@ -73,13 +73,14 @@ static bool wanted(const char *name, const char *const *only, size_t nonly)
 	return false;
 }
 
-int fl_cli_lint_add(fl_cli_lint *l, const fl_service *svc, fl_git *g, const char *rev, const char *const *only,
-                    size_t nonly, fl_error **err)
+int fl_cli_lint_add(fl_cli_lint *l, const fl_service *svc, fl_git *g, const char *rev,
+                    const char *const *only, size_t nonly, fl_error **err)
 {
 	fl_file *files = NULL;
 	size_t n = 0;
-	int rc = rev ? fl_git_read_folder(g, rev, svc->migrations, svc->migrations_as_written, &files, &n, err)
-	             : fl_source_dir(svc->migrations, svc->migrations_as_written, &files, &n, err);
+	int rc =
+	    rev ? fl_git_read_folder(g, rev, svc->migrations, svc->migrations_as_written, &files, &n, err)
+	        : fl_source_dir(svc->migrations, svc->migrations_as_written, &files, &n, err);
 	if (rc < 0)
 		return -1;
 	size_t si = (size_t)(svc - l->m->services);
@@ -127,7 +128,8 @@ int fl_cli_lint_run(fl_cli_lint *l, fl_lint_report *rep, fl_error **err)
 			    fl_version_compare(v->version, mig->version) == 0)
 				undoes = v;
 		}
-		l->jobs[l->njobs++] = (fl_lint_job){.target = &l->targets[f->service], .mig = mig, .undoes = undoes};
+		l->jobs[l->njobs++] =
+		    (fl_lint_job){.target = &l->targets[f->service], .mig = mig, .undoes = undoes};
 	}
 	return fl_lint_run(l->jobs, l->njobs, 0, rep, err);
 }
@@ -173,7 +175,8 @@ static void print_github(const fl_lint_report *rep)
 		fl_buf_printf(&b, ",line=%d,col=%d,title=", f->line, f->col);
 		gh_escape(&b, f->rule->name, true);
 		fl_buf_puts(&b, "::");
-		char *text = f->hint ? fl_asprintf("%s\nhint: %s", f->message, f->hint) : fl_strdup(f->message);
+		char *text =
+		    f->hint ? fl_asprintf("%s\nhint: %s", f->message, f->hint) : fl_strdup(f->message);
 		gh_escape(&b, text, false);
 		free(text);
 		printf("%s\n", b.data);
@@ -255,12 +258,14 @@ static void print_sarif(const fl_lint_report *rep)
 	json_t *results = json_array();
 	for (size_t i = 0; i < rep->n; i++) {
 		const fl_lint_finding *f = &rep->items[i];
-		char *text = f->hint ? fl_asprintf("%s\nhint: %s", f->message, f->hint) : fl_strdup(f->message);
-		json_t *loc = json_pack("{s:{s:{s:s},s:{s:i,s:i}}}", "physicalLocation", "artifactLocation", "uri",
-		                        f->file, "region", "startLine", f->line, "startColumn", f->col);
+		char *text =
+		    f->hint ? fl_asprintf("%s\nhint: %s", f->message, f->hint) : fl_strdup(f->message);
+		json_t *loc =
+		    json_pack("{s:{s:{s:s},s:{s:i,s:i}}}", "physicalLocation", "artifactLocation", "uri",
+		              f->file, "region", "startLine", f->line, "startColumn", f->col);
 		json_t *res = json_pack("{s:s,s:i,s:s,s:{s:s},s:[o]}", "ruleId", f->rule->name, "ruleIndex",
-		                        (int)(f->rule - rules), "level", fl_lint_level_name(f->level), "message",
-		                        "text", text, "locations", loc);
+		                        (int)(f->rule - rules), "level", fl_lint_level_name(f->level),
+		                        "message", "text", text, "locations", loc);
 		free(text);
 		json_array_append_new(results, res);
 	}
@@ -315,17 +320,19 @@ int cmd_lint(int argc, char **argv)
 			break;
 		case OPT_FORMAT:
 			format = optarg;
-			if (strcmp(format, "text") != 0 && strcmp(format, "github") != 0 && strcmp(format, "sarif") != 0 &&
-			    strcmp(format, "json") != 0)
-				return fl_cli_usage_error("lint", "--format takes text, github, sarif or json, not '%s'",
-				                          format);
+			if (strcmp(format, "text") != 0 && strcmp(format, "github") != 0 &&
+			    strcmp(format, "sarif") != 0 && strcmp(format, "json") != 0)
+				return fl_cli_usage_error(
+				    "lint", "--format takes text, github, sarif or json, not '%s'", format);
 			break;
 		case OPT_PG_VERSION: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end || v < FL_LINT_MIN_PG_VERSION || v > FL_LINT_MAX_PG_VERSION)
-				return fl_cli_usage_error("lint", "--pg-version takes a major version from %d to %d, not '%s'",
-				                          FL_LINT_MIN_PG_VERSION, FL_LINT_MAX_PG_VERSION, optarg);
+			if (*optarg == '\0' || *end || v < FL_LINT_MIN_PG_VERSION ||
+			    v > FL_LINT_MAX_PG_VERSION)
+				return fl_cli_usage_error(
+				    "lint", "--pg-version takes a major version from %d to %d, not '%s'",
+				    FL_LINT_MIN_PG_VERSION, FL_LINT_MAX_PG_VERSION, optarg);
 			pg_version = (int)v;
 			break;
 		}
@@ -366,7 +373,8 @@ int cmd_lint(int argc, char **argv)
 		folders = fl_calloc((size_t)nsel + 1, sizeof(char *));
 		for (int i = 0; i < nsel; i++)
 			folders[i] = m->services[sel[i]].migrations;
-		if (fl_git_diff(g, base, to[0] ? to : NULL, folders, (size_t)nsel, &changes, &nchanges, &err) < 0)
+		if (fl_git_diff(g, base, to[0] ? to : NULL, folders, (size_t)nsel, &changes, &nchanges,
+		                &err) < 0)
 			goto out;
 	} else if (rev && fl_git_resolve(g, rev, to, &err) < 0) {
 		goto out;
@@ -383,11 +391,14 @@ int cmd_lint(int argc, char **argv)
 					only[nonly++] = changes[k].new_name;
 		}
 		if (!since || nonly)
-			bad_input |= fl_cli_lint_add(l, &m->services[sel[i]], g, to[0] ? to : NULL, only, nonly, &err) < 0;
+			bad_input |= fl_cli_lint_add(l, &m->services[sel[i]], g, to[0] ? to : NULL, only,
+			                             nonly, &err) < 0;
 		free(only);
 	}
 	bad_input |= fl_cli_lint_run(l, &rep, &err) > 0;
-	int pgv = pg_version ? pg_version : m->lint.pg_version ? m->lint.pg_version : FL_LINT_DEFAULT_PG_VERSION;
+	int pgv = pg_version           ? pg_version
+	          : m->lint.pg_version ? m->lint.pg_version
+	                               : FL_LINT_DEFAULT_PG_VERSION;
 	rc = bad_input ? FL_EXIT_USAGE : rep.errors ? FL_EXIT_DRIFT : FL_EXIT_OK;
 	if (strcmp(format, "json") == 0)
 		print_json(&rep, err, pgv, m->settings.lock_timeout_ms, rc);

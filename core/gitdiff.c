@@ -394,7 +394,8 @@ int fl_git_since_range(fl_git *g, const char *since, const char *to, char base[F
 	*merge_base = false;
 	to_id[0] = '\0';
 	if (to)
-		return fl_git_resolve(g, since, base, err) < 0 || fl_git_resolve(g, to, to_id, err) < 0 ? -1 : 0;
+		return fl_git_resolve(g, since, base, err) < 0 || fl_git_resolve(g, to, to_id, err) < 0 ? -1
+		                                                                                        : 0;
 	char since_id[FL_GIT_ID_LEN], head[FL_GIT_ID_LEN];
 	if (fl_git_resolve(g, since, since_id, err) < 0)
 		return -1;

@@ -93,7 +93,8 @@ static const fl_lint_rule RULES[R_COUNT] = {
     {"identifier-too-long", E, "an identifier over 63 bytes, which PostgreSQL silently truncates"},
     {"duplicate-column-assignment", E, "one column assigned twice in an INSERT or UPDATE"},
     {"unbalanced-transaction", E, "BEGIN without COMMIT, or COMMIT without BEGIN, in a no-transaction file"},
-    {"nested-transaction", E, "BEGIN/COMMIT inside the transaction flotilla runs the file in, or nested BEGIN"},
+    {"nested-transaction", E,
+     "BEGIN/COMMIT inside the transaction flotilla runs the file in, or nested BEGIN"},
     {"no-transaction-idempotent", W, "a statement of a no-transaction file that cannot run twice"},
     {"cross-service-readers", E, "a drop or rename in a database another service or role reads"},
     {"lock-timeout", W, "SET lock_timeout in a file: flotilla already sets it from the manifest"},
@@ -178,9 +179,9 @@ void fl_lint_target_init(fl_lint_target *t, const fl_manifest *m, const fl_servi
 	for (size_t i = 0; i < m->nroles; i++)
 		add_reader(t, m->roles[i].name, m->roles[i].reads, m->roles[i].nreads);
 	const char *user = m->env && m->env->migrator.user ? m->env->migrator.user : svc->owner;
-	t->ph = fl_placeholders_standard(svc->placeholders, svc->nplaceholders, svc->schema, svc->database, user,
-	                                 FL_HISTORY_DEFAULT_TABLE, &t->nph);
-	t->pg_version = pg_version       ? pg_version
+	t->ph = fl_placeholders_standard(svc->placeholders, svc->nplaceholders, svc->schema, svc->database,
+	                                 user, FL_HISTORY_DEFAULT_TABLE, &t->nph);
+	t->pg_version = pg_version           ? pg_version
 	                : m->lint.pg_version ? m->lint.pg_version
 	                                     : FL_LINT_DEFAULT_PG_VERSION;
 	t->lock_timeout_ms = m->settings.lock_timeout_ms;
@@ -396,11 +397,12 @@ static void breaking(file_ctx *c, int generic, size_t off, const char *hint, con
 {
 	if (c->t->nreaders) {
 		char *who = readers_phrase(c->t);
-		finding(c, R_READERS, off,
-		        "add the new shape beside the old one now, ship the readers, and drop the old one in a "
-		        "later release",
-		        "%s: %s breaks %s queries until %s; expand first, contract in a later release", who, what,
-		        c->t->nreaders == 1 ? "its" : "their", c->t->nreaders == 1 ? "it ships" : "they ship");
+		finding(
+		    c, R_READERS, off,
+		    "add the new shape beside the old one now, ship the readers, and drop the old one in a "
+		    "later release",
+		    "%s: %s breaks %s queries until %s; expand first, contract in a later release", who, what,
+		    c->t->nreaders == 1 ? "its" : "their", c->t->nreaders == 1 ? "it ships" : "they ship");
 		free(who);
 		return;
 	}
@@ -430,7 +432,8 @@ static bool is_int_type(const char *t)
 
 static bool is_serial(const char *t)
 {
-	static const char *const s[] = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"};
+	static const char *const s[] = {"serial",  "serial4",     "bigserial",
+	                                "serial8", "smallserial", "serial2"};
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		if (strcmp(t, s[i]) == 0)
 			return true;
@@ -463,25 +466,28 @@ static void column_type(file_ctx *c, const char *col, json_t *tn)
 		        "writer happened to use",
 		        col);
 	if (is_serial(ty))
-		finding(c, R_PREFER_IDENTITY, off, "bigint GENERATED ALWAYS AS IDENTITY",
-		        "column %s is %s: its sequence is a separate object with its own owner and grants, and "
-		        "copying the table does not carry it",
-		        col, ty);
-	if (is_int_type(ty) && (strcmp(col, "id") == 0 || (strlen(col) > 3 && !strcmp(col + strlen(col) - 3, "_id"))))
-		finding(c, R_BIGINT_ID, off, "bigint (bigint GENERATED ALWAYS AS IDENTITY for a key)",
-		        "id column %s is %s: 2^31 values run out, and widening it later rewrites the table and "
-		        "every table that references it",
-		        col, strcmp(ty, "int2") == 0 ? "smallint" : "integer");
+		finding(
+		    c, R_PREFER_IDENTITY, off, "bigint GENERATED ALWAYS AS IDENTITY",
+		    "column %s is %s: its sequence is a separate object with its own owner and grants, and "
+		    "copying the table does not carry it",
+		    col, ty);
+	if (is_int_type(ty) &&
+	    (strcmp(col, "id") == 0 || (strlen(col) > 3 && !strcmp(col + strlen(col) - 3, "_id"))))
+		finding(
+		    c, R_BIGINT_ID, off, "bigint (bigint GENERATED ALWAYS AS IDENTITY for a key)",
+		    "id column %s is %s: 2^31 values run out, and widening it later rewrites the table and "
+		    "every table that references it",
+		    col, strcmp(ty, "int2") == 0 ? "smallint" : "integer");
 }
 
 /* Functions PostgreSQL marks volatile that defaults commonly use; an unknown function is
  * given the benefit of the doubt (lint cannot see its definition). */
 static bool volatile_expr(json_t *e)
 {
-	static const char *const fns[] = {"random",          "gen_random_uuid", "uuid_generate_v1",
-	                                  "uuid_generate_v1mc", "uuid_generate_v4", "clock_timestamp",
-	                                  "timeofday",       "nextval",         "txid_current",
-	                                  "random_normal"};
+	static const char *const fns[] = {
+	    "random",           "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
+	    "uuid_generate_v4", "clock_timestamp", "timeofday",        "nextval",
+	    "txid_current",     "random_normal"};
 	if (json_is_array(e)) {
 		for (size_t i = 0; i < json_array_size(e); i++)
 			if (volatile_expr(json_array_get(e, i)))
@@ -497,13 +503,9 @@ static bool volatile_expr(json_t *e)
 			if (strcmp(name, fns[i]) == 0)
 				return true;
 	}
-	const char *k;
-	json_t *v;
-	json_object_foreach(e, k, v)
-	{
-		if (volatile_expr(v))
+	for (void *it = json_object_iter(e); it; it = json_object_iter_next(e, it))
+		if (volatile_expr(json_object_iter_value(it)))
 			return true;
-	}
 	return false;
 }
 
@@ -564,10 +566,11 @@ static void add_column(file_ctx *c, const char *table, json_t *cmd, json_t *cd)
 		        "backfill existing rows in batches",
 		        "ADD COLUMN %s rewrites %s under ACCESS EXCLUSIVE: %s", col, table, why);
 	if (not_null && !has_default)
-		finding(c, R_REQUIRED_COLUMN, off,
-		        "add it nullable (or with a constant DEFAULT), backfill, then add NOT NULL in a later "
-		        "migration",
-		        "ADD COLUMN %s NOT NULL without a default fails as soon as %s has a row", col, table);
+		finding(
+		    c, R_REQUIRED_COLUMN, off,
+		    "add it nullable (or with a constant DEFAULT), backfill, then add NOT NULL in a later "
+		    "migration",
+		    "ADD COLUMN %s NOT NULL without a default fails as soon as %s has a row", col, table);
 }
 
 /* CHECK (col IS NOT NULL): the column, or NULL. */
@@ -599,20 +602,23 @@ static void add_constraint(file_ctx *c, const char *table, json_t *k)
 			if (nn)
 				remember(c, "n:%s.%s", table, nn);
 			if (!fresh)
-				finding(c, R_NOT_VALID, off,
-				        "ADD CONSTRAINT ... NOT VALID here, then VALIDATE CONSTRAINT in a later "
-				        "migration",
-				        "%s %s is checked against every row of %s while %s", fk ? "FOREIGN KEY" : "CHECK",
-				        name ? name : "", table,
-				        fk ? "both tables are locked against writes" : "writes to it wait");
+				finding(
+				    c, R_NOT_VALID, off,
+				    "ADD CONSTRAINT ... NOT VALID here, then VALIDATE CONSTRAINT in a later "
+				    "migration",
+				    "%s %s is checked against every row of %s while %s",
+				    fk ? "FOREIGN KEY" : "CHECK", name ? name : "", table,
+				    fk ? "both tables are locked against writes" : "writes to it wait");
 		}
 	} else if (jis(k, "contype", "CONSTR_PRIMARY") || jis(k, "contype", "CONSTR_UNIQUE")) {
 		bool pk = jis(k, "contype", "CONSTR_PRIMARY");
 		if (!fresh && !jstr(k, "indexname"))
 			finding(c, R_ADD_UNIQUE, off,
-			        "CREATE UNIQUE INDEX CONCURRENTLY first (its own migration), then ADD CONSTRAINT ... "
+			        "CREATE UNIQUE INDEX CONCURRENTLY first (its own migration), then ADD "
+			        "CONSTRAINT ... "
 			        "USING INDEX",
-			        "ADD %s on %s builds its index while holding ACCESS EXCLUSIVE: no reads or writes "
+			        "ADD %s on %s builds its index while holding ACCESS EXCLUSIVE: no reads or "
+			        "writes "
 			        "until it is done",
 			        pk ? "PRIMARY KEY" : "UNIQUE", table);
 	}
@@ -658,41 +664,50 @@ static void alter_table(file_ctx *c, json_t *s)
 				continue;
 			if (c->t->pg_version >= 12)
 				finding(c, R_SET_NOT_NULL, stmt_start(c),
-				        "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c; "
+				        "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE "
+				        "CONSTRAINT c; "
 				        "then SET NOT NULL (no scan) and DROP CONSTRAINT c",
-				        "SET NOT NULL on %s.%s scans the whole table under ACCESS EXCLUSIVE", table, name);
+				        "SET NOT NULL on %s.%s scans the whole table under ACCESS EXCLUSIVE",
+				        table, name);
 			else
 				finding(c, R_SET_NOT_NULL, stmt_start(c),
-				        "keep a validated CHECK (col IS NOT NULL) instead (PostgreSQL 12 and later use "
+				        "keep a validated CHECK (col IS NOT NULL) instead (PostgreSQL 12 and "
+				        "later use "
 				        "it to skip the scan)",
-				        "SET NOT NULL on %s.%s scans the whole table under ACCESS EXCLUSIVE (before "
+				        "SET NOT NULL on %s.%s scans the whole table under ACCESS EXCLUSIVE "
+				        "(before "
 				        "PostgreSQL 12 no CHECK spares the scan)",
 				        table, name);
 		} else if (strcmp(sub, "AT_DropNotNull") == 0 && name && !fresh) {
 			finding(c, R_DROP_NOT_NULL, stmt_start(c),
 			        "ship readers that handle NULL in %s first, then drop NOT NULL",
-			        "DROP NOT NULL on %s.%s lets NULLs reach code that assumes there are none", table,
-			        name);
+			        "DROP NOT NULL on %s.%s lets NULLs reach code that assumes there are none",
+			        table, name);
 		} else if (strcmp(sub, "AT_AlterColumnType") == 0 && name) {
 			json_t *cd = as(def, "ColumnDef");
 			column_type(c, name, jget(cd, "typeName"));
 			if (!fresh)
 				finding(c, R_TYPE_CHANGE, stmt_start(c),
-				        "add a column of the new type, backfill it in batches, switch readers, drop the "
+				        "add a column of the new type, backfill it in batches, switch "
+				        "readers, drop the "
 				        "old one later",
-				        "changing the type of %s.%s rewrites %s and its indexes under ACCESS EXCLUSIVE "
-				        "unless the types are binary-compatible (varchar(n) to a longer varchar or text)",
+				        "changing the type of %s.%s rewrites %s and its indexes under ACCESS "
+				        "EXCLUSIVE "
+				        "unless the types are binary-compatible (varchar(n) to a longer "
+				        "varchar or text)",
 				        table, name, table);
 		} else if (strcmp(sub, "AT_DropColumn") == 0 && name) {
 			if (!c->in_tx && !jtrue(cmd, "missing_ok"))
-				finding(c, R_IDEMPOTENT, stmt_start(c), "DROP COLUMN IF EXISTS",
-				        "DROP COLUMN %s runs outside a transaction here: run again after a later "
-				        "statement failed, it fails because the column is gone",
-				        name);
+				finding(
+				    c, R_IDEMPOTENT, stmt_start(c), "DROP COLUMN IF EXISTS",
+				    "DROP COLUMN %s runs outside a transaction here: run again after a later "
+				    "statement failed, it fails because the column is gone",
+				    name);
 			if (!fresh) {
 				char *what = fl_asprintf("dropping column %s.%s", table, name);
 				breaking(c, R_DROP_COLUMN, stmt_start(c),
-				         "stop reading the column in every client first; drop it in a later release",
+				         "stop reading the column in every client first; drop it in a later "
+				         "release",
 				         what);
 				free(what);
 			}
@@ -700,12 +715,13 @@ static void alter_table(file_ctx *c, json_t *s)
 			json_t *pc = as(def, "PartitionCmd");
 			if (pc && !jtrue(pc, "concurrent"))
 				finding(c, R_DETACH, at(c, jget(pc, "name")),
-				        c->t->pg_version >= 14
-				            ? "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY, in a no-transaction file"
-				            : "there is no concurrent form before PostgreSQL 14: detach when the table is "
-				              "quiet",
-				        "DETACH PARTITION %s takes ACCESS EXCLUSIVE on %s", jstr(jget(pc, "name"), "relname"),
-				        table);
+				        c->t->pg_version >= 14 ? "ALTER TABLE ... DETACH PARTITION ... "
+				                                 "CONCURRENTLY, in a no-transaction file"
+				                               : "there is no concurrent form before "
+				                                 "PostgreSQL 14: detach when the table is "
+				                                 "quiet",
+				        "DETACH PARTITION %s takes ACCESS EXCLUSIVE on %s",
+				        jstr(jget(pc, "name"), "relname"), table);
 		}
 	}
 }
@@ -737,13 +753,15 @@ static void create_index(file_ctx *c, json_t *s)
 	if (idx)
 		remember(c, "i:%s", idx);
 	if (!c->in_tx && !jtrue(s, "if_not_exists") && idx)
-		finding(c, R_IDEMPOTENT, stmt_start(c), "CREATE INDEX CONCURRENTLY IF NOT EXISTS",
-		        "CREATE INDEX %s runs outside a transaction here: run again after it failed, it fails "
-		        "because the index exists",
-		        idx);
+		finding(
+		    c, R_IDEMPOTENT, stmt_start(c), "CREATE INDEX CONCURRENTLY IF NOT EXISTS",
+		    "CREATE INDEX %s runs outside a transaction here: run again after it failed, it fails "
+		    "because the index exists",
+		    idx);
 	if (!jtrue(s, "concurrent") && table && !created(c, table))
 		finding(c, R_CREATE_INDEX, stmt_start(c),
-		        "CREATE INDEX CONCURRENTLY IF NOT EXISTS ..., in a migration of its own (flotilla then runs "
+		        "CREATE INDEX CONCURRENTLY IF NOT EXISTS ..., in a migration of its own (flotilla "
+		        "then runs "
 		        "it outside a transaction)",
 		        "CREATE INDEX%s%s on %s blocks every write to %s until the index is built",
 		        idx ? " " : "", idx ? idx : "", table, table);
@@ -759,7 +777,9 @@ static void drop(file_ctx *c, json_t *s)
 	for (size_t i = 0; i < json_array_size(objs); i++) {
 		json_t *o = json_array_get(objs, i);
 		json_t *list = jget(as(o, "List"), "items");
-		char *name = list ? dotted(list) : fl_strdup(jstr(as(o, "String"), "sval") ? jstr(as(o, "String"), "sval") : "?");
+		char *name =
+		    list ? dotted(list)
+		         : fl_strdup(jstr(as(o, "String"), "sval") ? jstr(as(o, "String"), "sval") : "?");
 		const char *base = list ? last_name(list) : name;
 		const char *kind = NULL;
 		if (strcmp(type, "OBJECT_INDEX") == 0) {
@@ -767,24 +787,28 @@ static void drop(file_ctx *c, json_t *s)
 			if (!jtrue(s, "concurrent") && !recall(c, true, "i:%s", base))
 				finding(c, R_DROP_INDEX, stmt_start(c),
 				        "DROP INDEX CONCURRENTLY IF EXISTS, in a migration of its own",
-				        "DROP INDEX %s waits for every query on its table, and every query after it waits "
+				        "DROP INDEX %s waits for every query on its table, and every query "
+				        "after it waits "
 				        "for the drop",
 				        name);
 		} else if (strcmp(type, "OBJECT_TABLE") == 0 || strcmp(type, "OBJECT_VIEW") == 0 ||
 		           strcmp(type, "OBJECT_MATVIEW") == 0) {
 			kind = strcmp(type, "OBJECT_TABLE") == 0  ? "table"
 			       : strcmp(type, "OBJECT_VIEW") == 0 ? "view"
-			                                           : "materialized view";
+			                                          : "materialized view";
 			if (!created(c, base)) {
 				char *what = fl_asprintf("dropping %s %s", kind, name);
 				if (strcmp(kind, "table") == 0 || c->t->nreaders)
 					breaking(c, R_DROP_TABLE, stmt_start(c),
-					         "stop reading it in every client first; drop it in a later release", what);
+					         "stop reading it in every client first; drop it in a later "
+					         "release",
+					         what);
 				free(what);
 			}
 		} else if (strcmp(type, "OBJECT_SCHEMA") == 0) {
 			kind = "schema";
-			finding(c, R_DROP_SCHEMA, stmt_start(c), "drop the objects one by one, each once nothing uses it",
+			finding(c, R_DROP_SCHEMA, stmt_start(c),
+			        "drop the objects one by one, each once nothing uses it",
 			        "DROP SCHEMA %s%s drops the schema%s", name,
 			        jis(s, "behavior", "DROP_CASCADE") ? " CASCADE" : "",
 			        jis(s, "behavior", "DROP_CASCADE") ? " and everything in it" : "");
@@ -797,7 +821,8 @@ static void drop(file_ctx *c, json_t *s)
 		}
 		if (kind && !c->in_tx && !missing_ok)
 			finding(c, R_IDEMPOTENT, stmt_start(c), "DROP ... IF EXISTS",
-			        "DROP %s %s runs outside a transaction here: run again after a later statement failed, "
+			        "DROP %s %s runs outside a transaction here: run again after a later "
+			        "statement failed, "
 			        "it fails because the %s is gone",
 			        kind, name, kind);
 		free(name);
@@ -813,19 +838,21 @@ static void rename_stmt(file_ctx *c, json_t *s)
 		return;
 	if (strcmp(type, "OBJECT_TABLE") == 0 || strcmp(type, "OBJECT_VIEW") == 0 ||
 	    strcmp(type, "OBJECT_MATVIEW") == 0) {
-		char *what = fl_asprintf("renaming %s %s to %s", strcmp(type, "OBJECT_TABLE") == 0 ? "table" : "view",
-		                         table, nn);
+		char *what = fl_asprintf("renaming %s %s to %s",
+		                         strcmp(type, "OBJECT_TABLE") == 0 ? "table" : "view", table, nn);
 		breaking(c, R_RENAME_TABLE, at(c, rel),
-		         "create the new name beside the old (a view on the old name), move the clients, then drop "
+		         "create the new name beside the old (a view on the old name), move the clients, "
+		         "then drop "
 		         "the old name in a later release",
 		         what);
 		free(what);
 	} else if (strcmp(type, "OBJECT_COLUMN") == 0 && jstr(s, "subname")) {
 		char *what = fl_asprintf("renaming column %s.%s to %s", table, jstr(s, "subname"), nn);
-		breaking(c, R_RENAME_COLUMN, at(c, rel),
-		         "add the new column, write both, backfill, move the readers, then drop the old column in "
-		         "a later release",
-		         what);
+		breaking(
+		    c, R_RENAME_COLUMN, at(c, rel),
+		    "add the new column, write both, backfill, move the readers, then drop the old column in "
+		    "a later release",
+		    what);
 		free(what);
 	}
 }
@@ -850,13 +877,14 @@ static void reindex(file_ctx *c, json_t *s)
 	const char *name = jstr(jget(s, "relation"), "relname");
 	if (name && (created(c, name) || recall(c, true, "i:%s", name)))
 		return;
-	finding(c, R_REINDEX, stmt_start(c),
-	        c->t->pg_version >= 12
-	            ? "REINDEX ... CONCURRENTLY, in a no-transaction file"
-	            : "before PostgreSQL 12: CREATE INDEX CONCURRENTLY a copy, then DROP INDEX CONCURRENTLY the "
-	              "old one",
-	        "REINDEX %s blocks writes to the table, and reads that would use the index, until it is done",
-	        name ? name : "");
+	finding(
+	    c, R_REINDEX, stmt_start(c),
+	    c->t->pg_version >= 12
+	        ? "REINDEX ... CONCURRENTLY, in a no-transaction file"
+	        : "before PostgreSQL 12: CREATE INDEX CONCURRENTLY a copy, then DROP INDEX CONCURRENTLY the "
+	          "old one",
+	    "REINDEX %s blocks writes to the table, and reads that would use the index, until it is done",
+	    name ? name : "");
 }
 
 static void alter_enum(file_ctx *c, json_t *s)
@@ -866,18 +894,23 @@ static void alter_enum(file_ctx *c, json_t *s)
 		return; /* RENAME VALUE */
 	char *type = dotted(jget(s, "typeName"));
 	if (c->t->pg_version < 12 && c->in_tx)
-		finding(c, R_ENUM_ADD_VALUE, stmt_start(c), "put it in a -- flotilla:no-transaction file of its own",
-		        "ALTER TYPE %s ADD VALUE cannot run inside a transaction block before PostgreSQL 12, and "
-		        "flotilla runs this file in one",
-		        type);
+		finding(
+		    c, R_ENUM_ADD_VALUE, stmt_start(c),
+		    "put it in a -- flotilla:no-transaction file of its own",
+		    "ALTER TYPE %s ADD VALUE cannot run inside a transaction block before PostgreSQL 12, and "
+		    "flotilla runs this file in one",
+		    type);
 	else if (!jstr(s, "newValNeighbor"))
-		finding(c, R_ENUM_ADD_VALUE, stmt_start(c), "ALTER TYPE ... ADD VALUE 'v' BEFORE 'x' (or AFTER 'y')",
-		        "ALTER TYPE %s ADD VALUE '%s' says nothing of where the value goes: it sorts after every "
-		        "existing value, which ORDER BY and comparisons on the column then follow",
-		        type, val);
+		finding(
+		    c, R_ENUM_ADD_VALUE, stmt_start(c),
+		    "ALTER TYPE ... ADD VALUE 'v' BEFORE 'x' (or AFTER 'y')",
+		    "ALTER TYPE %s ADD VALUE '%s' says nothing of where the value goes: it sorts after every "
+		    "existing value, which ORDER BY and comparisons on the column then follow",
+		    type, val);
 	if (!c->in_tx && !jtrue(s, "skipIfNewValExists"))
 		finding(c, R_IDEMPOTENT, stmt_start(c), "ALTER TYPE ... ADD VALUE IF NOT EXISTS",
-		        "ADD VALUE '%s' runs outside a transaction here: run again after a later statement failed, "
+		        "ADD VALUE '%s' runs outside a transaction here: run again after a later statement "
+		        "failed, "
 		        "it fails because the value exists",
 		        val);
 	free(type);
@@ -894,28 +927,32 @@ static void transaction(file_ctx *c, json_t *s)
 	if (!begin && !end)
 		return;
 	if (c->in_tx) {
-		finding(c, R_TX_NESTED, stmt_start(c),
-		        "leave transaction control to flotilla: take BEGIN/COMMIT out, or mark the file -- "
-		        "flotilla:no-transaction",
-		        "%s inside the transaction flotilla runs this file in: %s", begin ? "BEGIN" : "COMMIT",
-		        begin ? "PostgreSQL ignores it with a warning, and the COMMIT that goes with it ends "
-		                "flotilla's transaction before the history row is written"
-		              : "it ends flotilla's transaction early, so the rest of the file and its history "
-		                "row no longer commit together");
+		finding(
+		    c, R_TX_NESTED, stmt_start(c),
+		    "leave transaction control to flotilla: take BEGIN/COMMIT out, or mark the file -- "
+		    "flotilla:no-transaction",
+		    "%s inside the transaction flotilla runs this file in: %s", begin ? "BEGIN" : "COMMIT",
+		    begin ? "PostgreSQL ignores it with a warning, and the COMMIT that goes with it ends "
+		            "flotilla's transaction before the history row is written"
+		          : "it ends flotilla's transaction early, so the rest of the file and its history "
+		            "row no longer commit together");
 		return;
 	}
 	if (begin) {
 		if (c->tx_depth > 0)
 			finding(c, R_TX_NESTED, stmt_start(c), "COMMIT the open transaction first",
-			        "BEGIN inside a transaction that is still open: PostgreSQL ignores it, and the first "
+			        "BEGIN inside a transaction that is still open: PostgreSQL ignores it, and "
+			        "the first "
 			        "COMMIT ends both");
 		else
 			c->begin_off = stmt_start(c);
 		c->tx_depth = 1;
 	} else {
 		if (c->tx_depth == 0)
-			finding(c, R_TX_UNBALANCED, stmt_start(c), "take it out, or add the BEGIN it belongs to",
-			        "%s without BEGIN: there is no transaction to end here", strcmp(k, "TRANS_STMT_ROLLBACK") == 0 ? "ROLLBACK" : "COMMIT");
+			finding(c, R_TX_UNBALANCED, stmt_start(c),
+			        "take it out, or add the BEGIN it belongs to",
+			        "%s without BEGIN: there is no transaction to end here",
+			        strcmp(k, "TRANS_STMT_ROLLBACK") == 0 ? "ROLLBACK" : "COMMIT");
 		c->tx_depth = 0;
 	}
 }
@@ -928,15 +965,18 @@ static void set_var(file_ctx *c, json_t *s)
 	lock_note(c->t, lt);
 	json_t *args = jget(s, "args");
 	json_t *a = as(json_array_get(args, 0), "A_Const");
-	bool zero = a && ((jget(a, "ival") && !json_integer_value(jget(jget(a, "ival"), "ival"))) ||
-	                  (jget(a, "sval") && strcmp(jstr(jget(a, "sval"), "sval") ? jstr(jget(a, "sval"), "sval") : "", "0") == 0));
+	bool zero =
+	    a && ((jget(a, "ival") && !json_integer_value(jget(jget(a, "ival"), "ival"))) ||
+	          (jget(a, "sval") &&
+	           strcmp(jstr(jget(a, "sval"), "sval") ? jstr(jget(a, "sval"), "sval") : "", "0") == 0));
 	finding(c, R_LOCK_TIMEOUT, stmt_start(c),
 	        "take it out: set lock_timeout in the manifest's [settings] if another value is needed",
 	        "flotilla already runs every statement of this service with %s (manifest [settings]); "
 	        "this SET overrides that for the rest of the file%s",
-	        lt, zero ? ", and 0 turns it off: a blocked statement then waits forever while every query "
-	                   "behind it queues"
-	                 : "");
+	        lt,
+	        zero ? ", and 0 turns it off: a blocked statement then waits forever while every query "
+	               "behind it queues"
+	             : "");
 }
 
 static void dup_targets(file_ctx *c, json_t *list, const char *what)
@@ -949,7 +989,8 @@ static void dup_targets(file_ctx *c, json_t *list, const char *what)
 		for (size_t j = 0; j < i; j++)
 			if (jis(as(json_array_get(list, j), "ResTarget"), "name", n)) {
 				finding(c, R_DUP_ASSIGN, at(c, r), "assign each column once",
-				        "column %s is assigned twice in this %s: PostgreSQL refuses the statement "
+				        "column %s is assigned twice in this %s: PostgreSQL refuses the "
+				        "statement "
 				        "(multiple assignments to same column)",
 				        n, what);
 				break;
@@ -974,12 +1015,14 @@ static void idempotent_create(file_ctx *c, const char *type, json_t *s)
 	else if (strcmp(type, "CreateFunctionStmt") == 0 && !jtrue(s, "replace"))
 		what = "CREATE FUNCTION", hint = "CREATE OR REPLACE FUNCTION";
 	else if (strcmp(type, "CreateEnumStmt") == 0)
-		what = "CREATE TYPE", hint = "DO $$ BEGIN CREATE TYPE ...; EXCEPTION WHEN duplicate_object THEN NULL; END $$";
+		what = "CREATE TYPE",
+		hint = "DO $$ BEGIN CREATE TYPE ...; EXCEPTION WHEN duplicate_object THEN NULL; END $$";
 	if (what)
-		finding(c, R_IDEMPOTENT, stmt_start(c), hint,
-		        "%s runs outside a transaction here: run again after a later statement failed, it fails "
-		        "because the object exists",
-		        what);
+		finding(
+		    c, R_IDEMPOTENT, stmt_start(c), hint,
+		    "%s runs outside a transaction here: run again after a later statement failed, it fails "
+		    "because the object exists",
+		    what);
 }
 
 /*
@@ -994,9 +1037,8 @@ static void long_identifiers(file_ctx *c, json_t *v, size_t from, size_t to)
 		return;
 	}
 	if (json_is_object(v)) {
-		const char *k;
-		json_t *x;
-		json_object_foreach(v, k, x) long_identifiers(c, x, from, to);
+		for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
+			long_identifiers(c, json_object_iter_value(it), from, to);
 		return;
 	}
 	if (!json_is_string(v) || json_string_length(v) != FL_MANIFEST_MAX_NAME)
@@ -1007,20 +1049,23 @@ static void long_identifiers(file_ctx *c, json_t *v, size_t from, size_t to)
 			continue;
 		unsigned char nx = (unsigned char)c->text[p + FL_MANIFEST_MAX_NAME];
 		bool quoted = p > 0 && c->text[p - 1] == '"';
-		bool goes_on = quoted ? nx != '"' : (nx == '_' || nx == '$' || nx >= 0x80 || (nx >= '0' && nx <= '9') ||
-		                                     ((nx | 0x20) >= 'a' && (nx | 0x20) <= 'z'));
+		bool goes_on = quoted ? nx != '"'
+		                      : (nx == '_' || nx == '$' || nx >= 0x80 || (nx >= '0' && nx <= '9') ||
+		                         ((nx | 0x20) >= 'a' && (nx | 0x20) <= 'z'));
 		if (!goes_on)
 			continue;
 		size_t e = p + FL_MANIFEST_MAX_NAME;
 		while (e < to && (quoted ? c->text[e] != '"'
-		                         : (c->text[e] == '_' || c->text[e] == '$' || (unsigned char)c->text[e] >= 0x80 ||
+		                         : (c->text[e] == '_' || c->text[e] == '$' ||
+		                            (unsigned char)c->text[e] >= 0x80 ||
 		                            (c->text[e] >= '0' && c->text[e] <= '9') ||
 		                            ((c->text[e] | 0x20) >= 'a' && (c->text[e] | 0x20) <= 'z'))))
 			e++;
-		finding(c, R_IDENT_LONG, p, "a name of at most 63 bytes",
-		        "identifier %.*s... is %zu bytes: PostgreSQL silently cuts it to its first 63, so the "
-		        "catalog's name differs from the file's and two long names can collide",
-		        20, c->text + p, e - p);
+		finding(
+		    c, R_IDENT_LONG, p, "a name of at most 63 bytes",
+		    "identifier %.*s... is %zu bytes: PostgreSQL silently cuts it to its first 63, so the "
+		    "catalog's name differs from the file's and two long names can collide",
+		    20, c->text + p, e - p);
 		return;
 	}
 }
@@ -1045,18 +1090,21 @@ static void judge(file_ctx *c, json_t *stmt, size_t end)
 	else if (strcmp(type, "RenameStmt") == 0)
 		rename_stmt(c, s);
 	else if (strcmp(type, "TruncateStmt") == 0 && jis(s, "behavior", "DROP_CASCADE"))
-		finding(c, R_TRUNCATE_CASCADE, stmt_start(c), "TRUNCATE only the tables you name (without CASCADE)",
+		finding(c, R_TRUNCATE_CASCADE, stmt_start(c),
+		        "TRUNCATE only the tables you name (without CASCADE)",
 		        "TRUNCATE ... CASCADE also empties every table with a foreign key to these, whatever "
 		        "service's data they hold");
 	else if (strcmp(type, "VacuumStmt") == 0 && jtrue(s, "is_vacuumcmd")) {
 		json_t *d;
 		if (has_option(jget(s, "options"), "full", &d))
 			finding(c, R_VACUUM_FULL, at(c, d), "plain VACUUM (or pg_repack) outside migrations",
-			        "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE: no reads or writes until it "
+			        "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE: no reads or writes "
+			        "until it "
 			        "is done");
 	} else if (strcmp(type, "ClusterStmt") == 0)
-		finding(c, R_CLUSTER, stmt_start(c), "pg_repack, or leave the physical order alone",
-		        "CLUSTER rewrites the table under ACCESS EXCLUSIVE: no reads or writes until it is done");
+		finding(
+		    c, R_CLUSTER, stmt_start(c), "pg_repack, or leave the physical order alone",
+		    "CLUSTER rewrites the table under ACCESS EXCLUSIVE: no reads or writes until it is done");
 	else if (strcmp(type, "ReindexStmt") == 0)
 		reindex(c, s);
 	else if (strcmp(type, "AlterEnumStmt") == 0)
@@ -1117,8 +1165,8 @@ static void suppression_comment(file_ctx *c, size_t off, size_t e, size_t stmt)
 			const char *const *names = fl_lint_rule_names(&n);
 			const char *near = fl_text_suggest(name, names, n);
 			finding(c, R_IGNORE, w, "see docs/lint.md for the rules' names",
-			        "lint-ignore names an unknown rule '%s'%s%s%s", name, near ? "; did you mean '" : "",
-			        near ? near : "", near ? "'?" : "");
+			        "lint-ignore names an unknown rule '%s'%s%s%s", name,
+			        near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
 			free(name);
 		} else {
 			c->sup = fl_realloc(c->sup, (c->nsup + 1) * sizeof(*c->sup));
@@ -1187,7 +1235,8 @@ static bool suppressed(file_ctx *c, const raw_finding *f)
 	bool hit = false;
 	for (size_t i = 0; i < c->nsup; i++) {
 		suppression *s = &c->sup[i];
-		if (strcmp(s->rule, RULES[f->rule].name) == 0 && (s->stmt == WHOLE_FILE || s->stmt == f->stmt)) {
+		if (strcmp(s->rule, RULES[f->rule].name) == 0 &&
+		    (s->stmt == WHOLE_FILE || s->stmt == f->stmt)) {
 			s->used = true;
 			hit = true;
 		}
@@ -1210,7 +1259,8 @@ static void run_mode(file_ctx *c)
 	size_t first = SIZE_MAX, nother = 0;
 	bool *refuses = fl_calloc(c->nst + 1, sizeof(bool));
 	for (size_t i = 0; i < c->nst; i++) {
-		refuses[i] = fl_sql_refuses_transaction(c->text + c->st[i].start, c->st[i].end - c->st[i].start);
+		refuses[i] =
+		    fl_sql_refuses_transaction(c->text + c->st[i].start, c->st[i].end - c->st[i].start);
 		if (refuses[i] && first == SIZE_MAX)
 			first = i;
 		nother += !refuses[i];
@@ -1245,7 +1295,8 @@ static void run_mode(file_ctx *c)
 	        "PostgreSQL refuses %.*s%s inside a transaction, so flotilla runs this whole file statement "
 	        "by statement: the %zu other statement%s (line%s %s) then commit one by one, and a failure "
 	        "leaves the ones before it applied",
-	        (int)w, s, w < n ? "..." : "", nother, nother == 1 ? "" : "s", nother == 1 ? "" : "s", lines.data);
+	        (int)w, s, w < n ? "..." : "", nother, nother == 1 ? "" : "s", nother == 1 ? "" : "s",
+	        lines.data);
 	fl_buf_free(&lines);
 	free(refuses);
 }
@@ -1341,7 +1392,8 @@ static json_t *load_some(const char *type, const char *p, const char *end, const
 				ve++;
 		for (size_t i = 0; keys[i]; i++)
 			if (strlen(keys[i]) == (size_t)(ke - k) && memcmp(keys[i], k, (size_t)(ke - k)) == 0)
-				json_object_set_new(fields, keys[i], json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL));
+				json_object_set_new(fields, keys[i],
+				                    json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL));
 		p = ve;
 	}
 	json_t *n = json_object();
@@ -1405,9 +1457,10 @@ static void lint_parsed(file_ctx *c, const char *tree)
 	}
 	if (c->tx_depth > 0) {
 		c->cur = WHOLE_FILE;
-		finding(c, R_TX_UNBALANCED, c->begin_off, "COMMIT at the end of the file",
-		        "BEGIN without COMMIT: the transaction is still open when the file ends, and flotilla "
-		        "rolls it back");
+		finding(
+		    c, R_TX_UNBALANCED, c->begin_off, "COMMIT at the end of the file",
+		    "BEGIN without COMMIT: the transaction is still open when the file ends, and flotilla "
+		    "rolls it back");
 	}
 }
 
@@ -1470,7 +1523,8 @@ static void lint_file(const fl_lint_target *t, const fl_migration *m, const fl_m
 		created_by(&c, undoes);
 	PgQueryParseResult pr = pg_query_parse(c.text);
 	if (pr.error) {
-		size_t off = pr.error->cursorpos > 0 ? fl_sql_char_to_byte(c.text, c.len, pr.error->cursorpos) : 0;
+		size_t off =
+		    pr.error->cursorpos > 0 ? fl_sql_char_to_byte(c.text, c.len, pr.error->cursorpos) : 0;
 		parse_failure(&c, pr.error->message, off);
 	} else if (fl_sqlsplit(c.text, c.len, m->path, &c.st, &c.nst, &e) != 0) {
 		/* psql's input that the server's parser happens to accept (COPY ... FROM stdin) */
@@ -1509,11 +1563,12 @@ static void lint_file(const fl_lint_target *t, const fl_migration *m, const fl_m
 			o->service = t->service;
 			o->file = fl_strdup(m->path);
 			raw_place(&c, s->off, &o->line, &o->col);
-			o->message = fl_asprintf("lint-ignore %s silences nothing: %s has no %s finding", s->rule,
-			                         s->stmt == WHOLE_FILE ? "the file"
-			                         : s->stmt < c.nst     ? "the statement it stands before"
-			                                               : "no statement follows it, so it",
-			                         s->rule);
+			o->message =
+			    fl_asprintf("lint-ignore %s silences nothing: %s has no %s finding", s->rule,
+			                s->stmt == WHOLE_FILE ? "the file"
+			                : s->stmt < c.nst     ? "the statement it stands before"
+			                                      : "no statement follows it, so it",
+			                s->rule);
 			o->hint = fl_strdup("remove the comment");
 		}
 		free(s->rule);

@@ -35,8 +35,8 @@
 #include "migration.h"
 
 /* The server versions a verdict can be asked for, and the default one. */
-#define FL_LINT_MIN_PG_VERSION 9
-#define FL_LINT_MAX_PG_VERSION 18
+#define FL_LINT_MIN_PG_VERSION     9
+#define FL_LINT_MAX_PG_VERSION     18
 #define FL_LINT_DEFAULT_PG_VERSION 15
 
 typedef enum { FL_LINT_OFF = 0, FL_LINT_WARNING = 1, FL_LINT_ERROR = 2 } fl_lint_level;
@@ -74,9 +74,9 @@ typedef struct {
 	fl_placeholder *ph; /* the standard placeholders (history.h), strings borrowed from the manifest */
 	size_t nph;
 	int pg_version;
-	int lock_timeout_ms;            /* what flotilla sets (manifest [settings]); 0: none */
-	fl_lint_level levels[64];       /* per rule, in fl_lint_rules order */
-	const char *from_version[64];   /* per rule: judge only versions from this one on (NULL: all) */
+	int lock_timeout_ms;          /* what flotilla sets (manifest [settings]); 0: none */
+	fl_lint_level levels[64];     /* per rule, in fl_lint_rules order */
+	const char *from_version[64]; /* per rule: judge only versions from this one on (NULL: all) */
 } fl_lint_target;
 
 /*

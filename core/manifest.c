@@ -417,8 +417,9 @@ static void parse_lint(loader *L, const fl_toml_value *root)
 	int64_t v;
 	if (get_int(L, t, "pg_version", &v) == 1) {
 		if (v < FL_LINT_MIN_PG_VERSION || v > FL_LINT_MAX_PG_VERSION)
-			ERR_V(L, fl_toml_get(t, "pg_version"), "\"pg_version\" must be between %d and %d, not %lld",
-			      FL_LINT_MIN_PG_VERSION, FL_LINT_MAX_PG_VERSION, (long long)v);
+			ERR_V(L, fl_toml_get(t, "pg_version"),
+			      "\"pg_version\" must be between %d and %d, not %lld", FL_LINT_MIN_PG_VERSION,
+			      FL_LINT_MAX_PG_VERSION, (long long)v);
 		else
 			L->lint.pg_version = (int)v;
 	}
@@ -445,19 +446,24 @@ static void parse_lint(loader *L, const fl_toml_value *root)
 			lvv = fl_toml_get(val, "level");
 			fromv = get_str(L, val, "from_version");
 			if (!lvv) {
-				ERR_V(L, val, "lint rule \"%s\" needs a level: { level = \"error\", from_version = \"6\" }", k);
+				ERR_V(L, val,
+				      "lint rule \"%s\" needs a level: { level = \"error\", from_version = "
+				      "\"6\" }",
+				      k);
 				continue;
 			}
 		}
 		const char *lv = fl_toml_type_of(lvv) == FL_TOML_STRING ? fl_toml_string(lvv, NULL) : NULL;
-		if (!lv || (strcmp(lv, "error") != 0 && strcmp(lv, "warning") != 0 && strcmp(lv, "off") != 0)) {
+		if (!lv ||
+		    (strcmp(lv, "error") != 0 && strcmp(lv, "warning") != 0 && strcmp(lv, "off") != 0)) {
 			ERR_V(L, lvv, "lint rule \"%s\" takes \"error\", \"warning\" or \"off\", not %s", k,
 			      lv ? qs(L, lv) : a_type(lvv));
 			continue;
 		}
 		const char *from = fromv ? fl_toml_string(fromv, NULL) : NULL;
 		if (from && !fl_migration_version_valid(from)) {
-			ERR_V(L, fromv, "\"from_version\" must be a migration version such as \"6\" or \"2.1\", not %s",
+			ERR_V(L, fromv,
+			      "\"from_version\" must be a migration version such as \"6\" or \"2.1\", not %s",
 			      qs(L, from));
 			continue;
 		}

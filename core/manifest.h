@@ -101,8 +101,9 @@ typedef struct {
 /* One entry of [lint.rules]: a rule lint knows (see lint.h) and its level. */
 typedef struct {
 	char *rule;
-	char *level;        /* "error", "warning" or "off" */
-	char *from_version; /* { level = ..., from_version = "6" }: older versions are not judged; NULL: all */
+	char *level; /* "error", "warning" or "off" */
+	char
+	    *from_version; /* { level = ..., from_version = "6" }: older versions are not judged; NULL: all */
 	int line, col;
 } fl_manifest_lint_rule;
 

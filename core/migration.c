@@ -254,7 +254,8 @@ static fl_error *error_at_offset(const char *file, const char *data, size_t len,
  */
 static bool leading_directives(const char *s, size_t len, const char *file, fl_error **errs)
 {
-	/* lint-ignore and lint-ignore-file are flotilla lint's (lint.h); here they only must not be refused */
+	/* lint-ignore and lint-ignore-file are flotilla lint's (lint.h); here they only must not be refused
+	 */
 	static const char *const known[] = {"no-transaction", "lint-ignore", "lint-ignore-file"};
 	bool no_tx = false;
 	size_t i = 0;
@@ -276,7 +277,8 @@ static bool leading_directives(const char *s, size_t len, const char *file, fl_e
 				while (we < e && s[we] != ' ' && s[we] != '\t')
 					we++;
 				size_t k = 0;
-				while (k < 3 && !(we - w == strlen(known[k]) && ascii_ieq(s + w, known[k], we - w)))
+				while (k < 3 &&
+				       !(we - w == strlen(known[k]) && ascii_ieq(s + w, known[k], we - w)))
 					k++;
 				if (k == 0) {
 					no_tx = true;
@@ -285,12 +287,13 @@ static bool leading_directives(const char *s, size_t len, const char *file, fl_e
 					const char *near = fl_text_suggest(word, known, 3);
 					fl_error_append(
 					    errs,
-					    error_at_offset(file, s, len, j,
-					                    "unknown directive flotilla:%s%s%s%s; "
-					                    "flotilla knows -- flotilla:no-transaction, "
-					                    "-- flotilla:lint-ignore and -- flotilla:lint-ignore-file",
-					                    word, near ? " (did you mean flotilla:" : "",
-					                    near ? near : "", near ? "?)" : ""));
+					    error_at_offset(
+					        file, s, len, j,
+					        "unknown directive flotilla:%s%s%s%s; "
+					        "flotilla knows -- flotilla:no-transaction, "
+					        "-- flotilla:lint-ignore and -- flotilla:lint-ignore-file",
+					        word, near ? " (did you mean flotilla:" : "",
+					        near ? near : "", near ? "?)" : ""));
 					free(word);
 				}
 			}

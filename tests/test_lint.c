@@ -43,7 +43,9 @@ static char *lint_with(const char *sql, const struct opts *o, char **msgs)
 	const fl_lint_rule *rules = fl_lint_rules(&n);
 	for (size_t i = 0; i < n; i++)
 		t.levels[i] = rules[i].level;
-	fl_file f = {.name = fl_strdup("V2__t.sql"), .path = fl_strdup("m/V2__t.sql"), .data = fl_strdup(sql),
+	fl_file f = {.name = fl_strdup("V2__t.sql"),
+	             .path = fl_strdup("m/V2__t.sql"),
+	             .data = fl_strdup(sql),
 	             .len = strlen(sql)};
 	fl_error *err = NULL;
 	fl_migration_set *set = fl_migration_set_new(&f, 1, &err);
@@ -78,7 +80,7 @@ static char *lint(const char *sql)
 #define LINTS_TO(sql, want)                                                                                  \
 	do {                                                                                                 \
 		char *got_ = lint(sql);                                                                      \
-		cr_assert_str_eq(got_, want, "input:\n%s\ngot:  %s\nwant: %s", sql, got_, want);            \
+		cr_assert_str_eq(got_, want, "input:\n%s\ngot:  %s\nwant: %s", sql, got_, want);             \
 		free(got_);                                                                                  \
 	} while (0)
 
@@ -105,18 +107,18 @@ RULE(set_not_null, "SELECT 1;\nALTER TABLE t ALTER COLUMN a SET NOT NULL;", "2:1
      "ALTER TABLE t ALTER COLUMN a SET NOT NULL;",
      "")
 RULE(constraint_not_valid, "ALTER TABLE t ADD CONSTRAINT t_u_fk FOREIGN KEY (u) REFERENCES u (id);",
-     "1:19 constraint-not-valid", "ALTER TABLE t ADD CONSTRAINT t_u_fk FOREIGN KEY (u) REFERENCES u (id) NOT VALID;",
-     "")
+     "1:19 constraint-not-valid",
+     "ALTER TABLE t ADD CONSTRAINT t_u_fk FOREIGN KEY (u) REFERENCES u (id) NOT VALID;", "")
 RULE(validate_same_transaction,
      "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;",
      "2:1 validate-same-transaction",
      "-- flotilla:no-transaction\nALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"
      "ALTER TABLE t VALIDATE CONSTRAINT c;",
      "")
-RULE(add_unique_using_index, "ALTER TABLE t ADD CONSTRAINT t_a_key UNIQUE (a);", "1:19 add-unique-using-index",
-     "ALTER TABLE t ADD CONSTRAINT t_a_key UNIQUE USING INDEX t_a_idx;", "")
-RULE(create_index_concurrently, "-- the lookup\nCREATE INDEX t_a_idx ON t (a);", "2:1 create-index-concurrently",
-     "CREATE TABLE t (a text);\nCREATE INDEX t_a_idx ON t (a);", "")
+RULE(add_unique_using_index, "ALTER TABLE t ADD CONSTRAINT t_a_key UNIQUE (a);",
+     "1:19 add-unique-using-index", "ALTER TABLE t ADD CONSTRAINT t_a_key UNIQUE USING INDEX t_a_idx;", "")
+RULE(create_index_concurrently, "-- the lookup\nCREATE INDEX t_a_idx ON t (a);",
+     "2:1 create-index-concurrently", "CREATE TABLE t (a text);\nCREATE INDEX t_a_idx ON t (a);", "")
 RULE(drop_index_concurrently, "DROP INDEX t_a_idx;", "1:1 drop-index-concurrently",
      "-- flotilla:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_a_idx;", "")
 RULE(reindex_concurrently, "REINDEX INDEX t_a_idx;", "1:1 reindex-concurrently",
@@ -155,8 +157,8 @@ RULE(duplicate_column_assignment, "UPDATE t SET a = 1, b = 2, a = 3;", "1:28 dup
      "UPDATE t SET a = 1, b = 2;", "")
 RULE(unbalanced_transaction, "-- flotilla:no-transaction\nBEGIN;\nUPDATE t SET a = 1;",
      "2:1 unbalanced-transaction", "-- flotilla:no-transaction\nBEGIN;\nUPDATE t SET a = 1;\nCOMMIT;", "")
-RULE(nested_transaction, "BEGIN;\nUPDATE t SET a = 1;\nCOMMIT;", "1:1 nested-transaction|3:1 nested-transaction",
-     "UPDATE t SET a = 1;", "")
+RULE(nested_transaction, "BEGIN;\nUPDATE t SET a = 1;\nCOMMIT;",
+     "1:1 nested-transaction|3:1 nested-transaction", "UPDATE t SET a = 1;", "")
 RULE(no_transaction_idempotent, "-- flotilla:no-transaction\nCREATE TABLE t (a text);",
      "2:14 no-transaction-idempotent", "-- flotilla:no-transaction\nCREATE TABLE IF NOT EXISTS t (a text);",
      "")
@@ -173,8 +175,9 @@ Test(lint_rules, cross_service_readers_flags)
 	char *msgs;
 	char *got = lint_with("ALTER TABLE profiles DROP COLUMN nickname;", &o, &msgs);
 	cr_assert_str_eq(got, "1:1 cross-service-readers");
-	cr_assert_str_eq(msgs, "auth reads svc_db: dropping column profiles.nickname breaks its queries until it "
-	                       "ships; expand first, contract in a later release\n");
+	cr_assert_str_eq(msgs,
+	                 "auth reads svc_db: dropping column profiles.nickname breaks its queries until it "
+	                 "ships; expand first, contract in a later release\n");
 	free(got);
 	free(msgs);
 }
@@ -182,8 +185,9 @@ Test(lint_rules, cross_service_readers_flags)
 Test(lint_rules, cross_service_readers_passes)
 {
 	struct opts o = {.reader = "auth"};
-	char *got = lint_with("ALTER TABLE profiles ADD COLUMN nickname2 text;\nCREATE TABLE x (a text);\nDROP TABLE x;",
-	                      &o, NULL);
+	char *got = lint_with(
+	    "ALTER TABLE profiles ADD COLUMN nickname2 text;\nCREATE TABLE x (a text);\nDROP TABLE x;", &o,
+	    NULL);
 	cr_assert_str_eq(got, "");
 	free(got);
 }
@@ -201,7 +205,8 @@ Test(lint_core, parse_error_is_postgres_own_message)
 Test(lint_core, suppressions)
 {
 	/* the same line as the statement's end, and the whole file */
-	LINTS_TO("DROP TABLE t; -- flotilla:lint-ignore drop-table gone since v2\nDROP TABLE u;", "2:1 drop-table");
+	LINTS_TO("DROP TABLE t; -- flotilla:lint-ignore drop-table gone since v2\nDROP TABLE u;",
+	         "2:1 drop-table");
 	LINTS_TO("-- flotilla:lint-ignore-file prefer-text fixed-width codes\nCREATE TABLE t (a char(2));\n"
 	         "CREATE TABLE u (b varchar(3));",
 	         "");
@@ -258,11 +263,13 @@ Test(lint_core, autocommit_lists_the_statements)
 {
 	struct opts o = {0};
 	char *msgs;
-	char *got = lint_with("UPDATE t SET a = 1;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_a_idx ON t (a);\n"
-	                      "UPDATE t SET b = 2;",
-	                      &o, &msgs);
+	char *got =
+	    lint_with("UPDATE t SET a = 1;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_a_idx ON t (a);\n"
+	              "UPDATE t SET b = 2;",
+	              &o, &msgs);
 	cr_assert_str_eq(got, "2:1 autocommit-file");
-	cr_assert(th_contains(msgs, "the 2 other statements (lines 1 and 3) then commit one by one"), "%s", msgs);
+	cr_assert(th_contains(msgs, "the 2 other statements (lines 1 and 3) then commit one by one"), "%s",
+	          msgs);
 	free(got);
 	free(msgs);
 }
@@ -273,17 +280,19 @@ Test(lint_core, autocommit_lists_the_statements)
 static char *project(const char *lint_toml)
 {
 	char *dir = th_tmpdir();
-	char *m = fl_asprintf("version = 1\nproject = \"p\"\n"
-	                      "[environments.local]\nadmin = { user = \"postgres\" }\n"
-	                      "migrator = { user = \"postgres\" }\nservice_passwords = false\n"
-	                      "[defaults]\ndatabase = \"${service}_db_${env}\"\nowner = \"${service}_owner\"\n"
-	                      "migrations = \"services/${service}/migrations\"\n"
-	                      "[services.user]\n[services.auth]\nreads = [\"user\"]\n"
-	                      "[roles.bigquery_sync]\nreads = [\"user\"]\n%s",
-	                      lint_toml ? lint_toml : "");
+	char *m =
+	    fl_asprintf("version = 1\nproject = \"p\"\n"
+	                "[environments.local]\nadmin = { user = \"postgres\" }\n"
+	                "migrator = { user = \"postgres\" }\nservice_passwords = false\n"
+	                "[defaults]\ndatabase = \"${service}_db_${env}\"\nowner = \"${service}_owner\"\n"
+	                "migrations = \"services/${service}/migrations\"\n"
+	                "[services.user]\n[services.auth]\nreads = [\"user\"]\n"
+	                "[roles.bigquery_sync]\nreads = [\"user\"]\n%s",
+	                lint_toml ? lint_toml : "");
 	th_write(dir, "flotilla.toml", m);
 	free(m);
-	th_write(dir, "services/user/migrations/V1__create.sql", "CREATE TABLE profiles (id bigint, nick text);\n");
+	th_write(dir, "services/user/migrations/V1__create.sql",
+	         "CREATE TABLE profiles (id bigint, nick text);\n");
 	th_write(dir, "services/auth/migrations/V1__create.sql", "CREATE TABLE users (id bigint);\n");
 	return dir;
 }
@@ -299,8 +308,9 @@ Test(lint_cli, clean_project_exits_0)
 	char *dir = project(NULL), *out, *err;
 	cr_assert_eq(run_lint(dir, &out, &err, NULL, NULL, NULL), 0, "%s", err);
 	cr_assert_str_eq(out, "");
-	cr_assert_str_eq(err, "lint: 2 files of 2 services, 0 errors, 0 warnings (PostgreSQL 15; lock_timeout "
-	                      "10000 ms from [settings])\n");
+	cr_assert_str_eq(err,
+	                 "lint: 2 files of 2 services, 0 errors, 0 warnings (PostgreSQL 15; lock_timeout "
+	                 "10000 ms from [settings])\n");
 	free(out);
 	free(err);
 	free(dir);
@@ -309,13 +319,15 @@ Test(lint_cli, clean_project_exits_0)
 Test(lint_cli, cross_service_drop_names_the_readers_and_exits_3)
 {
 	char *dir = project(NULL), *out, *err;
-	th_write(dir, "services/user/migrations/V2__drop_nick.sql", "ALTER TABLE profiles DROP COLUMN nick;\n");
+	th_write(dir, "services/user/migrations/V2__drop_nick.sql",
+	         "ALTER TABLE profiles DROP COLUMN nick;\n");
 	cr_assert_eq(run_lint(dir, &out, &err, "user", NULL, NULL), 3, "%s", err);
-	cr_assert_str_eq(out, "services/user/migrations/V2__drop_nick.sql:1:1: cross-service-readers: auth and "
-	                      "bigquery_sync read user_db: dropping column profiles.nick breaks their queries "
-	                      "until they ship; expand first, contract in a later release\n"
-	                      "  hint: add the new shape beside the old one now, ship the readers, and drop the "
-	                      "old one in a later release\n");
+	cr_assert_str_eq(out,
+	                 "services/user/migrations/V2__drop_nick.sql:1:1: cross-service-readers: auth and "
+	                 "bigquery_sync read user_db: dropping column profiles.nick breaks their queries "
+	                 "until they ship; expand first, contract in a later release\n"
+	                 "  hint: add the new shape beside the old one now, ship the readers, and drop the "
+	                 "old one in a later release\n");
 	free(out);
 	free(err);
 	free(dir);
@@ -324,14 +336,17 @@ Test(lint_cli, cross_service_drop_names_the_readers_and_exits_3)
 Test(lint_cli, warnings_exit_0_and_github_annotations)
 {
 	char *dir = project(NULL), *out, *err;
-	th_write(dir, "services/auth/migrations/V2__codes.sql", "CREATE TABLE codes (c varchar(8), at timestamp);\n");
+	th_write(dir, "services/auth/migrations/V2__codes.sql",
+	         "CREATE TABLE codes (c varchar(8), at timestamp);\n");
 	cr_assert_eq(run_lint(dir, &out, &err, "--format", "github", NULL), 0, "%s", err);
 	cr_assert_str_eq(
 	    out,
-	    "::warning file=services/auth/migrations/V2__codes.sql,line=1,col=23,title=prefer-text::column c is "
+	    "::warning file=services/auth/migrations/V2__codes.sql,line=1,col=23,title=prefer-text::column c "
+	    "is "
 	    "varchar(n): raising the limit later takes an ACCESS EXCLUSIVE lock and lowering it rewrites the "
 	    "table%0Ahint: text (with CHECK (length(col) <= n) if the limit is a rule)\n"
-	    "::warning file=services/auth/migrations/V2__codes.sql,line=1,col=38,title=prefer-timestamptz::column at "
+	    "::warning "
+	    "file=services/auth/migrations/V2__codes.sql,line=1,col=38,title=prefer-timestamptz::column at "
 	    "is timestamp without time zone: the values mean whatever time zone each writer happened to "
 	    "use%0Ahint: timestamptz (timestamp with time zone)\n");
 	free(out);
@@ -347,10 +362,11 @@ Test(lint_cli, sarif_validates_against_the_2_1_0_schema)
 	th_write(dir, "out.sarif", out);
 	cr_assert(th_contains(out, "\"ruleId\": \"create-index-concurrently\""), "%s", out);
 	cr_assert(th_contains(out, "\"startLine\": 1"), "%s", out);
-	char *cmd = fl_asprintf("python3 -c 'import json, sys, jsonschema; "
-	                        "jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); "
-	                        "print(\"valid\")' %s/out.sarif %s/tests/sarif/sarif-2.1.0-rtm.5.json",
-	                        dir, th_top());
+	char *cmd =
+	    fl_asprintf("python3 -c 'import json, sys, jsonschema; "
+	                "jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); "
+	                "print(\"valid\")' %s/out.sarif %s/tests/sarif/sarif-2.1.0-rtm.5.json",
+	                dir, th_top());
 	char *v;
 	int rc = th_sh(cmd, &v);
 	cr_assert_eq(rc, 0, "%s", v);
@@ -391,17 +407,18 @@ Test(lint_cli, manifest_sets_levels_and_version)
 	th_write(dir, "services/auth/migrations/V3__y.sql", "CREATE TABLE d (a varchar(3));\n");
 	th_write(dir, "services/auth/migrations/U3__y.sql", "DROP TABLE d;\nDROP TABLE c;\n");
 	cr_assert_eq(run_lint(dir, &out, &err, "auth", NULL, NULL), 3, "%s", err);
-	cr_assert_str_eq(out, "services/auth/migrations/U3__y.sql:2:1: drop-table: dropping table c breaks clients "
-	                      "still running the old code\n"
-	                      "  hint: stop reading it in every client first; drop it in a later release\n"
-	                      "services/auth/migrations/V2__x.sql:3:30: add-column-volatile-default: ADD COLUMN n "
-	                      "rewrites users under ACCESS EXCLUSIVE: before PostgreSQL 11 any default is written "
-	                      "into every row\n"
-	                      "  hint: add the column without a default (or with a constant one), set the default, "
-	                      "then backfill existing rows in batches\n"
-	                      "services/auth/migrations/V3__y.sql:1:19: prefer-text: column a is varchar(n): raising "
-	                      "the limit later takes an ACCESS EXCLUSIVE lock and lowering it rewrites the table\n"
-	                      "  hint: text (with CHECK (length(col) <= n) if the limit is a rule)\n");
+	cr_assert_str_eq(
+	    out, "services/auth/migrations/U3__y.sql:2:1: drop-table: dropping table c breaks clients "
+	         "still running the old code\n"
+	         "  hint: stop reading it in every client first; drop it in a later release\n"
+	         "services/auth/migrations/V2__x.sql:3:30: add-column-volatile-default: ADD COLUMN n "
+	         "rewrites users under ACCESS EXCLUSIVE: before PostgreSQL 11 any default is written "
+	         "into every row\n"
+	         "  hint: add the column without a default (or with a constant one), set the default, "
+	         "then backfill existing rows in batches\n"
+	         "services/auth/migrations/V3__y.sql:1:19: prefer-text: column a is varchar(n): raising "
+	         "the limit later takes an ACCESS EXCLUSIVE lock and lowering it rewrites the table\n"
+	         "  hint: text (with CHECK (length(col) <= n) if the limit is a rule)\n");
 	free(out);
 	free(err);
 	free(dir);
@@ -409,17 +426,20 @@ Test(lint_cli, manifest_sets_levels_and_version)
 
 Test(lint_cli, manifest_lint_errors_have_places)
 {
-	char *dir = project("[lint]\npg_versoin = 14\n[lint.rules]\ndrop-tabel = \"error\"\ncluster = \"fatal\"\n"), *out,
-	     *err;
+	char *dir = project(
+	         "[lint]\npg_versoin = 14\n[lint.rules]\ndrop-tabel = \"error\"\ncluster = \"fatal\"\n"),
+	     *out, *err;
 	cr_assert_eq(run_lint(dir, &out, &err, NULL, NULL, NULL), 2);
 	cr_assert(th_contains(err, "flotilla.toml:17:1: unknown key \"pg_versoin\" in [lint]; did you mean "
 	                           "\"pg_version\"?\n"),
 	          "%s", err);
-	cr_assert(th_contains(err, "flotilla.toml:19:1: unknown lint rule \"drop-tabel\" in [lint.rules]; did you "
-	                           "mean \"drop-table\"?\n"),
+	cr_assert(th_contains(err,
+	                      "flotilla.toml:19:1: unknown lint rule \"drop-tabel\" in [lint.rules]; did you "
+	                      "mean \"drop-table\"?\n"),
 	          "%s", err);
-	cr_assert(th_contains(err, "flotilla.toml:20:11: lint rule \"cluster\" takes \"error\", \"warning\" or "
-	                           "\"off\", not \"fatal\"\n"),
+	cr_assert(th_contains(err,
+	                      "flotilla.toml:20:11: lint rule \"cluster\" takes \"error\", \"warning\" or "
+	                      "\"off\", not \"fatal\"\n"),
 	          "%s", err);
 	free(out);
 	free(err);
@@ -430,7 +450,8 @@ Test(lint_cli, bad_usage_and_unreadable_files_exit_2)
 {
 	char *dir = project(NULL), *out, *err;
 	cr_assert_eq(run_lint(dir, &out, &err, "--format", "xml", NULL), 2);
-	cr_assert(th_contains(err, "flotilla: --format takes text, github, sarif or json, not 'xml'"), "%s", err);
+	cr_assert(th_contains(err, "flotilla: --format takes text, github, sarif or json, not 'xml'"), "%s",
+	          err);
 	free(out);
 	free(err);
 	cr_assert_eq(run_lint(dir, &out, &err, "--pg-version", "99", NULL), 2);
@@ -457,20 +478,23 @@ Test(lint_cli, since_lints_only_what_changed_and_diff_shows_it)
 {
 	char *dir = project(NULL), *out, *err;
 	th_write(dir, "services/auth/migrations/V2__old.sql", "CREATE INDEX users_id_idx ON users (id);\n");
-	git(dir, "init -q -b main && git add -A && git -c user.name=T -c user.email=t@example.com commit -qm one");
+	git(dir,
+	    "init -q -b main && git add -A && git -c user.name=T -c user.email=t@example.com commit -qm one");
 	th_write(dir, "services/auth/migrations/V3__new.sql", "ALTER TABLE users RENAME TO accounts;\n");
 	cr_assert_eq(run_lint(dir, &out, &err, "--since", "main", NULL), 3, "%s", err);
-	cr_assert_str_eq(out, "services/auth/migrations/V3__new.sql:1:13: rename-table: renaming table users to "
-	                      "accounts breaks clients still running the old code\n"
-	                      "  hint: create the new name beside the old (a view on the old name), move the "
-	                      "clients, then drop the old name in a later release\n");
+	cr_assert_str_eq(out,
+	                 "services/auth/migrations/V3__new.sql:1:13: rename-table: renaming table users to "
+	                 "accounts breaks clients still running the old code\n"
+	                 "  hint: create the new name beside the old (a view on the old name), move the "
+	                 "clients, then drop the old name in a later release\n");
 	cr_assert(th_contains(err, "lint: 1 file of 2 services"), "%s", err);
 	free(out);
 	free(err);
 	const char *argv[] = {"flotilla", "diff", "--since", "main", NULL};
 	cr_assert_eq(th_run(dir, NULL, &out, &err, argv), 0, "%s", err);
-	cr_assert(th_contains(out, "lint: 1 error, 0 warnings in the files listed (flotilla lint --since main)\n"
-	                           "services/auth/migrations/V3__new.sql:1:13: rename-table: "),
+	cr_assert(th_contains(out,
+	                      "lint: 1 error, 0 warnings in the files listed (flotilla lint --since main)\n"
+	                      "services/auth/migrations/V3__new.sql:1:13: rename-table: "),
 	          "%s", out);
 	free(out);
 	free(err);
