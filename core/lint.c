@@ -1196,9 +1196,7 @@ static void find_suppressions(file_ctx *c)
 		size_t a = g == 0 ? 0 : c->st[g - 1].end, b = g < c->nst ? c->st[g].start : c->len;
 		for (size_t i = a; i < b;) {
 			if (c->text[i] == '-' && i + 1 < b && c->text[i + 1] == '-') {
-				size_t e = i;
-				while (e < b && c->text[e] != '\n' && c->text[e] != '\r')
-					e++;
+				size_t e = fl_sqlsplit_skip_comment(c->text, b, i);
 				/* on the line where the previous statement ends: that statement's */
 				bool same_line = g > 0;
 				for (size_t k = a; k < i && same_line; k++)
@@ -1206,21 +1204,8 @@ static void find_suppressions(file_ctx *c)
 				suppression_comment(c, i, e, same_line ? g - 1 : g);
 				i = e;
 			} else if (c->text[i] == '/' && i + 1 < b && c->text[i + 1] == '*') {
-				int depth = 0;
-				while (i + 1 < b) {
-					if (c->text[i] == '/' && c->text[i + 1] == '*') {
-						depth++;
-						i += 2;
-					} else if (c->text[i] == '*' && c->text[i + 1] == '/') {
-						i += 2;
-						if (--depth == 0)
-							break;
-					} else {
-						i++;
-					}
-				}
-				if (depth)
-					i = b;
+				size_t e = fl_sqlsplit_skip_comment(c->text, b, i);
+				i = e > i ? e : i + 1;
 			} else {
 				i++;
 			}

@@ -299,21 +299,8 @@ static bool leading_directives(const char *s, size_t len, const char *file, fl_e
 			}
 			i = e;
 		} else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
-			size_t depth = 0;
-			while (i + 1 < len) {
-				if (s[i] == '/' && s[i + 1] == '*') {
-					depth++;
-					i += 2;
-				} else if (s[i] == '*' && s[i + 1] == '/') {
-					i += 2;
-					if (--depth == 0)
-						break;
-				} else {
-					i++;
-				}
-			}
-			if (depth)
-				break; /* unterminated: the split reports it */
+			i = fl_sqlsplit_skip_comment(s, len,
+			                             i); /* unterminated: len (the split reports it) */
 		} else {
 			break;
 		}
