@@ -280,12 +280,10 @@ static void print_sarif(const fl_lint_report *rep)
 static void print_summary(const fl_lint_report *rep, size_t nservices, int pg_version, const fl_manifest *m)
 {
 	char lt[64];
-	int ms = m->settings.lock_timeout_ms;
-	if (ms == 0)
-		snprintf(lt, sizeof(lt), "no lock_timeout ([settings] lock_timeout = 0)");
-	else
-		snprintf(lt, sizeof(lt), "lock_timeout %d ms from [settings]", ms);
-	fprintf(stderr, "lint: %zu file%s of %zu service%s, %zu error%s, %zu warning%s (PostgreSQL %d; %s)\n",
+	fl_lint_lock_timeout_text(m->settings.lock_timeout_ms, lt);
+	fprintf(stderr,
+	        "lint: %zu file%s of %zu service%s, %zu error%s, %zu warning%s (PostgreSQL %d; flotilla runs "
+	        "them with %s, from [settings])\n",
 	        rep->files, rep->files == 1 ? "" : "s", nservices, nservices == 1 ? "" : "s", rep->errors,
 	        rep->errors == 1 ? "" : "s", rep->warnings, rep->warnings == 1 ? "" : "s", pg_version, lt);
 }

@@ -409,9 +409,8 @@ static void breaking(file_ctx *c, int generic, size_t off, const char *hint, con
 	finding(c, generic, off, hint, "%s breaks clients still running the old code", what);
 }
 
-static void lock_note(const fl_lint_target *t, char out[64])
+void fl_lint_lock_timeout_text(int ms, char out[64])
 {
-	int ms = t->lock_timeout_ms;
 	if (ms == 0)
 		snprintf(out, 64, "no lock_timeout");
 	else if (ms % 60000 == 0)
@@ -962,7 +961,7 @@ static void set_var(file_ctx *c, json_t *s)
 	if (!jis(s, "name", "lock_timeout"))
 		return;
 	char lt[64];
-	lock_note(c->t, lt);
+	fl_lint_lock_timeout_text(c->t->lock_timeout_ms, lt);
 	json_t *args = jget(s, "args");
 	json_t *a = as(json_array_get(args, 0), "A_Const");
 	bool zero =

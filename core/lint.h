@@ -112,6 +112,9 @@ typedef struct {
 int fl_lint_run(const fl_lint_job *jobs, size_t n, int threads, fl_lint_report *out, fl_error **err);
 void fl_lint_report_clear(fl_lint_report *r);
 
+/* "lock_timeout 10s", "lock_timeout 1500ms", "no lock_timeout": what flotilla sets, for messages. */
+void fl_lint_lock_timeout_text(int ms, char out[64]);
+
 /* "file:line:col: rule: message" and, with a hint, "\n  hint: ..."; caller frees. */
 char *fl_lint_finding_text(const fl_lint_finding *f);
 

@@ -309,8 +309,8 @@ Test(lint_cli, clean_project_exits_0)
 	cr_assert_eq(run_lint(dir, &out, &err, NULL, NULL, NULL), 0, "%s", err);
 	cr_assert_str_eq(out, "");
 	cr_assert_str_eq(err,
-	                 "lint: 2 files of 2 services, 0 errors, 0 warnings (PostgreSQL 15; lock_timeout "
-	                 "10000 ms from [settings])\n");
+	                 "lint: 2 files of 2 services, 0 errors, 0 warnings (PostgreSQL 15; flotilla runs "
+	                 "them with lock_timeout 10s, from [settings])\n");
 	free(out);
 	free(err);
 	free(dir);
