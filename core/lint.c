@@ -1408,8 +1408,10 @@ static void lint_parsed(file_ctx *c, const char *tree)
 			continue;
 		}
 		const char *ee = json_end(p, end);
-		size_t from = (size_t)json_field_int(json_end(p + 8, ee), ee, "stmt_location");
-		long sl = json_field_int(json_end(p + 8, ee), ee, "stmt_len");
+		/* ...}},"stmt_location":N,"stmt_len":M}: both follow the statement, at the element's end */
+		const char *tail = ee - p > 64 ? ee - 64 : p;
+		size_t from = (size_t)json_field_int(tail, ee, "stmt_location");
+		long sl = json_field_int(tail, ee, "stmt_len");
 		size_t to = sl > 0 ? from + (size_t)sl : c->len;
 		if (to > c->len)
 			to = c->len;
