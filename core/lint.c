@@ -712,7 +712,16 @@ static void alter_table(file_ctx *c, json_t *s)
 			}
 		} else if (strcmp(sub, "AT_DetachPartition") == 0) {
 			json_t *pc = as(def, "PartitionCmd");
-			if (pc && !jtrue(pc, "concurrent"))
+			if (pc && jtrue(pc, "concurrent") && c->in_tx)
+				finding(c, R_DETACH, at(c, jget(pc, "name")),
+				        "mark the file -- flotilla:no-transaction (flotilla does not see "
+				        "this form as "
+				        "one that refuses a transaction)",
+				        "DETACH PARTITION %s CONCURRENTLY cannot run inside a transaction "
+				        "block, and "
+				        "flotilla runs this file in one",
+				        jstr(jget(pc, "name"), "relname"));
+			else if (pc && !jtrue(pc, "concurrent"))
 				finding(c, R_DETACH, at(c, jget(pc, "name")),
 				        c->t->pg_version >= 14 ? "ALTER TABLE ... DETACH PARTITION ... "
 				                                 "CONCURRENTLY, in a no-transaction file"

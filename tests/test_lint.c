@@ -124,7 +124,8 @@ RULE(drop_index_concurrently, "DROP INDEX t_a_idx;", "1:1 drop-index-concurrentl
 RULE(reindex_concurrently, "REINDEX INDEX t_a_idx;", "1:1 reindex-concurrently",
      "REINDEX INDEX CONCURRENTLY t_a_idx;", "")
 RULE(detach_partition_concurrently, "ALTER TABLE m DETACH PARTITION m_2024;",
-     "1:32 detach-partition-concurrently", "ALTER TABLE m DETACH PARTITION m_2024 CONCURRENTLY;", "")
+     "1:32 detach-partition-concurrently",
+     "-- flotilla:no-transaction\nALTER TABLE m DETACH PARTITION m_2024 CONCURRENTLY;", "")
 RULE(alter_column_type, "ALTER TABLE t ALTER COLUMN a TYPE bigint;", "1:1 alter-column-type",
      "CREATE TABLE t (a int);\nALTER TABLE t ALTER COLUMN a TYPE bigint;", "")
 RULE(rename_table, "ALTER TABLE t RENAME TO u;", "1:13 rename-table",
@@ -257,6 +258,11 @@ Test(lint_core, verdicts_follow_the_server_version)
 	char *d = lint_with(nn, &v11, NULL);
 	cr_assert_str_eq(d, "4:1 set-not-null");
 	free(d);
+}
+
+Test(lint_core, detach_concurrently_needs_a_no_transaction_file)
+{
+	LINTS_TO("ALTER TABLE m DETACH PARTITION m_2024 CONCURRENTLY;", "1:32 detach-partition-concurrently");
 }
 
 Test(lint_core, autocommit_lists_the_statements)
