@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "gitdiff.h"
@@ -145,6 +146,31 @@ void fl_cli_lint_print_text(FILE *f, const fl_lint_report *rep)
 
 /* ---- formats ---- */
 
+/*
+ * Annotations and code scanning place a finding by its path from the
+ * repository's root, where CI runs; flotilla names files relative to the
+ * manifest ("../services/..."). So: the file's real path, relative to the
+ * current directory when it lies below it.
+ */
+static char *ci_path(const fl_manifest *m, const char *path)
+{
+	char *joined = path[0] == '/' ? fl_strdup(path) : fl_asprintf("%s/%s", m->dir, path);
+	char *real = realpath(joined, NULL);
+	char cwd[4096];
+	if (!real || !getcwd(cwd, sizeof(cwd))) {
+		free(real);
+		return joined;
+	}
+	free(joined);
+	size_t n = strlen(cwd);
+	if (strncmp(real, cwd, n) == 0 && real[n] == '/') {
+		char *rel = fl_strdup(real + n + 1);
+		free(real);
+		return rel;
+	}
+	return real;
+}
+
 /* GitHub's workflow-command escaping: data escapes %, CR, LF; properties also : and ,. */
 static void gh_escape(fl_buf *b, const char *s, bool property)
 {
@@ -164,14 +190,16 @@ static void gh_escape(fl_buf *b, const char *s, bool property)
 	}
 }
 
-static void print_github(const fl_lint_report *rep)
+static void print_github(const fl_lint_report *rep, const fl_manifest *m)
 {
 	for (size_t i = 0; i < rep->n; i++) {
 		const fl_lint_finding *f = &rep->items[i];
 		fl_buf b;
 		fl_buf_init(&b);
 		fl_buf_printf(&b, "::%s file=", f->level == FL_LINT_ERROR ? "error" : "warning");
-		gh_escape(&b, f->file, true);
+		char *path = ci_path(m, f->file);
+		gh_escape(&b, path, true);
+		free(path);
 		fl_buf_printf(&b, ",line=%d,col=%d,title=", f->line, f->col);
 		gh_escape(&b, f->rule->name, true);
 		fl_buf_puts(&b, "::");
@@ -239,7 +267,7 @@ static void print_json(const fl_lint_report *rep, const fl_error *err, int pg_ve
 }
 
 /* SARIF 2.1.0 (OASIS): one run, every rule in the driver, one result per finding. */
-static void print_sarif(const fl_lint_report *rep)
+static void print_sarif(const fl_lint_report *rep, const fl_manifest *m)
 {
 	size_t nrules;
 	const fl_lint_rule *rules = fl_lint_rules(&nrules);
@@ -248,9 +276,9 @@ static void print_sarif(const fl_lint_report *rep)
 		json_t *r = json_object();
 		json_object_set_new(r, "id", json_string(rules[i].name));
 		json_object_set_new(r, "shortDescription", json_pack("{s:s}", "text", rules[i].summary));
-		char *uri = fl_asprintf("docs/lint.md#%s", rules[i].name);
-		json_object_set_new(r, "helpUri", json_string(uri));
-		free(uri);
+		char *help = fl_asprintf("see docs/lint.md, section %s", rules[i].name);
+		json_object_set_new(r, "help", json_pack("{s:s}", "text", help));
+		free(help);
 		json_object_set_new(r, "defaultConfiguration",
 		                    json_pack("{s:s}", "level", fl_lint_level_name(rules[i].level)));
 		json_array_append_new(rj, r);
@@ -269,8 +297,7 @@ static void print_sarif(const fl_lint_report *rep)
 		free(text);
 		json_array_append_new(results, res);
 	}
-	json_t *driver = json_pack("{s:s,s:s,s:s,s:o}", "name", "flotilla", "version", FL_VERSION,
-	                           "informationUri", "docs/lint.md", "rules", rj);
+	json_t *driver = json_pack("{s:s,s:s,s:o}", "name", "flotilla", "version", FL_VERSION, "rules", rj);
 	json_t *doc = json_pack("{s:s,s:s,s:[{s:{s:o},s:o}]}", "$schema",
 	                        "https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0", "runs",
 	                        "tool", "driver", driver, "results", results);
@@ -401,9 +428,9 @@ int cmd_lint(int argc, char **argv)
 	if (strcmp(format, "json") == 0)
 		print_json(&rep, err, pgv, m->settings.lock_timeout_ms, rc);
 	else if (strcmp(format, "sarif") == 0)
-		print_sarif(&rep);
+		print_sarif(&rep, m);
 	else if (strcmp(format, "github") == 0)
-		print_github(&rep);
+		print_github(&rep, m);
 	else
 		fl_cli_lint_print_text(stdout, &rep);
 	print_summary(&rep, (size_t)nsel, pgv, m);

@@ -516,3 +516,41 @@ Test(lint_cli, the_services_own_migrations_lint_clean)
 	free(out);
 	free(err);
 }
+
+Test(lint_cli, github_paths_are_from_where_ci_runs)
+{
+	char *dir = th_tmpdir(), *out, *err;
+	th_write(dir, "manifests/m.toml",
+	         "version = 1\nproject = \"p\"\n[environments.local]\nadmin = { user = \"postgres\" }\n"
+	         "migrator = { user = \"postgres\" }\n[defaults]\ndatabase = \"${service}_db\"\n"
+	         "owner = \"${service}_owner\"\nmigrations = \"../services/${service}/migrations\"\n"
+	         "[services.user]\n");
+	th_write(dir, "services/user/migrations/V1__t.sql", "TRUNCATE t CASCADE;\n");
+	const char *argv[] = {"flotilla", "-m", "manifests/m.toml", "lint", "--format", "github", NULL};
+	cr_assert_eq(th_run(dir, NULL, &out, &err, argv), 3, "%s", err);
+	cr_assert_str_eq(
+	    out, "::error file=services/user/migrations/V1__t.sql,line=1,col=1,title=truncate-cascade::"
+	         "TRUNCATE ... CASCADE also empties every table with a foreign key to these, whatever "
+	         "service's data they hold%0Ahint: TRUNCATE only the tables you name (without "
+	         "CASCADE)\n");
+	free(out);
+	free(err);
+	free(dir);
+}
+
+Test(lint_cli, rev_reads_the_committed_files)
+{
+	char *dir = project(NULL), *out, *err;
+	git(dir,
+	    "init -q -b main && git add -A && git -c user.name=T -c user.email=t@example.com commit -qm one");
+	th_write(dir, "services/auth/migrations/V2__wip.sql", "VACUUM FULL users;\n");
+	cr_assert_eq(run_lint(dir, &out, &err, "--rev", "main", NULL), 0, "%s", err);
+	cr_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	cr_assert_eq(run_lint(dir, &out, &err, NULL, NULL, NULL), 3, "%s", err);
+	cr_assert(th_contains(out, "services/auth/migrations/V2__wip.sql:1:8: vacuum-full: "), "%s", out);
+	free(out);
+	free(err);
+	free(dir);
+}
