@@ -239,7 +239,8 @@ typedef struct {
 	bool in_tx; /* flotilla runs the file in one transaction */
 	fl_stmt *st;
 	size_t nst;
-	size_t cur; /* the statement being judged */
+	size_t cur;     /* the statement being judged */
+	size_t cur_end; /* where its text ends */
 	/* what this file has done so far: "t:table", "i:index", "v:table.constraint" (NOT VALID),
 	 * "k:table.constraint:column" (a NOT VALID IS NOT NULL check), "n:table.column" (validated) */
 	char **names;
@@ -623,10 +624,10 @@ static void add_constraint(file_ctx *c, const char *table, json_t *k)
 	}
 }
 
-static void validate_constraint(file_ctx *c, const char *table, const char *name)
+static void validate_constraint(file_ctx *c, const char *table, const char *name, size_t here)
 {
 	if (c->in_tx && recall(c, true, "v:%s.%s", table, name))
-		finding(c, R_VALIDATE_SAME_TX, stmt_start(c),
+		finding(c, R_VALIDATE_SAME_TX, here,
 		        "validate in a later migration, so the lock of ADD CONSTRAINT is released first",
 		        "VALIDATE CONSTRAINT %s runs in the transaction that added it NOT VALID: the lock "
 		        "taken by the ADD is held for the whole scan",
@@ -634,6 +635,53 @@ static void validate_constraint(file_ctx *c, const char *table, const char *name
 	const char *col = recall(c, false, "k:%s.%s:", table, name);
 	if (col)
 		remember(c, "n:%s.%s", table, col);
+}
+
+/*
+ * Where each of ALTER TABLE's subcommands starts: the parse tree gives most
+ * of them no place, but they stand in the text in the tree's order,
+ * separated by commas outside parentheses, quotes and comments.
+ */
+static size_t *cmd_starts(const file_ctx *c, json_t *rel, size_t ncmds)
+{
+	size_t *at_ = fl_calloc(ncmds + 1, sizeof(size_t));
+	size_t i = at(c, rel), end = c->cur_end, k = 0;
+	for (size_t j = 0; j <= ncmds; j++)
+		at_[j] = stmt_start(c);
+	/* past the table's name ("s"."t", s.t) and the blanks after it */
+	while (i < end && (c->text[i] == '"' || c->text[i] == '.' || c->text[i] == '_' || c->text[i] == '$' ||
+	                   (unsigned char)c->text[i] >= 0x80 || (c->text[i] >= '0' && c->text[i] <= '9') ||
+	                   ((c->text[i] | 0x20) >= 'a' && (c->text[i] | 0x20) <= 'z'))) {
+		if (c->text[i] == '"')
+			for (i++; i < end && c->text[i] != '"'; i++)
+				;
+		i++;
+	}
+	int depth = 0;
+	bool want = true;
+	for (; i < end && k < ncmds; i++) {
+		char ch = c->text[i];
+		size_t past = fl_sqlsplit_skip_comment(c->text, end, i);
+		if (past > i) {
+			i = past - 1;
+			continue;
+		}
+		if (want && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r' && ch != '*') {
+			at_[k++] = i;
+			want = false;
+		}
+		if (ch == '\'' || ch == '"') {
+			for (i++; i < end && c->text[i] != ch; i++)
+				;
+		} else if (ch == '(') {
+			depth++;
+		} else if (ch == ')') {
+			depth--;
+		} else if (ch == ',' && depth == 0) {
+			want = true;
+		}
+	}
+	return at_;
 }
 
 static void alter_table(file_ctx *c, json_t *s)
@@ -646,9 +694,11 @@ static void alter_table(file_ctx *c, json_t *s)
 		return;
 	bool fresh = created(c, table);
 	json_t *cmds = jget(s, "cmds");
+	size_t *starts = cmd_starts(c, rel, json_array_size(cmds));
 	for (size_t i = 0; i < json_array_size(cmds); i++) {
 		json_t *cmd = as(json_array_get(cmds, i), "AlterTableCmd");
 		const char *sub = jstr(cmd, "subtype"), *name = jstr(cmd, "name");
+		size_t here = starts[i];
 		if (!sub)
 			continue;
 		json_t *def = jget(cmd, "def");
@@ -657,19 +707,19 @@ static void alter_table(file_ctx *c, json_t *s)
 		} else if (strcmp(sub, "AT_AddConstraint") == 0) {
 			add_constraint(c, table, as(def, "Constraint"));
 		} else if (strcmp(sub, "AT_ValidateConstraint") == 0 && name) {
-			validate_constraint(c, table, name);
+			validate_constraint(c, table, name, here);
 		} else if (strcmp(sub, "AT_SetNotNull") == 0 && name && !fresh) {
 			if (c->t->pg_version >= 12 && recall(c, true, "n:%s.%s", table, name))
 				continue;
 			if (c->t->pg_version >= 12)
-				finding(c, R_SET_NOT_NULL, stmt_start(c),
+				finding(c, R_SET_NOT_NULL, here,
 				        "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE "
 				        "CONSTRAINT c; "
 				        "then SET NOT NULL (no scan) and DROP CONSTRAINT c",
 				        "SET NOT NULL on %s.%s scans the whole table under ACCESS EXCLUSIVE",
 				        table, name);
 			else
-				finding(c, R_SET_NOT_NULL, stmt_start(c),
+				finding(c, R_SET_NOT_NULL, here,
 				        "keep a validated CHECK (col IS NOT NULL) instead (PostgreSQL 12 and "
 				        "later use "
 				        "it to skip the scan)",
@@ -678,7 +728,7 @@ static void alter_table(file_ctx *c, json_t *s)
 				        "PostgreSQL 12 no CHECK spares the scan)",
 				        table, name);
 		} else if (strcmp(sub, "AT_DropNotNull") == 0 && name && !fresh) {
-			finding(c, R_DROP_NOT_NULL, stmt_start(c),
+			finding(c, R_DROP_NOT_NULL, here,
 			        "ship readers that handle NULL in %s first, then drop NOT NULL",
 			        "DROP NOT NULL on %s.%s lets NULLs reach code that assumes there are none",
 			        table, name);
@@ -686,7 +736,7 @@ static void alter_table(file_ctx *c, json_t *s)
 			json_t *cd = as(def, "ColumnDef");
 			column_type(c, name, jget(cd, "typeName"));
 			if (!fresh)
-				finding(c, R_TYPE_CHANGE, stmt_start(c),
+				finding(c, R_TYPE_CHANGE, here,
 				        "add a column of the new type, backfill it in batches, switch "
 				        "readers, drop the "
 				        "old one later",
@@ -698,13 +748,13 @@ static void alter_table(file_ctx *c, json_t *s)
 		} else if (strcmp(sub, "AT_DropColumn") == 0 && name) {
 			if (!c->in_tx && !jtrue(cmd, "missing_ok"))
 				finding(
-				    c, R_IDEMPOTENT, stmt_start(c), "DROP COLUMN IF EXISTS",
+				    c, R_IDEMPOTENT, here, "DROP COLUMN IF EXISTS",
 				    "DROP COLUMN %s runs outside a transaction here: run again after a later "
 				    "statement failed, it fails because the column is gone",
 				    name);
 			if (!fresh) {
 				char *what = fl_asprintf("dropping column %s.%s", table, name);
-				breaking(c, R_DROP_COLUMN, stmt_start(c),
+				breaking(c, R_DROP_COLUMN, here,
 				         "stop reading the column in every client first; drop it in a later "
 				         "release",
 				         what);
@@ -732,6 +782,7 @@ static void alter_table(file_ctx *c, json_t *s)
 				        jstr(jget(pc, "name"), "relname"), table);
 		}
 	}
+	free(starts);
 }
 
 static void create_table(file_ctx *c, json_t *s)
@@ -1080,6 +1131,7 @@ static void long_identifiers(file_ctx *c, json_t *v, size_t from, size_t to)
 
 static void judge(file_ctx *c, json_t *stmt, size_t end)
 {
+	c->cur_end = end;
 	json_t *s;
 	const char *type = node(stmt, &s);
 	if (!type)

@@ -100,7 +100,7 @@ RULE(volatile_default, "ALTER TABLE t ADD COLUMN u uuid DEFAULT gen_random_uuid(
      "1:26 add-column-volatile-default", "ALTER TABLE t ADD COLUMN c timestamptz DEFAULT now();", "")
 RULE(required_column, "ALTER TABLE t ADD COLUMN n int NOT NULL;", "1:26 add-column-required",
      "ALTER TABLE t ADD COLUMN n int NOT NULL DEFAULT 0;", "")
-RULE(set_not_null, "SELECT 1;\nALTER TABLE t ALTER COLUMN a SET NOT NULL;", "2:1 set-not-null",
+RULE(set_not_null, "SELECT 1;\nALTER TABLE t ALTER COLUMN a SET NOT NULL;", "2:15 set-not-null",
      "-- flotilla:no-transaction\n"
      "ALTER TABLE t ADD CONSTRAINT t_a_nn CHECK (a IS NOT NULL) NOT VALID;\n"
      "ALTER TABLE t VALIDATE CONSTRAINT t_a_nn;\n"
@@ -111,7 +111,7 @@ RULE(constraint_not_valid, "ALTER TABLE t ADD CONSTRAINT t_u_fk FOREIGN KEY (u) 
      "ALTER TABLE t ADD CONSTRAINT t_u_fk FOREIGN KEY (u) REFERENCES u (id) NOT VALID;", "")
 RULE(validate_same_transaction,
      "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;",
-     "2:1 validate-same-transaction",
+     "2:15 validate-same-transaction",
      "-- flotilla:no-transaction\nALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"
      "ALTER TABLE t VALIDATE CONSTRAINT c;",
      "")
@@ -126,17 +126,17 @@ RULE(reindex_concurrently, "REINDEX INDEX t_a_idx;", "1:1 reindex-concurrently",
 RULE(detach_partition_concurrently, "ALTER TABLE m DETACH PARTITION m_2024;",
      "1:32 detach-partition-concurrently",
      "-- flotilla:no-transaction\nALTER TABLE m DETACH PARTITION m_2024 CONCURRENTLY;", "")
-RULE(alter_column_type, "ALTER TABLE t ALTER COLUMN a TYPE bigint;", "1:1 alter-column-type",
+RULE(alter_column_type, "ALTER TABLE t ALTER COLUMN a TYPE bigint;", "1:15 alter-column-type",
      "CREATE TABLE t (a int);\nALTER TABLE t ALTER COLUMN a TYPE bigint;", "")
 RULE(rename_table, "ALTER TABLE t RENAME TO u;", "1:13 rename-table",
      "CREATE TABLE t (a text);\nALTER TABLE t RENAME TO u;", "")
 RULE(rename_column, "ALTER TABLE t RENAME COLUMN a TO b;", "1:13 rename-column",
      "CREATE TABLE t (a text);\nALTER TABLE t RENAME COLUMN a TO b;", "")
 RULE(drop_table, "DROP TABLE t;", "1:1 drop-table", "CREATE TABLE t (a text);\nDROP TABLE t;", "")
-RULE(drop_column, "ALTER TABLE t DROP COLUMN a;", "1:1 drop-column", "ALTER TABLE t ADD COLUMN b text;", "")
+RULE(drop_column, "ALTER TABLE t DROP COLUMN a;", "1:15 drop-column", "ALTER TABLE t ADD COLUMN b text;", "")
 RULE(drop_schema, "DROP SCHEMA s CASCADE;", "1:1 drop-schema", "CREATE SCHEMA s;", "")
 RULE(drop_database, "DROP DATABASE d;", "1:1 drop-database", "CREATE DATABASE d;", "")
-RULE(drop_not_null, "ALTER TABLE t ALTER COLUMN a DROP NOT NULL;", "1:1 drop-not-null",
+RULE(drop_not_null, "ALTER TABLE t ALTER COLUMN a DROP NOT NULL;", "1:15 drop-not-null",
      "ALTER TABLE t ALTER COLUMN a SET DEFAULT 0;", "")
 RULE(truncate_cascade, "TRUNCATE t CASCADE;", "1:1 truncate-cascade", "TRUNCATE t;", "")
 RULE(vacuum_full, "VACUUM FULL t;", "1:8 vacuum-full", "VACUUM t;", "")
@@ -175,7 +175,7 @@ Test(lint_rules, cross_service_readers_flags)
 	struct opts o = {.reader = "auth"};
 	char *msgs;
 	char *got = lint_with("ALTER TABLE profiles DROP COLUMN nickname;", &o, &msgs);
-	cr_assert_str_eq(got, "1:1 cross-service-readers");
+	cr_assert_str_eq(got, "1:22 cross-service-readers");
 	cr_assert_str_eq(msgs,
 	                 "auth reads svc_db: dropping column profiles.nickname breaks its queries until it "
 	                 "ships; expand first, contract in a later release\n");
@@ -224,6 +224,14 @@ Test(lint_core, suppressions)
 	LINTS_TO("-- flotilla:lint-ignore-file cluster not needed\nSELECT 1;", "1:30 lint-ignore");
 }
 
+Test(lint_core, each_alter_table_subcommand_has_its_place)
+{
+	LINTS_TO(
+	    "ALTER TABLE \"T\" ADD COLUMN b text DEFAULT 'x, y (z)',\n  ALTER COLUMN a SET NOT NULL, -- one\n"
+	    "  DROP COLUMN c;",
+	    "2:3 set-not-null|3:3 drop-column");
+}
+
 Test(lint_core, placeholders_map_back_to_the_file)
 {
 	fl_placeholder ph[] = {{"tbl", "a_much_longer_table_name"}};
@@ -256,7 +264,7 @@ Test(lint_core, verdicts_follow_the_server_version)
 	                 "ALTER TABLE t VALIDATE CONSTRAINT t_a_nn;\n"
 	                 "ALTER TABLE t ALTER COLUMN a SET NOT NULL;";
 	char *d = lint_with(nn, &v11, NULL);
-	cr_assert_str_eq(d, "4:1 set-not-null");
+	cr_assert_str_eq(d, "4:15 set-not-null");
 	free(d);
 }
 
@@ -329,7 +337,7 @@ Test(lint_cli, cross_service_drop_names_the_readers_and_exits_3)
 	         "ALTER TABLE profiles DROP COLUMN nick;\n");
 	cr_assert_eq(run_lint(dir, &out, &err, "user", NULL, NULL), 3, "%s", err);
 	cr_assert_str_eq(out,
-	                 "services/user/migrations/V2__drop_nick.sql:1:1: cross-service-readers: auth and "
+	                 "services/user/migrations/V2__drop_nick.sql:1:22: cross-service-readers: auth and "
 	                 "bigquery_sync read user_db: dropping column profiles.nick breaks their queries "
 	                 "until they ship; expand first, contract in a later release\n"
 	                 "  hint: add the new shape beside the old one now, ship the readers, and drop the "
