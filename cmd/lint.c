@@ -38,6 +38,7 @@ struct fl_cli_lint {
 	size_t nfiles;
 	fl_lint_job *jobs;
 	size_t njobs;
+	const fl_migration **context; /* every file's migration, grouped by service: the targets' context */
 };
 
 fl_cli_lint *fl_cli_lint_new(const fl_manifest *m, int pg_version)
@@ -61,6 +62,7 @@ void fl_cli_lint_free(fl_cli_lint *l)
 		fl_migration_set_free(l->files[i].set);
 	free(l->files);
 	free(l->jobs);
+	free(l->context);
 	free(l);
 }
 
@@ -118,6 +120,18 @@ int fl_cli_lint_run(fl_cli_lint *l, fl_lint_report *rep, fl_error **err)
 	free(l->jobs);
 	l->jobs = fl_calloc(l->nfiles + 1, sizeof(*l->jobs));
 	l->njobs = 0;
+	free(l->context);
+	l->context = fl_calloc(l->nfiles + 1, sizeof(*l->context));
+	size_t nc = 0;
+	for (size_t s = 0; s < l->m->nservices; s++) {
+		l->targets[s].context = l->context + nc;
+		l->targets[s].ncontext = 0;
+		for (size_t i = 0; i < l->nfiles; i++)
+			if (l->files[i].service == s) {
+				l->context[nc++] = &l->files[i].set->items[0];
+				l->targets[s].ncontext++;
+			}
+	}
 	for (size_t i = 0; i < l->nfiles; i++) {
 		const struct lint_file *f = &l->files[i];
 		if (!f->lint)

@@ -212,6 +212,13 @@ void fl_lint_target_clear(fl_lint_target *t)
 
 /* ---- one file ---- */
 
+/* NOT VALID CHECK (col IS NOT NULL) constraints of a target's files: "table.constraint:column". */
+struct learned {
+	const fl_lint_target **t;
+	char **key;
+	size_t n;
+};
+
 typedef struct {
 	int rule;
 	size_t off;  /* in the expanded text */
@@ -251,6 +258,7 @@ typedef struct {
 	size_t nf;
 	suppression *sup;
 	size_t nsup;
+	const struct learned *learned; /* from the service's other files */
 } file_ctx;
 
 static void remember(file_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -633,6 +641,11 @@ static void validate_constraint(file_ctx *c, const char *table, const char *name
 		        "taken by the ADD is held for the whole scan",
 		        name);
 	const char *col = recall(c, false, "k:%s.%s:", table, name);
+	char *key = fl_asprintf("%s.%s:", table, name);
+	for (size_t i = 0; !col && c->learned && i < c->learned->n; i++)
+		if (c->learned->t[i] == c->t && strncmp(c->learned->key[i], key, strlen(key)) == 0)
+			col = c->learned->key[i] + strlen(key);
+	free(key);
 	if (col)
 		remember(c, "n:%s.%s", table, col);
 }
@@ -1544,13 +1557,14 @@ static void created_by(file_ctx *c, const fl_migration *v)
 }
 
 static void lint_file(const fl_lint_target *t, const fl_migration *m, const fl_migration *undoes,
-                      file_result *out)
+                      const struct learned *learned, file_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	file_ctx c;
 	memset(&c, 0, sizeof(c));
 	c.t = t;
 	c.m = m;
+	c.learned = learned;
 	size_t nph = 0;
 	fl_placeholder *ph = fl_placeholders_for_file(t->ph, t->nph, m, &nph);
 	c.ph = ph;
@@ -1638,7 +1652,51 @@ typedef struct {
 	size_t n;
 	file_result *res;
 	atomic_size_t next;
+	struct learned learned;
 } pool;
+
+/* ADD CONSTRAINT name CHECK (col IS NOT NULL) NOT VALID in the targets' other files. */
+static void *learn(void *arg)
+{
+	pool *p = arg;
+	for (size_t j = 0; j < p->n; j++) {
+		const fl_lint_target *t = p->jobs[j].target;
+		bool seen = false;
+		for (size_t k = 0; k < j && !seen; k++)
+			seen = p->jobs[k].target == t;
+		for (size_t i = 0; !seen && i < t->ncontext; i++) {
+			const fl_migration *m = t->context[i];
+			if (!strcasestr(m->data, "NOT VALID") || !strcasestr(m->data, "IS NOT NULL"))
+				continue;
+			PgQueryParseResult pr = pg_query_parse(m->data);
+			json_t *tree = pr.error ? NULL : json_loads(pr.parse_tree, 0, NULL);
+			json_t *stmts = jget(tree, "stmts");
+			for (size_t k = 0; k < json_array_size(stmts); k++) {
+				json_t *a = as(jget(json_array_get(stmts, k), "stmt"), "AlterTableStmt");
+				const char *table = jstr(jget(a, "relation"), "relname");
+				json_t *cmds = jget(a, "cmds");
+				for (size_t x = 0; table && x < json_array_size(cmds); x++) {
+					json_t *con =
+					    as(jget(as(json_array_get(cmds, x), "AlterTableCmd"), "def"),
+					       "Constraint");
+					const char *col =
+					    con && jtrue(con, "skip_validation") ? not_null_check(con) : NULL;
+					if (!col || !jstr(con, "conname"))
+						continue;
+					struct learned *l = &p->learned;
+					l->t = fl_realloc(l->t, (l->n + 1) * sizeof(*l->t));
+					l->key = fl_realloc(l->key, (l->n + 1) * sizeof(*l->key));
+					l->t[l->n] = t;
+					l->key[l->n++] =
+					    fl_asprintf("%s.%s:%s", table, jstr(con, "conname"), col);
+				}
+			}
+			json_decref(tree);
+			pg_query_free_parse_result(pr);
+		}
+	}
+	return NULL;
+}
 
 static void *worker(void *arg)
 {
@@ -1647,7 +1705,7 @@ static void *worker(void *arg)
 		size_t i = atomic_fetch_add(&p->next, 1);
 		if (i >= p->n)
 			break;
-		lint_file(p->jobs[i].target, p->jobs[i].mig, p->jobs[i].undoes, &p->res[i]);
+		lint_file(p->jobs[i].target, p->jobs[i].mig, p->jobs[i].undoes, &p->learned, &p->res[i]);
 	}
 	return NULL;
 }
@@ -1667,6 +1725,10 @@ int fl_lint_run(const fl_lint_job *jobs, size_t n, int threads, fl_lint_report *
 	 * leaves it dangling. */
 	pthread_t tid[8];
 	int started = 0;
+	if (pthread_create(&tid[0], NULL, learn, &p) == 0)
+		pthread_join(tid[0], NULL);
+	else
+		learn(&p);
 	for (int i = 0; i < threads && i < 8; i++)
 		if (pthread_create(&tid[started], NULL, worker, &p) == 0)
 			started++;
@@ -1693,6 +1755,10 @@ int fl_lint_run(const fl_lint_job *jobs, size_t n, int threads, fl_lint_report *
 		free(r->items);
 	}
 	free(p.res);
+	for (size_t i = 0; i < p.learned.n; i++)
+		free(p.learned.key[i]);
+	free(p.learned.key);
+	free(p.learned.t);
 	return bad;
 }
 

@@ -77,6 +77,10 @@ typedef struct {
 	int lock_timeout_ms;          /* what flotilla sets (manifest [settings]); 0: none */
 	fl_lint_level levels[64];     /* per rule, in fl_lint_rules order */
 	const char *from_version[64]; /* per rule: judge only versions from this one on (NULL: all) */
+	/* the service's other migrations (borrowed; may be none): what a file relies on from an
+	 * earlier one, such as a NOT VALID CHECK (col IS NOT NULL) it validates before SET NOT NULL */
+	const fl_migration *const *context;
+	size_t ncontext;
 } fl_lint_target;
 
 /*

@@ -525,6 +525,28 @@ Test(lint_cli, the_services_own_migrations_lint_clean)
 	free(err);
 }
 
+Test(lint_cli, set_not_null_after_validating_a_check_added_earlier)
+{
+	char *dir = project(NULL), *out, *err;
+	th_write(dir, "services/auth/migrations/V1__create.sql",
+	         "CREATE TABLE users (id bigint, email text);\n");
+	th_write(dir, "services/auth/migrations/V2__check.sql",
+	         "ALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;\n");
+	th_write(dir, "services/auth/migrations/V3__not_null.sql",
+	         "-- flotilla:no-transaction\nALTER TABLE users VALIDATE CONSTRAINT users_email_nn;\n"
+	         "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users ALTER COLUMN id SET "
+	         "NOT NULL;\n");
+	cr_assert_eq(run_lint(dir, &out, &err, "auth", NULL, NULL), 3, "%s", err);
+	cr_assert_str_eq(out,
+	                 "services/auth/migrations/V3__not_null.sql:4:19: set-not-null: SET NOT NULL on "
+	                 "users.id scans the whole table under ACCESS EXCLUSIVE\n"
+	                 "  hint: ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c; "
+	                 "then SET NOT NULL (no scan) and DROP CONSTRAINT c\n");
+	free(out);
+	free(err);
+	free(dir);
+}
+
 Test(lint_cli, github_paths_are_from_where_ci_runs)
 {
 	char *dir = th_tmpdir(), *out, *err;
