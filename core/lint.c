@@ -228,6 +228,8 @@ typedef struct {
 } raw_finding;
 
 #define WHOLE_FILE SIZE_MAX
+/* a finding a later statement of the file made moot */
+#define R_WITHDRAWN (-1)
 
 typedef struct {
 	char *rule;
@@ -875,6 +877,10 @@ static void drop(file_ctx *c, json_t *s)
 					         "stop reading it in every client first; drop it in a later "
 					         "release",
 					         what);
+				/* a view dropped to be created again (a repeatable migration): readers see
+				 * neither step when both commit together, so the CREATE withdraws it */
+				if (strcmp(kind, "table") != 0 && c->t->nreaders)
+					remember(c, "dv:%s=%zu", base, c->nf - 1);
 				free(what);
 			}
 		} else if (strcmp(type, "OBJECT_SCHEMA") == 0) {
@@ -1188,7 +1194,14 @@ static void judge(file_ctx *c, json_t *stmt, size_t end)
 		set_var(c, s);
 	else if (strcmp(type, "UpdateStmt") == 0)
 		dup_targets(c, jget(s, "targetList"), "UPDATE");
-	else if (strcmp(type, "InsertStmt") == 0) {
+	else if (strcmp(type, "ViewStmt") == 0 || strcmp(type, "CreateTableAsStmt") == 0) {
+		json_t *rel = jget(s, "view") ? jget(s, "view") : jget(jget(s, "into"), "rel");
+		const char *name = jstr(rel, "relname");
+		const char *dropped = name && c->in_tx ? recall(c, false, "dv:%s=", name) : NULL;
+		if (dropped)
+			c->f[strtoul(dropped, NULL, 10)].rule = R_WITHDRAWN;
+		idempotent_create(c, type, s);
+	} else if (strcmp(type, "InsertStmt") == 0) {
 		dup_targets(c, jget(s, "cols"), "INSERT");
 		dup_targets(c, jget(jget(s, "onConflictClause"), "targetList"), "ON CONFLICT DO UPDATE");
 	} else
@@ -1601,7 +1614,7 @@ static void lint_file(const fl_lint_target *t, const fl_migration *m, const fl_m
 	out->items = fl_calloc(c.nf + c.nsup + 1, sizeof(*out->items));
 	for (size_t i = 0; i < c.nf; i++) {
 		raw_finding *f = &c.f[i];
-		if (!suppressed(&c, f) && level_for(t, m, f->rule) != FL_LINT_OFF) {
+		if (f->rule != R_WITHDRAWN && !suppressed(&c, f) && level_for(t, m, f->rule) != FL_LINT_OFF) {
 			fl_lint_finding *o = &out->items[out->n++];
 			o->rule = &RULES[f->rule];
 			o->level = level_for(t, m, f->rule);
