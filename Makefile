@@ -7,6 +7,7 @@
 #   make demo       throwaway PostgreSQL + migrate the seven services of manifests/pcc.toml
 #   make bench      benchmarks (bench/README.md)
 #   make bench-engine / bench-drift   per-migration cost; where drift's time goes
+#   make bench-lint lint of 5,000 generated migration files (target: under 1 s)
 #   make bench-git  gitdiff on a generated 20,000-commit repository (GITBENCH_REPO, made once)
 #   make fuzz-NAME  libFuzzer target tests/fuzz/fuzz_NAME.c (FUZZ_TIME seconds, default 600)
 #   make deps       install the missing Debian packages (as root), or print the apt-get line
@@ -17,11 +18,13 @@ PKGS    := libpq libgit2 jansson zlib
 TESTPKGS := criterion
 DEBS    := build-essential pkg-config libpq-dev libgit2-dev libjansson-dev zlib1g-dev \
            libcriterion-dev postgresql postgresql-client clang libclang-rt-14-dev \
-           cppcheck clang-format python3 git util-linux procps tmux
+           cppcheck clang-format python3 git util-linux procps tmux libpg-query-dev python3-jsonschema
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# libpg_query (PostgreSQL's parser, for lint) ships no pkg-config file: its static library by name
+PGQUERY_LIBS := -l:libpg_query.a
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(PGQUERY_LIBS) -lpthread
 TEST_CFLAGS := $(shell pkg-config --cflags $(TESTPKGS) 2>/dev/null)
 TEST_LIBS   := $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
 
@@ -97,7 +100,7 @@ bench: deps
 	sh bench/run
 
 # bench/README.md: 1,000 trivial migrations on one service; drift on 7 x 200 tables
-.PHONY: bench-engine bench-drift
+.PHONY: bench-engine bench-drift bench-lint
 bench-engine: deps
 	$(MAKE) flotilla
 	sh bench/engine-1000
@@ -105,6 +108,11 @@ bench-engine: deps
 bench-drift: deps
 	$(MAKE) flotilla
 	sh bench/drift-200
+
+# flotilla lint over 5,000 generated files (bench/lint-5000); under 1 s is the target
+bench-lint:
+	$(MAKE) flotilla
+	sh bench/lint-5000
 
 build/rel/gitdiff_bench: build/rel/tests/gitdiff_bench.o build/rel/libflotilla.a
 	$(CC) $(REL_CFLAGS) $^ -o $@ $(PKG_LIBS)

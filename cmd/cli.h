@@ -7,9 +7,11 @@
 #define FL_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "gitdiff.h"
+#include "lint.h"
 #include "manifest.h"
 
 enum {
@@ -62,6 +64,22 @@ int fl_cli_help_command(const char *name);
 /* The commands over selected services (cmd/fleetcmd.c); verb is an fl_fleet_verb. */
 int fl_cli_fleet(int argc, char **argv, int verb);
 
+/*
+ * Lint for cmd/lint.c and cmd/diff.c: collect files per service (from the
+ * work tree, or from the tree of `rev` through g; only the names in `only`
+ * when it is not NULL), then lint them all at once. A file that cannot be
+ * read or named is an error in *err, and add returns -1 after adding the rest.
+ */
+typedef struct fl_cli_lint fl_cli_lint;
+fl_cli_lint *fl_cli_lint_new(const fl_manifest *m, int pg_version);
+int fl_cli_lint_add(fl_cli_lint *l, const fl_service *svc, fl_git *g, const char *rev,
+                    const char *const *only, size_t nonly, fl_error **err);
+/* Returns the number of files that could not be linted (their errors appended to *err). */
+int fl_cli_lint_run(fl_cli_lint *l, fl_lint_report *rep, fl_error **err);
+void fl_cli_lint_free(fl_cli_lint *l);
+/* Each finding as fl_lint_finding_text gives it, one per line (and its hint line). */
+void fl_cli_lint_print_text(FILE *f, const fl_lint_report *rep);
+
 /* The subcommands. argv[0] is the command's name. */
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -75,5 +93,6 @@ int cmd_repair(int argc, char **argv);
 int cmd_undo(int argc, char **argv);
 int cmd_rotate(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
 
 #endif

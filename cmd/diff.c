@@ -7,7 +7,8 @@
  * that was modified, deleted or renamed is refused (exit 3), because some
  * database may already have applied it; so are two files with one version
  * (typically two branches that each added "the next" version). Every entry
- * names the commit that made it, or says it is not committed yet.
+ * names the commit that made it, or says it is not committed yet. The lint
+ * findings of the listed files follow (they do not change the exit code).
  *
  * Without --to the base is the merge base of REV and HEAD, compared with
  * the work tree: on a feature branch, `--since origin/main` then shows what
@@ -23,6 +24,7 @@
 
 #include "cli.h"
 #include "gitdiff.h"
+#include "lint.h"
 #include "manifest.h"
 #include "migration.h"
 #include "source.h"
@@ -428,6 +430,31 @@ static void service_diff_clear(struct service_diff *sd)
 	fl_source_free(sd->files, sd->nfiles);
 }
 
+/*
+ * The lint findings of the files the diff lists (added, changed, renamed, colliding), as
+ * `lint --since` gives them. They inform the reviewer; the exit code stays the diff's. A file
+ * lint cannot read was already judged above (invalid), so its error is not repeated.
+ */
+static void lint_listed(const struct run *r, const fl_manifest *m, const struct service_diff *sds, size_t n,
+                        fl_lint_report *rep)
+{
+	fl_cli_lint *l = fl_cli_lint_new(m, 0);
+	fl_error *err = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char **names = fl_calloc(sds[i].n + 1, sizeof(char *));
+		size_t k = 0;
+		for (size_t e = 0; e < sds[i].n; e++)
+			if (sds[i].e[e].kind != E_DELETED && sds[i].e[e].kind != E_INVALID)
+				names[k++] = sds[i].e[e].name;
+		if (k)
+			fl_cli_lint_add(l, sds[i].svc, r->g, r->to[0] ? r->to : NULL, names, k, &err);
+		free(names);
+	}
+	fl_cli_lint_run(l, rep, &err);
+	fl_error_free(err);
+	fl_cli_lint_free(l);
+}
+
 static int fail(fl_error *err, int code)
 {
 	for (fl_error *e = err; e; e = e->next) {
@@ -491,6 +518,8 @@ int cmd_diff(int argc, char **argv)
 	const char **folders = NULL;
 	fl_git_change *all = NULL;
 	size_t nall = 0;
+	fl_lint_report lint;
+	memset(&lint, 0, sizeof(lint));
 	int rc = FL_EXIT_USAGE;
 	if (nsel < 0) {
 		fl_cli_print_errors(err);
@@ -501,27 +530,14 @@ int cmd_diff(int argc, char **argv)
 		rc = fail(err, FL_EXIT_USAGE);
 		goto out;
 	}
-	if (to) {
-		if (fl_git_resolve(r.g, since, r.base, &err) < 0 || fl_git_resolve(r.g, to, r.to, &err) < 0) {
-			rc = fail(err, FL_EXIT_USAGE);
-			goto out;
-		}
-	} else {
-		char since_id[FL_GIT_ID_LEN];
-		if (fl_git_resolve(r.g, since, since_id, &err) < 0) {
-			rc = fail(err, FL_EXIT_USAGE);
-			goto out;
-		}
+	if (fl_git_since_range(r.g, since, to, r.base, r.to, &r.merge_base, &err) < 0) {
+		rc = fail(err, FL_EXIT_USAGE);
+		goto out;
+	}
+	if (!to) {
 		fl_error *e = NULL;
 		bool dirty;
 		r.have_head = fl_git_head(r.g, NULL, 0, r.head, &dirty, &e) == 0;
-		fl_error_free(e);
-		e = NULL;
-		/* unrelated histories (or no HEAD yet): compare with REV itself */
-		if (r.have_head && fl_git_merge_base(r.g, since_id, r.head, r.base, &e) == 0)
-			r.merge_base = strcmp(r.base, since_id) != 0;
-		else
-			memcpy(r.base, since_id, FL_GIT_ID_LEN);
 		fl_error_free(e);
 	}
 
@@ -568,6 +584,7 @@ int cmd_diff(int argc, char **argv)
 			invalid |= sds[i].e[k].kind == E_INVALID;
 		}
 	rc = problems ? FL_EXIT_DRIFT : invalid ? FL_EXIT_USAGE : FL_EXIT_OK;
+	lint_listed(&r, m, sds, (size_t)nsel, &lint);
 	if (json) {
 		json_t *doc = json_object();
 		json_object_set_new(doc, "since", json_string(since));
@@ -594,6 +611,13 @@ int cmd_diff(int argc, char **argv)
 			json_array_append_new(svcs, o);
 		}
 		json_object_set_new(doc, "services", svcs);
+		json_t *lj = json_array();
+		for (size_t k = 0; k < lint.n; k++) {
+			char *t = fl_lint_finding_text(&lint.items[k]);
+			json_array_append_new(lj, json_string(t));
+			free(t);
+		}
+		json_object_set_new(doc, "lint", lj);
 		json_object_set_new(doc, "exit", json_integer(rc));
 		char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("%s\n", s);
@@ -601,10 +625,17 @@ int cmd_diff(int argc, char **argv)
 		json_decref(doc);
 	} else {
 		print_text(&r, sds, (size_t)nsel);
+		if (lint.n)
+			printf("lint: %zu error%s, %zu warning%s in the files listed (flotilla lint --since "
+			       "%s)\n",
+			       lint.errors, lint.errors == 1 ? "" : "s", lint.warnings,
+			       lint.warnings == 1 ? "" : "s", since);
+		fl_cli_lint_print_text(stdout, &lint);
 	}
 	print_problems(sds, (size_t)nsel);
 
 out:
+	fl_lint_report_clear(&lint);
 	if (sds)
 		for (int i = 0; i < nsel; i++)
 			service_diff_clear(&sds[i]);

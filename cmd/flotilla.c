@@ -60,6 +60,19 @@ static const struct command commands[] = {
      "for a tag HEAD descends from, the base is the tag itself. With --to, REV..TO as given.\n"
      "Exit 0: only added migrations and changed repeatables; 3: a versioned or undo migration\n"
      "was modified, deleted or renamed, or two files share a version; 2: bad revision or name"},
+    {"lint", cmd_lint,
+     "check migrations for statements that lock or break production, with PostgreSQL's parser",
+     "flotilla [-m FILE] lint [SERVICE...] [--since REV] [--rev REV] [--json] [--format text|github|sarif]\n"
+     "         [--pg-version N]\n\n"
+     "Lints every migration of the selected services, or with --since only the files added or changed\n"
+     "since REV (the selection 'diff --since' makes; --rev compares with and reads from that revision).\n"
+     "Each finding is 'file:line:col: rule: message' with a hint line; rules and their levels: "
+     "docs/lint.md,\n"
+     "[lint] in the manifest; '-- flotilla:lint-ignore RULE reason' before a statement (or\n"
+     "'-- flotilla:lint-ignore-file RULE reason') silences one. --pg-version (default: [lint] pg_version,\n"
+     "else 15) is the server version verdicts follow. No database is touched.\n"
+     "Exit 0: no error-level finding (warnings allowed); 3: an error-level finding; 2: bad usage or a file\n"
+     "that could not be read"},
     {"provision", cmd_provision,
      "create roles, databases, passwords and grants from the manifest (idempotent)",
      "flotilla [-m FILE] [-e ENV] provision [--dry-run] [--reset-passwords] [--prune]"},
@@ -93,7 +106,8 @@ static void print_help(FILE *f)
 	           "  -h, --help           this help; 'flotilla help COMMAND' for one command\n"
 	           "  -V, --version        the version\n\n"
 	           "Exit codes: 0 done / no drift, 1 a migration or connection failed, 2 bad usage,\n"
-	           "manifest or migration files (nothing touched), 3 drift found, 130 interrupted.\n");
+	           "manifest or migration files (nothing touched), 3 drift or lint errors found, 130 "
+	           "interrupted.\n");
 }
 
 static const struct command *find_command(const char *name)

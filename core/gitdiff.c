@@ -388,6 +388,31 @@ int fl_git_merge_base(fl_git *g, const char *a, const char *b, char id[FL_GIT_ID
 	return -1;
 }
 
+int fl_git_since_range(fl_git *g, const char *since, const char *to, char base[FL_GIT_ID_LEN],
+                       char to_id[FL_GIT_ID_LEN], bool *merge_base, fl_error **err)
+{
+	*merge_base = false;
+	to_id[0] = '\0';
+	if (to)
+		return fl_git_resolve(g, since, base, err) < 0 || fl_git_resolve(g, to, to_id, err) < 0 ? -1
+		                                                                                        : 0;
+	char since_id[FL_GIT_ID_LEN], head[FL_GIT_ID_LEN];
+	if (fl_git_resolve(g, since, since_id, err) < 0)
+		return -1;
+	fl_error *e = NULL;
+	bool dirty;
+	bool have_head = fl_git_head(g, NULL, 0, head, &dirty, &e) == 0;
+	fl_error_free(e);
+	e = NULL;
+	/* unrelated histories (or no HEAD yet): compare with REV itself */
+	if (have_head && fl_git_merge_base(g, since_id, head, base, &e) == 0)
+		*merge_base = strcmp(base, since_id) != 0;
+	else
+		memcpy(base, since_id, FL_GIT_ID_LEN);
+	fl_error_free(e);
+	return 0;
+}
+
 /* ---- diff ---- */
 
 /* Is repo-relative `path` inside `folder` ("" = everything)? */

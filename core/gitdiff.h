@@ -61,6 +61,15 @@ int fl_git_resolve(fl_git *g, const char *rev, char id[FL_GIT_ID_LEN], fl_error 
 /* The best common ancestor of two revisions (for "what did this branch change"). */
 int fl_git_merge_base(fl_git *g, const char *a, const char *b, char id[FL_GIT_ID_LEN], fl_error **err);
 
+/*
+ * The two sides a review of `since` compares (diff --since, lint --since).
+ * With `to`: since and to, as given. Without: the merge base of since and
+ * HEAD (since itself when there is no HEAD or no common history) and the
+ * work tree, *to_id then "". *merge_base says the base is not since itself.
+ */
+int fl_git_since_range(fl_git *g, const char *since, const char *to, char base[FL_GIT_ID_LEN],
+                       char to_id[FL_GIT_ID_LEN], bool *merge_base, fl_error **err);
+
 typedef enum {
 	FL_GIT_ADDED,    /* new file (also an untracked one in the work tree) */
 	FL_GIT_MODIFIED, /* content or mode changed */

@@ -15,6 +15,7 @@
 
 #include "pg.h"
 #include "apply.h" /* the defaults of the lock waits */
+#include "lint.h"
 #include "text.h"
 #include "toml.h"
 
@@ -75,6 +76,7 @@ typedef struct {
 	int version;
 	const char *project;
 	fl_manifest_settings settings;
+	fl_manifest_lint lint;
 	raw_env *envs;
 	size_t nenvs;
 	raw_service *svcs;
@@ -573,6 +575,80 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 	}
 }
 
+/*
+ * [lint]: pg_version and [lint.rules] (rule = "error" | "warning" | "off").
+ * The rule names are lint's, so a typo is caught here, at its place, like
+ * any other unknown key.
+ */
+static void parse_lint(loader *L, const fl_toml_value *root)
+{
+	const fl_toml_value *t = get_tbl(L, root, "lint");
+	if (!t)
+		return;
+	static const char *const keys[] = {"pg_version", "rules"};
+	check_keys(L, t, "lint", keys, 2);
+	int64_t v;
+	if (get_int(L, t, "pg_version", &v) == 1) {
+		if (v < FL_LINT_MIN_PG_VERSION || v > FL_LINT_MAX_PG_VERSION)
+			ERR_V(L, fl_toml_get(t, "pg_version"),
+			      "\"pg_version\" must be between %d and %d, not %lld", FL_LINT_MIN_PG_VERSION,
+			      FL_LINT_MAX_PG_VERSION, (long long)v);
+		else
+			L->lint.pg_version = (int)v;
+	}
+	const fl_toml_value *rules = get_tbl(L, t, "rules");
+	if (!rules)
+		return;
+	size_t nnames;
+	const char *const *names = fl_lint_rule_names(&nnames);
+	L->lint.rules = fl_calloc(fl_toml_len(rules) + 1, sizeof(*L->lint.rules));
+	for (size_t i = 0; i < fl_toml_len(rules); i++) {
+		const char *k = fl_toml_key_at(rules, i);
+		size_t kl = fl_toml_key_len(rules, i);
+		int line = fl_toml_key_line(rules, i), col = fl_toml_key_col(rules, i);
+		if (kl != strlen(k) || !fl_lint_rule_find(k)) {
+			const char *s = kl == strlen(k) ? fl_text_suggest(k, names, nnames) : NULL;
+			err_at(L, line, col, "unknown lint rule %s in [lint.rules]%s%s%s", qn(L, k, kl),
+			       s ? "; did you mean \"" : "", s ? s : "", s ? "\"?" : "");
+			continue;
+		}
+		const fl_toml_value *val = fl_toml_value_at(rules, i), *lvv = val, *fromv = NULL;
+		if (fl_toml_type_of(val) == FL_TOML_TABLE) {
+			static const char *const rkeys[] = {"level", "from_version"};
+			check_keys(L, val, keep(L, fl_asprintf("lint.rules.%s", k)), rkeys, 2);
+			lvv = fl_toml_get(val, "level");
+			fromv = get_str(L, val, "from_version");
+			if (!lvv) {
+				ERR_V(L, val,
+				      "lint rule \"%s\" needs a level: { level = \"error\", from_version = "
+				      "\"6\" }",
+				      k);
+				continue;
+			}
+		}
+		const char *lv = fl_toml_type_of(lvv) == FL_TOML_STRING ? fl_toml_string(lvv, NULL) : NULL;
+		if (!lv ||
+		    (strcmp(lv, "error") != 0 && strcmp(lv, "warning") != 0 && strcmp(lv, "off") != 0)) {
+			ERR_V(L, lvv, "lint rule \"%s\" takes \"error\", \"warning\" or \"off\", not %s", k,
+			      lv ? qs(L, lv) : a_type(lvv));
+			continue;
+		}
+		const char *from = fromv ? fl_toml_string(fromv, NULL) : NULL;
+		if (from && !fl_migration_version_valid(from)) {
+			ERR_V(L, fromv,
+			      "\"from_version\" must be a migration version such as \"6\" or \"2.1\", not %s",
+			      qs(L, from));
+			continue;
+		}
+		fl_manifest_lint_rule *r = &L->lint.rules[L->lint.nrules++];
+		r->rule = fl_strdup(k);
+		r->level = fl_strdup(lv);
+		r->from_version = from ? fl_strdup(from) : NULL;
+		r->line = line;
+		r->col = col;
+	}
+}
+
 static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
 
 static void parse_env(loader *L, raw_env *e)
@@ -778,16 +854,16 @@ static void parse_top(loader *L)
 {
 	const fl_toml_value *root = L->root;
 	static const char *const keys[] = {"version",  "project",  "settings", "environments",
-	                                   "defaults", "services", "roles"};
+	                                   "defaults", "services", "roles",    "lint"};
 	for (size_t i = 0; i < fl_toml_len(root); i++) {
 		const char *k = fl_toml_key_at(root, i);
 		size_t kl = fl_toml_key_len(root, i);
 		bool ok = false;
-		for (size_t j = 0; j < 7 && !ok; j++)
+		for (size_t j = 0; j < 8 && !ok; j++)
 			ok = kl == strlen(keys[j]) && memcmp(k, keys[j], kl) == 0;
 		if (ok)
 			continue;
-		const char *s = kl == strlen(k) ? fl_text_suggest(k, keys, 7) : NULL;
+		const char *s = kl == strlen(k) ? fl_text_suggest(k, keys, 8) : NULL;
 		int line = fl_toml_key_line(root, i), col = fl_toml_key_col(root, i);
 		if (s)
 			err_at(L, line, col, "unknown key %s at the top level; did you mean \"%s\"?",
@@ -819,6 +895,7 @@ static void parse_top(loader *L)
 			L->project = s;
 	}
 	parse_settings(L, root);
+	parse_lint(L, root);
 
 	const char **names;
 	const fl_toml_value **tbls;
@@ -1621,6 +1698,16 @@ static fl_manifest *build(loader *L, ssize_t env)
 	m->settings.pass_env = fl_calloc(L->npass_env + 1, sizeof(char *));
 	for (size_t i = 0; i < L->npass_env; i++)
 		m->settings.pass_env[i] = fl_strdup(L->pass_env[i]);
+	m->lint.pg_version = L->lint.pg_version;
+	m->lint.nrules = L->lint.nrules;
+	m->lint.rules = fl_calloc(L->lint.nrules + 1, sizeof(*m->lint.rules));
+	for (size_t i = 0; i < L->lint.nrules; i++) {
+		m->lint.rules[i] = L->lint.rules[i];
+		m->lint.rules[i].rule = fl_strdup(L->lint.rules[i].rule);
+		m->lint.rules[i].level = fl_strdup(L->lint.rules[i].level);
+		if (L->lint.rules[i].from_version)
+			m->lint.rules[i].from_version = fl_strdup(L->lint.rules[i].from_version);
+	}
 	m->nenvs = L->nenvs;
 	m->envs = fl_calloc(L->nenvs ? L->nenvs : 1, sizeof(*m->envs));
 	for (size_t i = 0; i < L->nenvs; i++)
@@ -1671,6 +1758,16 @@ static void free_strv(char **v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+static void free_lint(fl_manifest_lint *l)
+{
+	for (size_t i = 0; i < l->nrules; i++) {
+		free(l->rules[i].rule);
+		free(l->rules[i].level);
+		free(l->rules[i].from_version);
+	}
+	free(l->rules);
 }
 
 void fl_manifest_free(fl_manifest *m)
@@ -1724,6 +1821,7 @@ void fl_manifest_free(fl_manifest *m)
 	for (char **p = m->settings.pass_env; p && *p; p++)
 		free(*p);
 	free(m->settings.pass_env);
+	free_lint(&m->lint);
 	free(m->path);
 	free(m->dir);
 	free(m->project);
@@ -1861,6 +1959,7 @@ fl_manifest *fl_manifest_load(const char *path, const char *env, fl_error **err)
 	for (size_t i = 0; i < L.ntmp; i++)
 		free(L.tmp[i]);
 	free(L.tmp);
+	free_lint(&L.lint);
 	free(L.envs);
 	free(L.svcs);
 	free(L.svc_names);

@@ -120,6 +120,22 @@ typedef struct {
 	char **pass_env;
 } fl_manifest_settings;
 
+/* One entry of [lint.rules]: a rule lint knows (see lint.h) and its level. */
+typedef struct {
+	char *rule;
+	char *level; /* "error", "warning" or "off" */
+	char
+	    *from_version; /* { level = ..., from_version = "6" }: older versions are not judged; NULL: all */
+	int line, col;
+} fl_manifest_lint_rule;
+
+/* [lint]: what flotilla lint judges against. */
+typedef struct {
+	int pg_version; /* pg_version = N; 0: not set */
+	fl_manifest_lint_rule *rules;
+	size_t nrules;
+} fl_manifest_lint;
+
 typedef struct {
 	char *path; /* as given to the load */
 	char *dir;  /* absolute directory of the manifest */
@@ -129,6 +145,7 @@ typedef struct {
 	fl_environment *envs;
 	size_t nenvs;
 	fl_manifest_settings settings;
+	fl_manifest_lint lint;
 	fl_service *services; /* in document order */
 	size_t nservices;
 	fl_role *roles;

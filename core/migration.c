@@ -60,6 +60,11 @@ static bool valid_version(const char *v, size_t n)
 	return digit_seen;
 }
 
+bool fl_migration_version_valid(const char *v)
+{
+	return valid_version(v, strlen(v));
+}
+
 static char *replace_char(const char *s, size_t n, char from, char to)
 {
 	char *r = fl_strndup(s, n);
@@ -249,7 +254,9 @@ static fl_error *error_at_offset(const char *file, const char *data, size_t len,
  */
 static bool leading_directives(const char *s, size_t len, const char *file, fl_error **errs)
 {
-	static const char *const known[] = {"no-transaction"};
+	/* lint-ignore and lint-ignore-file are flotilla lint's (lint.h); here they only must not be refused
+	 */
+	static const char *const known[] = {"no-transaction", "lint-ignore", "lint-ignore-file"};
 	bool no_tx = false;
 	size_t i = 0;
 	if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
@@ -269,38 +276,31 @@ static bool leading_directives(const char *s, size_t len, const char *file, fl_e
 				size_t w = j + 9, we = w;
 				while (we < e && s[we] != ' ' && s[we] != '\t')
 					we++;
-				if (we - w == strlen(known[0]) && ascii_ieq(s + w, known[0], we - w)) {
+				size_t k = 0;
+				while (k < 3 &&
+				       !(we - w == strlen(known[k]) && ascii_ieq(s + w, known[k], we - w)))
+					k++;
+				if (k == 0) {
 					no_tx = true;
-				} else {
+				} else if (k == 3) {
 					char *word = fl_strndup(s + w, we - w);
-					const char *near = fl_text_suggest(word, known, 1);
+					const char *near = fl_text_suggest(word, known, 3);
 					fl_error_append(
 					    errs,
-					    error_at_offset(file, s, len, j,
-					                    "unknown directive flotilla:%s%s%s%s; "
-					                    "flotilla knows -- flotilla:no-transaction",
-					                    word, near ? " (did you mean flotilla:" : "",
-					                    near ? near : "", near ? "?)" : ""));
+					    error_at_offset(
+					        file, s, len, j,
+					        "unknown directive flotilla:%s%s%s%s; "
+					        "flotilla knows -- flotilla:no-transaction, "
+					        "-- flotilla:lint-ignore and -- flotilla:lint-ignore-file",
+					        word, near ? " (did you mean flotilla:" : "",
+					        near ? near : "", near ? "?)" : ""));
 					free(word);
 				}
 			}
 			i = e;
 		} else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
-			size_t depth = 0;
-			while (i + 1 < len) {
-				if (s[i] == '/' && s[i + 1] == '*') {
-					depth++;
-					i += 2;
-				} else if (s[i] == '*' && s[i + 1] == '/') {
-					i += 2;
-					if (--depth == 0)
-						break;
-				} else {
-					i++;
-				}
-			}
-			if (depth)
-				break; /* unterminated: the split reports it */
+			i = fl_sqlsplit_skip_comment(s, len,
+			                             i); /* unterminated: len (the split reports it) */
 		} else {
 			break;
 		}

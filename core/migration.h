@@ -64,6 +64,9 @@ typedef struct {
 int fl_migration_parse_name(const char *name, fl_mig_kind *kind, char **version, char **description,
                             fl_error **err);
 
+/* Is v a version as a file name writes it: digit groups separated by '.' or '_' ("4", "2.1", "2_1")? */
+bool fl_migration_version_valid(const char *v);
+
 /* Flyway's version order: negative, 0 (same version: 1 = 1.0 = 001) or positive. */
 int fl_version_compare(const char *a, const char *b);
 

@@ -162,6 +162,19 @@ static size_t skip_line_comment(const char *s, size_t len, size_t i)
 	return i;
 }
 
+size_t fl_sqlsplit_skip_comment(const char *s, size_t len, size_t i)
+{
+	if (i + 1 >= len)
+		return i;
+	if (s[i] == '-' && s[i + 1] == '-')
+		return skip_line_comment(s, len, i);
+	if (s[i] == '/' && s[i + 1] == '*') {
+		size_t e = skip_block_comment(s, len, i);
+		return e == NOPE ? len : e;
+	}
+	return i;
+}
+
 /*
  * Length of the dollar-quote delimiter ($$ or $tag$) that starts at i, 0 if
  * none does ($1 is a parameter, a lone $ an operator character).

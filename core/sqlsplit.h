@@ -33,6 +33,13 @@ typedef struct {
  */
 int fl_sqlsplit(const char *sql, size_t len, const char *filename, fl_stmt **out, size_t *n, fl_error **err);
 
+/*
+ * The offset just past the comment that starts at i: a -- comment ends at its
+ * line's end, a block comment (nested ones included) after its closing slash,
+ * an unterminated one at len. i itself when no comment starts there.
+ */
+size_t fl_sqlsplit_skip_comment(const char *s, size_t len, size_t i);
+
 /* Byte offset -> 1-based line and column (characters) in `sql`. \r\n, \n and a lone \r end a line. */
 void fl_sql_position(const char *sql, size_t len, size_t offset, int *line, int *col);
 /* PostgreSQL reports error positions as 1-based character indexes: -> byte offset. */

@@ -377,14 +377,17 @@ Test(migration, misspelt_directive_is_an_error)
 {
 	char *e;
 	cr_assert(!no_tx("-- intro\n   -- flotilla:no-transactions\nSELECT 1", &e));
-	cr_assert_str_eq(
-	    e, "services/auth/migrations/V1__x.sql:2:7: unknown directive flotilla:no-transactions "
-	       "(did you mean flotilla:no-transaction?); flotilla knows -- flotilla:no-transaction\n");
+	cr_assert_str_eq(e,
+	                 "services/auth/migrations/V1__x.sql:2:7: unknown directive flotilla:no-transactions "
+	                 "(did you mean flotilla:no-transaction?); flotilla knows -- "
+	                 "flotilla:no-transaction, -- flotilla:lint-ignore and "
+	                 "-- flotilla:lint-ignore-file\n");
 	free(e);
 	cr_assert(!no_tx("-- flotilla:transactional\nSELECT 1", &e));
 	cr_assert_str_eq(e,
 	                 "services/auth/migrations/V1__x.sql:1:4: unknown directive flotilla:transactional; "
-	                 "flotilla knows -- flotilla:no-transaction\n");
+	                 "flotilla knows -- flotilla:no-transaction, -- flotilla:lint-ignore and "
+	                 "-- flotilla:lint-ignore-file\n");
 	free(e);
 }
 
