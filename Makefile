@@ -21,7 +21,7 @@ PKGS    := libpq libgit2 jansson zlib
 TESTPKGS := criterion
 DEBS    := build-essential pkg-config libpq-dev libgit2-dev libjansson-dev zlib1g-dev \
            libcriterion-dev postgresql postgresql-client clang libclang-rt-14-dev \
-           cppcheck clang-format python3 python3-yaml git util-linux procps
+           cppcheck clang-format python3 python3-yaml man-db git util-linux procps
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -137,10 +137,12 @@ BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  = $(PREFIX)/share/zsh/site-functions
 INSTALL ?= install
 MANPAGES := man/flotilla.1 man/flotilla.toml.5
+# the binary to install (tests install the ASan build)
+INSTALL_BIN ?= flotilla
 
-install: flotilla
+install: $(INSTALL_BIN)
 	$(INSTALL) -d '$(DESTDIR)$(BINDIR)'
-	$(INSTALL) -m 755 flotilla '$(DESTDIR)$(BINDIR)/flotilla'
+	$(INSTALL) -m 755 '$(INSTALL_BIN)' '$(DESTDIR)$(BINDIR)/flotilla'
 	@set -e; for page in $(MANPAGES); do \
 	  [ -f "$$page" ] || { echo "install: $$page not there yet, skipped"; continue; }; \
 	  sec=$${page##*.}; \
