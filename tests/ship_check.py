@@ -3,7 +3,7 @@
 
   ship_check.py yaml [KIND:FILE ...]   every YAML file under ci/ (or the ones given; KIND is
                                         cloudbuild, github, kubernetes or cloudrun)
-  ship_check.py dockerfile             the Dockerfile against this machine (bookworm) and the Makefile
+  ship_check.py dockerfile [FILE]      the Dockerfile against this machine (bookworm) and the Makefile
   ship_check.py manpage                man/flotilla.toml.5 against core/manifest.c's key tables
   ship_check.py install                make install / uninstall into a temporary DESTDIR
 
@@ -525,8 +525,8 @@ def dockerfile_instructions(path=None):
 
 
 def cmd_dockerfile(args):
-    path = os.path.join(TOP, "Dockerfile")
-    ins = dockerfile_instructions()
+    path = args[0] if args else os.path.join(TOP, "Dockerfile")
+    ins = dockerfile_instructions(path)
     osr = open("/etc/os-release").read()
     if "VERSION_CODENAME=bookworm" not in osr:
         problem("/etc/os-release", "this check looks packages up in bookworm; this machine is not bookworm")
@@ -559,17 +559,23 @@ def cmd_dockerfile(args):
                         problem(path, f"RUN {' '.join(w)}: not a target of the Makefile: {r.stderr.strip()}")
                     st.setdefault("made", "")
                     st["made"] += r.stdout
-        for p in pkgs:
-            r = subprocess.run(["apt-cache", "show", "--no-all-versions", p], capture_output=True, text=True)
-            if r.returncode != 0 or f"Package: {p}" not in r.stdout:
-                problem(path, f"installs {p}, which bookworm does not have (apt-cache show {p})")
         st["pkgs"] = pkgs
+    # one apt-cache call for all of them: each call reads the whole package cache
+    allpkgs = sorted({p for st in stages for p in st["pkgs"]})
+    r = subprocess.run(["apt-cache", "show", "--no-all-versions"] + allpkgs, capture_output=True, text=True)
+    known = set(re.findall(r"^Package: (\S+)$", r.stdout, re.M))
+    for p in allpkgs:
+        if p not in known:
+            problem(path, f"installs {p}, which bookworm does not have (apt-cache show {p})")
     run = stages[-1] if stages else {"ins": [], "pkgs": []}
     for need in ("libpq5", "libgit2-1.5", "libjansson4", "zlib1g", "ca-certificates"):
         if need not in run["pkgs"]:
             problem(path, f"the runtime stage does not install {need}")
     # every shared library the binary needs comes from a package the runtime stage installs
     r = subprocess.run(["ldd", BIN], capture_output=True, text=True)
+    if r.returncode != 0 or "=>" not in r.stdout:
+        problem(BIN, f"ldd cannot list its libraries: {r.stderr.strip()}")
+    dep = None
     for m in re.finditer(r"=> (/\S+)", r.stdout):
         lib = m.group(1)
         if re.search(r"lib(asan|ubsan|tsan|lsan|stdc\+\+|gcc_s|m|c|pthread|dl|rt)\.so", lib):
@@ -581,9 +587,10 @@ def cmd_dockerfile(args):
         direct = pkg in run["pkgs"]
         if not direct and pkg:
             # pulled in by one of them (libgit2-1.5 brings libssh2, libhttp-parser, ...)
-            dep = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-                                  "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances"]
-                                 + run["pkgs"], capture_output=True, text=True).stdout
+            if dep is None:
+                dep = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+                                      "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances"]
+                                     + run["pkgs"], capture_output=True, text=True).stdout
             direct = re.search(r"^\s*(Depends: |PreDepends: )?" + re.escape(pkg) + r"(:\w+)?$", dep, re.M)
         if not direct:
             problem(path, f"{BIN} needs {lib} ({pkg or 'no package'}), which the runtime stage does not install")

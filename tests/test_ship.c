@@ -111,6 +111,44 @@ Test(ship, dockerfile_installs_packages_bookworm_has_and_runs_makefile_targets)
 	free(out);
 }
 
+Test(ship, dockerfile_check_names_each_problem)
+{
+	char *dir = th_tmpdir();
+	th_write(dir, "Dockerfile",
+	         "FROM debian:bookworm-slim AS build\n"
+	         "RUN apt-get update && apt-get install -y build-essential\n"
+	         "COPY . /src\n"
+	         "RUN make no-such-target\n"
+	         "FROM debian:trixie-slim\n"
+	         "RUN apt-get update && apt-get install -y libgit2-1.9 libjansson4\n"
+	         "COPY --from=build /src/.git /srv/.git\n"
+	         "COPY ci/no-such-file /usr/local/bin/x\n"
+	         "USER root\n"
+	         "ENTRYPOINT [\"sh\"]\n");
+	char args[1024];
+	snprintf(args, sizeof(args), "dockerfile %s/Dockerfile", dir);
+	char *out;
+	cr_assert_eq(ship_check(args, &out), 1, "%s", out);
+	const char *want[] = {
+	    "FROM debian:trixie-slim: build and run on debian:bookworm-slim",
+	    "RUN make no-such-target: not a target of the Makefile",
+	    "installs libgit2-1.9, which bookworm does not have",
+	    "the runtime stage does not install libpq5",
+	    "(libgit2-1.5), which the runtime stage does not install",
+	    "the image runs as root",
+	    "ENTRYPOINT is not [\"flotilla\"]",
+	    "COPY ci/no-such-file: not in the build context",
+	    "the image lacks manifests",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_expect(th_contains(out, want[i]), "expected \"%s\" in:\n%s", want[i], out);
+	/* what bookworm has and the runtime stage installs is not reported */
+	cr_expect(!th_contains(out, "libjansson4"), "%s", out);
+	cr_expect(!th_contains(out, "installs build-essential"), "%s", out);
+	free(out);
+	free(dir);
+}
+
 Test(ship, manifest_reference_documents_every_key_and_renders)
 {
 	char *out;
