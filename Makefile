@@ -11,6 +11,10 @@
 #   make bench-git  gitdiff on a generated 20,000-commit repository (GITBENCH_REPO, made once)
 #   make fuzz-NAME  libFuzzer target tests/fuzz/fuzz_NAME.c (FUZZ_TIME seconds, default 600)
 #   make deps       install the missing Debian packages (as root), or print the apt-get line
+#   make install    binary, man pages, completions under $(DESTDIR)$(PREFIX) (default /usr/local)
+#   make uninstall  removes what make install put there
+#   make deb        build/deb/flotilla_<version>_<arch>.deb (Depends from dpkg-shlibdeps)
+#   make test-deb   the .deb in a clean bookworm root (mmdebstrap, as root): install, migrate the demo
 #   make format / lint / clean
 
 CC      ?= cc
@@ -18,7 +22,8 @@ PKGS    := libpq libgit2 jansson zlib
 TESTPKGS := criterion
 DEBS    := build-essential pkg-config libpq-dev libgit2-dev libjansson-dev zlib1g-dev \
            libcriterion-dev postgresql postgresql-client clang libclang-rt-14-dev \
-           cppcheck clang-format python3 git util-linux procps tmux libpg-query-dev python3-jsonschema
+           cppcheck clang-format python3 python3-yaml man-db git util-linux procps tmux \
+           libpg-query-dev python3-jsonschema
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -41,7 +46,7 @@ CTRL_SQL := $(sort $(wildcard migrations/*.sql))
 GEN      := build/gen/control_sql.c
 HDRS     := $(wildcard core/*.h tests/*.h)
 
-.PHONY: all test tsan demo bench deps format lint clean check-deps
+.PHONY: all test tsan demo bench deps format lint clean check-deps install uninstall deb test-deb
 all: flotilla build/toml-decoder
 
 # Generated: flotilla's own control schema, embedded into the binary.
@@ -130,6 +135,55 @@ build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(HDRS) $(GEN)
 	clang $(BASE) -O1 -g -fsanitize=fuzzer,address,undefined $< $(CORE_SRC) $(GEN) -o $@ $(PKG_LIBS)
 fuzz-%: build/fuzz/fuzz_%
 	sh tests/fuzz/run $* $(FUZZ_TIME)
+
+# Installation. The man pages and completions are installed when they exist
+# (man/flotilla.1 and completion/ are generated from cmd/'s option table).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR      = $(PREFIX)/bin
+MANDIR      = $(PREFIX)/share/man
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  = $(PREFIX)/share/zsh/site-functions
+INSTALL ?= install
+MANPAGES := man/flotilla.1 man/flotilla.toml.5
+# the binary to install (tests install the ASan build)
+INSTALL_BIN ?= flotilla
+
+install: $(INSTALL_BIN)
+	$(INSTALL) -d '$(DESTDIR)$(BINDIR)'
+	$(INSTALL) -m 755 '$(INSTALL_BIN)' '$(DESTDIR)$(BINDIR)/flotilla'
+	@set -e; for page in $(MANPAGES); do \
+	  [ -f "$$page" ] || { echo "install: $$page not there yet, skipped"; continue; }; \
+	  sec=$${page##*.}; \
+	  $(INSTALL) -d "$(DESTDIR)$(MANDIR)/man$$sec"; \
+	  echo "$(INSTALL) -m 644 $$page $(DESTDIR)$(MANDIR)/man$$sec/"; \
+	  $(INSTALL) -m 644 "$$page" "$(DESTDIR)$(MANDIR)/man$$sec/"; \
+	done
+	@set -e; for f in completion/flotilla.bash completion/flotilla; do \
+	  [ -f "$$f" ] || continue; \
+	  $(INSTALL) -d '$(DESTDIR)$(BASHCOMPDIR)'; \
+	  echo "$(INSTALL) -m 644 $$f $(DESTDIR)$(BASHCOMPDIR)/flotilla"; \
+	  $(INSTALL) -m 644 "$$f" '$(DESTDIR)$(BASHCOMPDIR)/flotilla'; break; \
+	done
+	@set -e; for f in completion/_flotilla completion/flotilla.zsh; do \
+	  [ -f "$$f" ] || continue; \
+	  $(INSTALL) -d '$(DESTDIR)$(ZSHCOMPDIR)'; \
+	  echo "$(INSTALL) -m 644 $$f $(DESTDIR)$(ZSHCOMPDIR)/_flotilla"; \
+	  $(INSTALL) -m 644 "$$f" '$(DESTDIR)$(ZSHCOMPDIR)/_flotilla'; break; \
+	done
+
+uninstall:
+	rm -f '$(DESTDIR)$(BINDIR)/flotilla' '$(DESTDIR)$(MANDIR)/man1/flotilla.1' \
+	  '$(DESTDIR)$(MANDIR)/man5/flotilla.toml.5' '$(DESTDIR)$(BASHCOMPDIR)/flotilla' \
+	  '$(DESTDIR)$(ZSHCOMPDIR)/_flotilla'
+
+# A Debian package of a staged `make install` (PREFIX=/usr); ci/mkdeb says how.
+deb: flotilla
+	sh ci/mkdeb $(VERSION)
+
+# Not part of make test: it needs root and the Debian mirror (a few minutes).
+test-deb: deb
+	sh ci/test-deb build/deb/flotilla_$(VERSION)_$$(dpkg --print-architecture).deb
 
 format:
 	clang-format -i core/*.[ch] cmd/*.[ch] tests/*.[ch] tests/fuzz/*.c
