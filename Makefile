@@ -178,6 +178,11 @@ uninstall:
 	  '$(DESTDIR)$(ZSHCOMPDIR)/_flotilla'
 
 # A Debian package of a staged `make install` (PREFIX=/usr); ci/mkdeb says how.
+# flotilla(1) is written from the command table (cmd/flotilla.c); a test keeps it current.
+.PHONY: man
+man: flotilla
+	./flotilla help --man > man/flotilla.1
+
 deb: flotilla
 	sh ci/mkdeb $(VERSION)
 

@@ -215,9 +215,18 @@ static void say(const char *msg, size_t len)
 	(void)r;
 }
 
+/* The signal thread tells signals_start it runs (see there). */
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER;
+static bool started;
+
 static void *signal_main(void *p)
 {
 	(void)p;
+	pthread_mutex_lock(&start_mu);
+	started = true;
+	pthread_cond_signal(&start_cv);
+	pthread_mutex_unlock(&start_mu);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -257,7 +266,14 @@ static void signals_start(void)
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_create(&t, &at, signal_main, NULL);
+	/* wait until it runs: a process that ends while a thread is still being set up
+	 * (a quick `flotilla help`) would leave the sanitizers' bookkeeping half made */
+	if (pthread_create(&t, &at, signal_main, NULL) == 0) {
+		pthread_mutex_lock(&start_mu);
+		while (!started)
+			pthread_cond_wait(&start_cv, &start_mu);
+		pthread_mutex_unlock(&start_mu);
+	}
 	pthread_attr_destroy(&at);
 }
 

@@ -92,7 +92,7 @@ void fl_orch_set_conn(fl_orch_worker *w, PGconn *conn);
 void fl_orch_set_pg(fl_orch_worker *w, fl_pg *pg);
 
 /* Seconds a cancelled statement has to end before its connection is severed. */
-#define FL_ORCH_CANCEL_BOUND_S 1.5
+#define FL_ORCH_CANCEL_BOUND_S 1.0
 /* The job's index. */
 size_t fl_orch_job_index(const fl_orch_worker *w);
 /* The process's signal handling (see above); idempotent. */

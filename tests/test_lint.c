@@ -331,7 +331,7 @@ Test(lint_cli, clean_project_exits_0)
 	cr_assert_str_eq(out, "");
 	cr_assert_str_eq(err,
 	                 "lint: 2 files of 2 services, 0 errors, 0 warnings (PostgreSQL 15; flotilla runs "
-	                 "them with lock_timeout 10s, from [settings])\n");
+	                 "them with lock_timeout 2s, from [settings])\n");
 	free(out);
 	free(err);
 	free(dir);
@@ -404,7 +404,7 @@ Test(lint_cli, json_document)
 	char *dir = project(NULL), *out, *err;
 	th_write(dir, "services/auth/migrations/V2__idx.sql", "CREATE INDEX users_id_idx ON users (id);\n");
 	cr_assert_eq(run_lint(dir, &out, &err, "--json", "--pg-version", "13"), 3, "%s", err);
-	cr_assert(th_contains(out, "\"pg_version\": 13,\n  \"lock_timeout_ms\": 10000,\n  \"files\": 3,\n"
+	cr_assert(th_contains(out, "\"pg_version\": 13,\n  \"lock_timeout_ms\": 2000,\n  \"files\": 3,\n"
 	                           "  \"counts\": {\n    \"errors\": 1,\n    \"warnings\": 0\n  },"),
 	          "%s", out);
 	cr_assert(th_contains(out, "\"file\": \"services/auth/migrations/V2__idx.sql\",\n      \"line\": 1,\n"

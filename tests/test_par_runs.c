@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "faultproxy.h"
 #include "harness.h"
 
 static const char *const SEVEN[] = {"auth",           "client",       "user",        "metric_builder",
@@ -713,4 +714,98 @@ Test(par_runs, json_even_when_the_manifest_is_bad, .timeout = 60)
 	free(err);
 	free(m);
 	free(dir);
+}
+
+/*
+ * A proxy that freezes mid-migration (TCP still acknowledges, nothing is
+ * forwarded): the first SIGINT ends the run with 130 within the cancel
+ * bound (the cancel request cannot get through, so the connection is
+ * severed), a second SIGINT at once; a rerun on a working path converges.
+ */
+Test(par_runs, sigint_after_a_frozen_proxy, .timeout = 240)
+{
+	for (int twice = 0; twice < 2; twice++) {
+		struct fleet f;
+		fleet_init(&f, NULL);
+		th_write(f.dir, "svc/auth/V4__slow.sql", "SELECT pg_sleep(6);\nCREATE TABLE t4 (id int);\n");
+		char *sock = fp_server_socket();
+		fp_proxy px;
+		fp_start(&px, sock, FP_PASS, 0);
+		/* the manifest reaches the server through the proxy on 127.0.0.1 */
+		char *mf = th_read(f.manifest);
+		char *at = strstr(mf, "[environments.test]\n");
+		cr_assert(at);
+		char *m2 = fl_asprintf("%.*s[environments.test]\nhost = \"127.0.0.1\"\nport = %d\n%s",
+		                       (int)(at - mf), mf, px.port, at + strlen("[environments.test]\n"));
+		th_write(f.dir, "flotilla.toml", m2);
+		char outp[700], errp[700];
+		snprintf(outp, sizeof(outp), "%s/frz.out", f.dir);
+		snprintf(errp, sizeof(errp), "%s/frz.err", f.dir);
+		const char *argv[] = {"flotilla", "-m",   f.manifest, "-e", "test",
+		                      "migrate",  "auth", "--plain",  NULL};
+		pid_t pid = th_spawn(f.dir, ALL_PW, outp, errp, argv);
+		bool applying = false;
+		for (int i = 0; i < 600 && !applying; i++) {
+			usleep(20000);
+			if (access(errp, R_OK) != 0)
+				continue;
+			char *e = th_read(errp);
+			applying = th_contains(e, "applying V4__slow");
+			free(e);
+		}
+		cr_assert(applying, "the slow migration never started");
+		usleep(200000);
+		fp_freeze(&px);
+		usleep(200000);
+		double t0 = mono();
+		kill(pid, SIGINT);
+		if (twice) {
+			usleep(100000);
+			kill(pid, SIGINT);
+		}
+		int st = 0;
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		double took = mono() - t0;
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit %d",
+		          WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		char *e = th_read(errp);
+		cr_assert(th_contains(e, twice ? "interrupted again" : "flotilla: interrupted"), "%s", e);
+		/* the bound: FL_ORCH_CANCEL_BOUND_S (1 s) and the roll-back; generous for TSan */
+		cr_assert_lt(took, twice ? 2.0 : 8.0, "took %.2f s", took);
+		cr_log_info("frozen proxy, %s SIGINT: exit 130 after %.2f s", twice ? "second" : "first",
+		            took);
+		free(e);
+		fp_stop(&px);
+		/*
+		 * A working path: the rerun converges. The frozen path kept the cancel from the
+		 * server, which had the whole transaction (the migration, its history row, COMMIT)
+		 * and may finish it after flotilla let go: then V4 is applied and recorded by that
+		 * session, atomically; else the rerun applies it (after waiting for that session's
+		 * migration lock). Either way exactly once.
+		 */
+		fp_start(&px, sock, FP_PASS, 0);
+		char *m3 = fl_asprintf("%.*s[environments.test]\nhost = \"127.0.0.1\"\nport = %d\n%s",
+		                       (int)(at - mf), mf, px.port, at + strlen("[environments.test]\n"));
+		th_write(f.dir, "flotilla.toml", m3);
+		char *out, *err;
+		int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", NULL});
+		cr_assert_eq(rc, 0, "%s", err);
+		free(out);
+		free(err);
+		fp_stop(&px);
+		char *db = fl_asprintf("%s_auth", f.project);
+		PGconn *c = th_connect(db);
+		char *v = th_query1(
+		    c,
+		    "SELECT string_agg(success::text, ',') FROM flyway_schema_history WHERE version = '4'");
+		cr_assert_str_eq(v, "true", "V4 exactly once, applied and recorded together");
+		free(v);
+		PQfinish(c);
+		free(db);
+		free(mf);
+		free(m2);
+		free(m3);
+		free(sock);
+		fleet_drop(&f);
+	}
 }
