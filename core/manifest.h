@@ -96,7 +96,21 @@ typedef struct {
 	int lock_timeout_ms;      /* default 10 s; 0: none */
 	int statement_timeout_ms; /* default 0: none */
 	int secret_timeout_ms;    /* limit of a secret's cmd; default 30 s */
+	/* [drift]: what drift compares (README "Drift") */
+	char **drift_ignore_schemas; /* schemas never compared; default FL_DRIFT_DEFAULT_IGNORE_SCHEMAS */
+	size_t ndrift_ignore_schemas;
+	bool drift_column_order; /* column order is a finding; default true */
+	bool drift_comments;     /* comments on tables and columns are findings; default true */
 } fl_manifest_settings;
+
+/*
+ * The schemas drift leaves out unless [drift] ignore_schemas says otherwise:
+ * those the managed services and common extensions create themselves, which
+ * no migration owns (Cloud SQL, AlloyDB, RDS/Aurora, pg_cron, pglogical).
+ */
+#define FL_DRIFT_DEFAULT_IGNORE_SCHEMAS                                                                      \
+	"google_vacuum_mgmt", "cloudsqladmin", "google_ml", "alloydb_admin", "rds_tools", "aws_commons",     \
+	    "aws_s3", "aws_lambda", "cron", "pglogical"
 
 typedef struct {
 	char *path; /* as given to the load */

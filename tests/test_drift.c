@@ -274,7 +274,8 @@ Test(drift, schema_changes_detected_and_cross_checked_with_pg_dump, .timeout = 6
 	     "ALTER TABLE sessions ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES "
 	     "users (id) "
 	     "ON DELETE CASCADE",
-	     "foreign key sessions.sessions_user_id_fkey (FOREIGN KEY (user_id) REFERENCES users(id) ON "
+	     "foreign key sessions.sessions_user_id_fkey (FOREIGN KEY (user_id) REFERENCES public.users(id) "
+	     "ON "
 	     "DELETE "
 	     "CASCADE) is in the migrations but not in the database"},
 	    {"ALTER TABLE users DROP CONSTRAINT users_score_check, "
