@@ -845,3 +845,183 @@ Test(drift, history_in_git_names_the_commit, .timeout = 240)
 	git_libgit2_shutdown();
 	fleet_drop(&f);
 }
+
+/* ---- nightly: right every night ---- */
+
+/*
+ * One service, auth_<tag>, in schema `schema`, with the given migrations
+ * (V1, V2, ... in order), and admin as the environment's admin (the
+ * migrator stays the superuser, so the shadow's replay backend belongs to
+ * another role than the admin).
+ */
+static void mini_init(struct fleet *f, const char *tag, const char *admin, const char *schema,
+                      const char *const *migrations)
+{
+	static int n;
+	f->dir = th_tmpdir();
+	snprintf(f->project, sizeof(f->project), "n%d_%d", (int)getpid(), ++n);
+	snprintf(f->manifest, sizeof(f->manifest), "%s/flotilla.toml", f->dir);
+	snprintf(f->auth, sizeof(f->auth), "auth_%s", tag);
+	snprintf(f->user, sizeof(f->user), "none_%s", tag);
+	snprintf(f->auth_db, sizeof(f->auth_db), "%s_%s", f->project, f->auth);
+	snprintf(f->user_db, sizeof(f->user_db), "%s_%s", f->project, f->user);
+	snprintf(f->auth_owner, sizeof(f->auth_owner), "%s_%s_owner", f->project, f->auth);
+	snprintf(f->user_owner, sizeof(f->user_owner), "%s_%s_owner", f->project, f->user);
+	char buf[4096];
+	snprintf(buf, sizeof(buf),
+	         "version = 1\nproject = \"%s\"\n\n"
+	         "[environments.test]\nadmin = { user = \"%s\" }\nmigrator = { user = \"postgres\" }\n"
+	         "service_passwords = false\n\n"
+	         "[settings]\nlock_timeout = \"5s\"\n\n"
+	         "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
+	         "migrations = \"svc/${service}\"\n\n"
+	         "[services.%s]\nschema = \"%s\"\n",
+	         f->project, admin ? admin : "postgres", f->auth, schema);
+	th_write(f->dir, "flotilla.toml", buf);
+	for (int i = 0; migrations[i]; i++) {
+		char rel[256];
+		snprintf(rel, sizeof(rel), "svc/%s/V%d__m%d.sql", f->auth, i + 1, i + 1);
+		th_write(f->dir, rel, migrations[i]);
+	}
+}
+
+/* A role like the one a managed cluster gives: CREATEDB CREATEROLE, no superuser, no pg_signal_backend. */
+static void least_privilege_admin(const char *name)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql), "CREATE ROLE \"%s\" LOGIN CREATEDB CREATEROLE", name);
+	db_exec("postgres", sql);
+}
+
+static void drop_role(const char *name)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql), "DROP OWNED BY \"%s\"; DROP ROLE \"%s\"", name, name);
+	PGconn *c = th_connect("postgres");
+	PGresult *r = PQexec(c, sql);
+	PQclear(r);
+	PQfinish(c);
+}
+
+static const char APP_V1[] =
+    "SET search_path = app, public;\n"
+    "CREATE SEQUENCE order_seq;\n"
+    "CREATE TYPE order_state AS ENUM ('new', 'paid');\n"
+    "CREATE TABLE accounts (id int PRIMARY KEY, name text);\n"
+    "CREATE TABLE orders (id bigint PRIMARY KEY DEFAULT nextval('order_seq'),\n"
+    "  account_id int NOT NULL REFERENCES accounts (id), state order_state NOT NULL DEFAULT 'new',\n"
+    "  placed date DEFAULT '2024-01-31', total numeric CHECK (total >= 0));\n"
+    "CREATE FUNCTION order_total(o orders) RETURNS numeric LANGUAGE sql AS 'SELECT o.total';\n"
+    "CREATE VIEW open_orders AS SELECT o.id, a.name FROM orders o JOIN accounts a ON a.id = o.account_id;\n";
+
+Test(drift, search_path_set_by_migration_or_database_is_not_drift, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "sp", NULL, "app", (const char *const[]){APP_V1, NULL});
+	fleet_migrate(&f);
+	char *out = drift(&f, 0, NULL);
+	char line[256];
+	snprintf(line, sizeof(line), "%s: clean at version 1\n", f.auth);
+	ASSERT_LINE(out, line);
+	free(out);
+	/* a database-level search_path and a DateStyle change what a new session prints by default */
+	char sql[512];
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET search_path = app, public", f.auth_db);
+	db_exec("postgres", sql);
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET DateStyle = 'SQL, DMY'", f.auth_db);
+	db_exec("postgres", sql);
+	out = drift(&f, 0, NULL);
+	ASSERT_LINE(out, line);
+	free(out);
+	/* and a real change is still found, named the same way */
+	db_exec(f.auth_db, "ALTER TABLE app.orders ADD COLUMN note text");
+	out = drift(&f, 3, NULL);
+	snprintf(line, sizeof(line),
+	         "  %s: column orders.note (text) exists in the database but not in the migrations\n", f.auth);
+	ASSERT_LINE(out, line);
+	ASSERT_LINE(out, "drift: 1 finding ");
+	free(out);
+	fleet_drop(&f);
+}
+
+static const char T_V1[] = "CREATE TABLE t (id int PRIMARY KEY, a text, b text);\n";
+
+Test(drift, least_privilege_admin_leaves_no_shadow_in_20_runs, .timeout = 300)
+{
+	struct fleet f;
+	char admin[64];
+	mini_init(&f, "lp", "placeholder", "public", (const char *const[]){T_V1, NULL});
+	snprintf(admin, sizeof(admin), "%s_admin", f.project);
+	mini_init(&f, "lp", admin, "public", (const char *const[]){T_V1, NULL});
+	least_privilege_admin(admin);
+	fleet_migrate(&f);
+	for (int i = 0; i < 20; i++) {
+		char *out = drift(&f, 0, NULL); /* asserts exit 0 and no shadow left */
+		free(out);
+	}
+	fleet_drop(&f);
+	drop_role(admin);
+}
+
+/* the backends connected to this service's shadows */
+static int shadow_backends(struct fleet *f, const char *like)
+{
+	PGconn *c = th_connect("postgres");
+	char q[512];
+	snprintf(q, sizeof(q),
+	         "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'flotilla\\_shadow\\_%s\\_%%' "
+	         "AND query LIKE '%s'",
+	         f->auth, like);
+	char *n = th_query1(c, q);
+	PQfinish(c);
+	int r = atoi(n);
+	free(n);
+	return r;
+}
+
+Test(drift, sigkill_during_replay_leaves_a_shadow_the_next_run_drops, .timeout = 300)
+{
+	struct fleet f;
+	char admin[64];
+	mini_init(&f, "kl", "placeholder", "public",
+	          (const char *const[]){T_V1, "SELECT pg_sleep(0.01);\n", NULL});
+	snprintf(admin, sizeof(admin), "%s_admin", f.project);
+	mini_init(&f, "kl", admin, "public", (const char *const[]){T_V1, "SELECT pg_sleep(0.01);\n", NULL});
+	least_privilege_admin(admin);
+	fleet_migrate(&f);
+	/* only the shadow's replay sleeps */
+	char rel[256];
+	snprintf(rel, sizeof(rel), "svc/%s/V2__m2.sql", f.auth);
+	th_write(f.dir, rel, "SELECT pg_sleep(3);\n");
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/kill.out", f.dir);
+	snprintf(errp, sizeof(errp), "%s/kill.err", f.dir);
+	pid_t pid =
+	    th_spawn(f.dir, NULL, outp, errp,
+	             (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "drift", NULL});
+	bool replaying = false;
+	for (int i = 0; i < 600 && !replaying; i++) {
+		usleep(20000);
+		replaying = shadow_backends(&f, "%pg_sleep(3)%") > 0;
+	}
+	cr_assert(replaying, "the shadow replay never started: %s", th_read(errp));
+	kill(pid, SIGKILL);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	cr_assert_eq(shadows_of(f.auth), 1, "a killed run leaves its shadow");
+	/* the file as it was applied: the next run is clean, and drops the leftover first */
+	th_write(f.dir, rel, "SELECT pg_sleep(0.01);\n");
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"drift", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	char want[256];
+	snprintf(want, sizeof(want), "flotilla: dropped flotilla_shadow_%s_", f.auth);
+	cr_assert(th_contains(err, want), "%s", err);
+	cr_assert(th_contains(err, "a shadow database left by an earlier run"), "%s", err);
+	cr_assert_eq(shadows_left(&f), 0, "%s", err);
+	free(out);
+	free(err);
+	fleet_drop(&f);
+	drop_role(admin);
+}
