@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "history.h"
 #include "migration.h"
 
 struct fleet {
@@ -937,7 +938,8 @@ Test(drift, search_path_set_by_migration_or_database_is_not_drift, .timeout = 24
 	db_exec(f.auth_db, "ALTER TABLE app.orders ADD COLUMN note text");
 	out = drift(&f, 3, NULL);
 	snprintf(line, sizeof(line),
-	         "  %s: column orders.note (text) exists in the database but not in the migrations\n", f.auth);
+	         "  %s: column orders.note (text) exists in the database but not in the migrations\n",
+	         f.auth);
 	ASSERT_LINE(out, line);
 	ASSERT_LINE(out, "drift: 1 finding ");
 	free(out);
@@ -1024,4 +1026,197 @@ Test(drift, sigkill_during_replay_leaves_a_shadow_the_next_run_drops, .timeout =
 	free(err);
 	fleet_drop(&f);
 	drop_role(admin);
+}
+
+/* the key flotilla and Flyway lock a service's migrations with */
+static char *lock_sql(const char *fn)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "SELECT %s(%lld)", fn,
+	         fl_history_lock_key("public", "flyway_schema_history"));
+	return strdup(buf);
+}
+
+Test(drift, a_running_migration_is_skipped_and_never_waits, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "lk");
+	char rel[256];
+	fleet_migrate(&f);
+	/* a deploy in flight: auth's migrate holds the lock for 3 s */
+	snprintf(rel, sizeof(rel), "svc/%s/V3__slow.sql", f.auth);
+	th_write(f.dir, rel, "SELECT pg_sleep(3);\n");
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/migrate.out", f.dir);
+	snprintf(errp, sizeof(errp), "%s/migrate.err", f.dir);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid_t pid = th_spawn(
+	    f.dir, NULL, outp, errp,
+	    (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "migrate", f.auth, NULL});
+	bool locked = false;
+	for (int i = 0; i < 500 && !locked; i++) {
+		usleep(20000);
+		PGconn *c = th_connect(f.auth_db);
+		char *n =
+		    th_query1(c, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%'"
+		                 " AND pid <> pg_backend_pid()");
+		locked = strcmp(n, "0") != 0;
+		free(n);
+		PQfinish(c);
+	}
+	cr_assert(locked, "the migration never started: %s", th_read(errp));
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"drift", "--json", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	json_t *a = json_array_get(json_object_get(doc, "services"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(a, "result")), "skipped", "%s", out);
+	const char *why = json_string_value(json_object_get(a, "skipped"));
+	cr_assert(why && strncmp(why, "a migration is running (pid ", 28) == 0 &&
+	              th_contains(why, ", since "),
+	          "%s", out);
+	cr_assert_eq(json_array_size(json_object_get(a, "findings")), 0);
+	json_t *u = json_array_get(json_object_get(doc, "services"), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(u, "result")), "clean", "%s", out);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc, "counts"), "skipped")), 1);
+	json_decref(doc);
+	free(out);
+	free(err);
+	/* the migration did its work without one wait on the lock */
+	int st;
+	waitpid(pid, &st, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	char *merr = th_read(errp), *mout = th_read(outp);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s\n%s", mout, merr);
+	cr_assert(!th_contains(merr, "waiting for the migration lock") &&
+	              !th_contains(mout, "waiting for the migration lock"),
+	          "%s\n%s", mout, merr);
+	free(merr);
+	free(mout);
+	/* a lock held by hand: the text report says it */
+	PGconn *c = th_connect(f.auth_db);
+	char *l = lock_sql("pg_advisory_lock");
+	th_exec(c, l);
+	free(l);
+	out = drift(&f, 0, NULL);
+	char line[256];
+	snprintf(line, sizeof(line), "%s: skipped: a migration is running (pid ", f.auth);
+	ASSERT_LINE(out, line);
+	ASSERT_LINE(out, ", 1 skipped;");
+	free(out);
+	PQfinish(c);
+	fleet_drop(&f);
+}
+
+static size_t findings_of(json_t *doc)
+{
+	return (size_t)json_integer_value(json_object_get(json_object_get(doc, "counts"), "findings"));
+}
+
+Test(drift, provider_schemas_and_extension_objects_are_not_findings, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "px", NULL, "public",
+	          (const char *const[]){T_V1,
+	                                "CREATE EXTENSION IF NOT EXISTS pg_trgm;\n"
+	                                "CREATE INDEX t_a_trgm ON t USING gin (a gin_trgm_ops);\n",
+	                                NULL});
+	fleet_migrate(&f);
+	/* what Cloud SQL and pg_cron would make: a provider schema, an extension in its own schema */
+	db_exec(f.auth_db, "CREATE SCHEMA google_vacuum_mgmt; CREATE TABLE google_vacuum_mgmt.runs (id int);"
+	                   " CREATE SCHEMA cron; CREATE EXTENSION hstore WITH SCHEMA cron");
+	char *out = drift(&f, 0, NULL);
+	free(out);
+	/* an extension installed by hand is one finding: none for its functions, types, operators */
+	db_exec(f.auth_db, "CREATE EXTENSION cube");
+	out = drift(&f, 3, (const char *const[]){"--json", NULL});
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	cr_assert_eq(findings_of(doc), 1, "%s", out);
+	json_t *f0 = json_array_get(
+	    json_object_get(json_array_get(json_object_get(doc, "services"), 0), "findings"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(f0, "object")), "extension cube");
+	json_decref(doc);
+	free(out);
+	/* ignore_schemas replaces the defaults: the provider's schema is then compared */
+	char *m = th_read(f.manifest);
+	char *m2 = str_cat(m, "\n[drift]\nignore_schemas = [\"cron\"]\n");
+	th_write(f.dir, "flotilla.toml", m2);
+	out = drift(&f, 3, NULL);
+	ASSERT_LINE(out, "table google_vacuum_mgmt.runs exists in the database but not in the migrations");
+	free(out);
+	free(m);
+	free(m2);
+	fleet_drop(&f);
+}
+
+Test(drift, column_order_and_comments_are_findings_unless_turned_off, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "oc", NULL, "public", (const char *const[]){T_V1, NULL});
+	fleet_migrate(&f);
+	/* a dropped and re-added column lands at the end */
+	db_exec(f.auth_db, "ALTER TABLE t DROP COLUMN a; ALTER TABLE t ADD COLUMN a text;"
+	                   " COMMENT ON TABLE t IS 'by hand'; COMMENT ON COLUMN t.b IS 'also'");
+	char *out = drift(&f, 3, NULL);
+	char line[512];
+	snprintf(
+	    line, sizeof(line),
+	    "  %s: table t has its columns in another order (SELECT * and COPY see it): expected id, a, b; "
+	    "found id, b, a\n",
+	    f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "  %s: table t differs: comment expected none, found by hand\n", f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "  %s: column t.b differs: comment expected none, found also\n", f.auth);
+	ASSERT_LINE(out, line);
+	ASSERT_LINE(out, "drift: 3 findings");
+	free(out);
+	out = drift(&f, 3, (const char *const[]){"--json", NULL});
+	cr_assert(th_contains(out, "\"change\": \"order\""), "%s", out);
+	free(out);
+	out = drift(&f, 0, (const char *const[]){"--no-column-order", "--no-comments", NULL});
+	free(out);
+	/* the same from the manifest */
+	char *m = th_read(f.manifest);
+	char *m2 = str_cat(m, "\n[drift]\ncolumn_order = false\ncomments = false\n");
+	th_write(f.dir, "flotilla.toml", m2);
+	out = drift(&f, 0, NULL);
+	free(out);
+	free(m);
+	free(m2);
+	fleet_drop(&f);
+}
+
+Test(drift, invalid_index_and_not_valid_constraint_are_findings, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "iv", NULL, "public", (const char *const[]){T_V1, NULL});
+	fleet_migrate(&f);
+	db_exec(f.auth_db, "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')");
+	/* a CONCURRENTLY build that fails leaves its index INVALID */
+	PGconn *c = th_connect(f.auth_db);
+	PGresult *r = PQexec(c, "CREATE UNIQUE INDEX CONCURRENTLY t_a_key ON t (a)");
+	cr_assert_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	th_exec(c, "ALTER TABLE t ADD CONSTRAINT t_id_check CHECK (id > 1) NOT VALID");
+	PQfinish(c);
+	char *out = drift(&f, 3, NULL);
+	char line[512];
+	snprintf(line, sizeof(line), "  %s: index t_a_key is INVALID in the database (", f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line),
+	         "  %s: check constraint t.t_id_check is NOT VALID in the database: rows that were there "
+	         "before it was added were never checked; ALTER TABLE t VALIDATE CONSTRAINT it\n",
+	         f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line),
+	         "  %s: check constraint t.t_id_check (CHECK ((id > 1))) exists in the database but not in "
+	         "the migrations\n",
+	         f.auth);
+	ASSERT_LINE(out, line);
+	free(out);
+	fleet_drop(&f);
 }
