@@ -17,7 +17,7 @@ PKGS    := libpq libgit2 jansson zlib
 TESTPKGS := criterion
 DEBS    := build-essential pkg-config libpq-dev libgit2-dev libjansson-dev zlib1g-dev \
            libcriterion-dev postgresql postgresql-client clang libclang-rt-14-dev \
-           cppcheck clang-format python3 git util-linux procps
+           cppcheck clang-format python3 git util-linux procps chromium
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

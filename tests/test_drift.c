@@ -1220,3 +1220,106 @@ Test(drift, invalid_index_and_not_valid_constraint_are_findings, .timeout = 240)
 	free(out);
 	fleet_drop(&f);
 }
+
+/* text as it reads in a serialised DOM: <, > and & escaped, quotes not */
+static char *dom_text(const char *s)
+{
+	size_t n = 0;
+	for (const char *p = s; *p; p++)
+		n += *p == '<' || *p == '>' ? 4 : *p == '&' ? 5 : 1;
+	char *r = malloc(n + 1), *q = r;
+	for (const char *p = s; *p; p++) {
+		const char *e = *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : *p == '&' ? "&amp;" : NULL;
+		if (e) {
+			memcpy(q, e, strlen(e));
+			q += strlen(e);
+		} else {
+			*q++ = *p;
+		}
+	}
+	*q = '\0';
+	return r;
+}
+
+/* Runs Debian's chromium headless on a local file: no network, a fresh profile. */
+static int chromium(const char *dir, const char *what, const char *file, char **out)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+	         "timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
+	         "--disable-component-update --disable-sync --no-first-run --user-data-dir='%s/profile-%s' "
+	         "--window-size=1200,3000 %s 'file://%s' 2>/dev/null",
+	         dir, what[2] == 'd' ? "dom" : "shot", what, file);
+	return th_sh(cmd, out);
+}
+
+Test(drift, html_page_renders_every_finding_in_headless_chromium, .timeout = 300)
+{
+	struct fleet f;
+	fleet_init(&f, "ht");
+	fleet_migrate(&f);
+	char sql[512], rel[256];
+	db_exec(f.auth_db,
+	        "ALTER TABLE users ADD COLUMN nickname text; COMMENT ON TABLE users IS 'a <b> & c'");
+	snprintf(sql, sizeof(sql), "GRANT CONNECT ON DATABASE \"%s\" TO PUBLIC", f.auth_db);
+	db_exec("postgres", sql);
+	snprintf(rel, sizeof(rel), "svc/%s/V1__profiles.sql", f.user);
+	th_write(f.dir, rel, "CREATE TABLE profiles (id int PRIMARY KEY, name text); -- edited\n");
+	char page[700];
+	snprintf(page, sizeof(page), "%s/drift.html", f.dir);
+	char *out = drift(&f, 3, (const char *const[]){"--json", "--html", page, NULL});
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	cr_assert_geq(findings_of(doc), 4, "%s", out);
+	char *html = th_read(page);
+	cr_assert(!th_contains(html, "<script") && !th_contains(html, "http://") &&
+	              !th_contains(html, "https://"),
+	          "the page is self-contained:\n%s", html);
+	char *dom;
+	cr_assert_eq(chromium(f.dir, "--dump-dom", page, &dom), 0, "%s", dom);
+	char *shot_opt = malloc(strlen(f.dir) + 32), *shot_out;
+	sprintf(shot_opt, "--screenshot=%s/drift.png", f.dir);
+	cr_assert_eq(chromium(f.dir, shot_opt, page, &shot_out), 0, "%s", shot_out);
+	char shot[700];
+	snprintf(shot, sizeof(shot), "%s/drift.png", f.dir);
+	FILE *sf = fopen(shot, "rb");
+	cr_assert(sf, "no screenshot");
+	fseek(sf, 0, SEEK_END);
+	cr_assert_gt(ftell(sf), 1000, "an empty screenshot");
+	fclose(sf);
+	/* every service and every finding, as the browser built the page */
+	cr_assert(th_contains(dom, f.auth) && th_contains(dom, f.user), "%s", dom);
+	json_t *svcs = json_object_get(doc, "services");
+	size_t seen = 0;
+	for (size_t i = 0; i < json_array_size(svcs); i++) {
+		json_t *fa = json_object_get(json_array_get(svcs, i), "findings");
+		for (size_t k = 0; k < json_array_size(fa); k++) {
+			json_t *fi = json_array_get(fa, k);
+			char *want = dom_text(json_string_value(json_object_get(fi, "message")));
+			cr_assert(th_contains(dom, want), "missing in the page: %s\n%s", want, dom);
+			free(want);
+			/* grants: the fix SQL */
+			if (strcmp(json_string_value(json_object_get(fi, "kind")), "grants") == 0) {
+				json_t *fix = json_object_get(fi, "found");
+				if (json_is_null(fix))
+					fix = json_object_get(fi, "expected");
+				char *pre = dom_text(json_string_value(fix));
+				char *el = str_cat("<pre class=\"fix\">", pre);
+				cr_assert(th_contains(dom, el), "fix SQL missing: %s\n%s", el, dom);
+				free(el);
+				free(pre);
+			}
+			seen++;
+		}
+	}
+	cr_assert_geq(seen, 4);
+	cr_assert(th_contains(dom, "<h3 class=\"kind\">history (1)</h3>"), "%s", dom);
+	cr_assert(th_contains(dom, "<h3 class=\"kind\">grants (1)</h3>"), "%s", dom);
+	free(shot_opt);
+	free(shot_out);
+	free(dom);
+	free(html);
+	json_decref(doc);
+	free(out);
+	fleet_drop(&f);
+}
