@@ -842,7 +842,7 @@ static void sleep_ms(int ms)
  * most: prefix (16) + service (<= 27) + "_" + t (8 in base 36 until 2059)
  * + "_" + pid (<= 10).
  */
-static char *shadow_name(fl_pg *admin, const char *service, fl_error **err)
+static char *shadow_name(fl_pg *admin, const char *service, bool kept, fl_error **err)
 {
 	PGresult *r = fl_pg_query(admin,
 	                          "SELECT pg_catalog.pg_backend_pid(), (extract(epoch FROM "
@@ -857,13 +857,15 @@ static char *shadow_name(fl_pg *admin, const char *service, fl_error **err)
 		*--p = "0123456789abcdefghijklmnopqrstuvwxyz"[ms % 36];
 		ms /= 36;
 	} while (ms && p > t);
-	char *name = fl_asprintf("%s%.27s_%s_%s", FL_DRIFT_SHADOW_PREFIX, service, p, PQgetvalue(r, 0, 0));
+	/* a kept shadow (tests) ends in k<pid>, which no cleanup takes for a leftover */
+	char *name = fl_asprintf("%s%.27s_%s_%s%s", FL_DRIFT_SHADOW_PREFIX, service, p, kept ? "k" : "",
+	                         PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return name;
 }
 
-/* -1 when name is not of shadow_name's form; else its time (ms) and creator's pid */
-static int shadow_parse(const char *name, unsigned long long *ms, long *pid)
+/* -1 when name is not of shadow_name's form; else its time (ms), creator's pid and service (<= 27 bytes) */
+static int shadow_parse(const char *name, unsigned long long *ms, long *pid, char svc[32])
 {
 	size_t plen = strlen(FL_DRIFT_SHADOW_PREFIX);
 	if (strncmp(name, FL_DRIFT_SHADOW_PREFIX, plen) != 0)
@@ -881,6 +883,7 @@ static int shadow_parse(const char *name, unsigned long long *ms, long *pid)
 	for (const char *q = u1 + 1; q < u2; q++)
 		*ms = *ms * 36 + (unsigned long long)(*q <= '9' ? *q - '0' : *q - 'a' + 10);
 	*pid = strtol(u2 + 1, NULL, 10);
+	snprintf(svc, 32, "%.*s", (int)(u1 - name - (ptrdiff_t)plen), name + plen);
 	return 0;
 }
 
@@ -937,8 +940,8 @@ static int shadow_drop(fl_pg *admin, const char *name, int wait_ms, fl_error **e
 	return rc;
 }
 
-int fl_drift_shadow_cleanup(fl_pg *admin, int wait_ms, char ***dropped, size_t *ndropped, fl_error **warnings,
-                            fl_error **err)
+int fl_drift_shadow_cleanup(fl_pg *admin, char *const *services, size_t nservices, int wait_ms,
+                            char ***dropped, size_t *ndropped, fl_error **warnings, fl_error **err)
 {
 	*dropped = NULL;
 	*ndropped = 0;
@@ -959,7 +962,13 @@ int fl_drift_shadow_cleanup(fl_pg *admin, int wait_ms, char ***dropped, size_t *
 		const char *name = PQgetvalue(r, i, 0);
 		unsigned long long ms, start = strtoull(PQgetvalue(r, i, 1), NULL, 10);
 		long pid;
-		if (shadow_parse(name, &ms, &pid) != 0 || ms >= start)
+		char svc[32];
+		if (shadow_parse(name, &ms, &pid, svc) != 0 || ms >= start)
+			continue;
+		bool mine = !services;
+		for (size_t k = 0; k < nservices && !mine; k++)
+			mine = strncmp(services[k], svc, 27) == 0 && strlen(svc) == strnlen(services[k], 27);
+		if (!mine)
 			continue;
 		/* its creator alive: a backend with its pid that started before the shadow */
 		bool alive = false;
@@ -1033,7 +1042,7 @@ static int schema_check(const fl_drift_service_opts *o, fl_pg *live, const char 
 		fl_pg_close(admin);
 		return -1;
 	}
-	char *name = shadow_name(admin, svc->name, err);
+	char *name = shadow_name(admin, svc->name, o->keep_shadow, err);
 	if (!name) {
 		fl_pg_close(admin);
 		return -1;

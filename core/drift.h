@@ -231,13 +231,16 @@ int fl_drift_service(const fl_drift_service_opts *o, fl_drift_service_result *re
  * are dropped without FORCE (the admin needs no right to signal other
  * roles' backends); one still in use (a killed run's replay statement that
  * has not ended) is waited for up to wait_ms in all, then left with a
- * warning. Names of another form (older flotilla) are never touched.
+ * warning. Only the shadows of `services` are looked at (NULL: every
+ * service's; a service's name is cut to 27 bytes in a shadow's name, as
+ * it is there). Names of another form (older flotilla, or a kept shadow's,
+ * which ends in "_k<pid>") are never touched.
  * *dropped receives the dropped names (caller frees each and the array).
  * Returns 0, or -1 with *err when the list could not be read; warnings
  * (a leftover that could not be dropped) are appended to *warnings.
  */
-int fl_drift_shadow_cleanup(fl_pg *admin, int wait_ms, char ***dropped, size_t *ndropped, fl_error **warnings,
-                            fl_error **err);
+int fl_drift_shadow_cleanup(fl_pg *admin, char *const *services, size_t nservices, int wait_ms,
+                            char ***dropped, size_t *ndropped, fl_error **warnings, fl_error **err);
 
 /* ---- grants ---- */
 

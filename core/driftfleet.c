@@ -144,7 +144,9 @@ static void place_grants(fl_drift_fleet *d, fl_drift_findings *grants)
 }
 
 /*
- * Phase 3's first step: the shadows crashed runs left. A failure to look is
+ * Phase 3's first step: the shadows crashed runs left of the selected
+ * services (a nightly run over the fleet clears them all; a run for one
+ * service touches no other's). A failure to look is
  * a warning, not a failure of the run: it says nothing about drift.
  */
 static void drop_leftovers(fl_drift_fleet *d, const fl_pg_params *admin, int wait_ms)
@@ -152,12 +154,16 @@ static void drop_leftovers(fl_drift_fleet *d, const fl_pg_params *admin, int wai
 	fl_pg_params ap = *admin;
 	fl_error *err = NULL;
 	fl_pg *pg = fl_pg_connect(&ap, &err);
-	if (pg &&
-	    fl_drift_shadow_cleanup(pg, wait_ms, &d->leftovers, &d->nleftovers, &d->warnings, &err) == 0) {
-		fl_pg_close(pg);
-		return;
-	}
+	char **names = fl_calloc(d->n + 1, sizeof(char *));
+	for (size_t i = 0; i < d->n; i++)
+		names[i] = d->services[i].svc->name;
+	int rc = pg ? fl_drift_shadow_cleanup(pg, names, d->n, wait_ms, &d->leftovers, &d->nleftovers,
+	                                      &d->warnings, &err)
+	            : -1;
+	free(names);
 	fl_pg_close(pg);
+	if (rc == 0)
+		return;
 	if (err)
 		fl_error_prefix(err, "looking for shadow databases left by earlier runs");
 	fl_error_append(&d->warnings, err);

@@ -31,6 +31,7 @@ struct fleet {
 	char auth[32], user[32]; /* service names: unique per test, since shadows are named after them */
 	char auth_db[96], user_db[96];
 	char auth_owner[128], user_owner[128];
+	char admin[64]; /* mini_init with a least-privilege admin: its name; else "" */
 };
 
 static const char AUTH_V1[] =
@@ -51,18 +52,24 @@ static const char AUTH_V2[] =
     "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.ts := now(); RETURN NEW; "
     "END$$;\n";
 
-static void fleet_init(struct fleet *f, const char *tag)
+/* a fresh directory and names no other test uses (shadows are named after the services) */
+static void fleet_names(struct fleet *f, const char *project, const char *second, const char *tag)
 {
 	static int n;
 	f->dir = th_tmpdir();
-	snprintf(f->project, sizeof(f->project), "d%d_%d", (int)getpid(), ++n);
+	snprintf(f->project, sizeof(f->project), "%s%d_%d", project, (int)getpid(), ++n);
 	snprintf(f->manifest, sizeof(f->manifest), "%s/flotilla.toml", f->dir);
 	snprintf(f->auth, sizeof(f->auth), "auth_%s", tag);
-	snprintf(f->user, sizeof(f->user), "user_%s", tag);
+	snprintf(f->user, sizeof(f->user), "%s_%s", second, tag);
 	snprintf(f->auth_db, sizeof(f->auth_db), "%s_%s", f->project, f->auth);
 	snprintf(f->user_db, sizeof(f->user_db), "%s_%s", f->project, f->user);
 	snprintf(f->auth_owner, sizeof(f->auth_owner), "%s_%s_owner", f->project, f->auth);
 	snprintf(f->user_owner, sizeof(f->user_owner), "%s_%s_owner", f->project, f->user);
+}
+
+static void fleet_init(struct fleet *f, const char *tag)
+{
+	fleet_names(f, "d", "user", tag);
 	char buf[4096];
 	snprintf(buf, sizeof(buf),
 	         "version = 1\nproject = \"%s\"\n\n"
@@ -849,25 +856,24 @@ Test(drift, history_in_git_names_the_commit, .timeout = 240)
 
 /* ---- nightly: right every night ---- */
 
+static void least_privilege_admin(const char *name);
+
 /*
  * One service, auth_<tag>, in schema `schema`, with the given migrations
- * (V1, V2, ... in order), and admin as the environment's admin (the
- * migrator stays the superuser, so the shadow's replay backend belongs to
- * another role than the admin).
+ * (V1, V2, ... in order). With least, the environment's admin is a new
+ * role made like a managed cluster's (f->admin); the migrator stays the
+ * superuser, so the shadow's replay backend belongs to another role than
+ * the admin.
  */
-static void mini_init(struct fleet *f, const char *tag, const char *admin, const char *schema,
+static void mini_init(struct fleet *f, const char *tag, bool least, const char *schema,
                       const char *const *migrations)
 {
-	static int n;
-	f->dir = th_tmpdir();
-	snprintf(f->project, sizeof(f->project), "n%d_%d", (int)getpid(), ++n);
-	snprintf(f->manifest, sizeof(f->manifest), "%s/flotilla.toml", f->dir);
-	snprintf(f->auth, sizeof(f->auth), "auth_%s", tag);
-	snprintf(f->user, sizeof(f->user), "none_%s", tag);
-	snprintf(f->auth_db, sizeof(f->auth_db), "%s_%s", f->project, f->auth);
-	snprintf(f->user_db, sizeof(f->user_db), "%s_%s", f->project, f->user);
-	snprintf(f->auth_owner, sizeof(f->auth_owner), "%s_%s_owner", f->project, f->auth);
-	snprintf(f->user_owner, sizeof(f->user_owner), "%s_%s_owner", f->project, f->user);
+	fleet_names(f, "n", "none", tag);
+	f->admin[0] = '\0';
+	if (least) {
+		snprintf(f->admin, sizeof(f->admin), "%s_admin", f->project);
+		least_privilege_admin(f->admin);
+	}
 	char buf[4096];
 	snprintf(buf, sizeof(buf),
 	         "version = 1\nproject = \"%s\"\n\n"
@@ -877,7 +883,7 @@ static void mini_init(struct fleet *f, const char *tag, const char *admin, const
 	         "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
 	         "migrations = \"svc/${service}\"\n\n"
 	         "[services.%s]\nschema = \"%s\"\n",
-	         f->project, admin ? admin : "postgres", f->auth, schema);
+	         f->project, least ? f->admin : "postgres", f->auth, schema);
 	th_write(f->dir, "flotilla.toml", buf);
 	for (int i = 0; migrations[i]; i++) {
 		char rel[256];
@@ -918,7 +924,7 @@ static const char APP_V1[] =
 Test(drift, search_path_set_by_migration_or_database_is_not_drift, .timeout = 240)
 {
 	struct fleet f;
-	mini_init(&f, "sp", NULL, "app", (const char *const[]){APP_V1, NULL});
+	mini_init(&f, "sp", false, "app", (const char *const[]){APP_V1, NULL});
 	fleet_migrate(&f);
 	char *out = drift(&f, 0, NULL);
 	char line[256];
@@ -951,18 +957,14 @@ static const char T_V1[] = "CREATE TABLE t (id int PRIMARY KEY, a text, b text);
 Test(drift, least_privilege_admin_leaves_no_shadow_in_20_runs, .timeout = 300)
 {
 	struct fleet f;
-	char admin[64];
-	mini_init(&f, "lp", "placeholder", "public", (const char *const[]){T_V1, NULL});
-	snprintf(admin, sizeof(admin), "%s_admin", f.project);
-	mini_init(&f, "lp", admin, "public", (const char *const[]){T_V1, NULL});
-	least_privilege_admin(admin);
+	mini_init(&f, "lp", true, "public", (const char *const[]){T_V1, NULL});
 	fleet_migrate(&f);
 	for (int i = 0; i < 20; i++) {
 		char *out = drift(&f, 0, NULL); /* asserts exit 0 and no shadow left */
 		free(out);
 	}
 	fleet_drop(&f);
-	drop_role(admin);
+	drop_role(f.admin);
 }
 
 /* the backends connected to this service's shadows */
@@ -984,12 +986,7 @@ static int shadow_backends(struct fleet *f, const char *like)
 Test(drift, sigkill_during_replay_leaves_a_shadow_the_next_run_drops, .timeout = 300)
 {
 	struct fleet f;
-	char admin[64];
-	mini_init(&f, "kl", "placeholder", "public",
-	          (const char *const[]){T_V1, "SELECT pg_sleep(0.01);\n", NULL});
-	snprintf(admin, sizeof(admin), "%s_admin", f.project);
-	mini_init(&f, "kl", admin, "public", (const char *const[]){T_V1, "SELECT pg_sleep(0.01);\n", NULL});
-	least_privilege_admin(admin);
+	mini_init(&f, "kl", true, "public", (const char *const[]){T_V1, "SELECT pg_sleep(0.01);\n", NULL});
 	fleet_migrate(&f);
 	/* only the shadow's replay sleeps */
 	char rel[256];
@@ -1025,7 +1022,7 @@ Test(drift, sigkill_during_replay_leaves_a_shadow_the_next_run_drops, .timeout =
 	free(out);
 	free(err);
 	fleet_drop(&f);
-	drop_role(admin);
+	drop_role(f.admin);
 }
 
 /* the key flotilla and Flyway lock a service's migrations with */
@@ -1118,7 +1115,7 @@ static size_t findings_of(json_t *doc)
 Test(drift, provider_schemas_and_extension_objects_are_not_findings, .timeout = 240)
 {
 	struct fleet f;
-	mini_init(&f, "px", NULL, "public",
+	mini_init(&f, "px", false, "public",
 	          (const char *const[]){T_V1,
 	                                "CREATE EXTENSION IF NOT EXISTS pg_trgm;\n"
 	                                "CREATE INDEX t_a_trgm ON t USING gin (a gin_trgm_ops);\n",
@@ -1155,7 +1152,7 @@ Test(drift, provider_schemas_and_extension_objects_are_not_findings, .timeout = 
 Test(drift, column_order_and_comments_are_findings_unless_turned_off, .timeout = 240)
 {
 	struct fleet f;
-	mini_init(&f, "oc", NULL, "public", (const char *const[]){T_V1, NULL});
+	mini_init(&f, "oc", false, "public", (const char *const[]){T_V1, NULL});
 	fleet_migrate(&f);
 	/* a dropped and re-added column lands at the end */
 	db_exec(f.auth_db, "ALTER TABLE t DROP COLUMN a; ALTER TABLE t ADD COLUMN a text;"
@@ -1193,7 +1190,7 @@ Test(drift, column_order_and_comments_are_findings_unless_turned_off, .timeout =
 Test(drift, invalid_index_and_not_valid_constraint_are_findings, .timeout = 240)
 {
 	struct fleet f;
-	mini_init(&f, "iv", NULL, "public", (const char *const[]){T_V1, NULL});
+	mini_init(&f, "iv", false, "public", (const char *const[]){T_V1, NULL});
 	fleet_migrate(&f);
 	db_exec(f.auth_db, "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')");
 	/* a CONCURRENTLY build that fails leaves its index INVALID */
