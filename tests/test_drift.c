@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "driftfleet.h"
 #include "history.h"
 #include "migration.h"
 
@@ -1318,5 +1319,39 @@ Test(drift, html_page_renders_every_finding_in_headless_chromium, .timeout = 300
 	free(html);
 	json_decref(doc);
 	free(out);
+	fleet_drop(&f);
+}
+
+/* The library's own drift run, without the binary: outcomes and counts, not printed lines. */
+Test(drift, fleet_run_in_core_reports_outcomes_and_counts, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "co", false, "public", (const char *const[]){T_V1, NULL});
+	fleet_migrate(&f);
+	db_exec(f.auth_db, "ALTER TABLE t DROP COLUMN a; ALTER TABLE t ADD COLUMN a text");
+	fl_error *err = NULL;
+	fl_manifest *m = fl_manifest_load(f.manifest, "test", &err);
+	cr_assert(m, "%s", err ? err->msg : "");
+	fl_drift_fleet_opts o = {.checks = FL_DRIFT_SCHEMA};
+	fl_drift_fleet *d = NULL;
+	int rc = fl_drift_fleet_run(m, &o, &d);
+	cr_assert_eq(rc, 3);
+	cr_assert_eq(d->outcome, FL_RUN_REFUSED);
+	cr_assert_eq(d->n, 1);
+	cr_assert_eq(d->services[0].outcome, FL_OUTCOME_REFUSED);
+	cr_assert_str_eq(fl_drift_fleet_result_word(&d->services[0]), "drift");
+	cr_assert_eq(d->counts[1], 1);
+	cr_assert_eq(d->findings, 1);
+	cr_assert_str_eq(d->services[0].res.findings.items[0].change, "order");
+	cr_assert_str_eq(d->services[0].res.findings.items[0].object, "table t");
+	fl_drift_fleet_free(d);
+	/* turned off: clean */
+	o.no_column_order = true;
+	rc = fl_drift_fleet_run(m, &o, &d);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(d->services[0].outcome, FL_OUTCOME_OK);
+	fl_drift_fleet_free(d);
+	fl_manifest_free(m);
+	cr_assert_eq(shadows_left(&f), 0);
 	fleet_drop(&f);
 }
