@@ -209,10 +209,9 @@ void fl_drift_service_result_clear(fl_drift_service_result *r);
  * Checks one service. A drift check never holds up a deploy: it only tries
  * the service's migration lock (fl_history_lock_key) and lets go of it in
  * the same statement; when a migration holds it, before the check or when
- * the check ends, the service is skipped (res->skipped, no findings: a
- * schema in the middle of a migration says nothing). A migration therefore
- * never waits for drift. Returns 0 (findings, possibly none, in res) or -1
- * with *err: FL_EDB (could not connect or read, the replay failed),
+ * the check ends, or the history table changed meanwhile, the service is skipped (res->skipped, no findings:
+ * a schema in the middle of a migration says nothing). A migration therefore never waits for drift. Returns 0
+ * (findings, possibly none, in res) or -1 with *err: FL_EDB (could not connect or read, the replay failed),
  * FL_EINTR (cancelled), FL_EINPUT (a file cannot be expanded). Findings
  * found before a failure stay in res.
  */
