@@ -1,11 +1,10 @@
 /*
- * drift: `flotilla -e ENV drift [SERVICE...] [--json] [--only history,schema,grants]
- * [--shadow CONNINFO]`. History and schema run per service on the
- * orchestrate pool; grants is one provision dry run for the cluster, before
- * the pool. After the pool, in this thread (a repository handle is one
- * thread's), git names the commit behind each changed applied file. Exit 0
- * clean, 3 drift, 1 something could not be checked, 2 bad usage, 130
- * interrupted.
+ * drift: `flotilla -e ENV drift [SERVICE...] [--json] [--html FILE]
+ * [--only history,schema,grants] [--shadow CONNINFO] [--no-column-order]
+ * [--no-comments]`. The run itself is core's (driftfleet.h); this file
+ * parses the options and renders the result: the text lines, the JSON
+ * document (README "Drift JSON") and the HTML page. Exit 0 clean, 3 drift,
+ * 1 something could not be checked, 2 bad usage, 130 interrupted.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -17,13 +16,23 @@
 
 #include "cli.h"
 #include "drift.h"
+#include "driftfleet.h"
 #include "fleet.h"
 #include "orchestrate.h"
 #include "provision.h"
 #include "report.h"
 #include "secret.h"
 
-enum { OPT_JSON = 1000, OPT_ONLY, OPT_KEEP_SHADOW, OPT_PLAIN, OPT_SHADOW };
+enum {
+	OPT_JSON = 1000,
+	OPT_ONLY,
+	OPT_KEEP_SHADOW,
+	OPT_PLAIN,
+	OPT_SHADOW,
+	OPT_HTML,
+	OPT_NO_ORDER,
+	OPT_NO_COMMENTS
+};
 
 /*
  * --shadow CONNINFO: the server the shadows are created on, as libpq
@@ -94,87 +103,6 @@ static void shadow_clear(struct shadow_server *ss)
 	memset(ss, 0, sizeof(*ss));
 }
 
-struct svc_state {
-	const fl_service *svc;
-	const fl_migration_set *set;
-	fl_drift_service_result res;
-	fl_error *error;
-	int rc; /* 0 checked, 1 could not check, 130 cancelled */
-	double seconds;
-};
-
-struct run {
-	const fl_manifest *m;
-	struct svc_state *s;
-	size_t n;
-	unsigned checks;
-	bool keep_shadow;
-	const fl_pg_params *admin;          /* dbname = the maintenance database */
-	const struct shadow_server *shadow; /* --shadow; NULL: the shadows go to the cluster itself */
-	const char *migrator_password;
-};
-
-static void on_conn(void *ctx, PGconn *conn)
-{
-	fl_orch_set_conn(ctx, conn);
-}
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int job(fl_orch_worker *w, size_t i, void *arg)
-{
-	struct run *r = arg;
-	struct svc_state *st = &r->s[i];
-	const fl_environment *env = r->m->env;
-	double t0 = now_s();
-	fl_orch_post(w, FL_EV_CONNECTING, 0, 0, 0, NULL);
-	fl_pg_params live;
-	char port[16];
-	fl_pg_option *popts = NULL;
-	fl_fleet_pg_params(env, &env->migrator, st->svc->database, r->migrator_password, &live, port, &popts);
-	fl_drift_service_opts o = {
-	    .svc = st->svc,
-	    .set = st->set,
-	    .checks = r->checks & (FL_DRIFT_HISTORY | FL_DRIFT_SCHEMA),
-	    .live = &live,
-	    .shadow_login = r->shadow ? &r->shadow->login : &live,
-	    .admin = r->shadow ? &r->shadow->admin : r->admin,
-	    .shadow_remote = r->shadow != NULL,
-	    .lock_timeout_ms = r->m->settings.lock_timeout_ms,
-	    .statement_timeout_ms = r->m->settings.statement_timeout_ms,
-	    .keep_shadow = r->keep_shadow,
-	    .cancel = fl_orch_cancel_flag(w),
-	    .on_conn = on_conn,
-	    .conn_ctx = w,
-	};
-	fl_error *err = NULL;
-	int rc = fl_drift_service(&o, &st->res, &err);
-	free(popts);
-	st->seconds = now_s() - t0;
-	if (rc != 0) {
-		st->error = err;
-		st->rc = err && err->kind == FL_EINTR ? 130 : 1;
-		if (st->rc == 130) {
-			fl_orch_post(w, FL_EV_CANCELLED, 0, 0, 0, NULL);
-			return 130;
-		}
-		char *msg = err ? fl_error_format(err) : fl_strdup("failed");
-		fl_orch_post(w, FL_EV_FAILED, 0, 0, 0, msg);
-		free(msg);
-		return 1;
-	}
-	char *done =
-	    st->res.findings.n ? fl_asprintf("%zu findings", st->res.findings.n) : fl_strdup("clean");
-	fl_orch_post(w, FL_EV_DONE, 0, 0, 0, done);
-	free(done);
-	return 0;
-}
-
 /* "2024-05-01T14:03:10+02:00": the author's own clock, as git log --date=iso-strict */
 static json_t *commit_json(const fl_git_commit *c)
 {
@@ -195,40 +123,6 @@ static json_t *commit_json(const fl_git_commit *c)
 	json_object_set_new(o, "author", json_string(c->author_name ? c->author_name : ""));
 	json_object_set_new(o, "date", json_string(date));
 	return o;
-}
-
-/*
- * Each history finding about a changed applied file names the commit that
- * changed it after it ran, or says the change is not committed, as
- * validate does. Outside a repository nothing is added.
- */
-static void name_commits(struct run *r)
-{
-	bool any = false;
-	for (size_t i = 0; i < r->n && !any; i++)
-		for (size_t k = 0; k < r->s[i].res.findings.n && !any; k++)
-			any = r->s[i].res.findings.items[k].script != NULL;
-	if (!any)
-		return;
-	fl_git *g = NULL;
-	fl_error *err = NULL;
-	if (fl_git_open(r->m->path, &g, &err) < 0) {
-		fl_error_free(err);
-		return;
-	}
-	for (size_t i = 0; i < r->n; i++)
-		for (size_t k = 0; k < r->s[i].res.findings.n; k++) {
-			fl_drift_finding *d = &r->s[i].res.findings.items[k];
-			if (!d->script)
-				continue;
-			fl_git_commit c;
-			char *note = NULL;
-			int rc = fl_git_changing_commit(g, NULL, r->s[i].svc->migrations, d->script,
-			                                d->installed_on, &c, &note);
-			fl_drift_set_commit(d, note, rc == 1 ? &c : NULL);
-			free(note);
-		}
-	fl_git_free(g);
 }
 
 static json_t *finding_json(const fl_drift_finding *f)
@@ -287,23 +181,306 @@ static void print_group(FILE *out, const char *who, const fl_drift_findings *f, 
 	}
 }
 
+static const char *run_word(const fl_drift_fleet *d)
+{
+	switch (d->exit_code) {
+	case FL_EXIT_OK:
+		return "clean";
+	case FL_EXIT_DRIFT:
+		return "drift";
+	case FL_EXIT_INTERRUPTED:
+		return "interrupted";
+	default:
+		return "error";
+	}
+}
+
+static json_t *drift_json(const fl_drift_fleet *d, const struct shadow_server *shadow)
+{
+	const fl_manifest *m = d->m;
+	json_t *doc = json_object();
+	json_object_set_new(doc, "command", json_string("drift"));
+	json_object_set_new(doc, "format", json_integer(1));
+	json_object_set_new(doc, "manifest", json_string(m->path));
+	json_object_set_new(doc, "project", json_string(m->project ? m->project : ""));
+	json_object_set_new(doc, "environment", json_string(m->env->name));
+	json_t *ch = json_array();
+	for (unsigned k = 1; k <= 4; k <<= 1)
+		if (d->checks & k)
+			json_array_append_new(ch, json_string(fl_drift_kind_name((fl_drift_kind)k)));
+	json_object_set_new(doc, "checks", ch);
+	json_t *sh = json_null();
+	if (shadow) {
+		/* host, port and dbname only: never what else the conninfo holds */
+		sh = json_object();
+		json_object_set_new(sh, "host", json_string(shadow->host));
+		json_object_set_new(sh, "port", json_string(shadow->port));
+		json_object_set_new(sh, "dbname", json_string(shadow->admin.dbname));
+	}
+	json_object_set_new(doc, "shadow_server", sh);
+	json_object_set_new(doc, "result", json_string(run_word(d)));
+	json_object_set_new(doc, "exit_code", json_integer(d->exit_code));
+	json_t *cnt = json_object();
+	json_object_set_new(cnt, "findings", json_integer((json_int_t)d->findings));
+	json_object_set_new(cnt, "history", json_integer((json_int_t)d->counts[0]));
+	json_object_set_new(cnt, "schema", json_integer((json_int_t)d->counts[1]));
+	json_object_set_new(cnt, "grants", json_integer((json_int_t)d->counts[2]));
+	json_object_set_new(cnt, "security", json_integer((json_int_t)d->security));
+	json_object_set_new(cnt, "errors", json_integer((json_int_t)d->errors));
+	json_object_set_new(cnt, "skipped", json_integer((json_int_t)d->skipped));
+	json_object_set_new(doc, "counts", cnt);
+	json_t *svcs = json_array();
+	for (size_t i = 0; i < d->n; i++) {
+		const fl_drift_fleet_service *st = &d->services[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "service", json_string(st->svc->name));
+		json_object_set_new(o, "database", json_string(st->svc->database));
+		json_object_set_new(o, "schema", json_string(st->svc->schema));
+		json_object_set_new(o, "version",
+		                    st->res.version ? json_string(st->res.version) : json_null());
+		json_object_set_new(o, "result", json_string(fl_drift_fleet_result_word(st)));
+		json_object_set_new(o, "skipped",
+		                    st->res.skipped ? json_string(st->res.skipped) : json_null());
+		json_t *fa = json_array();
+		for (size_t k = 0; k < st->res.findings.n; k++)
+			json_array_append_new(fa, finding_json(&st->res.findings.items[k]));
+		json_object_set_new(o, "findings", fa);
+		json_object_set_new(o, "errors", errors_json(st->error));
+		json_object_set_new(o, "seconds", json_real(st->seconds));
+		json_t *tm = json_object();
+		json_object_set_new(tm, "history", json_real(st->res.history_s));
+		json_object_set_new(tm, "shadow_create", json_real(st->res.create_s));
+		json_object_set_new(tm, "replay", json_real(st->res.replay_s));
+		json_object_set_new(tm, "snapshots", json_real(st->res.snapshot_s));
+		json_object_set_new(tm, "shadow_drop", json_real(st->res.drop_s));
+		json_object_set_new(o, "timing", tm);
+		json_array_append_new(svcs, o);
+	}
+	json_object_set_new(doc, "services", svcs);
+	json_t *cl = json_object();
+	json_t *fa = json_array();
+	for (size_t k = 0; k < d->cluster.n; k++)
+		json_array_append_new(fa, finding_json(&d->cluster.items[k]));
+	json_object_set_new(cl, "findings", fa);
+	json_object_set_new(cl, "errors", errors_json(d->cluster_err));
+	json_object_set_new(doc, "cluster", cl);
+	json_t *lo = json_array();
+	for (size_t i = 0; i < d->nleftovers; i++)
+		json_array_append_new(lo, json_string(d->leftovers[i]));
+	json_object_set_new(doc, "leftover_shadows_dropped", lo);
+	json_object_set_new(doc, "seconds", json_real(d->wall));
+	return doc;
+}
+
+/* ---- the HTML page ---- */
+
+static void html_text(FILE *out, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<':
+			fputs("&lt;", out);
+			break;
+		case '>':
+			fputs("&gt;", out);
+			break;
+		case '&':
+			fputs("&amp;", out);
+			break;
+		case '"':
+			fputs("&quot;", out);
+			break;
+		default:
+			fputc(*s, out);
+		}
+	}
+}
+
+static void html_findings(FILE *out, const fl_drift_findings *f)
+{
+	static const fl_drift_kind kinds[] = {FL_DRIFT_HISTORY, FL_DRIFT_SCHEMA, FL_DRIFT_GRANTS};
+	for (size_t k = 0; k < 3; k++) {
+		size_t n = 0;
+		for (size_t i = 0; i < f->n; i++)
+			n += f->items[i].kind == kinds[k];
+		if (!n)
+			continue;
+		fprintf(out, "<h3 class=\"kind\">%s (%zu)</h3>\n<ul>\n", fl_drift_kind_name(kinds[k]), n);
+		for (size_t i = 0; i < f->n; i++) {
+			const fl_drift_finding *d = &f->items[i];
+			if (d->kind != kinds[k])
+				continue;
+			bool sec = strcmp(d->change, "security") == 0;
+			fprintf(out, "<li class=\"finding %s\"><span class=\"change\">%s</span> ",
+			        sec ? "security" : "", d->change);
+			html_text(out, d->message);
+			/* grants: the statement that fixes it */
+			const char *fix =
+			    d->kind == FL_DRIFT_GRANTS ? (d->expected ? d->expected : d->found) : NULL;
+			if (fix) {
+				fputs("<pre class=\"fix\">", out);
+				html_text(out, fix);
+				fputs("</pre>", out);
+			}
+			if (d->commit) {
+				fputs("<div class=\"commit\">commit <code>", out);
+				html_text(out, d->commit->short_id);
+				fputs("</code> ", out);
+				html_text(out, d->commit->summary);
+				fputs(" (", out);
+				html_text(out, d->commit->author_name);
+				fputs(")</div>", out);
+			}
+			fputs("</li>\n", out);
+		}
+		fputs("</ul>\n", out);
+	}
+}
+
+static void html_errors(FILE *out, const fl_error *e)
+{
+	for (; e; e = e->next) {
+		char *s = fl_error_format(e);
+		fputs("<p class=\"error\">could not check: ", out);
+		html_text(out, s);
+		fputs("</p>\n", out);
+		free(s);
+	}
+}
+
+/* One self-contained page (inline style, no script, nothing fetched) for the nightly artifact. */
+static void drift_html(FILE *out, const fl_drift_fleet *d)
+{
+	const fl_manifest *m = d->m;
+	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>flotilla drift: ",
+	      out);
+	html_text(out, m->project);
+	fputs(" ", out);
+	html_text(out, m->env->name);
+	fputs(
+	    "</title>\n<style>\n"
+	    "body{font-family:sans-serif;margin:2em;color:#222}\n"
+	    "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.2em .6em;text-align:right}\n"
+	    ".service{border-top:2px solid #888;margin-top:1.5em}\n"
+	    ".clean{color:#176317}.drift,.error,.security{color:#a31515}.skipped{color:#8a6d00}\n"
+	    ".change{font-weight:bold;margin-right:.4em}\n"
+	    "pre.fix{background:#f3f3f3;padding:.3em;margin:.2em 0;white-space:pre-wrap}\n"
+	    ".commit{font-size:90%;color:#555}\n"
+	    "</style></head><body>\n<h1>drift: ",
+	    out);
+	html_text(out, m->project);
+	fputs(" / ", out);
+	html_text(out, m->env->name);
+	fprintf(out, " <span class=\"%s\">%s</span></h1>\n", run_word(d), run_word(d));
+	fprintf(out,
+	        "<table id=\"counts\"><tr><th>findings</th><th>history</th><th>schema</th><th>grants</th>"
+	        "<th>security</th><th>errors</th><th>skipped</th><th>services</th><th>seconds</th></tr>\n"
+	        "<tr><td>%zu</td><td>%zu</td><td>%zu</td><td>%zu</td><td>%zu</td><td>%zu</td><td>%zu</td>"
+	        "<td>%zu</td><td>%.2f</td></tr></table>\n",
+	        d->findings, d->counts[0], d->counts[1], d->counts[2], d->security, d->errors, d->skipped,
+	        d->n, d->wall);
+	for (size_t i = 0; i < d->n; i++) {
+		const fl_drift_fleet_service *st = &d->services[i];
+		const char *w = fl_drift_fleet_result_word(st);
+		fputs("<section class=\"service\"><h2>", out);
+		html_text(out, st->svc->name);
+		fprintf(out, " <span class=\"%s\">%s</span></h2>\n<p>database <code>", w, w);
+		html_text(out, st->svc->database);
+		fputs("</code>", out);
+		if (st->res.version) {
+			fputs(", version ", out);
+			html_text(out, st->res.version);
+		}
+		fputs("</p>\n", out);
+		if (st->res.skipped) {
+			fputs("<p class=\"skipped\">skipped: ", out);
+			html_text(out, st->res.skipped);
+			fputs("</p>\n", out);
+		}
+		html_findings(out, &st->res.findings);
+		html_errors(out, st->error);
+		fputs("</section>\n", out);
+	}
+	if (d->cluster.n || d->cluster_err) {
+		fputs("<section class=\"service\"><h2>cluster</h2>\n", out);
+		html_findings(out, &d->cluster);
+		html_errors(out, d->cluster_err);
+		fputs("</section>\n", out);
+	}
+	fputs("</body></html>\n", out);
+}
+
+static void print_text(const fl_drift_fleet *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const fl_drift_fleet_service *st = &d->services[i];
+		if (st->res.findings.n)
+			print_group(stdout, st->svc->name, &st->res.findings, st->svc->name);
+		else if (st->res.skipped)
+			printf("%s: skipped: %s\n", st->svc->name, st->res.skipped);
+		else if (st->outcome == FL_OUTCOME_OK)
+			printf("%s: clean%s%s\n", st->svc->name, st->res.version ? " at version " : "",
+			       st->res.version ? st->res.version : "");
+	}
+	print_group(stdout, "cluster", &d->cluster, NULL);
+	printf("drift: %zu finding%s (history %zu, schema %zu, grants %zu; %zu security) in %zu of %zu "
+	       "services%s",
+	       d->findings, d->findings == 1 ? "" : "s", d->counts[0], d->counts[1], d->counts[2],
+	       d->security, d->drifting, d->n, d->cluster.n ? " and the cluster" : "");
+	if (d->skipped)
+		printf(", %zu skipped", d->skipped);
+	printf("; %.2fs\n", d->wall);
+}
+
+static void print_stderr(const fl_drift_fleet *d)
+{
+	for (const fl_error *w = d->warnings; w; w = w->next) {
+		char *s = fl_error_format(w);
+		fprintf(stderr, "flotilla: warning: %s\n", s);
+		free(s);
+	}
+	for (size_t i = 0; i < d->nleftovers; i++)
+		fprintf(stderr, "flotilla: dropped %s, a shadow database left by an earlier run\n",
+		        d->leftovers[i]);
+	for (size_t i = 0; i < d->n; i++) {
+		const fl_drift_fleet_service *st = &d->services[i];
+		if (st->res.kept_shadow)
+			fprintf(stderr, "%s: shadow database kept: %s\n", st->svc->name, st->res.kept_shadow);
+		for (const fl_error *e = st->error; e; e = e->next) {
+			char *s = fl_error_format(e);
+			fprintf(stderr, "%s: could not check: %s\n", st->svc->name, s);
+			free(s);
+		}
+	}
+	for (const fl_error *e = d->cluster_err; e; e = e->next) {
+		char *s = fl_error_format(e);
+		fprintf(stderr, "flotilla: could not check: %s\n", s);
+		free(s);
+	}
+	if (d->interrupted)
+		fprintf(stderr, "flotilla: interrupted; shadow databases were dropped\n");
+}
+
 int cmd_drift(int argc, char **argv)
 {
 	const char *cmd = argv[0];
 	static const struct option opts[] = {
 	    FL_CLI_GLOBAL_LONGOPTS,
 	    {"json", no_argument, NULL, OPT_JSON},
+	    {"html", required_argument, NULL, OPT_HTML},
 	    {"only", required_argument, NULL, OPT_ONLY},
 	    {"keep-shadow", no_argument, NULL,
 	     OPT_KEEP_SHADOW}, /* tests: keep the shadows, print their names */
 	    {"plain", no_argument, NULL, OPT_PLAIN},
 	    {"shadow", required_argument, NULL, OPT_SHADOW},
+	    {"no-column-order", no_argument, NULL, OPT_NO_ORDER},
+	    {"no-comments", no_argument, NULL, OPT_NO_COMMENTS},
 	    {"jobs", required_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	bool json = false, keep = false, plain = false;
-	const char *shadow_conninfo = NULL;
+	bool json = false, keep = false, plain = false, no_order = false, no_comments = false;
+	const char *shadow_conninfo = NULL, *html = NULL;
 	int checks = FL_DRIFT_ALL, jobs = 0, c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:e:j:h", opts, NULL)) != -1) {
@@ -312,6 +489,9 @@ int cmd_drift(int argc, char **argv)
 		switch (c) {
 		case OPT_JSON:
 			json = true;
+			break;
+		case OPT_HTML:
+			html = optarg;
 			break;
 		case OPT_ONLY: {
 			fl_error *e = NULL;
@@ -331,6 +511,12 @@ int cmd_drift(int argc, char **argv)
 			break;
 		case OPT_SHADOW:
 			shadow_conninfo = optarg;
+			break;
+		case OPT_NO_ORDER:
+			no_order = true;
+			break;
+		case OPT_NO_COMMENTS:
+			no_comments = true;
 			break;
 		case 'j':
 			jobs = atoi(optarg);
@@ -356,298 +542,75 @@ int cmd_drift(int argc, char **argv)
 	if (shadow.has_password)
 		fprintf(stderr, "flotilla: warning: the --shadow connection string holds a password, which "
 		                "other users can see in the process list; use ~/.pgpass or PGPASSWORD\n");
-	fl_manifest *m = fl_cli_load_manifest(true);
-	if (!m) {
+	/* the page's file is opened first: a path that cannot be written is bad usage, found before any work
+	 */
+	FILE *hf = NULL;
+	if (html && !(hf = fopen(html, "w"))) {
 		shadow_clear(&shadow);
-		return FL_EXIT_USAGE;
+		return fl_cli_usage_error(cmd, "--html: cannot write %s", html);
 	}
-	size_t *sel = fl_calloc(m->nservices ? m->nservices : 1, sizeof(size_t));
+	int rc = FL_EXIT_USAGE;
+	fl_manifest *m = fl_cli_load_manifest(true);
+	size_t *sel = NULL;
+	fl_drift_fleet *d = NULL;
+	if (!m)
+		goto out;
+	sel = fl_calloc(m->nservices ? m->nservices : 1, sizeof(size_t));
 	fl_error *err = NULL;
 	int nsel = fl_manifest_select(m, argv + optind, (size_t)(argc - optind), sel, &err);
 	if (nsel < 0) {
 		fl_cli_print_errors(err);
 		fl_error_free(err);
-		free(sel);
-		fl_manifest_free(m);
-		shadow_clear(&shadow);
-		return FL_EXIT_USAGE;
+		goto out;
 	}
-	bool all_selected = (size_t)nsel == m->nservices;
-	double t0 = now_s();
-
-	/* the files first: bad input touches nothing */
-	fl_fleet_opts fo;
-	memset(&fo, 0, sizeof(fo));
-	fo.verb = FL_FLEET_STATUS;
-	fo.names = argv + optind;
-	fo.nnames = (size_t)(argc - optind);
-	fl_fleet *files = fl_fleet_new(m, &fo);
-	if ((err = fl_fleet_load_files(files))) {
-		fl_cli_print_errors(err);
-		fl_error_free(err);
-		fl_fleet_free(files);
-		free(sel);
-		fl_manifest_free(m);
-		shadow_clear(&shadow);
-		return FL_EXIT_USAGE;
+	const char **names = fl_calloc((size_t)nsel + 1, sizeof(char *));
+	for (int i = 0; i < nsel; i++)
+		names[i] = m->services[sel[i]].name;
+	if (shadow_conninfo && (checks & FL_DRIFT_SCHEMA))
+		fprintf(stderr, "flotilla: shadow databases on %s\n", shadow.shown);
+	fl_report *rep =
+	    fl_report_new(stderr, plain ? FL_REPORT_PLAIN : FL_REPORT_QUIET, "drift", names, (size_t)nsel);
+	free(names);
+	fl_drift_fleet_opts o = {
+	    .names = argv + optind,
+	    .nnames = (size_t)(argc - optind),
+	    .checks = (unsigned)checks,
+	    .jobs = jobs,
+	    .keep_shadow = keep,
+	    .shadow_admin = shadow_conninfo ? &shadow.admin : NULL,
+	    .shadow_login = shadow_conninfo ? &shadow.login : NULL,
+	    .no_column_order = no_order,
+	    .no_comments = no_comments,
+	    .on_event = fl_report_event,
+	    .event_ctx = rep,
+	};
+	rc = fl_drift_fleet_run(m, &o, &d);
+	fl_report_finish(rep);
+	fl_report_free(rep);
+	if (d->input_err) {
+		/* bad files: nothing was sent; the problems, as every fleet command lists them */
+		fl_cli_print_errors(d->input_err);
+		goto out;
 	}
-
-	int rc = FL_EXIT_OK;
-	fl_error *warnings = NULL, *cluster_err = NULL;
-	fl_provision_admin admin;
-	memset(&admin, 0, sizeof(admin));
-	bool admin_ok = false;
-	fl_secret *mpw = NULL;
-	fl_drift_findings grants = {0};
-	struct run r = {.m = m,
-	                .n = (size_t)nsel,
-	                .checks = (unsigned)checks,
-	                .keep_shadow = keep,
-	                .shadow = shadow_conninfo ? &shadow : NULL};
-	r.s = fl_calloc(r.n ? r.n : 1, sizeof(struct svc_state));
-	for (size_t i = 0; i < r.n; i++) {
-		r.s[i].svc = files->services[i].svc;
-		r.s[i].set = files->services[i].set;
-	}
-
-	/* the admin creates the shadows, unless they go to another server */
-	if ((checks & FL_DRIFT_GRANTS) || ((checks & FL_DRIFT_SCHEMA) && !r.shadow)) {
-		cluster_err = fl_provision_admin_init(&admin, m->env, &warnings);
-		admin_ok = cluster_err == NULL;
-	}
-	fl_pg_params admin_params;
-	if (admin_ok) {
-		admin_params = admin.params;
-		admin_params.dbname = m->env->maintenance_db ? m->env->maintenance_db : "postgres";
-		r.admin = &admin_params;
-	}
-	if (!cluster_err && (checks & FL_DRIFT_GRANTS)) {
-		cluster_err = fl_drift_grants(m, &admin.target, &grants);
-		/* grants of services not asked for are not this run's business */
-		if (!all_selected) {
-			fl_drift_findings keep_g = {0};
-			for (size_t i = 0; i < grants.n; i++) {
-				fl_drift_finding *d = &grants.items[i];
-				bool wanted = !d->service;
-				for (size_t k = 0; k < r.n && !wanted; k++)
-					wanted = strcmp(d->service, r.s[k].svc->name) == 0;
-				if (wanted)
-					fl_drift_add(&keep_g, d->service, d->kind, d->change, d->object,
-					             d->expected, d->found, d->file, "%s", d->message);
-			}
-			fl_drift_findings_clear(&grants);
-			grants = keep_g;
-		}
-	}
-	if (!cluster_err && m->env->migrator.password && (checks & (FL_DRIFT_HISTORY | FL_DRIFT_SCHEMA))) {
-		char what[128];
-		snprintf(what, sizeof(what), "password of the migrator %s", m->env->migrator.user);
-		if (fl_secret_resolve(m->env->migrator.password, what, &mpw, &warnings, &cluster_err) == 0)
-			r.migrator_password = mpw->data;
-	}
-	for (fl_error *w = warnings; w; w = w->next) {
-		char *s = fl_error_format(w);
-		fprintf(stderr, "flotilla: warning: %s\n", s);
-		free(s);
-	}
-
-	bool interrupted = false;
-	if ((checks & (FL_DRIFT_HISTORY | FL_DRIFT_SCHEMA)) &&
-	    !(cluster_err && (checks & FL_DRIFT_SCHEMA) && !r.shadow && !admin_ok) &&
-	    !(cluster_err && m->env->migrator.password && !mpw)) {
-		const char **names = fl_calloc(r.n ? r.n : 1, sizeof(char *));
-		for (size_t i = 0; i < r.n; i++)
-			names[i] = r.s[i].svc->name;
-		if (r.shadow && (checks & FL_DRIFT_SCHEMA))
-			fprintf(stderr, "flotilla: shadow databases on %s\n", r.shadow->shown);
-		fl_report *rep =
-		    fl_report_new(stderr, plain ? FL_REPORT_PLAIN : FL_REPORT_QUIET, "drift", names, r.n);
-		free(names);
-		int jn = jobs > 0 ? jobs : m->settings.jobs;
-		fl_orch_opts oo = {
-		    .threads = jn, .handle_signals = true, .on_event = fl_report_event, .event_ctx = rep};
-		int *results = fl_calloc(r.n ? r.n : 1, sizeof(int));
-		interrupted = fl_orch_run(r.n, job, &r, &oo, results) == 130;
-		for (size_t i = 0; i < r.n; i++)
-			if (results[i] == 130 && r.s[i].rc == 0 && !r.s[i].error && r.s[i].seconds == 0)
-				r.s[i].rc = 130; /* never started */
-		free(results);
-		fl_report_finish(rep);
-		fl_report_free(rep);
-	} else if (checks & (FL_DRIFT_HISTORY | FL_DRIFT_SCHEMA)) {
-		for (size_t i = 0; i < r.n; i++)
-			r.s[i].rc = 1;
-	}
-	if (checks & FL_DRIFT_HISTORY)
-		name_commits(&r);
-	double wall = now_s() - t0;
-
-	/* every finding in one list, services in manifest order, cluster last */
-	fl_drift_findings all = {0};
-	size_t nfind = 0, nsec = 0, nerr = 0, counts[3] = {0, 0, 0};
-	for (size_t i = 0; i < r.n; i++) {
-		for (size_t k = 0; k < grants.n; k++)
-			if (grants.items[k].service && strcmp(grants.items[k].service, r.s[i].svc->name) == 0)
-				fl_drift_add(&r.s[i].res.findings, grants.items[k].service,
-				             grants.items[k].kind, grants.items[k].change,
-				             grants.items[k].object, grants.items[k].expected,
-				             grants.items[k].found, grants.items[k].file, "%s",
-				             grants.items[k].message);
-		nerr += r.s[i].rc != 0;
-	}
-	for (size_t k = 0; k < grants.n; k++)
-		if (!grants.items[k].service)
-			fl_drift_add(&all, NULL, grants.items[k].kind, grants.items[k].change,
-			             grants.items[k].object, grants.items[k].expected, grants.items[k].found,
-			             grants.items[k].file, "%s", grants.items[k].message);
-	for (size_t i = 0; i < r.n; i++)
-		for (size_t k = 0; k < r.s[i].res.findings.n; k++) {
-			const fl_drift_finding *d = &r.s[i].res.findings.items[k];
-			nfind++;
-			nsec += strcmp(d->change, "security") == 0;
-			counts[d->kind == FL_DRIFT_HISTORY ? 0 : d->kind == FL_DRIFT_SCHEMA ? 1 : 2]++;
-		}
-	for (size_t k = 0; k < all.n; k++) {
-		nfind++;
-		nsec += strcmp(all.items[k].change, "security") == 0;
-		counts[2]++;
-	}
-
-	if (interrupted)
-		rc = FL_EXIT_INTERRUPTED;
-	else if (cluster_err || nerr)
-		rc = FL_EXIT_FAILED;
-	else if (nfind)
-		rc = FL_EXIT_DRIFT;
-
 	if (json) {
-		json_t *doc = json_object();
-		json_object_set_new(doc, "command", json_string("drift"));
-		json_object_set_new(doc, "format", json_integer(1));
-		json_object_set_new(doc, "manifest", json_string(m->path));
-		json_object_set_new(doc, "project", json_string(m->project ? m->project : ""));
-		json_object_set_new(doc, "environment", json_string(m->env->name));
-		json_t *ch = json_array();
-		for (unsigned k = 1; k <= 4; k <<= 1)
-			if ((unsigned)checks & k)
-				json_array_append_new(ch, json_string(fl_drift_kind_name((fl_drift_kind)k)));
-		json_object_set_new(doc, "checks", ch);
-		json_t *sh = json_null();
-		if (r.shadow) {
-			/* host, port and dbname only: never what else the conninfo holds */
-			sh = json_object();
-			json_object_set_new(sh, "host", json_string(r.shadow->host));
-			json_object_set_new(sh, "port", json_string(r.shadow->port));
-			json_object_set_new(sh, "dbname", json_string(r.shadow->admin.dbname));
-		}
-		json_object_set_new(doc, "shadow_server", sh);
-		json_object_set_new(doc, "result",
-		                    json_string(rc == FL_EXIT_OK      ? "clean"
-		                                : rc == FL_EXIT_DRIFT ? "drift"
-		                                : rc == 130           ? "interrupted"
-		                                                      : "error"));
-		json_object_set_new(doc, "exit_code", json_integer(rc));
-		json_t *cnt = json_object();
-		json_object_set_new(cnt, "findings", json_integer((json_int_t)nfind));
-		json_object_set_new(cnt, "history", json_integer((json_int_t)counts[0]));
-		json_object_set_new(cnt, "schema", json_integer((json_int_t)counts[1]));
-		json_object_set_new(cnt, "grants", json_integer((json_int_t)counts[2]));
-		json_object_set_new(cnt, "security", json_integer((json_int_t)nsec));
-		json_object_set_new(cnt, "errors", json_integer((json_int_t)(nerr + (cluster_err != NULL))));
-		json_object_set_new(doc, "counts", cnt);
-		json_t *svcs = json_array();
-		for (size_t i = 0; i < r.n; i++) {
-			struct svc_state *st = &r.s[i];
-			json_t *o = json_object();
-			json_object_set_new(o, "service", json_string(st->svc->name));
-			json_object_set_new(o, "database", json_string(st->svc->database));
-			json_object_set_new(o, "schema", json_string(st->svc->schema));
-			json_object_set_new(o, "version",
-			                    st->res.version ? json_string(st->res.version) : json_null());
-			json_object_set_new(o, "result",
-			                    json_string(st->rc == 130        ? "interrupted"
-			                                : st->rc             ? "error"
-			                                : st->res.findings.n ? "drift"
-			                                                     : "clean"));
-			json_t *fa = json_array();
-			for (size_t k = 0; k < st->res.findings.n; k++)
-				json_array_append_new(fa, finding_json(&st->res.findings.items[k]));
-			json_object_set_new(o, "findings", fa);
-			json_object_set_new(o, "errors", errors_json(st->error));
-			json_object_set_new(o, "seconds", json_real(st->seconds));
-			json_t *tm = json_object();
-			json_object_set_new(tm, "history", json_real(st->res.history_s));
-			json_object_set_new(tm, "shadow_create", json_real(st->res.create_s));
-			json_object_set_new(tm, "replay", json_real(st->res.replay_s));
-			json_object_set_new(tm, "snapshots", json_real(st->res.snapshot_s));
-			json_object_set_new(tm, "shadow_drop", json_real(st->res.drop_s));
-			json_object_set_new(o, "timing", tm);
-			json_array_append_new(svcs, o);
-		}
-		json_object_set_new(doc, "services", svcs);
-		json_t *cl = json_object();
-		json_t *fa = json_array();
-		for (size_t k = 0; k < all.n; k++)
-			json_array_append_new(fa, finding_json(&all.items[k]));
-		json_object_set_new(cl, "findings", fa);
-		json_object_set_new(cl, "errors", errors_json(cluster_err));
-		json_object_set_new(doc, "cluster", cl);
-		json_object_set_new(doc, "seconds", json_real(wall));
+		json_t *doc = drift_json(d, shadow_conninfo ? &shadow : NULL);
 		char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("%s\n", s);
 		free(s);
 		json_decref(doc);
 	} else {
-		size_t drifting = 0;
-		for (size_t i = 0; i < r.n; i++) {
-			struct svc_state *st = &r.s[i];
-			if (st->res.findings.n) {
-				drifting++;
-				print_group(stdout, st->svc->name, &st->res.findings, st->svc->name);
-			} else if (st->rc == 0) {
-				printf("%s: clean%s%s\n", st->svc->name,
-				       st->res.version ? " at version " : "",
-				       st->res.version ? st->res.version : "");
-			}
-		}
-		print_group(stdout, "cluster", &all, NULL);
-		printf(
-		    "drift: %zu finding%s (history %zu, schema %zu, grants %zu; %zu security) in %zu of %zu "
-		    "services%s; %.2fs\n",
-		    nfind, nfind == 1 ? "" : "s", counts[0], counts[1], counts[2], nsec, drifting, r.n,
-		    all.n ? " and the cluster" : "", wall);
+		print_text(d);
 	}
-	for (size_t i = 0; i < r.n; i++) {
-		struct svc_state *st = &r.s[i];
-		if (st->res.kept_shadow)
-			fprintf(stderr, "%s: shadow database kept: %s\n", st->svc->name, st->res.kept_shadow);
-		for (const fl_error *e = st->error; e; e = e->next) {
-			char *s = fl_error_format(e);
-			fprintf(stderr, "%s: could not check: %s\n", st->svc->name, s);
-			free(s);
-		}
+	if (hf)
+		drift_html(hf, d);
+	print_stderr(d);
+out:
+	if (hf && fclose(hf) != 0) {
+		fprintf(stderr, "flotilla: could not write %s\n", html);
+		if (rc == FL_EXIT_OK || rc == FL_EXIT_DRIFT)
+			rc = FL_EXIT_FAILED;
 	}
-	for (const fl_error *e = cluster_err; e; e = e->next) {
-		char *s = fl_error_format(e);
-		fprintf(stderr, "flotilla: could not check: %s\n", s);
-		free(s);
-	}
-	if (interrupted)
-		fprintf(stderr, "flotilla: interrupted; shadow databases were dropped\n");
-
-	for (size_t i = 0; i < r.n; i++) {
-		fl_drift_service_result_clear(&r.s[i].res);
-		fl_error_free(r.s[i].error);
-	}
-	free(r.s);
-	fl_drift_findings_clear(&all);
-	fl_drift_findings_clear(&grants);
-	fl_secret_free(mpw);
-	fl_error_free(cluster_err);
-	fl_error_free(warnings);
-	if (admin_ok)
-		fl_provision_admin_clear(&admin);
-	fl_fleet_free(files);
+	fl_drift_fleet_free(d);
 	free(sel);
 	fl_manifest_free(m);
 	shadow_clear(&shadow);

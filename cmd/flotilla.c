@@ -77,8 +77,8 @@ static const struct command commands[] = {
      "create roles, databases, passwords and grants from the manifest (idempotent)",
      "flotilla [-m FILE] [-e ENV] provision [--dry-run] [--reset-passwords] [--prune]"},
     {"drift", cmd_drift, "compare history, live schema and grants with the repository (exit 3 on drift)",
-     "flotilla [-m FILE] [-e ENV] drift [SERVICE...] [--json] [--only history,schema,grants] [--shadow "
-     "CONNINFO]"},
+     "flotilla [-m FILE] [-e ENV] drift [SERVICE...] [--json] [--html FILE] [--only history,schema,grants] "
+     "[--shadow CONNINFO] [--no-column-order] [--no-comments]"},
     {"baseline", cmd_baseline, "mark an existing database as being at a version",
      "flotilla [-m FILE] [-e ENV] baseline SERVICE --version V"},
     {"repair", cmd_repair, "remove failed history rows and realign checksums and descriptions",

@@ -66,6 +66,7 @@ typedef struct {
 	char *service; /* NULL: a cluster finding (a role, not one service's database) */
 	fl_drift_kind kind;
 	/* "extra" (in the database, not in the repository), "missing", "changed",
+	 * "order" (a table's column order), "invalid" (an INVALID index, a NOT VALID constraint),
 	 * "failed", "pending", "ahead", "ignored", "outdated" (history),
 	 * "gap" and "security" and "warning" (grants) */
 	char *change;
@@ -123,21 +124,44 @@ typedef struct {
 	size_t n;
 } fl_drift_snapshot;
 
+typedef struct {
+	const char *schema;        /* the service's schema: names in it are written without it */
+	const char *history_table; /* NULL: flyway_schema_history */
+	const char *rename_from;   /* may be NULL: replaced by rename_to in every value (the shadow's name) */
+	const char *rename_to;
+	char *const *ignore_schemas; /* schemas left out (providers' own, see manifest.h) */
+	size_t nignore_schemas;
+	bool column_order; /* a table's "column order" attribute */
+	bool comments;     /* "comment" attributes of tables and columns */
+} fl_drift_snapshot_opts;
+
 /*
  * Reads every schema object of the connection's database (one query) except
- * those of pg_catalog, information_schema, flotilla's schema, extensions'
- * members and the history table schema.table. Names in `schema` are written
- * without it. rename_from (may be NULL) is replaced by rename_to in every
- * value. Returns 0 or -1 with *err (FL_EDB).
+ * those of pg_catalog, information_schema, flotilla's schema, the ignored
+ * schemas, extensions' members (pg_depend deptype 'e': an extension's
+ * objects are the extension's, not a migration's) and the history table.
+ * The session is reset first (DISCARD ALL) and read with fixed settings
+ * (search_path = pg_catalog, DateStyle, IntervalStyle, TimeZone,
+ * extra_float_digits, bytea_output), so whatever a migration or ALTER
+ * DATABASE ... SET left on the connection cannot change how a value is
+ * printed: every name outside pg_catalog comes out schema-qualified, the
+ * same way on both sides. Indexes that are not valid and constraints that
+ * are NOT VALID carry a "validity" attribute. Returns 0 or -1 with *err
+ * (FL_EDB).
  */
-int fl_drift_snapshot_take(fl_pg *pg, const char *schema, const char *history_table, const char *rename_from,
-                           const char *rename_to, fl_drift_snapshot **out, fl_error **err);
+int fl_drift_snapshot_take(fl_pg *pg, const fl_drift_snapshot_opts *o, fl_drift_snapshot **out,
+                           fl_error **err);
 void fl_drift_snapshot_free(fl_drift_snapshot *s);
 
 /*
  * expected (the shadow) against actual (the live database) -> schema
  * findings. An object whose table is itself extra or missing is not
- * repeated (one finding for a new table, not one per column).
+ * repeated (one finding for a new table, not one per column). A table
+ * whose shared columns come in another order is one "order" finding (columns
+ * only one side has are their own findings, not an order change). An index
+ * or constraint of the live database that is not valid is an "invalid"
+ * finding, whatever the migrations say: it is work a cancelled or failed
+ * statement left half done.
  */
 void fl_drift_compare(const fl_drift_snapshot *expected, const fl_drift_snapshot *actual, const char *service,
                       fl_drift_findings *out);
@@ -158,8 +182,13 @@ typedef struct {
 	const char *table;         /* history table; NULL: flyway_schema_history */
 	int lock_timeout_ms;
 	int statement_timeout_ms;
-	bool keep_shadow;         /* tests: leave the shadow (its name in *kept_shadow) */
-	atomic_int *cancel;       /* may be NULL */
+	char *const *ignore_schemas; /* never compared (fl_drift_snapshot_opts) */
+	size_t nignore_schemas;
+	bool column_order;  /* compare the order of columns */
+	bool comments;      /* compare comments on tables and columns */
+	int drop_wait_ms;   /* bound on the wait for the replay's backend to exit before the drop; 0: 10 s */
+	bool keep_shadow;   /* tests: leave the shadow (its name in *kept_shadow) */
+	atomic_int *cancel; /* may be NULL */
 	fl_drift_conn_fn on_conn; /* may be NULL */
 	void *conn_ctx;
 } fl_drift_service_opts;
@@ -168,18 +197,49 @@ typedef struct {
 	fl_drift_findings findings;
 	char *version;     /* the version the database records; NULL: none */
 	char *kept_shadow; /* keep_shadow: the shadow's name */
+	/* not checked because a migration holds the service's migration lock:
+	 * "a migration is running (pid 4242, since 2026-12-01 23:05:01 UTC)"; NULL: checked */
+	char *skipped;
 	double history_s, create_s, replay_s, snapshot_s, drop_s; /* where the time went (seconds) */
 } fl_drift_service_result;
 
 void fl_drift_service_result_clear(fl_drift_service_result *r);
 
 /*
- * Checks one service. Returns 0 (findings, possibly none, in res) or -1
- * with *err: FL_EDB (could not connect or read, the replay failed),
+ * Checks one service. A drift check never holds up a deploy: it only tries
+ * the service's migration lock (fl_history_lock_key) and lets go of it in
+ * the same statement; when a migration holds it, before the check or when
+ * the check ends, or the history table changed meanwhile, the service is skipped (res->skipped, no findings:
+ * a schema in the middle of a migration says nothing). A migration therefore never waits for drift. Returns 0
+ * (findings, possibly none, in res) or -1 with *err: FL_EDB (could not connect or read, the replay failed),
  * FL_EINTR (cancelled), FL_EINPUT (a file cannot be expanded). Findings
  * found before a failure stay in res.
  */
 int fl_drift_service(const fl_drift_service_opts *o, fl_drift_service_result *res, fl_error **err);
+
+/* ---- shadows left behind ---- */
+
+/*
+ * A shadow's name says who made it and when: "flotilla_shadow_<service>_
+ * <t>_<pid>", t the server's clock in milliseconds (base 36) when it was
+ * created, pid the backend of the admin session that created it, which a
+ * run keeps open until it has dropped its shadow. A shadow is a leftover
+ * of a crashed (SIGKILL) or twice-interrupted run when it was created
+ * before now (the server's clock at this call) and no backend with that pid
+ * that started before t is alive: the run that made it is gone. Leftovers
+ * are dropped without FORCE (the admin needs no right to signal other
+ * roles' backends); one still in use (a killed run's replay statement that
+ * has not ended) is waited for up to wait_ms in all, then left with a
+ * warning. Only the shadows of `services` are looked at (NULL: every
+ * service's; a service's name is cut to 27 bytes in a shadow's name, as
+ * it is there). Names of another form (older flotilla, or a kept shadow's,
+ * which ends in "_k<pid>") are never touched.
+ * *dropped receives the dropped names (caller frees each and the array).
+ * Returns 0, or -1 with *err when the list could not be read; warnings
+ * (a leftover that could not be dropped) are appended to *warnings.
+ */
+int fl_drift_shadow_cleanup(fl_pg *admin, char *const *services, size_t nservices, int wait_ms,
+                            char ***dropped, size_t *ndropped, fl_error **warnings, fl_error **err);
 
 /* ---- grants ---- */
 

@@ -649,6 +649,44 @@ static void parse_lint(loader *L, const fl_toml_value *root)
 	}
 }
 
+/*
+ * [drift]: what drift leaves out and what it compares. ignore_schemas
+ * replaces the default list (so a service that really owns a schema named
+ * like a provider's can take it out); it holds schema names, not patterns.
+ */
+static void parse_drift(loader *L, const fl_toml_value *root)
+{
+	static const char *const defaults[] = {FL_DRIFT_DEFAULT_IGNORE_SCHEMAS};
+	L->settings.drift_column_order = true;
+	L->settings.drift_comments = true;
+	const fl_toml_value *t = get_tbl(L, root, "drift");
+	const fl_toml_value *arr = NULL;
+	if (t) {
+		static const char *const keys[] = {"ignore_schemas", "column_order", "comments"};
+		check_keys(L, t, "drift", keys, 3);
+		get_bool(L, t, "column_order", &L->settings.drift_column_order);
+		get_bool(L, t, "comments", &L->settings.drift_comments);
+		arr = get_arr(L, t, "ignore_schemas");
+	}
+	size_t n = arr ? fl_toml_len(arr) : sizeof(defaults) / sizeof(defaults[0]);
+	/* the loader's copies (build gives every manifest its own) */
+	L->settings.drift_ignore_schemas = (char **)keep(L, fl_calloc(n ? n : 1, sizeof(char *)));
+	for (size_t i = 0; i < n; i++) {
+		const char *s = defaults[i < sizeof(defaults) / sizeof(defaults[0]) ? i : 0];
+		if (arr) {
+			const fl_toml_value *v = fl_toml_at(arr, i);
+			size_t len = 0;
+			if (fl_toml_type_of(v) != FL_TOML_STRING ||
+			    strlen(s = fl_toml_string(v, &len)) != len || len == 0) {
+				ERR_V(L, v, "\"ignore_schemas\" must hold schema names (non-empty strings)");
+				continue;
+			}
+		}
+		L->settings.drift_ignore_schemas[L->settings.ndrift_ignore_schemas++] =
+		    (char *)keep(L, fl_strdup(s));
+	}
+}
+
 static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
 
 static void parse_env(loader *L, raw_env *e)
@@ -853,17 +891,18 @@ static size_t named_tables(loader *L, const fl_toml_value *parent, const char *w
 static void parse_top(loader *L)
 {
 	const fl_toml_value *root = L->root;
-	static const char *const keys[] = {"version",  "project",  "settings", "environments",
-	                                   "defaults", "services", "roles",    "lint"};
+	static const char *const keys[] = {"version",  "project", "settings", "environments", "defaults",
+	                                   "services", "roles",   "lint",     "drift"};
 	for (size_t i = 0; i < fl_toml_len(root); i++) {
 		const char *k = fl_toml_key_at(root, i);
 		size_t kl = fl_toml_key_len(root, i);
 		bool ok = false;
-		for (size_t j = 0; j < 8 && !ok; j++)
+		size_t nkeys = sizeof(keys) / sizeof(keys[0]);
+		for (size_t j = 0; j < nkeys && !ok; j++)
 			ok = kl == strlen(keys[j]) && memcmp(k, keys[j], kl) == 0;
 		if (ok)
 			continue;
-		const char *s = kl == strlen(k) ? fl_text_suggest(k, keys, 8) : NULL;
+		const char *s = kl == strlen(k) ? fl_text_suggest(k, keys, nkeys) : NULL;
 		int line = fl_toml_key_line(root, i), col = fl_toml_key_col(root, i);
 		if (s)
 			err_at(L, line, col, "unknown key %s at the top level; did you mean \"%s\"?",
@@ -896,6 +935,7 @@ static void parse_top(loader *L)
 	}
 	parse_settings(L, root);
 	parse_lint(L, root);
+	parse_drift(L, root);
 
 	const char **names;
 	const fl_toml_value **tbls;
@@ -1708,6 +1748,9 @@ static fl_manifest *build(loader *L, ssize_t env)
 		if (L->lint.rules[i].from_version)
 			m->lint.rules[i].from_version = fl_strdup(L->lint.rules[i].from_version);
 	}
+	m->settings.drift_ignore_schemas = fl_calloc(L->settings.ndrift_ignore_schemas + 1, sizeof(char *));
+	for (size_t i = 0; i < L->settings.ndrift_ignore_schemas; i++)
+		m->settings.drift_ignore_schemas[i] = fl_strdup(L->settings.drift_ignore_schemas[i]);
 	m->nenvs = L->nenvs;
 	m->envs = fl_calloc(L->nenvs ? L->nenvs : 1, sizeof(*m->envs));
 	for (size_t i = 0; i < L->nenvs; i++)
@@ -1774,6 +1817,7 @@ void fl_manifest_free(fl_manifest *m)
 {
 	if (!m)
 		return;
+	free_strv(m->settings.drift_ignore_schemas, m->settings.ndrift_ignore_schemas);
 	for (size_t i = 0; i < m->nenvs; i++) {
 		fl_environment *e = &m->envs[i];
 		free(e->name);

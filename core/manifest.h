@@ -118,6 +118,11 @@ typedef struct {
 	int connect_retries_interval_s;
 	/* variables a secret command may see besides PATH and HOME (NULL-terminated; never NULL) */
 	char **pass_env;
+	/* [drift]: what drift compares (README "Drift") */
+	char **drift_ignore_schemas; /* schemas never compared; default FL_DRIFT_DEFAULT_IGNORE_SCHEMAS */
+	size_t ndrift_ignore_schemas;
+	bool drift_column_order; /* column order is a finding; default true */
+	bool drift_comments;     /* comments on tables and columns are findings; default true */
 } fl_manifest_settings;
 
 /* One entry of [lint.rules]: a rule lint knows (see lint.h) and its level. */
@@ -135,6 +140,15 @@ typedef struct {
 	fl_manifest_lint_rule *rules;
 	size_t nrules;
 } fl_manifest_lint;
+
+/*
+ * The schemas drift leaves out unless [drift] ignore_schemas says otherwise:
+ * those the managed services and common extensions create themselves, which
+ * no migration owns (Cloud SQL, AlloyDB, RDS/Aurora, pg_cron, pglogical).
+ */
+#define FL_DRIFT_DEFAULT_IGNORE_SCHEMAS                                                                      \
+	"google_vacuum_mgmt", "cloudsqladmin", "google_ml", "alloydb_admin", "rds_tools", "aws_commons",     \
+	    "aws_s3", "aws_lambda", "cron", "pglogical"
 
 typedef struct {
 	char *path; /* as given to the load */

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "driftfleet.h"
+#include "history.h"
 #include "migration.h"
 
 struct fleet {
@@ -30,6 +32,7 @@ struct fleet {
 	char auth[32], user[32]; /* service names: unique per test, since shadows are named after them */
 	char auth_db[96], user_db[96];
 	char auth_owner[128], user_owner[128];
+	char admin[64]; /* mini_init with a least-privilege admin: its name; else "" */
 };
 
 static const char AUTH_V1[] =
@@ -50,18 +53,24 @@ static const char AUTH_V2[] =
     "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.ts := now(); RETURN NEW; "
     "END$$;\n";
 
-static void fleet_init(struct fleet *f, const char *tag)
+/* a fresh directory and names no other test uses (shadows are named after the services) */
+static void fleet_names(struct fleet *f, const char *project, const char *second, const char *tag)
 {
 	static int n;
 	f->dir = th_tmpdir();
-	snprintf(f->project, sizeof(f->project), "d%d_%d", (int)getpid(), ++n);
+	snprintf(f->project, sizeof(f->project), "%s%d_%d", project, (int)getpid(), ++n);
 	snprintf(f->manifest, sizeof(f->manifest), "%s/flotilla.toml", f->dir);
 	snprintf(f->auth, sizeof(f->auth), "auth_%s", tag);
-	snprintf(f->user, sizeof(f->user), "user_%s", tag);
+	snprintf(f->user, sizeof(f->user), "%s_%s", second, tag);
 	snprintf(f->auth_db, sizeof(f->auth_db), "%s_%s", f->project, f->auth);
 	snprintf(f->user_db, sizeof(f->user_db), "%s_%s", f->project, f->user);
 	snprintf(f->auth_owner, sizeof(f->auth_owner), "%s_%s_owner", f->project, f->auth);
 	snprintf(f->user_owner, sizeof(f->user_owner), "%s_%s_owner", f->project, f->user);
+}
+
+static void fleet_init(struct fleet *f, const char *tag)
+{
+	fleet_names(f, "d", "user", tag);
 	char buf[4096];
 	snprintf(buf, sizeof(buf),
 	         "version = 1\nproject = \"%s\"\n\n"
@@ -274,7 +283,8 @@ Test(drift, schema_changes_detected_and_cross_checked_with_pg_dump, .timeout = 6
 	     "ALTER TABLE sessions ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES "
 	     "users (id) "
 	     "ON DELETE CASCADE",
-	     "foreign key sessions.sessions_user_id_fkey (FOREIGN KEY (user_id) REFERENCES users(id) ON "
+	     "foreign key sessions.sessions_user_id_fkey (FOREIGN KEY (user_id) REFERENCES public.users(id) "
+	     "ON "
 	     "DELETE "
 	     "CASCADE) is in the migrations but not in the database"},
 	    {"ALTER TABLE users DROP CONSTRAINT users_score_check, "
@@ -845,25 +855,503 @@ Test(drift, history_in_git_names_the_commit, .timeout = 240)
 	fleet_drop(&f);
 }
 
-Test(drift, invalid_index_is_a_finding, .timeout = 240)
+/* ---- nightly: right every night ---- */
+
+static void least_privilege_admin(const char *name);
+
+/*
+ * One service, auth_<tag>, in schema `schema`, with the given migrations
+ * (V1, V2, ... in order). With least, the environment's admin is a new
+ * role made like a managed cluster's (f->admin); the migrator stays the
+ * superuser, so the shadow's replay backend belongs to another role than
+ * the admin.
+ */
+static void mini_init(struct fleet *f, const char *tag, bool least, const char *schema,
+                      const char *const *migrations)
+{
+	fleet_names(f, "n", "none", tag);
+	f->admin[0] = '\0';
+	if (least) {
+		snprintf(f->admin, sizeof(f->admin), "%s_admin", f->project);
+		least_privilege_admin(f->admin);
+	}
+	char buf[4096];
+	snprintf(buf, sizeof(buf),
+	         "version = 1\nproject = \"%s\"\n\n"
+	         "[environments.test]\nadmin = { user = \"%s\" }\nmigrator = { user = \"postgres\" }\n"
+	         "service_passwords = false\n\n"
+	         "[settings]\nlock_timeout = \"5s\"\n\n"
+	         "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
+	         "migrations = \"svc/${service}\"\n\n"
+	         "[services.%s]\nschema = \"%s\"\n",
+	         f->project, least ? f->admin : "postgres", f->auth, schema);
+	th_write(f->dir, "flotilla.toml", buf);
+	for (int i = 0; migrations[i]; i++) {
+		char rel[256];
+		snprintf(rel, sizeof(rel), "svc/%s/V%d__m%d.sql", f->auth, i + 1, i + 1);
+		th_write(f->dir, rel, migrations[i]);
+	}
+}
+
+/* A role like the one a managed cluster gives: CREATEDB CREATEROLE, no superuser, no pg_signal_backend. */
+static void least_privilege_admin(const char *name)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql), "CREATE ROLE \"%s\" LOGIN CREATEDB CREATEROLE", name);
+	db_exec("postgres", sql);
+}
+
+static void drop_role(const char *name)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql), "DROP OWNED BY \"%s\"; DROP ROLE \"%s\"", name, name);
+	PGconn *c = th_connect("postgres");
+	PGresult *r = PQexec(c, sql);
+	PQclear(r);
+	PQfinish(c);
+}
+
+static const char APP_V1[] =
+    "SET search_path = app, public;\n"
+    "CREATE SEQUENCE order_seq;\n"
+    "CREATE TYPE order_state AS ENUM ('new', 'paid');\n"
+    "CREATE TABLE accounts (id int PRIMARY KEY, name text);\n"
+    "CREATE TABLE orders (id bigint PRIMARY KEY DEFAULT nextval('order_seq'),\n"
+    "  account_id int NOT NULL REFERENCES accounts (id), state order_state NOT NULL DEFAULT 'new',\n"
+    "  placed date DEFAULT '2024-01-31', total numeric CHECK (total >= 0));\n"
+    "CREATE FUNCTION order_total(o orders) RETURNS numeric LANGUAGE sql AS 'SELECT o.total';\n"
+    "CREATE VIEW open_orders AS SELECT o.id, a.name FROM orders o JOIN accounts a ON a.id = o.account_id;\n";
+
+Test(drift, search_path_set_by_migration_or_database_is_not_drift, .timeout = 240)
 {
 	struct fleet f;
-	fleet_init(&f, "iv");
+	mini_init(&f, "sp", false, "app", (const char *const[]){APP_V1, NULL});
 	fleet_migrate(&f);
-	/* what an interrupted CREATE INDEX CONCURRENTLY leaves: the index, marked INVALID */
-	db_exec(f.auth_db,
-	        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'sessions_ts_idx'::regclass");
-	char *out = drift(&f, 3, (const char *const[]){f.auth, "--only", "schema", NULL});
-	char want[512];
-	snprintf(want, sizeof(want),
-	         "  %s: index sessions_ts_idx differs: state expected valid, found INVALID (a CREATE INDEX "
-	         "CONCURRENTLY was interrupted; no query uses it: drop it and migrate again)\n",
+	char *out = drift(&f, 0, NULL);
+	char line[256];
+	snprintf(line, sizeof(line), "%s: clean at version 1\n", f.auth);
+	ASSERT_LINE(out, line);
+	free(out);
+	/* a database-level search_path and a DateStyle change what a new session prints by default */
+	char sql[512];
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET search_path = app, public", f.auth_db);
+	db_exec("postgres", sql);
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET DateStyle = 'SQL, DMY'", f.auth_db);
+	db_exec("postgres", sql);
+	out = drift(&f, 0, NULL);
+	ASSERT_LINE(out, line);
+	free(out);
+	/* and a real change is still found, named the same way */
+	db_exec(f.auth_db, "ALTER TABLE app.orders ADD COLUMN note text");
+	out = drift(&f, 3, NULL);
+	snprintf(line, sizeof(line),
+	         "  %s: column orders.note (text) exists in the database but not in the migrations\n",
 	         f.auth);
-	ASSERT_LINE(out, want);
+	ASSERT_LINE(out, line);
+	ASSERT_LINE(out, "drift: 1 finding ");
 	free(out);
+	fleet_drop(&f);
+}
+
+static const char T_V1[] = "CREATE TABLE t (id int PRIMARY KEY, a text, b text);\n";
+
+Test(drift, least_privilege_admin_leaves_no_shadow_in_20_runs, .timeout = 300)
+{
+	struct fleet f;
+	mini_init(&f, "lp", true, "public", (const char *const[]){T_V1, NULL});
+	fleet_migrate(&f);
+	for (int i = 0; i < 20; i++) {
+		char *out = drift(&f, 0, NULL); /* asserts exit 0 and no shadow left */
+		free(out);
+	}
+	fleet_drop(&f);
+	drop_role(f.admin);
+}
+
+/* the backends connected to this service's shadows */
+static int shadow_backends(struct fleet *f, const char *like)
+{
+	PGconn *c = th_connect("postgres");
+	char q[512];
+	snprintf(q, sizeof(q),
+	         "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'flotilla\\_shadow\\_%s\\_%%' "
+	         "AND query LIKE '%s'",
+	         f->auth, like);
+	char *n = th_query1(c, q);
+	PQfinish(c);
+	int r = atoi(n);
+	free(n);
+	return r;
+}
+
+Test(drift, sigkill_during_replay_leaves_a_shadow_the_next_run_drops, .timeout = 300)
+{
+	struct fleet f;
+	mini_init(&f, "kl", true, "public", (const char *const[]){T_V1, "SELECT pg_sleep(0.01);\n", NULL});
+	fleet_migrate(&f);
+	/* only the shadow's replay sleeps */
+	char rel[256];
+	snprintf(rel, sizeof(rel), "svc/%s/V2__m2.sql", f.auth);
+	th_write(f.dir, rel, "SELECT pg_sleep(3);\n");
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/kill.out", f.dir);
+	snprintf(errp, sizeof(errp), "%s/kill.err", f.dir);
+	pid_t pid =
+	    th_spawn(f.dir, NULL, outp, errp,
+	             (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "drift", NULL});
+	bool replaying = false;
+	for (int i = 0; i < 600 && !replaying; i++) {
+		usleep(20000);
+		replaying = shadow_backends(&f, "%pg_sleep(3)%") > 0;
+	}
+	cr_assert(replaying, "the shadow replay never started: %s", th_read(errp));
+	kill(pid, SIGKILL);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	cr_assert_eq(shadows_of(f.auth), 1, "a killed run leaves its shadow");
+	/* the file as it was applied: the next run is clean, and drops the leftover first */
+	th_write(f.dir, rel, "SELECT pg_sleep(0.01);\n");
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"drift", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	char want[256];
+	snprintf(want, sizeof(want), "flotilla: dropped flotilla_shadow_%s_", f.auth);
+	cr_assert(th_contains(err, want), "%s", err);
+	cr_assert(th_contains(err, "a shadow database left by an earlier run"), "%s", err);
+	cr_assert_eq(shadows_left(&f), 0, "%s", err);
+	free(out);
+	free(err);
+	fleet_drop(&f);
+	drop_role(f.admin);
+}
+
+/* the key flotilla and Flyway lock a service's migrations with */
+static char *lock_sql(const char *fn)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "SELECT %s(%lld)", fn,
+	         fl_history_lock_key("public", "flyway_schema_history"));
+	return strdup(buf);
+}
+
+Test(drift, a_running_migration_is_skipped_and_never_waits, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "lk");
+	char rel[256];
+	fleet_migrate(&f);
+	/* a deploy in flight: auth's migrate holds the lock for 3 s */
+	snprintf(rel, sizeof(rel), "svc/%s/V3__slow.sql", f.auth);
+	th_write(f.dir, rel, "SELECT pg_sleep(3);\n");
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/migrate.out", f.dir);
+	snprintf(errp, sizeof(errp), "%s/migrate.err", f.dir);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid_t pid = th_spawn(
+	    f.dir, NULL, outp, errp,
+	    (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "migrate", f.auth, NULL});
+	bool locked = false;
+	for (int i = 0; i < 500 && !locked; i++) {
+		usleep(20000);
+		PGconn *c = th_connect(f.auth_db);
+		char *n =
+		    th_query1(c, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%'"
+		                 " AND pid <> pg_backend_pid()");
+		locked = strcmp(n, "0") != 0;
+		free(n);
+		PQfinish(c);
+	}
+	cr_assert(locked, "the migration never started: %s", th_read(errp));
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"drift", "--json", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	json_t *a = json_array_get(json_object_get(doc, "services"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(a, "result")), "skipped", "%s", out);
+	const char *why = json_string_value(json_object_get(a, "skipped"));
+	cr_assert(why && strncmp(why, "a migration is running (pid ", 28) == 0 &&
+	              th_contains(why, ", since "),
+	          "%s", out);
+	cr_assert_eq(json_array_size(json_object_get(a, "findings")), 0);
+	json_t *u = json_array_get(json_object_get(doc, "services"), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(u, "result")), "clean", "%s", out);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc, "counts"), "skipped")), 1);
+	json_decref(doc);
+	free(out);
+	free(err);
+	/* the migration did its work without one wait on the lock */
+	int st;
+	waitpid(pid, &st, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	char *merr = th_read(errp), *mout = th_read(outp);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s\n%s", mout, merr);
+	cr_assert(!th_contains(merr, "waiting for the migration lock") &&
+	              !th_contains(mout, "waiting for the migration lock"),
+	          "%s\n%s", mout, merr);
+	free(merr);
+	free(mout);
+	/* a lock held by hand: the text report says it */
+	PGconn *c = th_connect(f.auth_db);
+	char *l = lock_sql("pg_advisory_lock");
+	th_exec(c, l);
+	free(l);
+	out = drift(&f, 0, NULL);
+	char line[256];
+	snprintf(line, sizeof(line), "%s: skipped: a migration is running (pid ", f.auth);
+	ASSERT_LINE(out, line);
+	ASSERT_LINE(out, ", 1 skipped;");
+	free(out);
+	PQfinish(c);
+	fleet_drop(&f);
+}
+
+static size_t findings_of(json_t *doc)
+{
+	return (size_t)json_integer_value(json_object_get(json_object_get(doc, "counts"), "findings"));
+}
+
+Test(drift, provider_schemas_and_extension_objects_are_not_findings, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "px", false, "public",
+	          (const char *const[]){T_V1,
+	                                "CREATE EXTENSION IF NOT EXISTS pg_trgm;\n"
+	                                "CREATE INDEX t_a_trgm ON t USING gin (a gin_trgm_ops);\n",
+	                                NULL});
+	fleet_migrate(&f);
+	/* what Cloud SQL and pg_cron would make: a provider schema, an extension in its own schema */
+	db_exec(f.auth_db, "CREATE SCHEMA google_vacuum_mgmt; CREATE TABLE google_vacuum_mgmt.runs (id int);"
+	                   " CREATE SCHEMA cron; CREATE EXTENSION hstore WITH SCHEMA cron");
+	char *out = drift(&f, 0, NULL);
+	free(out);
+	/* an extension installed by hand is one finding: none for its functions, types, operators */
+	db_exec(f.auth_db, "CREATE EXTENSION cube");
+	out = drift(&f, 3, (const char *const[]){"--json", NULL});
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	cr_assert_eq(findings_of(doc), 1, "%s", out);
+	json_t *f0 = json_array_get(
+	    json_object_get(json_array_get(json_object_get(doc, "services"), 0), "findings"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(f0, "object")), "extension cube");
+	json_decref(doc);
+	free(out);
+	/* ignore_schemas replaces the defaults: the provider's schema is then compared */
+	char *m = th_read(f.manifest);
+	char *m2 = str_cat(m, "\n[drift]\nignore_schemas = [\"cron\"]\n");
+	th_write(f.dir, "flotilla.toml", m2);
+	out = drift(&f, 3, NULL);
+	ASSERT_LINE(out, "table google_vacuum_mgmt.runs exists in the database but not in the migrations");
+	free(out);
+	free(m);
+	free(m2);
+	fleet_drop(&f);
+}
+
+Test(drift, column_order_and_comments_are_findings_unless_turned_off, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "oc", false, "public", (const char *const[]){T_V1, NULL});
+	fleet_migrate(&f);
+	/* a dropped and re-added column lands at the end */
+	db_exec(f.auth_db, "ALTER TABLE t DROP COLUMN a; ALTER TABLE t ADD COLUMN a text;"
+	                   " COMMENT ON TABLE t IS 'by hand'; COMMENT ON COLUMN t.b IS 'also'");
+	char *out = drift(&f, 3, NULL);
+	char line[512];
+	snprintf(
+	    line, sizeof(line),
+	    "  %s: table t has its columns in another order (SELECT * and COPY see it): expected id, a, b; "
+	    "found id, b, a\n",
+	    f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "  %s: table t differs: comment expected none, found by hand\n", f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line), "  %s: column t.b differs: comment expected none, found also\n", f.auth);
+	ASSERT_LINE(out, line);
+	ASSERT_LINE(out, "drift: 3 findings");
+	free(out);
+	out = drift(&f, 3, (const char *const[]){"--json", NULL});
+	cr_assert(th_contains(out, "\"change\": \"order\""), "%s", out);
+	free(out);
+	out = drift(&f, 0, (const char *const[]){"--no-column-order", "--no-comments", NULL});
+	free(out);
+	/* the same from the manifest */
+	char *m = th_read(f.manifest);
+	char *m2 = str_cat(m, "\n[drift]\ncolumn_order = false\ncomments = false\n");
+	th_write(f.dir, "flotilla.toml", m2);
+	out = drift(&f, 0, NULL);
+	free(out);
+	free(m);
+	free(m2);
+	fleet_drop(&f);
+}
+
+Test(drift, invalid_index_and_not_valid_constraint_are_findings, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "iv", false, "public", (const char *const[]){T_V1, NULL});
+	fleet_migrate(&f);
+	db_exec(f.auth_db, "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')");
+	/* a CONCURRENTLY build that fails leaves its index INVALID */
+	PGconn *c = th_connect(f.auth_db);
+	PGresult *r = PQexec(c, "CREATE UNIQUE INDEX CONCURRENTLY t_a_key ON t (a)");
+	cr_assert_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	th_exec(c, "ALTER TABLE t ADD CONSTRAINT t_id_check CHECK (id > 1) NOT VALID");
+	PQfinish(c);
+	char *out = drift(&f, 3, NULL);
+	char line[512];
+	snprintf(line, sizeof(line), "  %s: index t_a_key is INVALID in the database (", f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line),
+	         "  %s: check constraint t.t_id_check is NOT VALID in the database: rows that were there "
+	         "before it was added were never checked; ALTER TABLE t VALIDATE CONSTRAINT it\n",
+	         f.auth);
+	ASSERT_LINE(out, line);
+	snprintf(line, sizeof(line),
+	         "  %s: check constraint t.t_id_check (CHECK ((id > 1))) exists in the database but not in "
+	         "the migrations\n",
+	         f.auth);
+	ASSERT_LINE(out, line);
+	free(out);
+	fleet_drop(&f);
+}
+
+/* text as it reads in a serialised DOM: <, > and & escaped, quotes not */
+static char *dom_text(const char *s)
+{
+	size_t n = 0;
+	for (const char *p = s; *p; p++)
+		n += *p == '<' || *p == '>' ? 4 : *p == '&' ? 5 : 1;
+	char *r = malloc(n + 1), *q = r;
+	for (const char *p = s; *p; p++) {
+		const char *e = *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : *p == '&' ? "&amp;" : NULL;
+		if (e) {
+			memcpy(q, e, strlen(e));
+			q += strlen(e);
+		} else {
+			*q++ = *p;
+		}
+	}
+	*q = '\0';
+	return r;
+}
+
+/* Runs Debian's chromium headless on a local file: no network, a fresh profile. */
+static int chromium(const char *dir, const char *what, const char *file, char **out)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+	         "timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
+	         "--disable-component-update --disable-sync --no-first-run --user-data-dir='%s/profile-%s' "
+	         "--window-size=1200,3000 %s 'file://%s' 2>/dev/null",
+	         dir, what[2] == 'd' ? "dom" : "shot", what, file);
+	return th_sh(cmd, out);
+}
+
+Test(drift, html_page_renders_every_finding_in_headless_chromium, .timeout = 300)
+{
+	struct fleet f;
+	fleet_init(&f, "ht");
+	fleet_migrate(&f);
+	char sql[512], rel[256];
 	db_exec(f.auth_db,
-	        "UPDATE pg_index SET indisvalid = true WHERE indexrelid = 'sessions_ts_idx'::regclass");
-	out = drift(&f, 0, (const char *const[]){f.auth, "--only", "schema", NULL});
+	        "ALTER TABLE users ADD COLUMN nickname text; COMMENT ON TABLE users IS 'a <b> & c'");
+	snprintf(sql, sizeof(sql), "GRANT CONNECT ON DATABASE \"%s\" TO PUBLIC", f.auth_db);
+	db_exec("postgres", sql);
+	snprintf(rel, sizeof(rel), "svc/%s/V1__profiles.sql", f.user);
+	th_write(f.dir, rel, "CREATE TABLE profiles (id int PRIMARY KEY, name text); -- edited\n");
+	char page[700];
+	snprintf(page, sizeof(page), "%s/drift.html", f.dir);
+	char *out = drift(&f, 3, (const char *const[]){"--json", "--html", page, NULL});
+	json_t *doc = json_loads(out, 0, NULL);
+	cr_assert(doc, "%s", out);
+	cr_assert_geq(findings_of(doc), 4, "%s", out);
+	char *html = th_read(page);
+	cr_assert(!th_contains(html, "<script") && !th_contains(html, "http://") &&
+	              !th_contains(html, "https://"),
+	          "the page is self-contained:\n%s", html);
+	char *dom;
+	cr_assert_eq(chromium(f.dir, "--dump-dom", page, &dom), 0, "%s", dom);
+	char *shot_opt = malloc(strlen(f.dir) + 32), *shot_out;
+	sprintf(shot_opt, "--screenshot=%s/drift.png", f.dir);
+	cr_assert_eq(chromium(f.dir, shot_opt, page, &shot_out), 0, "%s", shot_out);
+	char shot[700];
+	snprintf(shot, sizeof(shot), "%s/drift.png", f.dir);
+	FILE *sf = fopen(shot, "rb");
+	cr_assert(sf, "no screenshot");
+	fseek(sf, 0, SEEK_END);
+	cr_assert_gt(ftell(sf), 1000, "an empty screenshot");
+	fclose(sf);
+	/* every service and every finding, as the browser built the page */
+	cr_assert(th_contains(dom, f.auth) && th_contains(dom, f.user), "%s", dom);
+	json_t *svcs = json_object_get(doc, "services");
+	size_t seen = 0;
+	for (size_t i = 0; i < json_array_size(svcs); i++) {
+		json_t *fa = json_object_get(json_array_get(svcs, i), "findings");
+		for (size_t k = 0; k < json_array_size(fa); k++) {
+			json_t *fi = json_array_get(fa, k);
+			char *want = dom_text(json_string_value(json_object_get(fi, "message")));
+			cr_assert(th_contains(dom, want), "missing in the page: %s\n%s", want, dom);
+			free(want);
+			/* grants: the fix SQL */
+			if (strcmp(json_string_value(json_object_get(fi, "kind")), "grants") == 0) {
+				json_t *fix = json_object_get(fi, "found");
+				if (json_is_null(fix))
+					fix = json_object_get(fi, "expected");
+				char *pre = dom_text(json_string_value(fix));
+				char *el = str_cat("<pre class=\"fix\">", pre);
+				cr_assert(th_contains(dom, el), "fix SQL missing: %s\n%s", el, dom);
+				free(el);
+				free(pre);
+			}
+			seen++;
+		}
+	}
+	cr_assert_geq(seen, 4);
+	cr_assert(th_contains(dom, "<h3 class=\"kind\">history (1)</h3>"), "%s", dom);
+	cr_assert(th_contains(dom, "<h3 class=\"kind\">grants (1)</h3>"), "%s", dom);
+	free(shot_opt);
+	free(shot_out);
+	free(dom);
+	free(html);
+	json_decref(doc);
 	free(out);
+	fleet_drop(&f);
+}
+
+/* The library's own drift run, without the binary: outcomes and counts, not printed lines. */
+Test(drift, fleet_run_in_core_reports_outcomes_and_counts, .timeout = 240)
+{
+	struct fleet f;
+	mini_init(&f, "co", false, "public", (const char *const[]){T_V1, NULL});
+	fleet_migrate(&f);
+	db_exec(f.auth_db, "ALTER TABLE t DROP COLUMN a; ALTER TABLE t ADD COLUMN a text");
+	fl_error *err = NULL;
+	fl_manifest *m = fl_manifest_load(f.manifest, "test", &err);
+	cr_assert(m, "%s", err ? err->msg : "");
+	fl_drift_fleet_opts o = {.checks = FL_DRIFT_SCHEMA};
+	fl_drift_fleet *d = NULL;
+	int rc = fl_drift_fleet_run(m, &o, &d);
+	cr_assert_eq(rc, 3);
+	cr_assert_eq(d->outcome, FL_RUN_REFUSED);
+	cr_assert_eq(d->n, 1);
+	cr_assert_eq(d->services[0].outcome, FL_OUTCOME_REFUSED);
+	cr_assert_str_eq(fl_drift_fleet_result_word(&d->services[0]), "drift");
+	cr_assert_eq(d->counts[1], 1);
+	cr_assert_eq(d->findings, 1);
+	cr_assert_str_eq(d->services[0].res.findings.items[0].change, "order");
+	cr_assert_str_eq(d->services[0].res.findings.items[0].object, "table t");
+	fl_drift_fleet_free(d);
+	/* turned off: clean */
+	o.no_column_order = true;
+	rc = fl_drift_fleet_run(m, &o, &d);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(d->services[0].outcome, FL_OUTCOME_OK);
+	fl_drift_fleet_free(d);
+	fl_manifest_free(m);
+	cr_assert_eq(shadows_left(&f), 0);
 	fleet_drop(&f);
 }

@@ -2,6 +2,7 @@
  * selection, and the corpus of broken manifests with their exact messages. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,4 +607,34 @@ Test(manifest, unused_passwords_are_still_checked)
 	                 "got:\n%s", got);
 	free(got);
 	fl_error_free(err);
+}
+
+Test(manifest, drift_defaults)
+{
+	char *path = pcc_path();
+	fl_manifest *m = load_ok(path, "devtest");
+	/* the providers' own schemas are left out unless [drift] says otherwise */
+	bool vacuum = false, cron = false;
+	for (size_t i = 0; i < m->settings.ndrift_ignore_schemas; i++) {
+		vacuum |= strcmp(m->settings.drift_ignore_schemas[i], "google_vacuum_mgmt") == 0;
+		cron |= strcmp(m->settings.drift_ignore_schemas[i], "cron") == 0;
+	}
+	cr_assert(vacuum && cron);
+	cr_assert(m->settings.drift_column_order);
+	cr_assert(m->settings.drift_comments);
+	fl_manifest_free(m);
+	free(path);
+	fl_error *err = NULL;
+	m = load_text(
+	    "version = 1\nproject = \"p\"\n[environments.e]\nadmin = { user = \"a\" }\n"
+	    "migrator = { user = \"m\" }\n[defaults]\nmigrations = \"../svc/${service}/migrations\"\n"
+	    "database = \"${service}_db\"\nowner = \"${service}_owner\"\n"
+	    "[drift]\nignore_schemas = [\"x\"]\ncomments = false\n[services.auth]\n",
+	    "e", &err, NULL);
+	cr_assert(m, "%s", err ? err->msg : "");
+	cr_assert_eq(m->settings.ndrift_ignore_schemas, 1);
+	cr_assert_str_eq(m->settings.drift_ignore_schemas[0], "x");
+	cr_assert(!m->settings.drift_comments);
+	cr_assert(m->settings.drift_column_order);
+	fl_manifest_free(m);
 }
