@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -807,7 +808,29 @@ static void qfree(query_list *l)
  * deadlock against the server's replies. Returns 0, or -1 with *failed =
  * the first failing query (SIZE_MAX: the connection failed) and diag filled.
  */
+/*
+ * apply drives libpq itself (pipelines, PQexec), so the client-side bound of
+ * pg.h is set here: a watchdog severs the connection when a call outlives n
+ * statements' bounds (each statement_timeout + a margin, or pg.h's default),
+ * which only a frozen path to the server makes it do.
+ */
+static void watch_n(fl_pg *pg, size_t n)
+{
+	long long ms = (long long)pg->query_timeout_ms * (long long)(n ? n : 1);
+	fl_pg_watch(pg, ms > INT_MAX ? INT_MAX : (int)ms);
+}
+
+static int pipeline_raw(fl_pg *pg, query_list *l, size_t *failed, fl_pg_diag *diag, long *hist_ms);
+
 static int pipeline(fl_pg *pg, query_list *l, size_t *failed, fl_pg_diag *diag, long *hist_ms)
+{
+	watch_n(pg, l->n);
+	int rc = pipeline_raw(pg, l, failed, diag, hist_ms);
+	fl_pg_unwatch(pg);
+	return rc;
+}
+
+static int pipeline_raw(fl_pg *pg, query_list *l, size_t *failed, fl_pg_diag *diag, long *hist_ms)
 {
 	PGconn *conn = pg->conn;
 	*failed = SIZE_MAX;
@@ -1231,7 +1254,9 @@ static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 
 static int exec_simple(ctx *c, const char *sql, fl_pg_diag *d)
 {
+	watch_n(c->pg, 1);
 	PGresult *r = PQexec(c->pg->conn, sql);
+	fl_pg_unwatch(c->pg);
 	ExecStatusType st = PQresultStatus(r);
 	int rc = (r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY)) ? 0 : -1;
 	if (rc != 0 && d)
@@ -1810,7 +1835,19 @@ typedef struct {
  * caller PQclear()s them). Returns 0, or -1 when the connection failed
  * (*err; the results read so far are in res, the rest NULL).
  */
+static int batch_raw(fl_pg *pg, const batch_query *q, size_t n, PGresult **res, const char *what,
+                     fl_error **err);
+
 static int batch(fl_pg *pg, const batch_query *q, size_t n, PGresult **res, const char *what, fl_error **err)
+{
+	watch_n(pg, n);
+	int rc = batch_raw(pg, q, n, res, what, err);
+	fl_pg_unwatch(pg);
+	return rc;
+}
+
+static int batch_raw(fl_pg *pg, const batch_query *q, size_t n, PGresult **res, const char *what,
+                     fl_error **err)
 {
 	PGconn *conn = pg->conn;
 	for (size_t i = 0; i < n; i++)

@@ -732,6 +732,13 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 			done = info_outcome(f, s);
 		break;
 	}
+	if (rc != 0 && fl_pg_watch_fired(pg)) {
+		/* the path froze: say so, not "server closed the connection" */
+		fl_error *why = fl_pg_watch_error(pg);
+		fl_error_prefix(why, "%s", err ? err->msg : "lost the connection");
+		fl_error_free(err);
+		err = why;
+	}
 	s->notices = fl_pg_take_notices(pg, &s->nnotices);
 	fl_orch_set_conn(w, NULL);
 	fl_pg_close(pg);

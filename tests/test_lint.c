@@ -384,7 +384,7 @@ Test(lint_cli, sarif_validates_against_the_2_1_0_schema)
 	cr_assert(th_contains(out, "\"ruleId\": \"create-index-concurrently\""), "%s", out);
 	cr_assert(th_contains(out, "\"startLine\": 1"), "%s", out);
 	char *cmd =
-	    fl_asprintf("python3 -c 'import json, sys, jsonschema; "
+	    fl_asprintf("/usr/bin/python3 -c 'import json, sys, jsonschema; "
 	                "jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); "
 	                "print(\"valid\")' %s/out.sarif %s/tests/sarif/sarif-2.1.0-rtm.5.json",
 	                dir, th_top());
