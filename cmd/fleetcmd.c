@@ -323,7 +323,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		fl_fleet_fail(f, merr);
 	int rc = fl_fleet_run(f, stderr);
 
-	if (a.dry_run) {
+	if (a.dry_run && !a.json) { /* with --json the SQL is in the document */
 		for (size_t i = 0; i < f->n; i++) {
 			if (f->services[i].sql.len == 0)
 				continue;

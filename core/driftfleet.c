@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "gitdiff.h"
+#include "login.h"
 #include "provision.h"
 #include "secret.h"
 
@@ -12,7 +13,8 @@ struct run {
 	fl_drift_fleet *d;
 	const fl_drift_fleet_opts *o;
 	const fl_pg_params *admin; /* dbname = the maintenance database (or --shadow's) */
-	const char *migrator_password;
+	const fl_secret
+	    *migrator_secret; /* the migrator's password or URL, resolved once (a token: per connection) */
 	bool column_order, comments;
 };
 
@@ -36,10 +38,20 @@ static int job(fl_orch_worker *w, size_t i, void *arg)
 	const fl_environment *env = m->env;
 	double t0 = now_s();
 	fl_orch_post(w, FL_EV_CONNECTING, 0, 0, 0, NULL);
-	fl_pg_params live;
-	char port[16];
-	fl_pg_option *popts = NULL;
-	fl_fleet_pg_params(env, &env->migrator, st->svc->database, r->migrator_password, &live, port, &popts);
+	/* login knows every shape of the migrator's secret (password, token, URL) */
+	fl_login_conn lc;
+	fl_error *lerr = NULL;
+	if (fl_login_conn_init_known(&lc, env, &env->migrator, st->svc->database, &m->settings,
+	                             r->migrator_secret, NULL, &lerr) != 0) {
+		st->error = lerr;
+		st->outcome = FL_OUTCOME_FAILED;
+		st->seconds = now_s() - t0;
+		char *msg = fl_error_format(lerr);
+		fl_orch_post(w, FL_EV_FAILED, 0, 0, 0, msg);
+		free(msg);
+		return 1;
+	}
+	const fl_pg_params live = lc.params;
 	fl_drift_service_opts so = {
 	    .svc = st->svc,
 	    .set = r->d->files->services[i].set,
@@ -61,7 +73,7 @@ static int job(fl_orch_worker *w, size_t i, void *arg)
 	};
 	fl_error *err = NULL;
 	int rc = fl_drift_service(&so, &st->res, &err);
-	free(popts);
+	fl_login_conn_clear(&lc);
 	st->seconds = now_s() - t0;
 	if (rc != 0) {
 		st->error = err;
@@ -245,17 +257,19 @@ int fl_drift_fleet_run(const fl_manifest *m, const fl_drift_fleet_opts *o, fl_dr
 		drop_leftovers(d, r.admin, o->cleanup_wait_ms > 0 ? o->cleanup_wait_ms : 10000);
 	if (!d->cluster_err && (d->checks & FL_DRIFT_GRANTS) && !fl_orch_interrupted())
 		d->cluster_err = fl_drift_grants(m, &admin.target, &grants);
-	if (!d->cluster_err && m->env->migrator.password && per_service) {
+	const fl_login *ml = &m->env->migrator;
+	const fl_secret_ref *mref = ml->url ? ml->url : ml->password; /* a token is fetched per connection */
+	if (!d->cluster_err && mref && per_service) {
 		char what[128];
-		snprintf(what, sizeof(what), "password of the migrator %s", m->env->migrator.user);
-		if (fl_secret_resolve(m->env->migrator.password, what, &mpw, &d->warnings, &d->cluster_err) ==
-		    0)
-			r.migrator_password = mpw->data;
+		snprintf(what, sizeof(what), "%s of the migrator %s", ml->url ? "connection URL" : "password",
+		         ml->user);
+		if (fl_secret_resolve(mref, what, &mpw, &d->warnings, &d->cluster_err) == 0)
+			r.migrator_secret = mpw;
 	}
 
 	/* phase 4: the services, unless what they need is missing */
 	bool can_run = !(d->cluster_err && (d->checks & FL_DRIFT_SCHEMA) && !r.admin) &&
-	               !(d->cluster_err && m->env->migrator.password && !mpw);
+	               !(d->cluster_err && mref && !mpw);
 	if (per_service && can_run && !fl_orch_interrupted()) {
 		fl_orch_opts oo = {.threads = o->jobs > 0 ? o->jobs : m->settings.jobs,
 		                   .handle_signals = true,

@@ -63,32 +63,6 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-void fl_fleet_pg_params(const fl_environment *env, const fl_login *login, const char *dbname,
-                        const char *password, fl_pg_params *p, char portbuf[16], fl_pg_option **opts)
-{
-	memset(p, 0, sizeof(*p));
-	p->host = env->host;
-	if (env->port > 0) {
-		snprintf(portbuf, 16, "%d", env->port);
-		p->port = portbuf;
-	}
-	p->dbname = dbname;
-	p->user = login->user;
-	p->password = password;
-	p->sslmode = env->sslmode;
-	p->connect_timeout = env->connect_timeout;
-	*opts = NULL;
-	if (env->noptions) {
-		*opts = fl_calloc(env->noptions, sizeof(fl_pg_option));
-		for (size_t i = 0; i < env->noptions; i++) {
-			(*opts)[i].key = env->options[i].key;
-			(*opts)[i].value = env->options[i].value;
-		}
-		p->options = *opts;
-		p->noptions = env->noptions;
-	}
-}
-
 fl_fleet *fl_fleet_new(const fl_manifest *m, const fl_fleet_opts *o)
 {
 	fl_fleet *f = fl_calloc(1, sizeof(*f));
@@ -157,6 +131,7 @@ void fl_fleet_free(fl_fleet *f)
 	fl_error_free(f->errors);
 	fl_error_free(f->warnings);
 	fl_git_free(f->git);
+	fl_provision_desired_free(f->desired);
 	wipe_secrets(f);
 	free(f);
 }
@@ -244,16 +219,13 @@ static void preflight_git(fl_fleet *f)
 				free(folders);
 				return;
 			}
-			for (size_t i = 0; i < f->n; i++)
-				f->services[i].skip = true;
-			for (size_t k = 0; k < nch; k++)
-				f->services[ch[k].folder].skip = false;
-			fl_git_changes_free(ch, nch);
 			char *why = fl_asprintf("no migration changed since %s", o->since);
 			for (size_t i = 0; i < f->n; i++)
-				if (f->services[i].skip)
-					set_outcome(&f->services[i], FL_OUTCOME_SKIPPED, why);
+				set_outcome(&f->services[i], FL_OUTCOME_SKIPPED, why);
 			free(why);
+			for (size_t k = 0; k < nch; k++)
+				set_outcome(&f->services[ch[k].folder], FL_OUTCOME_NOT_RUN, NULL);
+			fl_git_changes_free(ch, nch);
 		}
 	} else if (fl_git_open(f->m->path, &f->git, &err) < 0) {
 		fl_error_free(err); /* not in a repository: no commit to record */
@@ -282,7 +254,7 @@ static void preflight_git(fl_fleet *f)
 static void preflight_service(fl_fleet *f, fl_fleet_service *s)
 {
 	const fl_environment *env = f->m->env;
-	if (s->skip)
+	if (s->outcome == FL_OUTCOME_SKIPPED)
 		return;
 	fl_file *files = NULL;
 	size_t nfiles = 0;
@@ -371,6 +343,8 @@ static const char *login_word(const fl_login *l)
 	return l->url ? "connection URL" : l->token ? "login token" : "password";
 }
 
+static fl_error *password_of(void *ctx, const char *role, char **password);
+
 static void want_secret(fl_fleet *f, const fl_secret_ref *ref, const char *role, char *what)
 {
 	for (size_t i = 0; i < f->nsecrets; i++)
@@ -406,27 +380,25 @@ static void preflight_secrets(fl_fleet *f)
 			want_secret(
 			    f, aref, NULL,
 			    fl_asprintf("admin %s of environment %s", login_word(&env->admin), env->name));
-		bool *chosen = fl_calloc(m->nservices ? m->nservices : 1, sizeof(bool));
-		bool partial = false;
+		/* exactly the roles provisioning will manage: their secrets, nothing more */
+		size_t *sel = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
 		for (size_t i = 0; i < f->n; i++)
-			chosen[f->services[i].svc - m->services] = true;
-		for (size_t i = 0; i < m->nservices; i++)
-			partial |= !chosen[i];
-		for (size_t i = 0; i < m->nservices; i++)
-			if (chosen[i] && m->services[i].password)
-				want_secret(f, m->services[i].password, m->services[i].owner,
-				            fl_asprintf("password of service %s", m->services[i].name));
-		for (size_t i = 0; i < m->nroles; i++) {
-			const fl_role *r = &m->roles[i];
-			bool wanted = !partial;
-			for (size_t j = 0; j < r->nreads; j++)
-				wanted |= chosen[r->reads_index[j]];
-			if (wanted && r->password &&
-			    strcmp(r->name, env->admin.user ? env->admin.user : "") != 0)
-				want_secret(f, r->password, r->name,
-				            fl_asprintf("password of role %s", r->name));
+			sel[i] = (size_t)(f->services[i].svc - m->services);
+		f->desired = fl_provision_desired_for(m, sel, f->n, password_of, f);
+		free(sel);
+		const fl_provision_desired *d = f->desired;
+		for (size_t i = 0; i < d->nroles; i++) {
+			const fl_provision_role *r = &d->roles[i];
+			if (!r->secret || r->external)
+				continue;
+			const char *svc = NULL;
+			for (size_t k = 0; k < d->nservices && !svc; k++)
+				if (!d->services[k].external && strcmp(d->services[k].owner, r->name) == 0)
+					svc = d->services[k].name;
+			want_secret(f, r->secret, r->name,
+			            svc ? fl_asprintf("password of service %s", svc)
+			                : fl_asprintf("password of role %s", r->name));
 		}
-		free(chosen);
 	}
 	if (f->nsecrets == 0)
 		return;
@@ -500,11 +472,7 @@ static void show_step(void *ctx, const fl_provision_step *step)
 static void provision_phase(fl_fleet *f, FILE *progress)
 {
 	const fl_manifest *m = f->m;
-	size_t *sel = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
-	for (size_t i = 0; i < f->n; i++)
-		sel[i] = (size_t)(f->services[i].svc - m->services);
-	fl_provision_desired *d = fl_provision_desired_for(m, sel, f->n, password_of, f);
-	free(sel);
+	fl_provision_desired *d = f->desired; /* preflight's */
 
 	/* the admin's connection, with the secret preflight resolved (not asked for again) */
 	fl_provision_admin admin;
@@ -564,7 +532,6 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 		fl_error_free(err);
 	}
 	fl_provision_result_free(res);
-	fl_provision_desired_free(d);
 	fl_provision_admin_clear(&admin);
 }
 
@@ -585,6 +552,7 @@ static void on_apply_event(void *ctx, const fl_apply_event *ev)
 		fl_orch_post(j->w, FL_EV_LOCK_WAIT, 0, 0, 0, ev->text);
 		break;
 	case FL_APPLY_EV_PLAN:
+		j->s->to_apply = ev->total > 0 ? (size_t)ev->total : 0;
 		fl_orch_post(j->w, FL_EV_PLANNED, 0, ev->total, 0, ev->current_version);
 		break;
 	case FL_APPLY_EV_APPLYING:
@@ -669,23 +637,26 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 	}
 	if (!pg) {
 		fl_fleet_verb v = f->opts.verb;
-		if ((v == FL_FLEET_STATUS || v == FL_FLEET_PLAN || v == FL_FLEET_VALIDATE) &&
-		    no_such_database(err, svc->database)) {
+		bool reads_only = v == FL_FLEET_STATUS || v == FL_FLEET_PLAN || v == FL_FLEET_VALIDATE ||
+		                  (v == FL_FLEET_MIGRATE && f->opts.dry_run);
+		if (reads_only && no_such_database(err, svc->database)) {
 			/* nothing wrong: the next migrate creates it */
 			fl_error_free(err);
 			s->db_missing = true;
 			s->to_apply = migrations_to_apply(s->set);
-			char *r = fl_asprintf("database %s will be created; %zu migration%s to apply",
-			                      svc->database, s->to_apply, s->to_apply == 1 ? "" : "s");
-			if (v == FL_FLEET_VALIDATE)
+			const char *plural = s->to_apply == 1 ? "" : "s";
+			if (v == FL_FLEET_VALIDATE) {
 				fail_service(s, FL_OUTCOME_REFUSED,
 				             fl_error_kind_new(
 				                 FL_EDRIFT,
 				                 "database %s does not exist yet; %zu migration%s to apply",
-				                 svc->database, s->to_apply, s->to_apply == 1 ? "" : "s"));
-			else
+				                 svc->database, s->to_apply, plural));
+			} else {
+				char *r = fl_asprintf("database %s will be created; %zu migration%s to apply",
+				                      svc->database, s->to_apply, plural);
 				set_outcome(s, FL_OUTCOME_PENDING, r);
-			free(r);
+				free(r);
+			}
 			return;
 		}
 		fail_service(s, FL_OUTCOME_FAILED, err);
@@ -705,8 +676,8 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 	switch (f->opts.verb) {
 	case FL_FLEET_MIGRATE:
 		rc = fl_apply_migrate(pg, s->set, &ao, &s->res, &err);
-		done = f->opts.dry_run
-		           ? (s->res.nitems || s->sql.len ? FL_OUTCOME_PENDING : FL_OUTCOME_UP_TO_DATE)
+		/* a dry run's SQL always has its header: what it would run is the plan's count */
+		done = f->opts.dry_run  ? (s->to_apply ? FL_OUTCOME_PENDING : FL_OUTCOME_UP_TO_DATE)
 		       : s->res.applied ? FL_OUTCOME_OK
 		                        : FL_OUTCOME_UP_TO_DATE;
 		break;
@@ -1035,6 +1006,8 @@ static json_t *service_json(const fl_fleet *f, size_t i)
 			json_array_append_new(migs, mo);
 		}
 		json_object_set_new(o, "migrations", migs);
+		if (f->opts.dry_run) /* the exact SQL a run would send: stdout holds only the document */
+			json_object_set_new(o, "sql", json_string(s->sql.data ? s->sql.data : ""));
 		if (v == FL_FLEET_REPAIR || v == FL_FLEET_BASELINE) {
 			json_t *ch = json_array();
 			for (size_t k = 0; k < s->res.nchanges; k++)

@@ -42,6 +42,7 @@
 #include "manifest.h"
 #include "migration.h"
 #include "outcome.h"
+#include "provision.h"
 #include "report.h"
 #include "secret.h"
 
@@ -94,9 +95,8 @@ typedef struct {
 	fl_history *history; /* status, validate, plan */
 	fl_plan *plan;
 	bool db_missing; /* status, plan, validate: its database does not exist yet */
-	size_t to_apply; /* with db_missing: the migrations a migrate would apply */
+	size_t to_apply; /* what migrate would apply: with db_missing every migration; a dry run's plan */
 	fl_buf sql;      /* dry run: the SQL */
-	bool skip;       /* --since: not worked on */
 	char **notices;
 	size_t nnotices;
 } fl_fleet_service;
@@ -129,6 +129,8 @@ typedef struct {
 	fl_fleet_secret *secrets;
 	size_t nsecrets;
 	const fl_secret *migrator_password;
+	/* migrate: what provisioning makes (built in preflight: its roles say which secrets to resolve) */
+	fl_provision_desired *desired;
 } fl_fleet;
 
 /* A run of m (NULL: the manifest did not load; say why with fl_fleet_fail). */
@@ -154,10 +156,5 @@ fl_error *fl_fleet_load_files(fl_fleet *f);
 
 /* The JSON document of the run (README "JSON report"): on every exit, even before phase 2. */
 json_t *fl_fleet_json(const fl_fleet *f);
-
-/* The connection parameters of the environment's migrator for a database (password resolved by the caller).
- */
-void fl_fleet_pg_params(const fl_environment *env, const fl_login *login, const char *dbname,
-                        const char *password, fl_pg_params *p, char portbuf[16], fl_pg_option **opts);
 
 #endif

@@ -1874,6 +1874,7 @@ static void add_secret_role(fl_provision_desired *d, const char *name, bool logi
 	fl_provision_add_role(d, name, login, password_from_secret, c);
 	fl_provision_role *r = (fl_provision_role *)find_role(d, name);
 	r->free_ctx = true;
+	r->secret = ref;
 }
 
 fl_provision_desired *fl_provision_desired_from_manifest(const fl_manifest *m)
@@ -1917,6 +1918,9 @@ static void add_role_for(fl_provision_desired *d, const char *name, bool login, 
 		fl_provision_add_role(d, name, login, pw, pw_ctx);
 	else
 		add_secret_role(d, name, login, pw ? NULL : ref);
+	fl_provision_role *r = (fl_provision_role *)find_role(d, name);
+	if (ref)
+		r->secret = ref;
 }
 
 fl_provision_desired *fl_provision_desired_for(const fl_manifest *m, const size_t *sel, size_t n,

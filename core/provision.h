@@ -91,6 +91,10 @@ typedef struct {
 	fl_provision_password_fn password; /* NULL: no password is managed */
 	void *password_ctx;
 	bool free_ctx; /* fl_provision_desired_free frees password_ctx */
+	/* where the manifest says its password comes from (fl_provision_desired_for and
+	 * _from_manifest; borrowed from the manifest), NULL: none. A run that resolves its
+	 * secrets beforehand reads the list of them here, so it is the provisioned set. */
+	const fl_secret_ref *secret;
 	/* a role this run does not own (another service's owner that reads one of
 	 * the selected services): never created or altered; granted what it reads
 	 * only when it exists already (its own service's run creates it) */

@@ -809,3 +809,40 @@ Test(par_runs, sigint_after_a_frozen_proxy, .timeout = 240)
 		fleet_drop(&f);
 	}
 }
+
+/* --dry-run --json: stdout is one document, the SQL inside it; pending or up to date from the plan. */
+Test(par_runs, dry_run_document, .timeout = 120)
+{
+	struct fleet f;
+	fleet_init(&f, NULL);
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	free(out);
+	free(err);
+	th_write(f.dir, "svc/auth/V4__four.sql", "CREATE TABLE t4 (id int);\n");
+	rc = fleet_run(&f, &out, &err,
+	               (const char *const[]){"migrate", "auth", "client", "--dry-run", "--json", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	json_t *doc = parse(out);
+	json_t *a = service_of(doc, "auth"), *c = service_of(doc, "client");
+	cr_assert_str_eq(jstr(a, "result"), "pending");
+	cr_assert(th_contains(jstr(a, "sql"), "CREATE TABLE t4 (id int);"), "%s", out);
+	cr_assert_str_eq(jstr(c, "result"), "pending", "client's database is not made by a dry run");
+	cr_assert(th_contains(jstr(c, "reason"), "will be created; 3 migrations to apply"), "%s", out);
+	json_decref(doc);
+	free(out);
+	free(err);
+	/* V4 was not applied: the next dry run still has it, and a real run applies it */
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	free(out);
+	free(err);
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", "--dry-run", "--json", NULL});
+	doc = parse(out);
+	cr_assert_str_eq(jstr(service_of(doc, "auth"), "result"), "up_to_date", "%s", out);
+	json_decref(doc);
+	free(out);
+	free(err);
+	fleet_drop(&f);
+}
