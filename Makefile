@@ -46,7 +46,7 @@ CTRL_SQL := $(sort $(wildcard migrations/*.sql))
 GEN      := build/gen/control_sql.c
 HDRS     := $(wildcard core/*.h tests/*.h)
 
-.PHONY: all test tsan demo bench deps format lint clean check-deps install uninstall deb test-deb
+.PHONY: all test test-one tsan demo bench deps format lint clean check-deps install uninstall deb test-deb
 all: flotilla build/toml-decoder
 
 # Generated: flotilla's own control schema, embedded into the binary.
@@ -91,6 +91,11 @@ deps:
 test: deps
 	$(MAKE) build/asan/flotilla build/asan/flotilla-tests build/asan/toml-decoder build/tsan/flotilla
 	sh tests/run
+
+# make test-one T='suite/*': only those tests (ASan build), for work on one module
+test-one:
+	$(MAKE) build/asan/flotilla build/asan/flotilla-tests
+	FLOTILLA_TEST_FILTER='$(T)' sh tests/run
 
 tsan: deps
 	$(MAKE) build/tsan/flotilla build/asan/flotilla-tests
