@@ -23,7 +23,8 @@ TESTPKGS := criterion
 DEBS    := build-essential pkg-config libpq-dev libgit2-dev libjansson-dev zlib1g-dev \
            libcriterion-dev postgresql postgresql-client clang libclang-rt-14-dev \
            cppcheck clang-format python3 python3-yaml man-db git util-linux procps tmux \
-           libpg-query-dev python3-jsonschema chromium groff-base bsdextrautils
+           libpg-query-dev python3-jsonschema chromium groff-base bsdextrautils \
+           alembic python3-sqlalchemy python3-psycopg2
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

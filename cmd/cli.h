@@ -94,5 +94,6 @@ int cmd_undo(int argc, char **argv);
 int cmd_rotate(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

@@ -28,12 +28,13 @@ enum {
 	OPT_OUT_OF_ORDER,
 	OPT_VERSION,
 	OPT_TO,
-	OPT_PLAIN
+	OPT_PLAIN,
+	OPT_FROM_ALEMBIC
 };
 
 struct fleet_args {
 	const char *target, *since, *rev, *to, *version;
-	bool dry_run, json, fail_fast, no_provision, out_of_order, plain;
+	bool dry_run, json, fail_fast, no_provision, out_of_order, plain, from_alembic;
 	int jobs;
 };
 
@@ -212,6 +213,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	    {"version", required_argument, NULL, OPT_VERSION},
 	    {"to", required_argument, NULL, OPT_TO},
 	    {"plain", no_argument, NULL, OPT_PLAIN},
+	    {"from-alembic", no_argument, NULL, OPT_FROM_ALEMBIC},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -268,6 +270,9 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		case OPT_PLAIN:
 			a.plain = true;
 			break;
+		case OPT_FROM_ALEMBIC:
+			a.from_alembic = true;
+			break;
 		case 'h':
 			return fl_cli_help_command(cmd);
 		case ':':
@@ -283,8 +288,10 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		return usage(verb, json, cmd, "--to is for undo");
 	if (a.version && verb != FL_FLEET_BASELINE)
 		return usage(verb, json, cmd, "--version is for baseline");
-	if (verb == FL_FLEET_BASELINE && !a.version)
-		return usage(verb, json, cmd, "baseline needs --version V");
+	if (a.from_alembic && verb != FL_FLEET_BASELINE)
+		return usage(verb, json, cmd, "--from-alembic is for baseline");
+	if (verb == FL_FLEET_BASELINE && !a.version == !a.from_alembic)
+		return usage(verb, json, cmd, "baseline needs either --version V or --from-alembic");
 	if (a.dry_run && verb != FL_FLEET_MIGRATE && verb != FL_FLEET_REPAIR && verb != FL_FLEET_UNDO)
 		return usage(verb, json, cmd, "--dry-run is for migrate, repair and undo");
 	if (a.since && verb != FL_FLEET_MIGRATE)
@@ -309,6 +316,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	fo.fail_fast = a.fail_fast;
 	fo.target = verb == FL_FLEET_UNDO ? a.to : a.target;
 	fo.baseline_version = a.version;
+	fo.from_alembic = a.from_alembic;
 	fo.dry_run = a.dry_run;
 	fo.out_of_order = a.out_of_order;
 	bool progress = verb == FL_FLEET_MIGRATE || verb == FL_FLEET_UNDO || verb == FL_FLEET_REPAIR ||

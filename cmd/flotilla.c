@@ -80,13 +80,26 @@ static const struct command commands[] = {
      "flotilla [-m FILE] [-e ENV] drift [SERVICE...] [--json] [--html FILE] [--only history,schema,grants] "
      "[--shadow CONNINFO] [--no-column-order] [--no-comments]"},
     {"baseline", cmd_baseline, "mark an existing database as being at a version",
-     "flotilla [-m FILE] [-e ENV] baseline SERVICE --version V"},
+     "flotilla [-m FILE] [-e ENV] baseline SERVICE (--version V | --from-alembic)\n\n"
+     "  --version V       record the baseline at version V\n"
+     "  --from-alembic    at the imported V file of the revision the database's alembic_version\n"
+     "                    holds (see 'flotilla import alembic'); an unknown revision is refused"},
     {"repair", cmd_repair, "remove failed history rows and realign checksums and descriptions",
      "flotilla [-m FILE] [-e ENV] repair [SERVICE...]"},
     {"undo", cmd_undo, "apply undo (U) migrations in reverse order",
      "flotilla [-m FILE] [-e ENV] undo SERVICE [--to V]"},
     {"rotate", cmd_rotate, "generate a new password, hand it to the secret manager, then set it",
      "flotilla [-m FILE] [-e ENV] rotate SERVICE..."},
+    {"import", cmd_import, "write a service's migrations folder from its Alembic revisions",
+     "flotilla [-m FILE] import alembic SERVICE [--alembic-dir DIR] [--config FILE]\n\n"
+     "Checks the revision chain of DIR/versions/*.py (default: the folder 'alembic' beside the\n"
+     "service's migrations folder), has Alembic (/usr/bin/alembic, with FILE, default alembic.ini\n"
+     "beside DIR) render every upgrade and downgrade offline, and writes V<n>__<slug>.sql and\n"
+     "U<n>__<slug>.sql in chain order, without the alembic_version bookkeeping. A broken chain\n"
+     "(a file holding another revision than its name says, a down_revision naming nothing,\n"
+     "duplicate ids, branches, merges, cycles) or a revision that cannot be rendered offline\n"
+     "is reported at its file:line; then nothing is written. No database is touched.\n"
+     "Exit codes: 0 written, 2 a problem (nothing written)"},
     {"manifest", cmd_manifest, "check the manifest or show it resolved (secrets shown as their source)",
      "flotilla [-m FILE] [-e ENV] manifest check|show [--json]"},
 };

@@ -74,6 +74,7 @@ typedef struct {
 	bool fail_fast;
 	const char *target;           /* migrate: --target; undo: --to */
 	const char *baseline_version; /* baseline: --version */
+	bool from_alembic;            /* baseline: --from-alembic (the version alembic_version maps to) */
 	bool dry_run;
 	bool out_of_order;
 	fl_report_mode mode;
