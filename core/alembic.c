@@ -1285,21 +1285,25 @@ int fl_alembic_header_read(const char *data, size_t len, fl_alembic_header *h)
 	return 1;
 }
 
-size_t fl_alembic_version_sql(const fl_migration *m, char *out[3])
+size_t fl_alembic_version_sql(const fl_migration *m, const char *schema, char *out[3])
 {
 	fl_alembic_header h;
 	if (m->kind == FL_MIG_REPEATABLE || fl_alembic_header_read(m->data, m->len, &h) != 1)
 		return 0;
 	const char *now = h.upgrade ? h.id : h.down; /* after an undo: the revision before */
+	char *qs = fl_pg_ident_plain(schema ? schema : "public");
 	size_t n = 0;
-	out[n++] = fl_strdup("CREATE TABLE IF NOT EXISTS alembic_version (version_num varchar(32) NOT NULL, "
-	                     "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))");
-	out[n++] = fl_strdup("DELETE FROM alembic_version");
+	/* Alembic's own definition of the table, so that Alembic reads it as its own */
+	out[n++] = fl_asprintf("CREATE TABLE IF NOT EXISTS %s.alembic_version (version_num varchar(32) NOT NULL, "
+	                       "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
+	                       qs);
+	out[n++] = fl_asprintf("DELETE FROM %s.alembic_version", qs);
 	if (now) {
 		char *lit = fl_pg_literal_plain(now);
-		out[n++] = fl_asprintf("INSERT INTO alembic_version (version_num) VALUES (%s)", lit);
+		out[n++] = fl_asprintf("INSERT INTO %s.alembic_version (version_num) VALUES (%s)", qs, lit);
 		free(lit);
 	}
+	free(qs);
 	fl_alembic_header_clear(&h);
 	return n;
 }

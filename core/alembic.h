@@ -125,11 +125,11 @@ void fl_alembic_header_clear(fl_alembic_header *h);
 /*
  * keep_alembic_version: the statements that leave alembic_version saying
  * what the migration m did (its revision after a V file, the down_revision
- * after a U file, empty after undoing the base), made when missing. They
- * run in m's transaction. Returns how many (0: m was not imported; at most
+ * after a U file, empty after undoing the base), made when missing, in
+ * `schema` (NULL: public). They run in m's transaction. Returns how many (0: m was not imported; at most
  * 3), each a new string in out.
  */
-size_t fl_alembic_version_sql(const fl_migration *m, char *out[3]);
+size_t fl_alembic_version_sql(const fl_migration *m, const char *schema, char *out[3]);
 
 /*
  * baseline --from-alembic: reads <schema>.alembic_version, finds the

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alembic.h"
 #include "control_sql.h"
 #include "sha256.h"
 #include "sqlsplit.h"
@@ -1198,6 +1199,13 @@ static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 		                 c->history, pm->failed_rank),
 		     Q_HISTORY, 0);
 	qadd(&l, fl_history_insert_sql(c->pg, c->schema, c->table, &pm->hrow, EXEC_TIME_SQL), Q_HISTORY, 0);
+	/* bookkeeping like the history row: as the login user, in the migration's transaction */
+	if (c->o->keep_alembic_version) {
+		char *av[3];
+		size_t nav = fl_alembic_version_sql(pm->m, c->schema, av);
+		for (size_t i = 0; i < nav; i++)
+			qadd(&l, av[i], Q_HISTORY, 0);
+	}
 	if (c->ledger && c->run_id)
 		qadd(&l, ledger_insert_sql(c, pm, "true", EXEC_TIME_SQL, NULL), Q_LEDGER, 0);
 	qadd(&l, fl_strdup("COMMIT"), Q_COMMIT, 0);
@@ -1691,6 +1699,14 @@ restore:
 			              "DELETE FROM %s WHERE \"installed_rank\" = %d AND NOT \"success\"; ",
 			              c->history, pm->failed_rank);
 		fl_buf_printf(&fin, "%s; ", ins);
+		if (c->o->keep_alembic_version) {
+			char *av[3];
+			size_t nav = fl_alembic_version_sql(pm->m, c->schema, av);
+			for (size_t i = 0; i < nav; i++) {
+				fl_buf_printf(&fin, "%s; ", av[i]);
+				free(av[i]);
+			}
+		}
 		if (st.exec_id)
 			fl_buf_printf(&fin,
 			              "UPDATE " LEDGER_EXEC

@@ -173,6 +173,8 @@ typedef struct {
 	const char *git_commit; /* NULL: unknown */
 	int git_dirty;          /* -1 unknown, 0 clean, 1 dirty */
 	int lock_poll_ms;       /* how often to retry the lock; <= 0: 100 */
+	/* files imported from Alembic also set alembic_version, in their own transaction (alembic.h) */
+	bool keep_alembic_version;
 } fl_apply_opts;
 
 /* One migration that ran. */

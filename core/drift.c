@@ -251,7 +251,8 @@ void fl_drift_history(const fl_plan *p, const char *service, fl_drift_findings *
 /*
  * One query, one round trip: (kind, name, parent, attr, value) rows.
  * $1 = the service's schema (names in it are written bare), $2 = the
- * history table in it (left out with its indexes and constraints),
+ * history table in it (left out with its indexes and constraints, as is
+ * Alembic's alembic_version there),
  * $3 = the ignored schemas (text[]), $4 = read comments, $5 = read the
  * column order. Every catalog name is qualified with pg_catalog, since the
  * session runs with search_path = pg_catalog only.
@@ -272,6 +273,8 @@ static const char SNAPSHOT_SQL[] =
     "  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace"
     "  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
     "    AND NOT (n.nspname = $1 AND c.relname = $2)"
+    /* Alembic's bookkeeping, left by a service that Alembic migrated (README "From Alembic") */
+    "    AND NOT (n.nspname = $1 AND c.relname = 'alembic_version')"
     "    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
     "                    AND d.objid = c.oid AND d.deptype = 'e'))"
     /* schemas */

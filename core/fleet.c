@@ -182,6 +182,7 @@ static fl_apply_opts apply_opts(const fl_fleet *f, const fl_fleet_service *s)
 	ao.statement_timeout_ms = st->statement_timeout_ms;
 	ao.target = f->opts.target;
 	ao.out_of_order = f->opts.out_of_order;
+	ao.keep_alembic_version = svc->keep_alembic_version;
 	ao.dry_run = f->opts.dry_run;
 	ao.command = fl_fleet_verb_name(f->opts.verb);
 	ao.run_uuid = f->run_uuid;

@@ -56,6 +56,7 @@ typedef struct {
 	const fl_toml_value *description, *database, *owner, *schema, *sink, *migrations, *reads;
 	const fl_toml_value *ph_defaults, *ph_own;
 	raw_secret pw;
+	bool keep_alembic_version;
 } raw_service;
 
 typedef struct {
@@ -780,8 +781,9 @@ static void parse_service(loader *L, raw_service *s)
 	const char *scope = keep(L, fl_asprintf("services.%s", s->name));
 	static const char *const keys[] = {"description",   "database",   "owner",  "password",
 	                                   "password_sink", "migrations", "schema", "reads",
-	                                   "placeholders",  "url"};
+	                                   "placeholders",  "url",        "keep_alembic_version"};
 	check_keys(L, t, scope, keys, sizeof(keys) / sizeof(keys[0]));
+	get_bool(L, t, "keep_alembic_version", &s->keep_alembic_version);
 	s->description = get_str(L, t, "description");
 	s->database = own_or_default(L, t, "database", L->d_database);
 	s->owner = own_or_default(L, t, "owner", L->d_owner);
@@ -1521,6 +1523,7 @@ static void build_service(loader *L, const raw_service *rs, const char *env, con
 	xctx x = {L, rs->name, env, NULL};
 	const char *of = keep(L, fl_asprintf("of service %s", rs->name));
 	s->name = fl_strdup(rs->name);
+	s->keep_alembic_version = rs->keep_alembic_version;
 	s->line = fl_toml_line(rs->tbl);
 	s->col = fl_toml_col(rs->tbl);
 	if (rs->description)

@@ -87,6 +87,8 @@ typedef struct {
 	/* defaults first, then the service's, in document order; ready for fl_migration_expand */
 	fl_placeholder *placeholders;
 	size_t nplaceholders;
+	/* migrate and undo also keep Alembic's alembic_version current (imported files, see alembic.h) */
+	bool keep_alembic_version;
 	int line, col;
 } fl_service;
 
