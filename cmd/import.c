@@ -70,9 +70,16 @@ int cmd_import(int argc, char **argv)
 	/* defaults: services/auth/migrations beside services/auth/alembic and services/auth/alembic.ini */
 	char *svc_dir = dir_of(svc->migrations);
 	char *def_dir = fl_asprintf("%s/alembic", svc_dir);
-	char *def_cfg = NULL;
-	if (!dir)
+	char *def_cfg = NULL, *def_disp = NULL;
+	const char *disp = dir;
+	if (!dir) {
+		/* named as the manifest names the migrations folder, as every message about its files does */
+		char *w = dir_of(svc->migrations_as_written);
+		def_disp = fl_asprintf("%s/alembic", w);
+		free(w);
 		dir = def_dir;
+		disp = def_disp;
+	}
 	if (!config) {
 		char *up = dir_of(dir);
 		def_cfg = fl_asprintf("%s/alembic.ini", up);
@@ -80,6 +87,7 @@ int cmd_import(int argc, char **argv)
 		config = def_cfg;
 	}
 	fl_alembic_import_opts o = {.script_dir = dir,
+	                            .display_dir = disp,
 	                            .config = config,
 	                            .out_dir = svc->migrations,
 	                            .out_display = svc->migrations_as_written};
@@ -103,6 +111,7 @@ int cmd_import(int argc, char **argv)
 	free(svc_dir);
 	free(def_dir);
 	free(def_cfg);
+	free(def_disp);
 	fl_manifest_free(m);
 	return rc;
 }
