@@ -57,8 +57,9 @@ int cmd_import(int argc, char **argv)
 		return fl_cli_usage_error("import", "import what? flotilla imports from Alembic: "
 		                                    "'flotilla import alembic SERVICE'");
 	if (argc - optind != 2)
-		return fl_cli_usage_error("import", "name the one service to import: 'flotilla import alembic "
-		                                    "SERVICE'");
+		return fl_cli_usage_error("import",
+		                          "name the one service to import: 'flotilla import alembic "
+		                          "SERVICE'");
 	fl_manifest *m = fl_cli_load_manifest(false);
 	if (!m)
 		return FL_EXIT_USAGE;

@@ -196,22 +196,26 @@ static void scan_file(pyrev *r, const char *data, fl_error **errs)
 		if (!open) {
 			const char *v;
 			bool down = false;
-			if ((v = assignment(line, "revision")) || (down = true, v = assignment(line, "down_revision"))) {
+			if ((v = assignment(line, "revision")) ||
+			    (down = true, v = assignment(line, "down_revision"))) {
 				int col = (int)(v - line) + 1;
 				char **items;
 				size_t n;
 				int rc = parse_value(v, down, &items, &n);
 				if (rc != 0 || (!down && n != 1)) {
-					fl_error_append(errs,
-					                fl_error_at(r->file, lineno, col,
-					                            "flotilla reads %s only as a plain literal on its line "
-					                            "(%s); write it the way Alembic's template does",
-					                            down ? "down_revision" : "revision",
-					                            down ? "None, \"id\" or (\"a\", \"b\")" : "\"id\""));
+					fl_error_append(
+					    errs, fl_error_at(
+					              r->file, lineno, col,
+					              "flotilla reads %s only as a plain literal on its line "
+					              "(%s); write it the way Alembic's template does",
+					              down ? "down_revision" : "revision",
+					              down ? "None, \"id\" or (\"a\", \"b\")" : "\"id\""));
 				} else if (down ? r->has_down : r->id != NULL) {
-					fl_error_append(errs, fl_error_at(r->file, lineno, 1, "%s is assigned twice (first at line %d)",
-					                                  down ? "down_revision" : "revision",
-					                                  down ? r->down_line : r->rev_line));
+					fl_error_append(errs,
+					                fl_error_at(r->file, lineno, 1,
+					                            "%s is assigned twice (first at line %d)",
+					                            down ? "down_revision" : "revision",
+					                            down ? r->down_line : r->rev_line));
 					strv_free(items, n);
 				} else if (down) {
 					r->has_down = true;
@@ -231,12 +235,15 @@ static void scan_file(pyrev *r, const char *data, fl_error **errs)
 		line = *end ? end + 1 : end;
 	}
 	if (!r->id)
-		fl_error_append(errs, fl_error_at(r->file, 1, 1,
-		                                  "no top-level `revision = \"...\"` line: this is not an Alembic "
-		                                  "revision file (or its revision is computed, which flotilla cannot read)"));
+		fl_error_append(
+		    errs,
+		    fl_error_at(r->file, 1, 1,
+		                "no top-level `revision = \"...\"` line: this is not an Alembic "
+		                "revision file (or its revision is computed, which flotilla cannot read)"));
 	if (!r->has_down)
-		fl_error_append(errs, fl_error_at(r->file, r->id ? r->rev_line : 1, 1,
-		                                  "no top-level `down_revision = ...` line (None for the base)"));
+		fl_error_append(errs,
+		                fl_error_at(r->file, r->id ? r->rev_line : 1, 1,
+		                            "no top-level `down_revision = ...` line (None for the base)"));
 	r->usable = r->id && r->has_down;
 }
 
@@ -371,7 +378,8 @@ static size_t children(const graph *g, size_t i, size_t *out, size_t max)
 {
 	size_t k = 0;
 	for (size_t j = 0; j < g->n; j++)
-		if (g->r[j].usable && j != i && down_of(&g->r[j]) && strcmp(down_of(&g->r[j]), g->r[i].id) == 0) {
+		if (g->r[j].usable && j != i && down_of(&g->r[j]) &&
+		    strcmp(down_of(&g->r[j]), g->r[i].id) == 0) {
 			if (k < max)
 				out[k] = j;
 			k++;
@@ -409,10 +417,11 @@ static void check_graph(graph *g, fl_error **errs)
 	for (size_t i = 0; i < g->n; i++)
 		for (size_t j = 0; j < i && g->r[i].usable; j++)
 			if (g->r[j].usable && strcmp(g->r[i].id, g->r[j].id) == 0) {
-				fl_error_append(errs, fl_error_at(g->r[i].file, g->r[i].rev_line, g->r[i].rev_col,
-				                                  "revision \"%s\" is also the revision of %s:%d; each "
-				                                  "revision needs an id of its own",
-				                                  g->r[i].id, g->r[j].file, g->r[j].rev_line));
+				fl_error_append(
+				    errs, fl_error_at(g->r[i].file, g->r[i].rev_line, g->r[i].rev_col,
+				                      "revision \"%s\" is also the revision of %s:%d; each "
+				                      "revision needs an id of its own",
+				                      g->r[i].id, g->r[j].file, g->r[j].rev_line));
 				g->r[i].usable = false;
 			}
 	const char **ids = fl_calloc(g->n + 1, sizeof(char *));
@@ -435,9 +444,12 @@ static void check_graph(graph *g, fl_error **errs)
 			for (size_t j = 0; j < g->n; j++) {
 				char *stem = stem_of(g->r[j].name);
 				char *says = name_says(stem, g->r[j].id);
-				if (says && g->r[j].id && strcmp(says, r->downs[k]) == 0 && strcmp(says, g->r[j].id) != 0)
-					fl_buf_printf(&why, "; %s is named after it but holds revision \"%s\" (see there)",
-					              g->r[j].file, g->r[j].id);
+				if (says && g->r[j].id && strcmp(says, r->downs[k]) == 0 &&
+				    strcmp(says, g->r[j].id) != 0)
+					fl_buf_printf(
+					    &why,
+					    "; %s is named after it but holds revision \"%s\" (see there)",
+					    g->r[j].file, g->r[j].id);
 				free(says);
 				free(stem);
 			}
@@ -447,8 +459,9 @@ static void check_graph(graph *g, fl_error **errs)
 					fl_buf_printf(&why, " (did you mean \"%s\"?)", near);
 			}
 			fl_error_append(errs, fl_error_at(r->file, r->down_line, r->down_col,
-			                                  "down_revision \"%s\" names no revision in %s%s", r->downs[k],
-			                                  g->versions_display, why.len ? why.data : ""));
+			                                  "down_revision \"%s\" names no revision in %s%s",
+			                                  r->downs[k], g->versions_display,
+			                                  why.len ? why.data : ""));
 			fl_buf_free(&why);
 		}
 	}
@@ -471,20 +484,29 @@ static void check_graph(graph *g, fl_error **errs)
 				first = (size_t)dn;
 			}
 			fl_buf_printf(&how,
-			              "choose the order: to run \"%s\"'s line first, set the down_revision of \"%s\" (%s) to "
+			              "choose the order: to run \"%s\"'s line first, set the down_revision "
+			              "of \"%s\" (%s) to "
 			              "\"%s\" and this one to \"%s\"",
-			              r->downs[0], g->r[first].id, g->r[first].file, r->downs[0], r->downs[1]);
+			              r->downs[0], g->r[first].id, g->r[first].file, r->downs[0],
+			              r->downs[1]);
 		} else {
-			fl_buf_puts(&how, "choose the order of the lines it merges and make each revise the one before");
+			fl_buf_puts(
+			    &how,
+			    "choose the order of the lines it merges and make each revise the one before");
 		}
 		fl_buf ids_b;
 		fl_buf_init(&ids_b);
 		for (size_t k = 0; k < r->ndowns; k++)
-			fl_buf_printf(&ids_b, "%s\"%s\"", k == 0 ? "" : k + 1 == r->ndowns ? " and " : ", ", r->downs[k]);
-		fl_error_append(errs, fl_error_at(r->file, r->down_line, r->down_col,
-		                                  "revision \"%s\" is a merge of %s, and flotilla runs one line of "
-		                                  "migrations; %s",
-		                                  r->id, ids_b.data, how.data));
+			fl_buf_printf(&ids_b, "%s\"%s\"",
+			              k == 0               ? ""
+			              : k + 1 == r->ndowns ? " and "
+			                                   : ", ",
+			              r->downs[k]);
+		fl_error_append(errs,
+		                fl_error_at(r->file, r->down_line, r->down_col,
+		                            "revision \"%s\" is a merge of %s, and flotilla runs one line of "
+		                            "migrations; %s",
+		                            r->id, ids_b.data, how.data));
 		fl_buf_free(&how);
 		fl_buf_free(&ids_b);
 	}
@@ -513,10 +535,11 @@ static void check_graph(graph *g, fl_error **errs)
 				break;
 			cur = find_rev(g, down_of(&g->r[cur]));
 		}
-		fl_error_append(errs, fl_error_at(g->r[i].file, g->r[i].down_line, g->r[i].down_col,
-		                                  "down_revision \"%s\" closes a cycle: %s (each revises the next); "
-		                                  "one of them must revise a revision outside it, the first one None",
-		                                  down_of(&g->r[i]), path.data));
+		fl_error_append(
+		    errs, fl_error_at(g->r[i].file, g->r[i].down_line, g->r[i].down_col,
+		                      "down_revision \"%s\" closes a cycle: %s (each revises the next); "
+		                      "one of them must revise a revision outside it, the first one None",
+		                      down_of(&g->r[i]), path.data));
 		fl_buf_free(&path);
 	}
 	/* more than one base */
@@ -531,12 +554,13 @@ static void check_graph(graph *g, fl_error **errs)
 		}
 		const pyrev *b = &g->r[first_base];
 		size_t h = head_from(g, (size_t)first_base);
-		fl_error_append(errs, fl_error_at(r->file, r->down_line, r->down_col,
-		                                  "revision \"%s\" is a second base (down_revision None) besides \"%s\" "
-		                                  "(%s:%d): two lines of revisions, and flotilla runs one; set this "
-		                                  "down_revision to \"%s\" (the head of the other line) to run it after, "
-		                                  "or remove the file",
-		                                  r->id, b->id, b->file, b->rev_line, g->r[h].id));
+		fl_error_append(
+		    errs, fl_error_at(r->file, r->down_line, r->down_col,
+		                      "revision \"%s\" is a second base (down_revision None) besides \"%s\" "
+		                      "(%s:%d): two lines of revisions, and flotilla runs one; set this "
+		                      "down_revision to \"%s\" (the head of the other line) to run it after, "
+		                      "or remove the file",
+		                      r->id, b->id, b->file, b->rev_line, g->r[h].id));
 	}
 	if (first_base < 0 && !cycles && !dangling && nids > 0)
 		fl_error_append(errs, fl_error_new("%s has no base revision (one with down_revision None)",
@@ -551,13 +575,15 @@ static void check_graph(graph *g, fl_error **errs)
 			const pyrev *a = &g->r[c[0]], *b = &g->r[c[x]];
 			size_t ha = head_from(g, c[0]), hb = head_from(g, c[x]);
 			fl_error_append(
-			    errs, fl_error_at(b->file, b->down_line, b->down_col,
-			                      "revisions \"%s\" (%s:%d) and \"%s\" both revise \"%s\": a branch, and "
-			                      "flotilla runs one line of migrations; choose the order: to run \"%s\" .. "
-			                      "\"%s\" first, set this down_revision to \"%s\"; to run this line first, set "
-			                      "the down_revision of \"%s\" to \"%s\"",
-			                      a->id, a->file, a->down_line, b->id, g->r[i].id, a->id, g->r[ha].id,
-			                      g->r[ha].id, a->id, g->r[hb].id));
+			    errs,
+			    fl_error_at(
+			        b->file, b->down_line, b->down_col,
+			        "revisions \"%s\" (%s:%d) and \"%s\" both revise \"%s\": a branch, and "
+			        "flotilla runs one line of migrations; choose the order: to run \"%s\" .. "
+			        "\"%s\" first, set this down_revision to \"%s\"; to run this line first, set "
+			        "the down_revision of \"%s\" to \"%s\"",
+			        a->id, a->file, a->down_line, b->id, g->r[i].id, a->id, g->r[ha].id,
+			        g->r[ha].id, a->id, g->r[hb].id));
 		}
 	}
 	free(in_cycle);
@@ -605,11 +631,13 @@ int fl_alembic_chain_read(const char *script_dir, const char *display_dir, fl_al
 		char *data = read_file(path, &len);
 		free(path);
 		if (!data) {
-			fl_error_append(&errs, fl_error_at(r->file, 0, 0, "cannot read: %s", strerror(errno)));
+			fl_error_append(&errs,
+			                fl_error_at(r->file, 0, 0, "cannot read: %s", strerror(errno)));
 			continue;
 		}
 		if (memchr(data, '\0', len))
-			fl_error_append(&errs, fl_error_at(r->file, 0, 0, "holds a NUL byte: not a Python file"));
+			fl_error_append(&errs,
+			                fl_error_at(r->file, 0, 0, "holds a NUL byte: not a Python file"));
 		else
 			scan_file(r, data, &errs);
 		free(data);
@@ -618,12 +646,14 @@ int fl_alembic_chain_read(const char *script_dir, const char *display_dir, fl_al
 		char *stem = stem_of(r->name);
 		char *says = stem_has_word(stem, r->id) ? NULL : name_says(stem, r->id);
 		if (says)
-			fl_error_append(&errs, fl_error_at(r->file, r->rev_line, r->rev_col,
-			                                   "revision \"%s\" does not match the file name, which says %s: the "
-			                                   "file was overwritten or renamed; restore revision = \"%s\", or "
-			                                   "rename the file after its revision (and fix every down_revision "
-			                                   "that names the other)",
-			                                   r->id, says, says));
+			fl_error_append(
+			    &errs,
+			    fl_error_at(r->file, r->rev_line, r->rev_col,
+			                "revision \"%s\" does not match the file name, which says %s: the "
+			                "file was overwritten or renamed; restore revision = \"%s\", or "
+			                "rename the file after its revision (and fix every down_revision "
+			                "that names the other)",
+			                r->id, says, says));
 		free(says);
 		free(stem);
 	}
@@ -685,9 +715,10 @@ static int run_alembic(const runner *r, const char *args, fl_proc *p, fl_error *
 {
 	const char *prog = r->o->program ? r->o->program : FL_ALEMBIC_PROGRAM;
 	if (access(prog, X_OK) != 0) {
-		*err = fl_error_new("Alembic is not installed at %s: install Debian's alembic and "
-		                    "python3-sqlalchemy packages (apt-get install alembic python3-sqlalchemy)",
-		                    prog);
+		*err =
+		    fl_error_new("Alembic is not installed at %s: install Debian's alembic and "
+		                 "python3-sqlalchemy packages (apt-get install alembic python3-sqlalchemy)",
+		                 prog);
 		return -1;
 	}
 	fl_buf cmd;
@@ -852,8 +883,9 @@ static bool is_version_table(const char *p, const char *end)
 		if (n < tl)
 			continue;
 		const char *tail = s - tl;
-		bool ok = k ? (tail[0] == '"' && strncmp(tail + 1, t, sizeof(t) - 1) == 0 && tail[tl - 1] == '"')
-		            : strncmp(tail, t, sizeof(t) - 1) == 0;
+		bool ok =
+		    k ? (tail[0] == '"' && strncmp(tail + 1, t, sizeof(t) - 1) == 0 && tail[tl - 1] == '"')
+		      : strncmp(tail, t, sizeof(t) - 1) == 0;
 		if (ok && (tail == p || tail[-1] == '.'))
 			return true;
 	}
@@ -913,14 +945,16 @@ static int render_upgrades(const runner *r, rendered *out, fl_error **err)
 		long at = p.timed_out ? -1 : traceback_place(c, p.err, &line);
 		char *why = proc_why(&p);
 		if (at >= 0)
-			*err = fl_error_at(c->revs[at].file, line, 0,
-			                   "revision \"%s\" cannot be rendered offline (alembic upgrade --sql): %s; a "
-			                   "revision that reads the database (op.get_bind() queries) needs a connection, "
-			                   "which offline SQL cannot have: write it as SQL (op.execute) or apply it with "
-			                   "Alembic before switching",
-			                   c->revs[at].id, why);
+			*err = fl_error_at(
+			    c->revs[at].file, line, 0,
+			    "revision \"%s\" cannot be rendered offline (alembic upgrade --sql): %s; a "
+			    "revision that reads the database (op.get_bind() queries) needs a connection, "
+			    "which offline SQL cannot have: write it as SQL (op.execute) or apply it with "
+			    "Alembic before switching",
+			    c->revs[at].id, why);
 		else
-			*err = fl_error_at(r->o->config, 0, 0, "alembic upgrade base:head --sql failed (%s)", why);
+			*err = fl_error_at(r->o->config, 0, 0, "alembic upgrade base:head --sql failed (%s)",
+			                   why);
 		free(why);
 		goto out;
 	}
@@ -930,11 +964,12 @@ static int render_upgrades(const runner *r, rendered *out, fl_error **err)
 		same = strcmp(s[i].to, c->revs[i].id) == 0 &&
 		       strcmp(s[i].from, c->revs[i].down ? c->revs[i].down : "") == 0;
 	if (!same) {
-		*err = fl_error_at(r->o->config, 0, 0,
-		                   "Alembic renders %zu revisions from this configuration (the last %s), but %s/versions "
-		                   "holds a line of %zu ending at \"%s\": does script_location point at %s?",
-		                   n, n ? s[n - 1].to : "none", r->o->display_dir ? r->o->display_dir : r->o->script_dir,
-		                   c->n, c->revs[c->n - 1].id, r->o->display_dir ? r->o->display_dir : r->o->script_dir);
+		*err = fl_error_at(
+		    r->o->config, 0, 0,
+		    "Alembic renders %zu revisions from this configuration (the last %s), but %s/versions "
+		    "holds a line of %zu ending at \"%s\": does script_location point at %s?",
+		    n, n ? s[n - 1].to : "none", r->o->display_dir ? r->o->display_dir : r->o->script_dir,
+		    c->n, c->revs[c->n - 1].id, r->o->display_dir ? r->o->display_dir : r->o->script_dir);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -994,7 +1029,8 @@ static int render_downgrades(const runner *r, rendered *out, fl_error **err)
 				failed = chain_index(c, s[n - 1].from);
 			if (failed < 0) {
 				char *why = proc_why(&p);
-				*err = fl_error_at(r->o->config, 0, 0, "alembic downgrade --sql failed (%s)", why);
+				*err = fl_error_at(r->o->config, 0, 0, "alembic downgrade --sql failed (%s)",
+				                   why);
 				free(why);
 				sections_free(s, n);
 				fl_proc_clear(&p);
@@ -1003,8 +1039,8 @@ static int render_downgrades(const runner *r, rendered *out, fl_error **err)
 			}
 			char *why = proc_why(&p);
 			out[failed].no_undo_why =
-			    fl_asprintf("its downgrade cannot be rendered offline (%s:%d: %s)", c->revs[failed].file, line,
-			                why);
+			    fl_asprintf("its downgrade cannot be rendered offline (%s:%d: %s)",
+			                c->revs[failed].file, line, why);
 			free(why);
 		}
 		for (size_t i = 0; i < n; i++) {
@@ -1015,7 +1051,8 @@ static int render_downgrades(const runner *r, rendered *out, fl_error **err)
 			fl_buf_init(&b);
 			if (clean_sql(&s[i], c->revs[k].file, &b, err) != 0) {
 				fl_buf_free(&b);
-				fl_error_prefix(*err, "Alembic's offline downgrade SQL of revision \"%s\"", c->revs[k].id);
+				fl_error_prefix(*err, "Alembic's offline downgrade SQL of revision \"%s\"",
+				                c->revs[k].id);
 				rc = -1;
 				break;
 			}
@@ -1057,11 +1094,12 @@ static char *header(const fl_alembic_rev *r, const char *script_dir, bool up)
 		b--;
 	const char *name = strrchr(r->file, '/');
 	char *file = fl_asprintf("%.*s/versions/%s", (int)(l - b), script_dir + b, name ? name + 1 : r->file);
-	char *h = fl_asprintf("-- alembic %s: revision %s, down_revision %s, file %s\n"
-	                   "-- written by flotilla import alembic from Alembic's offline SQL (alembic %s --sql), "
-	                   "without the alembic_version bookkeeping\n\n",
-	                      up ? "upgrade" : "downgrade", r->id, r->down ? r->down : "None", file,
-	                      up ? "upgrade" : "downgrade");
+	char *h = fl_asprintf(
+	    "-- alembic %s: revision %s, down_revision %s, file %s\n"
+	    "-- written by flotilla import alembic from Alembic's offline SQL (alembic %s --sql), "
+	    "without the alembic_version bookkeeping\n\n",
+	    up ? "upgrade" : "downgrade", r->id, r->down ? r->down : "None", file,
+	    up ? "upgrade" : "downgrade");
 	free(file);
 	return h;
 }
@@ -1119,15 +1157,19 @@ static int write_folder(const fl_alembic_import_opts *o, outfile *f, size_t n, f
 			if (have && len == strlen(f[k].data) && memcmp(have, f[k].data, len) == 0)
 				f[k].same = true;
 			else if (k >= 0)
-				fl_error_append(&errs, fl_error_new("%s/%s is already there with other content; an import "
-				                                    "never overwrites a migration (it may have been applied): "
-				                                    "remove it to write it again",
-				                                    disp, e->d_name));
+				fl_error_append(
+				    &errs,
+				    fl_error_new("%s/%s is already there with other content; an import "
+				                 "never overwrites a migration (it may have been applied): "
+				                 "remove it to write it again",
+				                 disp, e->d_name));
 			else
-				fl_error_append(&errs, fl_error_new("%s/%s is already in the folder and is not one this "
-				                                    "import writes: import alembic writes a folder of its own; "
-				                                    "move the service's other migrations away first",
-				                                    disp, e->d_name));
+				fl_error_append(
+				    &errs,
+				    fl_error_new("%s/%s is already in the folder and is not one this "
+				                 "import writes: import alembic writes a folder of its own; "
+				                 "move the service's other migrations away first",
+				                 disp, e->d_name));
 			free(have);
 		}
 		closedir(d);
@@ -1196,7 +1238,8 @@ int fl_alembic_import(const fl_alembic_import_opts *o, fl_alembic_import_result 
 	}
 	runner r = {.o = o, .c = c};
 	const char *slash = strrchr(o->config, '/');
-	r.cfg_dir = slash ? fl_strndup(o->config, (size_t)(slash - o->config) + (slash == o->config)) : fl_strdup(".");
+	r.cfg_dir = slash ? fl_strndup(o->config, (size_t)(slash - o->config) + (slash == o->config))
+	                  : fl_strdup(".");
 	r.cfg_base = fl_strdup(slash ? slash + 1 : o->config);
 	rendered *rd = fl_calloc(c->n + 1, sizeof(rendered));
 	int rc = -1;
@@ -1217,7 +1260,8 @@ int fl_alembic_import(const fl_alembic_import_opts *o, fl_alembic_import_result 
 			free(h);
 		} else {
 			strv_add(&res->no_undo, &res->nno_undo,
-			         fl_asprintf("V%zu (revision %s): no U file: %s", i + 1, x->id, rd[i].no_undo_why));
+			         fl_asprintf("V%zu (revision %s): no U file: %s", i + 1, x->id,
+			                     rd[i].no_undo_why));
 		}
 	}
 	res->nrevs = c->n;
@@ -1294,9 +1338,10 @@ size_t fl_alembic_version_sql(const fl_migration *m, const char *schema, char *o
 	char *qs = fl_pg_ident_plain(schema ? schema : "public");
 	size_t n = 0;
 	/* Alembic's own definition of the table, so that Alembic reads it as its own */
-	out[n++] = fl_asprintf("CREATE TABLE IF NOT EXISTS %s.alembic_version (version_num varchar(32) NOT NULL, "
-	                       "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
-	                       qs);
+	out[n++] =
+	    fl_asprintf("CREATE TABLE IF NOT EXISTS %s.alembic_version (version_num varchar(32) NOT NULL, "
+	                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
+	                qs);
 	out[n++] = fl_asprintf("DELETE FROM %s.alembic_version", qs);
 	if (now) {
 		char *lit = fl_pg_literal_plain(now);
@@ -1308,23 +1353,25 @@ size_t fl_alembic_version_sql(const fl_migration *m, const char *schema, char *o
 	return n;
 }
 
-int fl_alembic_baseline(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o,
-                        fl_apply_result *res, fl_error **err)
+int fl_alembic_baseline(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o, fl_apply_result *res,
+                        fl_error **err)
 {
 	const char *schema = o->schema ? o->schema : "public";
 	const char *params[1] = {schema};
-	char *there = fl_pg_value(pg,
-	                          "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '.alembic_version') "
-	                          "IS NOT NULL",
-	                          1, params, err);
+	char *there =
+	    fl_pg_value(pg,
+	                "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '.alembic_version') "
+	                "IS NOT NULL",
+	                1, params, err);
 	if (!there)
 		return -1;
 	bool exists = strcmp(there, "t") == 0;
 	free(there);
 	if (!exists) {
-		*err = fl_error_new("baseline --from-alembic: schema %s has no alembic_version table: Alembic has not "
-		                    "run on this database (migrate it from the start, or baseline --version V)",
-		                    schema);
+		*err = fl_error_new(
+		    "baseline --from-alembic: schema %s has no alembic_version table: Alembic has not "
+		    "run on this database (migrate it from the start, or baseline --version V)",
+		    schema);
 		return -1;
 	}
 	char *qs = fl_pg_ident(pg, schema);
@@ -1340,13 +1387,16 @@ int fl_alembic_baseline(fl_pg *pg, const fl_migration_set *set, const fl_apply_o
 		fl_buf_init(&all);
 		for (int i = 0; i < rows; i++)
 			fl_buf_printf(&all, "%s%s", i ? ", " : "", PQgetvalue(r, i, 0));
-		*err = rows == 0 ? fl_error_new("baseline --from-alembic: alembic_version is empty (the database is at "
-		                                "Alembic's base): there is nothing to baseline; migrate applies every "
-		                                "revision")
-		                 : fl_error_new("baseline --from-alembic: alembic_version holds %d revisions (%s): the "
-		                                "database is at a branch point, and flotilla runs one line; bring it to "
-		                                "one revision with Alembic first",
-		                                rows, all.data);
+		*err = rows == 0
+		           ? fl_error_new(
+		                 "baseline --from-alembic: alembic_version is empty (the database is at "
+		                 "Alembic's base): there is nothing to baseline; migrate applies every "
+		                 "revision")
+		           : fl_error_new(
+		                 "baseline --from-alembic: alembic_version holds %d revisions (%s): the "
+		                 "database is at a branch point, and flotilla runs one line; bring it to "
+		                 "one revision with Alembic first",
+		                 rows, all.data);
 		fl_buf_free(&all);
 		PQclear(r);
 		return -1;
@@ -1368,11 +1418,12 @@ int fl_alembic_baseline(fl_pg *pg, const fl_migration_set *set, const fl_apply_o
 		fl_alembic_header_clear(&h);
 	}
 	if (!hit) {
-		*err = fl_error_new("baseline --from-alembic: alembic_version says \"%s\", a revision no imported file "
-		                    "names (%s%s); import the service's Alembic revisions again (flotilla import "
-		                    "alembic), or baseline --version V by hand",
-		                    rev, known.len ? "the imported ones: " : "no file of the folder was imported",
-		                    known.len ? known.data : "");
+		*err = fl_error_new(
+		    "baseline --from-alembic: alembic_version says \"%s\", a revision no imported file "
+		    "names (%s%s); import the service's Alembic revisions again (flotilla import "
+		    "alembic), or baseline --version V by hand",
+		    rev, known.len ? "the imported ones: " : "no file of the folder was imported",
+		    known.len ? known.data : "");
 		fl_buf_free(&known);
 		free(rev);
 		return -1;

@@ -95,8 +95,8 @@ typedef struct {
 	size_t nrevs;
 	char **written; /* file names written (new or changed: never, see below) */
 	size_t nwritten;
-	size_t nsame;     /* files already there with the same content */
-	char **no_undo;   /* revisions without a U file, each with why */
+	size_t nsame;   /* files already there with the same content */
+	char **no_undo; /* revisions without a U file, each with why */
 	size_t nno_undo;
 } fl_alembic_import_result;
 
@@ -112,10 +112,10 @@ int fl_alembic_import(const fl_alembic_import_opts *o, fl_alembic_import_result 
 
 /* What the header of an imported file says. */
 typedef struct {
-	bool upgrade;  /* a V file (else a U file) */
-	char *id;      /* the revision */
-	char *down;    /* its down_revision; NULL: the base */
-	char *file;    /* the .py it came from */
+	bool upgrade; /* a V file (else a U file) */
+	char *id;     /* the revision */
+	char *down;   /* its down_revision; NULL: the base */
+	char *file;   /* the .py it came from */
 } fl_alembic_header;
 
 /* Reads the header of an imported file: 1 when there is one (clear h after), 0 when not. */
@@ -139,7 +139,7 @@ size_t fl_alembic_version_sql(const fl_migration *m, const char *schema, char *o
  * at a branch point), a revision no imported file names) with nothing
  * changed.
  */
-int fl_alembic_baseline(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o,
-                        fl_apply_result *res, fl_error **err);
+int fl_alembic_baseline(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o, fl_apply_result *res,
+                        fl_error **err);
 
 #endif

@@ -692,8 +692,9 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 		done = s->res.nchanges ? FL_OUTCOME_OK : FL_OUTCOME_UP_TO_DATE;
 		break;
 	case FL_FLEET_BASELINE:
-		rc = f->opts.from_alembic ? fl_alembic_baseline(pg, s->set, &ao, &s->res, &err)
-		                          : fl_apply_baseline(pg, f->opts.baseline_version, NULL, &ao, &s->res, &err);
+		rc = f->opts.from_alembic
+		         ? fl_alembic_baseline(pg, s->set, &ao, &s->res, &err)
+		         : fl_apply_baseline(pg, f->opts.baseline_version, NULL, &ao, &s->res, &err);
 		done = s->res.nchanges ? FL_OUTCOME_OK : FL_OUTCOME_UP_TO_DATE;
 		break;
 	case FL_FLEET_STATUS:

@@ -779,9 +779,9 @@ static void parse_service(loader *L, raw_service *s)
 {
 	const fl_toml_value *t = s->tbl;
 	const char *scope = keep(L, fl_asprintf("services.%s", s->name));
-	static const char *const keys[] = {"description",   "database",   "owner",  "password",
-	                                   "password_sink", "migrations", "schema", "reads",
-	                                   "placeholders",  "url",        "keep_alembic_version"};
+	static const char *const keys[] = {
+	    "description", "database", "owner",        "password", "password_sink",       "migrations",
+	    "schema",      "reads",    "placeholders", "url",      "keep_alembic_version"};
 	check_keys(L, t, scope, keys, sizeof(keys) / sizeof(keys[0]));
 	get_bool(L, t, "keep_alembic_version", &s->keep_alembic_version);
 	s->description = get_str(L, t, "description");

@@ -21,9 +21,9 @@
 #define ALEMBIC "/usr/bin/alembic"
 
 struct proj {
-	char *dir;          /* the manifest's folder (cwd of every run) */
-	char svc[48];       /* the service, unique per test */
-	char db[96];        /* flotilla's database of it */
+	char *dir;    /* the manifest's folder (cwd of every run) */
+	char svc[48]; /* the service, unique per test */
+	char db[96];  /* flotilla's database of it */
 	char owner[128];
 	char project[48];
 	char manifest[600];
@@ -121,22 +121,24 @@ static void proj_init(struct proj *p, const char *tag, const char *url_db, const
 	snprintf(p->manifest, sizeof(p->manifest), "%s/flotilla.toml", p->dir);
 	snprintf(p->home, sizeof(p->home), "svc/%s", p->svc);
 	snprintf(p->versions, sizeof(p->versions), "svc/%s/alembic/versions", p->svc);
-	char *m = xasprintf("version = 1\nproject = \"%s\"\n\n"
-	                    "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"postgres\" }\n"
-	                    "service_passwords = false\n\n"
-	                    "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
-	                    "migrations = \"svc/${service}/migrations\"\n\n"
-	                    "[services.%s]\n%s",
-	                    p->project, p->svc, service_extra ? service_extra : "");
+	char *m = xasprintf(
+	    "version = 1\nproject = \"%s\"\n\n"
+	    "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"postgres\" }\n"
+	    "service_passwords = false\n\n"
+	    "[defaults]\ndatabase = \"${project}_${service}\"\nowner = \"${project}_${service}_owner\"\n"
+	    "migrations = \"svc/${service}/migrations\"\n\n"
+	    "[services.%s]\n%s",
+	    p->project, p->svc, service_extra ? service_extra : "");
 	th_write(p->dir, "flotilla.toml", m);
 	free(m);
 	char *keep = xasprintf("%s/migrations/.keep", p->home);
 	th_write(p->dir, keep, "");
 	free(keep);
 	char *out = NULL;
-	char *cmd = xasprintf("cd '%s/%s' && " ALEMBIC " init alembic && rm -f alembic/versions/.keep* && "
-	                      "sed -i 's|^sqlalchemy.url = .*|sqlalchemy.url = postgresql://%s%s/%s|' alembic.ini",
-	                      p->dir, p->home, url_user ? url_user : "", url_user ? "@" : "", url_db);
+	char *cmd =
+	    xasprintf("cd '%s/%s' && " ALEMBIC " init alembic && rm -f alembic/versions/.keep* && "
+	              "sed -i 's|^sqlalchemy.url = .*|sqlalchemy.url = postgresql://%s%s/%s|' alembic.ini",
+	              p->dir, p->home, url_user ? url_user : "", url_user ? "@" : "", url_db);
 	int rc = th_sh(cmd, &out);
 	cr_assert_eq(rc, 0, "%s\n%s", cmd, out);
 	free(cmd);
@@ -190,9 +192,10 @@ static void run_ok(struct proj *p, const char *const *args)
 static char *schema_of(const char *db)
 {
 	char *file = xasprintf("%s/dump.sql", th_tmpdir());
-	char *cmd = xasprintf("pg_dump -s -O -x --exclude-schema=flotilla --exclude-table=public.alembic_version "
-	                      "--exclude-table=public.flyway_schema_history -f '%s' '%s'",
-	                      file, db);
+	char *cmd =
+	    xasprintf("pg_dump -s -O -x --exclude-schema=flotilla --exclude-table=public.alembic_version "
+	              "--exclude-table=public.flyway_schema_history -f '%s' '%s'",
+	              file, db);
 	char *out = NULL;
 	int rc = th_sh(cmd, &out);
 	cr_assert_eq(rc, 0, "%s\n%s", cmd, out);
@@ -282,9 +285,9 @@ Test(alembic, import_migrates_to_the_schema_alembic_builds_and_undo_matches_down
 	cr_assert(!th_contains(text, "INSERT INTO alembic_version"), "%s", text);
 	cr_assert(!th_contains(text, "BEGIN;"), "%s", text);
 	free(text);
-	static const char *const names[] = {"V2__add_email.sql", "V3__backfill_email.sql",
-	                                    "V4__email_required.sql", "V5__sessions.sql", "U5__sessions.sql",
-	                                    "U1__bootstrap_tables.sql"};
+	static const char *const names[] = {"V2__add_email.sql",      "V3__backfill_email.sql",
+	                                    "V4__email_required.sql", "V5__sessions.sql",
+	                                    "U5__sessions.sql",       "U1__bootstrap_tables.sql"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char *f = xasprintf("%s/%s", mig, names[i]);
 		char *t = th_read(f);
@@ -312,8 +315,9 @@ Test(alembic, import_migrates_to_the_schema_alembic_builds_and_undo_matches_down
 	cr_assert_str_eq(got, want);
 	free(want);
 	free(got);
-	static const char rows_sql[] = "SELECT string_agg(name || ' ' || email || ' ' || mood, ', ' ORDER BY id) "
-	                               "FROM account";
+	static const char rows_sql[] =
+	    "SELECT string_agg(name || ' ' || email || ' ' || mood, ', ' ORDER BY id) "
+	    "FROM account";
 	char *ra = q1(adb, rows_sql), *rf = q1(p.db, rows_sql);
 	cr_assert_str_eq(ra, "ada ada@example.com happy, bob bob@example.com sad");
 	cr_assert_str_eq(rf, ra);
@@ -344,12 +348,14 @@ Test(alembic, baseline_from_alembic_then_migrate_applies_the_rest, .timeout = 24
 {
 	char name[96];
 	struct proj p;
-	/* the team's database: provisioned by flotilla (so the owner exists), migrated by Alembic as the owner */
+	/* the team's database: provisioned by flotilla (so the owner exists), migrated by Alembic as the
+	 * owner */
 	proj_init(&p, "adopt", "placeholder", NULL, "keep_alembic_version = true\n");
 	snprintf(name, sizeof(name), "%s", p.db);
-	char *sed = xasprintf("cd '%s/%s' && sed -i 's|^sqlalchemy.url = .*|sqlalchemy.url = postgresql://%s@/%s|' "
-	                      "alembic.ini",
-	                      p.dir, p.home, p.owner, name);
+	char *sed =
+	    xasprintf("cd '%s/%s' && sed -i 's|^sqlalchemy.url = .*|sqlalchemy.url = postgresql://%s@/%s|' "
+	              "alembic.ini",
+	              p.dir, p.home, p.owner, name);
 	char *o = NULL;
 	cr_assert_eq(th_sh(sed, &o), 0, "%s", o);
 	free(o);
@@ -360,10 +366,11 @@ Test(alembic, baseline_from_alembic_then_migrate_applies_the_rest, .timeout = 24
 	alembic(&p, "upgrade 3c8f2a6e4b71");
 
 	char *out, *err;
-	int rc = run(&p, &out, &err, (const char *const[]){"baseline", p.svc, "--from-alembic", "--plain", NULL});
+	int rc =
+	    run(&p, &out, &err, (const char *const[]){"baseline", p.svc, "--from-alembic", "--plain", NULL});
 	cr_assert_eq(rc, 0, "%s\n%s", out, err);
-	cr_assert(th_contains(out, "alembic_version says 3c8f2a6e4b71, which is V3__backfill_email.sql"), "%s",
-	          out);
+	cr_assert(th_contains(out, "alembic_version says 3c8f2a6e4b71, which is V3__backfill_email.sql"),
+	          "%s", out);
 	free(out);
 	free(err);
 
@@ -410,7 +417,8 @@ Test(alembic, baseline_from_alembic_refuses_an_unknown_revision, .timeout = 240)
 	           "INSERT INTO alembic_version VALUES ('ffffffffffff')");
 	PQfinish(c);
 	char *out, *err;
-	int rc = run(&p, &out, &err, (const char *const[]){"baseline", p.svc, "--from-alembic", "--plain", NULL});
+	int rc =
+	    run(&p, &out, &err, (const char *const[]){"baseline", p.svc, "--from-alembic", "--plain", NULL});
 	cr_assert_eq(rc, 3, "%s\n%s", out, err);
 	cr_assert(th_contains(err, "alembic_version says \"ffffffffffff\", a revision no imported file names "
 	                           "(the imported ones: 189b1231afd4 (V1), 2b5e7c1d9a30 (V2)"),
@@ -426,8 +434,9 @@ Test(alembic, baseline_from_alembic_refuses_an_unknown_revision, .timeout = 240)
 	PQfinish(c);
 	rc = run(&p, &out, &err, (const char *const[]){"baseline", p.svc, "--from-alembic", "--plain", NULL});
 	cr_assert_eq(rc, 3, "%s\n%s", out, err);
-	cr_assert(th_contains(err, "alembic_version holds 2 revisions (2b5e7c1d9a30, ffffffffffff): the database "
-	                           "is at a branch point"),
+	cr_assert(th_contains(err,
+	                      "alembic_version holds 2 revisions (2b5e7c1d9a30, ffffffffffff): the database "
+	                      "is at a branch point"),
 	          "%s", err);
 	free(out);
 	free(err);
@@ -455,9 +464,10 @@ static const char REV_HEAD[] = "from alembic import op\nimport sqlalchemy as sa\
 
 static char *rev_text(const char *id, const char *down, const char *body)
 {
-	return xasprintf("%srevision = '%s'\ndown_revision = %s\n\n\ndef upgrade():\n%s\n\ndef downgrade():\n    "
-	                 "pass\n",
-	                 REV_HEAD, id, down, body ? body : "    op.execute('SELECT 1')\n");
+	return xasprintf(
+	    "%srevision = '%s'\ndown_revision = %s\n\n\ndef upgrade():\n%s\n\ndef downgrade():\n    "
+	    "pass\n",
+	    REV_HEAD, id, down, body ? body : "    op.execute('SELECT 1')\n");
 }
 
 static void add_rev(struct proj *p, const char *file, const char *id, const char *down, const char *body)
@@ -474,14 +484,16 @@ Test(alembic, a_base_file_that_holds_another_revision_is_refused_at_its_line, .t
 	/* the base was overwritten: its name says 189b1231afd4, it holds 2a3f4c9d1cde */
 	add_rev(&p, "189b1231afd4_bootstrap_tables.py", "2a3f4c9d1cde", "None", NULL);
 	add_rev(&p, "7c1e2d3f4a5b_add_email.py", "7c1e2d3f4a5b", "'189b1231afd4'", NULL);
-	char *a = xasprintf("%s/189b1231afd4_bootstrap_tables.py:4:12: revision \"2a3f4c9d1cde\" does not match "
-	                    "the file name, which says 189b1231afd4: the file was overwritten or renamed; restore "
-	                    "revision = \"189b1231afd4\", or rename the file after its revision",
-	                    p.versions);
-	char *b = xasprintf("%s/7c1e2d3f4a5b_add_email.py:5:17: down_revision \"189b1231afd4\" names no revision "
-	                    "in %s; %s/189b1231afd4_bootstrap_tables.py is named after it but holds revision "
-	                    "\"2a3f4c9d1cde\" (see there)",
-	                    p.versions, p.versions, p.versions);
+	char *a =
+	    xasprintf("%s/189b1231afd4_bootstrap_tables.py:4:12: revision \"2a3f4c9d1cde\" does not match "
+	              "the file name, which says 189b1231afd4: the file was overwritten or renamed; restore "
+	              "revision = \"189b1231afd4\", or rename the file after its revision",
+	              p.versions);
+	char *b =
+	    xasprintf("%s/7c1e2d3f4a5b_add_email.py:5:17: down_revision \"189b1231afd4\" names no revision "
+	              "in %s; %s/189b1231afd4_bootstrap_tables.py is named after it but holds revision "
+	              "\"2a3f4c9d1cde\" (see there)",
+	              p.versions, p.versions, p.versions);
 	refused(&p, (const char *const[]){a, b}, 2);
 	free(a);
 	free(b);
@@ -495,12 +507,14 @@ Test(alembic, unknown_down_revision_duplicates_and_cycles_are_refused, .timeout 
 	add_rev(&p, "aaaaaaaaaaa2_two.py", "aaaaaaaaaaa2", "'aaaaaaaaaab1'", NULL); /* a typo */
 	add_rev(&p, "aaaaaaaaaaa3_three.py", "aaaaaaaaaaa3", "'aaaaaaaaaaa1'", NULL);
 	add_rev(&p, "aaaaaaaaaaa3_three_again.py", "aaaaaaaaaaa3", "'aaaaaaaaaaa1'", NULL);
-	char *a = xasprintf("%s/aaaaaaaaaaa2_two.py:5:17: down_revision \"aaaaaaaaaab1\" names no revision in %s "
-	                    "(did you mean \"aaaaaaaaaaa1\"?)",
-	                    p.versions, p.versions);
-	char *b = xasprintf("%s/aaaaaaaaaaa3_three_again.py:4:12: revision \"aaaaaaaaaaa3\" is also the revision "
-	                    "of %s/aaaaaaaaaaa3_three.py:4; each revision needs an id of its own",
-	                    p.versions, p.versions);
+	char *a =
+	    xasprintf("%s/aaaaaaaaaaa2_two.py:5:17: down_revision \"aaaaaaaaaab1\" names no revision in %s "
+	              "(did you mean \"aaaaaaaaaaa1\"?)",
+	              p.versions, p.versions);
+	char *b =
+	    xasprintf("%s/aaaaaaaaaaa3_three_again.py:4:12: revision \"aaaaaaaaaaa3\" is also the revision "
+	              "of %s/aaaaaaaaaaa3_three.py:4; each revision needs an id of its own",
+	              p.versions, p.versions);
 	refused(&p, (const char *const[]){a, b}, 2);
 	free(a);
 	free(b);
@@ -510,9 +524,10 @@ Test(alembic, unknown_down_revision_duplicates_and_cycles_are_refused, .timeout 
 	add_rev(&q, "bbbbbbbbbbb0_base.py", "bbbbbbbbbbb0", "None", NULL);
 	add_rev(&q, "bbbbbbbbbbb1_one.py", "bbbbbbbbbbb1", "'bbbbbbbbbbb2'", NULL);
 	add_rev(&q, "bbbbbbbbbbb2_two.py", "bbbbbbbbbbb2", "'bbbbbbbbbbb1'", NULL);
-	char *c = xasprintf("%s/bbbbbbbbbbb1_one.py:5:17: down_revision \"bbbbbbbbbbb2\" closes a cycle: "
-	                    "\"bbbbbbbbbbb1\" -> \"bbbbbbbbbbb2\" -> \"bbbbbbbbbbb1\" (each revises the next)",
-	                    q.versions);
+	char *c =
+	    xasprintf("%s/bbbbbbbbbbb1_one.py:5:17: down_revision \"bbbbbbbbbbb2\" closes a cycle: "
+	              "\"bbbbbbbbbbb1\" -> \"bbbbbbbbbbb2\" -> \"bbbbbbbbbbb1\" (each revises the next)",
+	              q.versions);
 	refused(&q, (const char *const[]){c}, 1);
 	free(c);
 }
@@ -525,12 +540,13 @@ Test(alembic, branches_merges_and_two_bases_are_refused_with_the_order_to_choose
 	add_rev(&p, "ccccccccccc1_left.py", "ccccccccccc1", "'ccccccccccc0'", NULL);
 	add_rev(&p, "ccccccccccc2_right.py", "ccccccccccc2", "'ccccccccccc0'", NULL);
 	add_rev(&p, "ccccccccccc3_right_more.py", "ccccccccccc3", "'ccccccccccc2'", NULL);
-	char *a = xasprintf("%s/ccccccccccc2_right.py:5:17: revisions \"ccccccccccc1\" (%s/ccccccccccc1_left.py:5) "
-	                    "and \"ccccccccccc2\" both revise \"ccccccccccc0\": a branch, and flotilla runs one line "
-	                    "of migrations; choose the order: to run \"ccccccccccc1\" .. \"ccccccccccc1\" first, set "
-	                    "this down_revision to \"ccccccccccc1\"; to run this line first, set the down_revision "
-	                    "of \"ccccccccccc1\" to \"ccccccccccc3\"",
-	                    p.versions, p.versions);
+	char *a = xasprintf(
+	    "%s/ccccccccccc2_right.py:5:17: revisions \"ccccccccccc1\" (%s/ccccccccccc1_left.py:5) "
+	    "and \"ccccccccccc2\" both revise \"ccccccccccc0\": a branch, and flotilla runs one line "
+	    "of migrations; choose the order: to run \"ccccccccccc1\" .. \"ccccccccccc1\" first, set "
+	    "this down_revision to \"ccccccccccc1\"; to run this line first, set the down_revision "
+	    "of \"ccccccccccc1\" to \"ccccccccccc3\"",
+	    p.versions, p.versions);
 	refused(&p, (const char *const[]){a}, 1);
 	free(a);
 
@@ -540,11 +556,12 @@ Test(alembic, branches_merges_and_two_bases_are_refused_with_the_order_to_choose
 	add_rev(&q, "ddddddddddd1_left.py", "ddddddddddd1", "'ddddddddddd0'", NULL);
 	add_rev(&q, "ddddddddddd2_right.py", "ddddddddddd2", "'ddddddddddd0'", NULL);
 	add_rev(&q, "ddddddddddd3_merge.py", "ddddddddddd3", "('ddddddddddd1', 'ddddddddddd2')", NULL);
-	char *b = xasprintf("%s/ddddddddddd3_merge.py:5:17: revision \"ddddddddddd3\" is a merge of \"ddddddddddd1\" "
-	                    "and \"ddddddddddd2\", and flotilla runs one line of migrations; choose the order: to "
-	                    "run \"ddddddddddd1\"'s line first, set the down_revision of \"ddddddddddd2\" "
-	                    "(%s/ddddddddddd2_right.py) to \"ddddddddddd1\" and this one to \"ddddddddddd2\"",
-	                    q.versions, q.versions);
+	char *b = xasprintf(
+	    "%s/ddddddddddd3_merge.py:5:17: revision \"ddddddddddd3\" is a merge of \"ddddddddddd1\" "
+	    "and \"ddddddddddd2\", and flotilla runs one line of migrations; choose the order: to "
+	    "run \"ddddddddddd1\"'s line first, set the down_revision of \"ddddddddddd2\" "
+	    "(%s/ddddddddddd2_right.py) to \"ddddddddddd1\" and this one to \"ddddddddddd2\"",
+	    q.versions, q.versions);
 	refused(&q, (const char *const[]){b}, 1);
 	free(b);
 
@@ -553,10 +570,11 @@ Test(alembic, branches_merges_and_two_bases_are_refused_with_the_order_to_choose
 	add_rev(&r, "eeeeeeeeeee0_one.py", "eeeeeeeeeee0", "None", NULL);
 	add_rev(&r, "eeeeeeeeeee1_next.py", "eeeeeeeeeee1", "'eeeeeeeeeee0'", NULL);
 	add_rev(&r, "eeeeeeeeeee2_other_base.py", "eeeeeeeeeee2", "None", NULL);
-	char *c = xasprintf("%s/eeeeeeeeeee2_other_base.py:5:17: revision \"eeeeeeeeeee2\" is a second base "
-	                    "(down_revision None) besides \"eeeeeeeeeee0\" (%s/eeeeeeeeeee0_one.py:4): two lines of "
-	                    "revisions, and flotilla runs one; set this down_revision to \"eeeeeeeeeee1\"",
-	                    r.versions, r.versions);
+	char *c = xasprintf(
+	    "%s/eeeeeeeeeee2_other_base.py:5:17: revision \"eeeeeeeeeee2\" is a second base "
+	    "(down_revision None) besides \"eeeeeeeeeee0\" (%s/eeeeeeeeeee0_one.py:4): two lines of "
+	    "revisions, and flotilla runs one; set this down_revision to \"eeeeeeeeeee1\"",
+	    r.versions, r.versions);
 	refused(&r, (const char *const[]){c}, 1);
 	free(c);
 }
@@ -565,16 +583,18 @@ Test(alembic, a_revision_that_reads_the_database_is_refused_at_its_line, .timeou
 {
 	struct proj p;
 	proj_init(&p, "online", "nowhere", NULL, NULL);
-	add_rev(&p, "fffffffffff0_base.py", "fffffffffff0", "None", "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True))\n");
+	add_rev(&p, "fffffffffff0_base.py", "fffffffffff0", "None",
+	        "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True))\n");
 	add_rev(&p, "fffffffffff1_backfill.py", "fffffffffff1", "'fffffffffff0'",
 	        "    conn = op.get_bind()\n"
 	        "    for row in conn.execute(sa.text('SELECT id FROM t')).fetchall():\n"
 	        "        op.execute('UPDATE t SET id = id')\n");
-	char *a = xasprintf("%s/fffffffffff1_backfill.py:10: revision \"fffffffffff1\" cannot be rendered offline "
-	                    "(alembic upgrade --sql): exit status 1: AttributeError: 'NoneType' object has no "
-	                    "attribute 'fetchall'; a revision that reads the database (op.get_bind() queries) needs "
-	                    "a connection",
-	                    p.versions);
+	char *a = xasprintf(
+	    "%s/fffffffffff1_backfill.py:10: revision \"fffffffffff1\" cannot be rendered offline "
+	    "(alembic upgrade --sql): exit status 1: AttributeError: 'NoneType' object has no "
+	    "attribute 'fetchall'; a revision that reads the database (op.get_bind() queries) needs "
+	    "a connection",
+	    p.versions);
 	refused(&p, (const char *const[]){a}, 1);
 	free(a);
 }
@@ -585,9 +605,10 @@ Test(alembic, a_computed_revision_and_a_folder_with_other_migrations_are_refused
 	proj_init(&p, "forms", "nowhere", NULL, NULL);
 	proj_revision(&p, "ggggggggggg0_base.py",
 	              "from alembic import op\nrevision = 'ggg' + 'ggggggggg0'\ndown_revision = None\n");
-	char *a = xasprintf("%s/ggggggggggg0_base.py:2:12: flotilla reads revision only as a plain literal on its "
-	                    "line (\"id\")",
-	                    p.versions);
+	char *a =
+	    xasprintf("%s/ggggggggggg0_base.py:2:12: flotilla reads revision only as a plain literal on its "
+	              "line (\"id\")",
+	              p.versions);
 	refused(&p, (const char *const[]){a}, 1);
 	free(a);
 
@@ -599,8 +620,9 @@ Test(alembic, a_computed_revision_and_a_folder_with_other_migrations_are_refused
 	char *out, *err;
 	int rc = run(&q, &out, &err, (const char *const[]){"import", "alembic", q.svc, NULL});
 	cr_assert_eq(rc, 2, "%s\n%s", out, err);
-	cr_assert(th_contains(err, "V1__by_hand.sql is already in the folder and is not one this import writes"),
-	          "%s", err);
+	cr_assert(
+	    th_contains(err, "V1__by_hand.sql is already in the folder and is not one this import writes"),
+	    "%s", err);
 	char *mig = migrations_dir(&q);
 	cr_assert_eq(count_files(mig, 'V'), 1);
 	free(mig);
