@@ -172,7 +172,7 @@ static const char *assignment(const char *line, const char *word)
 /* Where a triple-quoted string is open after this line ('\0': none). */
 static char triple_state(const char *line, const char *end, char open)
 {
-	for (const char *p = line; p + 2 < end + 1 && p < end; p++) {
+	for (const char *p = line; p < end; p++) {
 		if ((*p == '"' || *p == '\'') && p + 2 < end && p[1] == *p && p[2] == *p) {
 			if (!open)
 				open = *p;
@@ -793,7 +793,7 @@ static char *last_line(const char *s)
 static char *proc_why(const fl_proc *p)
 {
 	if (p->timed_out)
-		return fl_strdup("it did not finish in time and was stopped");
+		return fl_asprintf("it did not finish within %d s and was stopped", p->timeout_ms / 1000);
 	char *st = fl_proc_describe_status(p->status);
 	char *ll = last_line(p->err);
 	char *s = fl_asprintf("%s: %s", st, ll);
@@ -964,12 +964,13 @@ static int render_upgrades(const runner *r, rendered *out, fl_error **err)
 		same = strcmp(s[i].to, c->revs[i].id) == 0 &&
 		       strcmp(s[i].from, c->revs[i].down ? c->revs[i].down : "") == 0;
 	if (!same) {
+		const char *dir = r->o->display_dir ? r->o->display_dir : r->o->script_dir;
 		*err = fl_error_at(
 		    r->o->config, 0, 0,
-		    "Alembic renders %zu revisions from this configuration (the last %s), but %s/versions "
-		    "holds a line of %zu ending at \"%s\": does script_location point at %s?",
-		    n, n ? s[n - 1].to : "none", r->o->display_dir ? r->o->display_dir : r->o->script_dir,
-		    c->n, c->revs[c->n - 1].id, r->o->display_dir ? r->o->display_dir : r->o->script_dir);
+		    "with this configuration Alembic renders a chain ending at \"%s\" (%zu revisions), "
+		    "but %s/versions holds one ending at \"%s\" (%zu revisions): does its "
+		    "script_location point at %s?",
+		    n ? s[n - 1].to : "", n, dir, c->revs[c->n - 1].id, c->n, dir);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {

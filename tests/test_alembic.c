@@ -630,3 +630,70 @@ Test(alembic, a_computed_revision_and_a_folder_with_other_migrations_are_refused
 	free(out);
 	free(err);
 }
+
+Test(alembic, a_configuration_pointing_elsewhere_and_an_irreversible_downgrade, .timeout = 120)
+{
+	/* alembic.ini's script_location names another folder than the one flotilla checked */
+	struct proj p;
+	proj_init(&p, "elsewhere", "nowhere", NULL, NULL);
+	add_rev(&p, "aaaaaaaaaaa0_base.py", "aaaaaaaaaaa0", "None", NULL);
+	char *o = NULL;
+	char *cmd =
+	    xasprintf("cd '%s/%s' && " ALEMBIC " init other >/dev/null && rm -f other/versions/.keep* && "
+	              "sed -i 's|^script_location = .*|script_location = other|' alembic.ini",
+	              p.dir, p.home);
+	cr_assert_eq(th_sh(cmd, &o), 0, "%s", o);
+	free(o);
+	free(cmd);
+	char *rel = xasprintf("%s/other/versions/bbbbbbbbbbb0_base.py", p.home);
+	char *t = rev_text("bbbbbbbbbbb0", "None", NULL);
+	th_write(p.dir, rel, t);
+	free(t);
+	free(rel);
+	char *a = xasprintf(
+	    "alembic.ini: with this configuration Alembic renders a chain ending at \"bbbbbbbbbbb0\" "
+	    "(1 revisions), but svc/%s/alembic/versions holds one ending at \"aaaaaaaaaaa0\" (1 "
+	    "revisions): does its script_location point at svc/%s/alembic?",
+	    p.svc, p.svc);
+	refused(&p, (const char *const[]){a}, 1);
+	free(a);
+
+	/* a downgrade Alembic cannot render costs its revision the U file only */
+	struct proj q;
+	proj_init(&q, "irreversible", "nowhere", NULL, NULL);
+	add_rev(&q, "ccccccccccc0_base.py", "ccccccccccc0", "None",
+	        "    op.execute('CREATE TABLE t (id int)')\n");
+	proj_revision(
+	    &q, "ccccccccccc1_drop.py",
+	    "from alembic import op\n\nrevision = 'ccccccccccc1'\ndown_revision = 'ccccccccccc0'\n\n\n"
+	    "def upgrade():\n    op.execute('DROP TABLE t')\n\n\n"
+	    "def downgrade():\n    raise NotImplementedError('the data is gone')\n");
+	proj_revision(
+	    &q, "ccccccccccc2_more.py",
+	    "from alembic import op\n\nrevision = 'ccccccccccc2'\ndown_revision = 'ccccccccccc1'\n\n\n"
+	    "def upgrade():\n    op.execute('CREATE TABLE u (id int)')\n\n\n"
+	    "def downgrade():\n    op.execute('DROP TABLE u')\n");
+	char *out, *err;
+	int rc = run(&q, &out, &err, (const char *const[]){"import", "alembic", q.svc, NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	char *note =
+	    xasprintf("note: V2 (revision ccccccccccc1): no U file: its downgrade cannot be rendered "
+	              "offline (svc/%s/alembic/versions/ccccccccccc1_drop.py:12: exit status 1: "
+	              "NotImplementedError: the data is gone)",
+	              q.svc);
+	cr_assert(th_contains(out, note), "%s", out);
+	free(note);
+	char *mig = migrations_dir(&q);
+	cr_assert_eq(count_files(mig, 'V'), 3);
+	/* U1 has "pass" as its downgrade in rev_text: nothing to undo, no file */
+	cr_assert_eq(count_files(mig, 'U'), 1, "%s", out);
+	char *u3 = xasprintf("%s/U3__more.sql", mig);
+	char *u = th_read(u3);
+	cr_assert(th_contains(u, "-- alembic downgrade: revision ccccccccccc2, down_revision ccccccccccc1"),
+	          "%s", u);
+	free(u);
+	free(u3);
+	free(mig);
+	free(out);
+	free(err);
+}
