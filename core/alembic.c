@@ -90,14 +90,18 @@ typedef struct {
 	bool usable; /* both assignments read: takes part in the graph */
 } pyrev;
 
-/* A string literal without escapes at p: its end past the quote, the text in *out; NULL if not one. */
+/*
+ * A string literal at p holding a revision id (letters, digits, '_', '-', '.', as Alembic's ids
+ * and every file_template make them): its end past the quote, the text in *out; NULL if not one.
+ * Anything else could not be named in a header line or a command.
+ */
 static const char *str_lit(const char *p, char **out)
 {
 	char q = *p;
 	if (q != '\'' && q != '"')
 		return NULL;
 	const char *s = p + 1, *e = s;
-	while (*e && *e != q && *e != '\\' && *e != '\n' && *e != '\r')
+	while (is_ident_char(*e) || *e == '-' || *e == '.')
 		e++;
 	if (*e != q || e == s)
 		return NULL;
@@ -186,6 +190,7 @@ static char triple_state(const char *line, const char *end, char open)
 
 static void scan_file(pyrev *r, const char *data, fl_error **errs)
 {
+	bool rev_seen = false, down_seen = false; /* an assignment in another form: reported there */
 	char open = '\0';
 	int lineno = 0;
 	for (const char *line = data; *line;) {
@@ -202,12 +207,15 @@ static void scan_file(pyrev *r, const char *data, fl_error **errs)
 				char **items;
 				size_t n;
 				int rc = parse_value(v, down, &items, &n);
+				*(down ? &down_seen : &rev_seen) = true;
 				if (rc != 0 || (!down && n != 1)) {
 					fl_error_append(
 					    errs, fl_error_at(
 					              r->file, lineno, col,
 					              "flotilla reads %s only as a plain literal on its line "
-					              "(%s); write it the way Alembic's template does",
+					              "(%s; ids of letters, digits, '_', '-' and '.'); write "
+					              "it the way Alembic's "
+					              "template does",
 					              down ? "down_revision" : "revision",
 					              down ? "None, \"id\" or (\"a\", \"b\")" : "\"id\""));
 				} else if (down ? r->has_down : r->id != NULL) {
@@ -234,13 +242,13 @@ static void scan_file(pyrev *r, const char *data, fl_error **errs)
 		open = triple_state(line, end, open);
 		line = *end ? end + 1 : end;
 	}
-	if (!r->id)
+	if (!r->id && !rev_seen)
 		fl_error_append(
 		    errs,
 		    fl_error_at(r->file, 1, 1,
 		                "no top-level `revision = \"...\"` line: this is not an Alembic "
 		                "revision file (or its revision is computed, which flotilla cannot read)"));
-	if (!r->has_down)
+	if (!r->has_down && !down_seen)
 		fl_error_append(errs,
 		                fl_error_at(r->file, r->id ? r->rev_line : 1, 1,
 		                            "no top-level `down_revision = ...` line (None for the base)"));
@@ -1009,10 +1017,17 @@ static int render_downgrades(const runner *r, rendered *out, fl_error **err)
 	char *start = fl_strdup("head");
 	int rc = 0;
 	for (size_t round = 0; start && round <= c->n; round++) {
-		char *args = fl_asprintf("downgrade %s:base --sql", start);
+		/* ids are checked words (scan_file), quoted all the same: they come from files */
+		fl_buf args;
+		fl_buf_init(&args);
+		fl_buf_puts(&args, "downgrade ");
+		char *range = fl_asprintf("%s:base", start);
+		sh_quote(&args, range);
+		free(range);
+		fl_buf_puts(&args, " --sql");
 		fl_proc p;
-		int ran = run_alembic(r, args, &p, err);
-		free(args);
+		int ran = run_alembic(r, args.data, &p, err);
+		fl_buf_free(&args);
 		free(start);
 		start = NULL;
 		if (ran != 0) {

@@ -605,12 +605,20 @@ Test(alembic, a_computed_revision_and_a_folder_with_other_migrations_are_refused
 	proj_init(&p, "forms", "nowhere", NULL, NULL);
 	proj_revision(&p, "ggggggggggg0_base.py",
 	              "from alembic import op\nrevision = 'ggg' + 'ggggggggg0'\ndown_revision = None\n");
+	proj_revision(&p, "ggggggggggg1_spaces.py",
+	              "from alembic import op\nrevision = 'ggg ggggggggg1'\ndown_revision: Optional[str] = "
+	              "'ggggggggggg0'\n");
 	char *a =
 	    xasprintf("%s/ggggggggggg0_base.py:2:12: flotilla reads revision only as a plain literal on its "
-	              "line (\"id\")",
+	              "line (\"id\"; ids of letters, digits, '_', '-' and '.')",
 	              p.versions);
-	refused(&p, (const char *const[]){a}, 1);
+	char *b =
+	    xasprintf("%s/ggggggggggg1_spaces.py:2:12: flotilla reads revision only as a plain literal on "
+	              "its line (\"id\"; ids of letters, digits, '_', '-' and '.')",
+	              p.versions);
+	refused(&p, (const char *const[]){a, b}, 2);
 	free(a);
+	free(b);
 
 	struct proj q;
 	proj_init(&q, "occupied", "nowhere", NULL, NULL);
