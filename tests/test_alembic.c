@@ -705,3 +705,49 @@ Test(alembic, a_configuration_pointing_elsewhere_and_an_irreversible_downgrade, 
 	free(out);
 	free(err);
 }
+
+Test(alembic, keep_alembic_version_outside_a_transaction, .timeout = 180)
+{
+	/* Alembic's autocommit_block: the import keeps only CREATE INDEX CONCURRENTLY, which flotilla
+	 * runs outside a transaction; alembic_version is set with the history row after it */
+	struct proj p;
+	proj_init(&p, "concurrent", "nowhere", NULL, "keep_alembic_version = true\n");
+	proj_revision(
+	    &p, "aaaaaaaaaaa0_base.py",
+	    "from alembic import op\nimport sqlalchemy as sa\n\nrevision = 'aaaaaaaaaaa0'\n"
+	    "down_revision = None\n\n\ndef upgrade():\n"
+	    "    op.create_table('t', sa.Column('id', sa.Integer, primary_key=True), sa.Column('n', "
+	    "sa.Text))\n\n\ndef downgrade():\n    op.drop_table('t')\n");
+	proj_revision(
+	    &p, "aaaaaaaaaaa1_index.py",
+	    "from alembic import op\n\nrevision = 'aaaaaaaaaaa1'\ndown_revision = 'aaaaaaaaaaa0'\n\n\n"
+	    "def upgrade():\n    with op.get_context().autocommit_block():\n"
+	    "        op.create_index('ix_t_n', 't', ['n'], postgresql_concurrently=True)\n\n\n"
+	    "def downgrade():\n    with op.get_context().autocommit_block():\n"
+	    "        op.drop_index('ix_t_n', 't', postgresql_concurrently=True)\n");
+	run_ok(&p, (const char *const[]){"import", "alembic", p.svc, NULL});
+	char *mig = migrations_dir(&p);
+	char *v2 = xasprintf("%s/V2__index.sql", mig);
+	char *t = th_read(v2);
+	cr_assert(th_contains(t, "\n\nCREATE INDEX CONCURRENTLY ix_t_n ON t (n);\n"), "%s", t);
+	cr_assert(!th_contains(t, "COMMIT") && !th_contains(t, "BEGIN"), "%s", t);
+	free(t);
+	free(v2);
+	free(mig);
+
+	run_ok(&p, (const char *const[]){"migrate", p.svc, "--plain", NULL});
+	char *v = q1(p.db, "SELECT string_agg(version_num, ',') FROM alembic_version");
+	cr_assert_str_eq(v, "aaaaaaaaaaa1");
+	free(v);
+	v = q1(p.db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_t_n'::regclass");
+	cr_assert_str_eq(v, "t");
+	free(v);
+	run_ok(&p, (const char *const[]){"undo", p.svc, "--plain", NULL});
+	v = q1(p.db, "SELECT string_agg(version_num, ',') FROM alembic_version");
+	cr_assert_str_eq(v, "aaaaaaaaaaa0");
+	free(v);
+	v = q1(p.db, "SELECT pg_catalog.to_regclass('public.ix_t_n') IS NULL");
+	cr_assert_str_eq(v, "t");
+	free(v);
+	drop_all(&p, NULL);
+}
