@@ -1177,6 +1177,8 @@ static bool has_transaction_control(const prepared *pm)
 
 /* ---- running one migration in a transaction, in one round trip ---- */
 
+static void say_what_is_left(ctx *c, const prepared *pm, size_t at, bool at_commit, fl_error *e);
+
 static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 {
 	query_list l = {0};
@@ -1239,6 +1241,7 @@ static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 		fl_error *e = migration_error(c, pm, failed == SIZE_MAX ? NULL : &l.q[failed], &d);
 		if (in_stmt && is_lock_timeout(&d) && e->kind != FL_EINTR)
 			lock_gave_up(c, pm, l.q[failed].stmt, attempts, t0, e);
+		say_what_is_left(c, pm, 0, failed != SIZE_MAX && l.q[failed].kind == Q_COMMIT, e);
 		*ms = (long)(now_ms() - t0);
 		ledger_failure(c, pm, *ms, e);
 		fl_pg_diag_move(&c->res->diag, &d);
@@ -1547,7 +1550,7 @@ static int run_refused(ctx *c, steps *st, const prepared *pm, size_t i, bool in_
 				e->msg = m;
 			}
 		}
-		if (cic && connected) {
+		if (cic && connected && e->kind != FL_EINTR) { /* interrupted: say_what_is_left says it */
 			int is = index_state(c, index, &le);
 			fl_error_free(le);
 			if (is == IDX_INVALID) {
@@ -1594,6 +1597,92 @@ static int verify_indexes(ctx *c, const prepared *pm, fl_error **err)
 	return 0;
 }
 
+/* ---- what an interrupt or a lost connection left (issue 13) ---- */
+
+static bool connection_lost(const ctx *c)
+{
+	return PQstatus(c->pg->conn) != CONNECTION_OK;
+}
+
+/*
+ * Rewrites the error of a migration that was interrupted or lost its
+ * connection into what it left behind, without a place in the file (the
+ * statement was not at fault): a transaction is rolled back by the server,
+ * unless the connection went at COMMIT (then the next run sees from the
+ * history whether it committed); a no-transaction file keeps the statements
+ * before `at` (1-based, 0 when none ran) and an index its build left INVALID.
+ */
+static void say_what_is_left(ctx *c, const prepared *pm, size_t at, bool at_commit, fl_error *e)
+{
+	bool lost = connection_lost(c);
+	if (!e || (e->kind != FL_EINTR && !lost))
+		return;
+	fl_buf b;
+	fl_buf_init(&b);
+	const char *script = pm->m->script;
+	if (!pm->no_tx) {
+		if (lost && at_commit)
+			fl_buf_printf(
+			    &b,
+			    "%s: lost the connection at COMMIT: it may or may not have committed; "
+			    "the next run reads the history table and applies it only if it did not",
+			    script);
+		else if (lost)
+			fl_buf_printf(
+			    &b,
+			    "%s: lost the connection; rolled back (transaction): nothing of it is applied",
+			    script);
+		else
+			fl_buf_printf(&b, "%s rolled back (transaction): nothing of it is applied", script);
+	} else {
+		if (lost)
+			fl_buf_printf(&b, "%s: lost the connection during statement %zu of %zu", script, at,
+			              pm->nstmts);
+		else if (at)
+			fl_buf_printf(&b, "%s: statement %zu of %zu interrupted", script, at, pm->nstmts);
+		else
+			fl_buf_printf(&b, "%s: interrupted", script);
+		if (at <= 1)
+			fl_buf_puts(&b, " (no transaction; no statement of it done)");
+		else if (at == 2)
+			fl_buf_puts(&b, " (no transaction; statement 1 done and kept)");
+		else
+			fl_buf_printf(&b, " (no transaction; statements 1 to %zu done and kept)", at - 1);
+		const fl_stmt *s = at ? &pm->stmts[at - 1] : NULL;
+		fl_sql_about a = {0};
+		if (s)
+			fl_sql_about_of(pm->text + s->start, s->end - s->start, &a);
+		if (a.kind == FL_SQL_CREATE_INDEX_CONCURRENTLY && a.index) {
+			char *index = fl_strndup(a.index, a.index_len);
+			fl_error *le = NULL;
+			int is = lost ? IDX_ERROR : index_state(c, index, &le);
+			fl_error_free(le);
+			if (is == IDX_INVALID)
+				fl_buf_printf(
+				    &b, "; index %s left INVALID, dropped and built again on the next run",
+				    index);
+			else if (is == IDX_ERROR)
+				fl_buf_printf(
+				    &b,
+				    "; index %s may be left INVALID: the next run checks it and, if so, "
+				    "drops it and builds it again",
+				    index);
+			free(index);
+		} else if (lost && at) {
+			fl_buf_printf(&b,
+			              "; the ledger says whether statement %zu committed: the next run "
+			              "continues at the first statement not done",
+			              at);
+		}
+	}
+	fl_buf_printf(&b, " (%s)", e->msg);
+	free(e->msg);
+	e->msg = fl_buf_detach(&b);
+	free(e->file);
+	e->file = NULL;
+	e->line = e->col = 0;
+}
+
 static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 {
 	char *enter[4];
@@ -1629,6 +1718,7 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 	long long t0 = now_ms();
 	fl_pg_diag d = {0};
 	fl_error *e = NULL;
+	size_t at = 0; /* the statement running (1-based) */
 	if (c->ledger && c->run_id) {
 		char *sql = ledger_insert_sql(c, pm, "NULL", "NULL", NULL);
 		char *v = fl_pg_value(c->pg, sql, 0, NULL, &e);
@@ -1648,6 +1738,7 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 	for (size_t i = 0; i < first; i++)
 		prefix_add(&st, pm, i);
 	for (size_t i = first; i < pm->nstmts; i++) {
+		at = i + 1;
 		if (cancelled(c)) {
 			e = interrupted(NULL);
 			fl_error_prefix(e, "%s: stopped before statement %zu of %zu", pm->m->path, i + 1,
@@ -1671,6 +1762,7 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 	}
 	verify_indexes(c, pm, &e);
 restore:
+	say_what_is_left(c, pm, at, false, e);
 	if (PQstatus(c->pg->conn) == CONNECTION_OK) {
 		ensure_idle(c->pg);
 		PGresult *r = PQexec(c->pg->conn, reset);
