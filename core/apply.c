@@ -50,6 +50,7 @@ typedef struct {
 	bool control_current;   /* flotilla's control schema was read under our lock and needs nothing */
 	bool checking;          /* fl_apply_check: only whether files expand and split (no digest) */
 	unsigned long long rng; /* the jitter of lock retries; 0: not seeded yet */
+	bool unfinished_runs;   /* (RS_LEDGER) a run row of this service is unfinished: a killed run's? */
 	fl_apply_result *res;
 	fl_apply_result local_res;
 } ctx;
@@ -2019,9 +2020,10 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	snprintf(key, sizeof(key), "%lld", c->key);
 	const char *p0[2] = {c->schema, key};
 	const char *p2[1] = {c->history};
+	const char *p4[1] = {c->o->service};
 	char *rows_sql = fl_history_rows_sql(c->schema, c->table);
 	char *ctl_sql = fl_history_rows_sql(FL_CONTROL_SCHEMA, FL_HISTORY_DEFAULT_TABLE);
-	batch_query q[4] = {
+	batch_query q[5] = {
 	    {what & RS_TRY_LOCK
 	         ? "SELECT current_user, current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
 	           " WHERE nspname = $1), pg_catalog.pg_try_advisory_lock($2::bigint)"
@@ -2031,22 +2033,28 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	    {rows_sql, 0, NULL},
 	    {fl_history_progress_sql, 1, p2},
 	    {ctl_sql, 0, NULL},
+	    /* a run killed after its last migration leaves its row unfinished, and a next run with
+	     * nothing to do would never take the lock that lets it mark the row abandoned */
+	    {"SELECT EXISTS (SELECT 1 FROM " LEDGER_RUN
+	     " WHERE finished IS NULL AND service IS NOT DISTINCT FROM $1)",
+	     1, p4},
 	};
 	/* the ledger's and control schema's queries go only when asked for; keep their slots */
-	batch_query send[4] = {{NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
-	int slot[4] = {-1, -1, -1, -1};
+	batch_query send[5] = {
+	    {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
+	int slot[5] = {-1, -1, -1, -1, -1};
 	size_t n = 0;
-	for (int i = 0; i < 4; i++) {
-		if ((i == 2 && !(what & RS_LEDGER)) || (i == 3 && !(what & RS_CONTROL)))
+	for (int i = 0; i < 5; i++) {
+		if (((i == 2 || i == 4) && !(what & RS_LEDGER)) || (i == 3 && !(what & RS_CONTROL)))
 			continue;
 		slot[i] = (int)n;
 		send[n++] = q[i];
 	}
-	PGresult *res[4] = {NULL, NULL, NULL, NULL};
+	PGresult *res[5] = {NULL, NULL, NULL, NULL, NULL};
 	char *rd = fl_asprintf("reading %s", c->history);
 	int rc = batch(c->pg, send, n, res, rd, err);
 	PGresult *r0 = res[0], *r1 = res[1], *r2 = slot[2] >= 0 ? res[slot[2]] : NULL,
-	         *r3 = slot[3] >= 0 ? res[slot[3]] : NULL;
+	         *r3 = slot[3] >= 0 ? res[slot[3]] : NULL, *r4 = slot[4] >= 0 ? res[slot[4]] : NULL;
 	if (rc != 0)
 		goto out;
 	rc = -1;
@@ -2069,6 +2077,8 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 		*err = result_error(c->pg, r2, "reading flotilla's ledger");
 		goto out;
 	}
+	/* no ledger yet (undefined table): nothing unfinished */
+	c->unfinished_runs = r4 && result_ok(r4) && PQntuples(r4) == 1 && PQgetvalue(r4, 0, 0)[0] == 't';
 	if (r3 && result_ok(r3) && control_current) {
 		fl_error *e = NULL;
 		fl_migration_set *set = control_set(&e);
@@ -2241,7 +2251,7 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 			goto done;
 		fl_error *v = NULL;
 		if (h->exists && (ctl || !c.ledger) && plan->npending + plan->nrepeatables == 0 &&
-		    !(v = fl_plan_validate(plan, false)) && !cancelled(&c)) {
+		    !c.unfinished_runs && !(v = fl_plan_validate(plan, false)) && !cancelled(&c)) {
 			c.res->version_before =
 			    plan->current_version ? fl_strdup(plan->current_version) : NULL;
 			c.res->version_after =

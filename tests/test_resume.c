@@ -408,3 +408,33 @@ Test(resume, validate_names_every_invalid_index_and_the_migration_that_creates_i
 	free(err);
 	svc_drop(&s);
 }
+
+/* Found by make test-faults: a run killed after its last migration, before it closed its run row. */
+Test(resume, run_killed_after_its_last_migration_is_marked_abandoned_by_a_run_with_nothing_to_do,
+     .timeout = 120)
+{
+	struct svc s;
+	svc_init(&s, "INSERT INTO counter VALUES (1);\n");
+	char *out, *err;
+	svc_base(&s);
+	int rc = svc_run(&s, &out, &err, "migrate");
+	cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+	free(out);
+	free(err);
+	/* what kill -9 between the last COMMIT and the run row's UPDATE leaves */
+	PGconn *c = th_connect(s.db);
+	th_exec(c, "UPDATE flotilla.run SET finished = NULL, outcome = NULL WHERE id = (SELECT max(id) FROM "
+	           "flotilla.run)");
+	PQfinish(c);
+	rc = svc_run(&s, &out, &err, "migrate");
+	cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+	cr_assert(th_contains(out, "up to date") || th_contains(err, "up to date"), "%s%s", out, err);
+	free(out);
+	free(err);
+	assert_value(&s, "0", "SELECT count(*) FROM flotilla.run WHERE finished IS NULL OR outcome IS NULL");
+	assert_value(&s, "abandoned,success",
+	             "SELECT string_agg(outcome, ',' ORDER BY id) FROM flotilla.run WHERE id > (SELECT "
+	             "min(id) FROM flotilla.run WHERE command = 'migrate')");
+	assert_value(&s, "1", "SELECT count(*) FROM counter");
+	svc_drop(&s);
+}
