@@ -1622,17 +1622,14 @@ static void say_what_is_left(ctx *c, const prepared *pm, size_t at, bool at_comm
 	fl_buf_init(&b);
 	const char *script = pm->m->script;
 	if (!pm->no_tx) {
-		if (lost && at_commit)
+		/* results of a pipeline can be lost after the server committed it: never claim a rollback */
+		if (lost)
 			fl_buf_printf(
 			    &b,
-			    "%s: lost the connection at COMMIT: it may or may not have committed; "
-			    "the next run reads the history table and applies it only if it did not",
-			    script);
-		else if (lost)
-			fl_buf_printf(
-			    &b,
-			    "%s: lost the connection; rolled back (transaction): nothing of it is applied",
-			    script);
+			    "%s: lost the connection before its COMMIT was confirmed%s: the server "
+			    "rolls back what it did not commit, and the next run applies it only if "
+			    "the history table does not record it",
+			    script, at_commit ? " (at COMMIT)" : "");
 		else
 			fl_buf_printf(&b, "%s rolled back (transaction): nothing of it is applied", script);
 	} else {

@@ -438,3 +438,49 @@ Test(resume, run_killed_after_its_last_migration_is_marked_abandoned_by_a_run_wi
 	assert_value(&s, "1", "SELECT count(*) FROM counter");
 	svc_drop(&s);
 }
+
+Test(resume, terminated_backend_in_a_transactional_migration_is_a_lost_connection_not_a_file_error,
+     .timeout = 120)
+{
+	struct svc s;
+	/* sleeps while gate has a row: the test decides */
+	svc_init(&s, "INSERT INTO counter VALUES (1);\n"
+	             "SELECT pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM gate) THEN 60 ELSE 0 END);\n");
+	svc_base(&s);
+	PGconn *c = th_connect(s.db);
+	th_exec(c, "INSERT INTO gate VALUES (1)");
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/migrate.out", s.dir);
+	snprintf(errp, sizeof(errp), "%s/migrate.err", s.dir);
+	pid_t pid = th_spawn(s.dir, NULL, outp, errp,
+	                     (const char *const[]){"flotilla", "-m", s.manifest, "-e", "test", "migrate",
+	                                           "--no-provision", NULL});
+	cr_assert(wait_for(&s, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
+	                       "current_database() AND wait_event = 'PgSleep')"),
+	          "the migration never slept");
+	assert_value(&s, "t",
+	             "SELECT bool_and(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+	             "current_database() AND wait_event = 'PgSleep'");
+	int rc = wait_exit(pid);
+	char *err = th_read(errp);
+	cr_assert_eq(rc, 1, "%s", err);
+	cr_assert(th_contains(err,
+	                      "auth: V2__steps.sql: lost the connection before its COMMIT was confirmed: "
+	                      "the server rolls back what it did not commit, and the next run applies "
+	                      "it only if the history table does not record it"),
+	          "%s", err);
+	cr_assert(!th_contains(err, "V2__steps.sql:2:1"), "%s", err);
+	free(err);
+	th_exec(c, "DELETE FROM gate");
+	PQfinish(c);
+	char *out;
+	rc = svc_run(&s, &out, &err, "migrate");
+	cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+	free(out);
+	free(err);
+	assert_value(&s, "1", "SELECT string_agg(n::text, ',') FROM counter");
+	assert_value(&s, "1:true,2:true",
+	             "SELECT string_agg(version || ':' || success, ',' ORDER BY installed_rank) FROM "
+	             "flyway_schema_history WHERE type = 'SQL'");
+	svc_drop(&s);
+}
