@@ -700,8 +700,7 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 		rc = fl_apply_info(pg, s->set, &ao, &s->history, &s->plan, &err);
 		if (rc == 0 && f->opts.verb == FL_FLEET_VALIDATE) {
 			s->error = fl_plan_validate(s->plan, true);
-			/* an index a cancelled build left INVALID is never used: a problem, not a clean bill
-			 */
+			/* an index a cancelled build left INVALID is never used: a problem */
 			if (fl_indexes_invalid(pg, svc->schema, s->set, &s->error, &err) < 0)
 				rc = -1;
 		}
