@@ -4,6 +4,7 @@
 #   make test       ASan+UBSan build, every unit and integration test, toml-test,
 #                   the threaded tests under TSan; ends with Criterion's summary
 #   make tsan       the threaded tests under ThreadSanitizer
+#   make test-faults  seeded crash, race and signal trials (tests/faults/run), after make test in CI
 #   make demo       throwaway PostgreSQL + migrate the seven services of manifests/pcc.toml
 #   make bench      benchmarks (bench/README.md)
 #   make bench-engine / bench-drift   per-migration cost; where drift's time goes
@@ -92,6 +93,12 @@ deps:
 test: deps
 	$(MAKE) build/asan/flotilla build/asan/flotilla-tests build/asan/toml-decoder build/tsan/flotilla
 	sh tests/run
+
+# make test-faults: seeded kill -9, race, signal and server-crash trials against the release
+# binary, each followed by a rerun that must converge (tests/faults/run; FAULT_SEED=N repeats one)
+.PHONY: test-faults
+test-faults: build/rel/flotilla
+	/usr/bin/python3 tests/faults/run
 
 # make test-one T='suite/*': only those tests (ASan build), for work on one module
 test-one:

@@ -361,8 +361,10 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		        "flotilla: nothing was sent to any server; fix the problems above and run again\n");
 	if (f->interrupted)
 		fprintf(stderr, "flotilla: interrupted: %s\n",
-		        f->touched ? "running work was cancelled and rolled back; see above for what was done"
-		                   : "nothing was sent to any server");
+		        f->touched
+		            ? "running transactions were rolled back; what ran outside a transaction is "
+		              "kept (each service above says what)"
+		            : "nothing was sent to any server");
 	fl_fleet_free(f);
 	fl_manifest_free(m);
 	return rc;

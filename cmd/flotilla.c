@@ -49,7 +49,9 @@ static const struct command commands[] = {
     {"validate", cmd_validate,
      "compare the history of each database with the migration files (exit 3 on mismatch)",
      "flotilla [-m FILE] [-e ENV] validate [SERVICE...] [--json] [--rev REV] [-j N]\n\n"
-     "Exit 3 when a service has problems (each listed with its file); --json lists them"},
+     "Exit 3 when a service has problems (each listed with its file); --json lists them.\n"
+     "An INVALID index (a CREATE INDEX CONCURRENTLY that did not finish) is a problem,\n"
+     "named with the migration that creates it"},
     {"plan", cmd_plan, "show what migrate would do, per service, without doing it",
      "flotilla [-m FILE] [-e ENV] plan [SERVICE...] [--json] [--rev REV] [-j N]"},
     {"diff", cmd_diff, "which migrations changed between two git revisions; refuse edits to applied ones",

@@ -51,6 +51,7 @@ typedef struct {
 	bool control_current;   /* flotilla's control schema was read under our lock and needs nothing */
 	bool checking;          /* fl_apply_check: only whether files expand and split (no digest) */
 	unsigned long long rng; /* the jitter of lock retries; 0: not seeded yet */
+	bool unfinished_runs;   /* (RS_LEDGER) a run row of this service is unfinished: a killed run's? */
 	fl_apply_result *res;
 	fl_apply_result local_res;
 } ctx;
@@ -1178,6 +1179,8 @@ static bool has_transaction_control(const prepared *pm)
 
 /* ---- running one migration in a transaction, in one round trip ---- */
 
+static void say_what_is_left(ctx *c, const prepared *pm, size_t at, bool at_commit, fl_error *e);
+
 static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 {
 	query_list l = {0};
@@ -1247,6 +1250,7 @@ static int run_in_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 		fl_error *e = migration_error(c, pm, failed == SIZE_MAX ? NULL : &l.q[failed], &d);
 		if (in_stmt && is_lock_timeout(&d) && e->kind != FL_EINTR)
 			lock_gave_up(c, pm, l.q[failed].stmt, attempts, t0, e);
+		say_what_is_left(c, pm, 0, failed != SIZE_MAX && l.q[failed].kind == Q_COMMIT, e);
 		*ms = (long)(now_ms() - t0);
 		ledger_failure(c, pm, *ms, e);
 		fl_pg_diag_move(&c->res->diag, &d);
@@ -1555,7 +1559,7 @@ static int run_refused(ctx *c, steps *st, const prepared *pm, size_t i, bool in_
 				e->msg = m;
 			}
 		}
-		if (cic && connected) {
+		if (cic && connected && e->kind != FL_EINTR) { /* interrupted: say_what_is_left says it */
 			int is = index_state(c, index, &le);
 			fl_error_free(le);
 			if (is == IDX_INVALID) {
@@ -1602,6 +1606,89 @@ static int verify_indexes(ctx *c, const prepared *pm, fl_error **err)
 	return 0;
 }
 
+/* ---- what an interrupt or a lost connection left (issue 13) ---- */
+
+static bool connection_lost(const ctx *c)
+{
+	return PQstatus(c->pg->conn) != CONNECTION_OK;
+}
+
+/*
+ * Rewrites the error of a migration that was interrupted or lost its
+ * connection into what it left behind, without a place in the file (the
+ * statement was not at fault): a transaction is rolled back by the server,
+ * unless the connection went at COMMIT (then the next run sees from the
+ * history whether it committed); a no-transaction file keeps the statements
+ * before `at` (1-based, 0 when none ran) and an index its build left INVALID.
+ */
+static void say_what_is_left(ctx *c, const prepared *pm, size_t at, bool at_commit, fl_error *e)
+{
+	bool lost = connection_lost(c);
+	if (!e || (e->kind != FL_EINTR && !lost))
+		return;
+	fl_buf b;
+	fl_buf_init(&b);
+	const char *script = pm->m->script;
+	if (!pm->no_tx) {
+		/* results of a pipeline can be lost after the server committed it: never claim a rollback */
+		if (lost)
+			fl_buf_printf(
+			    &b,
+			    "%s: lost the connection before its COMMIT was confirmed%s: the server "
+			    "rolls back what it did not commit, and the next run applies it only if "
+			    "the history table does not record it",
+			    script, at_commit ? " (at COMMIT)" : "");
+		else
+			fl_buf_printf(&b, "%s rolled back (transaction): nothing of it is applied", script);
+	} else {
+		if (lost)
+			fl_buf_printf(&b, "%s: lost the connection during statement %zu of %zu", script, at,
+			              pm->nstmts);
+		else if (at)
+			fl_buf_printf(&b, "%s: statement %zu of %zu interrupted", script, at, pm->nstmts);
+		else
+			fl_buf_printf(&b, "%s: interrupted", script);
+		if (at <= 1)
+			fl_buf_puts(&b, " (no transaction; no statement of it done)");
+		else if (at == 2)
+			fl_buf_puts(&b, " (no transaction; statement 1 done and kept)");
+		else
+			fl_buf_printf(&b, " (no transaction; statements 1 to %zu done and kept)", at - 1);
+		const fl_stmt *s = at ? &pm->stmts[at - 1] : NULL;
+		fl_sql_about a = {0};
+		if (s)
+			fl_sql_about_of(pm->text + s->start, s->end - s->start, &a);
+		if (a.kind == FL_SQL_CREATE_INDEX_CONCURRENTLY && a.index) {
+			char *index = fl_strndup(a.index, a.index_len);
+			fl_error *le = NULL;
+			int is = lost ? IDX_ERROR : index_state(c, index, &le);
+			fl_error_free(le);
+			if (is == IDX_INVALID)
+				fl_buf_printf(
+				    &b, "; index %s left INVALID, dropped and built again on the next run",
+				    index);
+			else if (is == IDX_ERROR)
+				fl_buf_printf(
+				    &b,
+				    "; index %s may be left INVALID: the next run checks it and, if so, "
+				    "drops it and builds it again",
+				    index);
+			free(index);
+		} else if (lost && at) {
+			fl_buf_printf(&b,
+			              "; the ledger says whether statement %zu committed: the next run "
+			              "continues at the first statement not done",
+			              at);
+		}
+	}
+	fl_buf_printf(&b, " (%s)", e->msg);
+	free(e->msg);
+	e->msg = fl_buf_detach(&b);
+	free(e->file);
+	e->file = NULL;
+	e->line = e->col = 0;
+}
+
 static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **err)
 {
 	char *enter[4];
@@ -1637,6 +1724,7 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 	long long t0 = now_ms();
 	fl_pg_diag d = {0};
 	fl_error *e = NULL;
+	size_t at = 0; /* the statement running (1-based) */
 	if (c->ledger && c->run_id) {
 		char *sql = ledger_insert_sql(c, pm, "NULL", "NULL", NULL);
 		char *v = fl_pg_value(c->pg, sql, 0, NULL, &e);
@@ -1656,6 +1744,7 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 	for (size_t i = 0; i < first; i++)
 		prefix_add(&st, pm, i);
 	for (size_t i = first; i < pm->nstmts; i++) {
+		at = i + 1;
 		if (cancelled(c)) {
 			e = interrupted(NULL);
 			fl_error_prefix(e, "%s: stopped before statement %zu of %zu", pm->m->path, i + 1,
@@ -1679,6 +1768,7 @@ static int run_outside_transaction(ctx *c, prepared *pm, long *ms, fl_error **er
 	}
 	verify_indexes(c, pm, &e);
 restore:
+	say_what_is_left(c, pm, at, false, e);
 	if (PQstatus(c->pg->conn) == CONNECTION_OK) {
 		ensure_idle(c->pg);
 		PGresult *r = PQexec(c->pg->conn, reset);
@@ -1943,9 +2033,10 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	snprintf(key, sizeof(key), "%lld", c->key);
 	const char *p0[2] = {c->schema, key};
 	const char *p2[1] = {c->history};
+	const char *p4[1] = {c->o->service};
 	char *rows_sql = fl_history_rows_sql(c->schema, c->table);
 	char *ctl_sql = fl_history_rows_sql(FL_CONTROL_SCHEMA, FL_HISTORY_DEFAULT_TABLE);
-	batch_query q[4] = {
+	batch_query q[5] = {
 	    {what & RS_TRY_LOCK
 	         ? "SELECT current_user, current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
 	           " WHERE nspname = $1), pg_catalog.pg_try_advisory_lock($2::bigint)"
@@ -1955,22 +2046,28 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	    {rows_sql, 0, NULL},
 	    {fl_history_progress_sql, 1, p2},
 	    {ctl_sql, 0, NULL},
+	    /* a run killed after its last migration leaves its row unfinished, and a next run with
+	     * nothing to do would never take the lock that lets it mark the row abandoned */
+	    {"SELECT EXISTS (SELECT 1 FROM " LEDGER_RUN
+	     " WHERE finished IS NULL AND service IS NOT DISTINCT FROM $1)",
+	     1, p4},
 	};
 	/* the ledger's and control schema's queries go only when asked for; keep their slots */
-	batch_query send[4] = {{NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
-	int slot[4] = {-1, -1, -1, -1};
+	batch_query send[5] = {
+	    {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
+	int slot[5] = {-1, -1, -1, -1, -1};
 	size_t n = 0;
-	for (int i = 0; i < 4; i++) {
-		if ((i == 2 && !(what & RS_LEDGER)) || (i == 3 && !(what & RS_CONTROL)))
+	for (int i = 0; i < 5; i++) {
+		if (((i == 2 || i == 4) && !(what & RS_LEDGER)) || (i == 3 && !(what & RS_CONTROL)))
 			continue;
 		slot[i] = (int)n;
 		send[n++] = q[i];
 	}
-	PGresult *res[4] = {NULL, NULL, NULL, NULL};
+	PGresult *res[5] = {NULL, NULL, NULL, NULL, NULL};
 	char *rd = fl_asprintf("reading %s", c->history);
 	int rc = batch(c->pg, send, n, res, rd, err);
 	PGresult *r0 = res[0], *r1 = res[1], *r2 = slot[2] >= 0 ? res[slot[2]] : NULL,
-	         *r3 = slot[3] >= 0 ? res[slot[3]] : NULL;
+	         *r3 = slot[3] >= 0 ? res[slot[3]] : NULL, *r4 = slot[4] >= 0 ? res[slot[4]] : NULL;
 	if (rc != 0)
 		goto out;
 	rc = -1;
@@ -1993,6 +2090,8 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 		*err = result_error(c->pg, r2, "reading flotilla's ledger");
 		goto out;
 	}
+	/* no ledger yet (undefined table): nothing unfinished */
+	c->unfinished_runs = r4 && result_ok(r4) && PQntuples(r4) == 1 && PQgetvalue(r4, 0, 0)[0] == 't';
 	if (r3 && result_ok(r3) && control_current) {
 		fl_error *e = NULL;
 		fl_migration_set *set = control_set(&e);
@@ -2165,7 +2264,7 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 			goto done;
 		fl_error *v = NULL;
 		if (h->exists && (ctl || !c.ledger) && plan->npending + plan->nrepeatables == 0 &&
-		    !(v = fl_plan_validate(plan, false)) && !cancelled(&c)) {
+		    !c.unfinished_runs && !(v = fl_plan_validate(plan, false)) && !cancelled(&c)) {
 			c.res->version_before =
 			    plan->current_version ? fl_strdup(plan->current_version) : NULL;
 			c.res->version_after =

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "alembic.h"
+#include "indexes.h"
 #include "orchestrate.h"
 #include "login.h"
 #include "pg.h"
@@ -701,8 +702,12 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 	case FL_FLEET_VALIDATE:
 	case FL_FLEET_PLAN:
 		rc = fl_apply_info(pg, s->set, &ao, &s->history, &s->plan, &err);
-		if (rc == 0 && f->opts.verb == FL_FLEET_VALIDATE)
+		if (rc == 0 && f->opts.verb == FL_FLEET_VALIDATE) {
 			s->error = fl_plan_validate(s->plan, true);
+			/* an index a cancelled build left INVALID is never used: a problem */
+			if (fl_indexes_invalid(pg, svc->schema, s->set, &s->error, &err) < 0)
+				rc = -1;
+		}
 		if (rc == 0)
 			done = info_outcome(f, s);
 		break;

@@ -300,6 +300,11 @@ Test(par_fleet, sigint_rolls_back_and_exits_130, .timeout = 240)
 	          th_read(errp));
 	char *errtext = th_read(errp);
 	cr_assert(th_contains(errtext, "interrupted"), "%s", errtext);
+	/* what the interrupt left, in words: the transaction is gone, not "an error at line 2" */
+	cr_assert(th_contains(errtext,
+	                      "task_tracker: V2__step_2.sql rolled back (transaction): nothing of "
+	                      "it is applied (ERROR 57014: canceling statement due to user request)"),
+	          "%s", errtext);
 	free(errtext);
 	cr_assert_lt(secs, 2.0, "took %.2f s to stop", secs);
 	char *v =

@@ -846,3 +846,66 @@ Test(par_runs, dry_run_document, .timeout = 120)
 	free(err);
 	fleet_drop(&f);
 }
+
+/*
+ * A release pipeline starts while another one's migration runs for 20 s: the second
+ * waits for the migration lock (its own bound, minutes, not lock_timeout's 5 s), then
+ * finds the migration applied by the first and says up to date, exit 0.
+ */
+Test(par_runs, second_pipeline_waits_for_a_20_s_migration_then_is_up_to_date, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, NULL);
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", NULL});
+	cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+	free(out);
+	free(err);
+	th_write(f.dir, "svc/auth/V4__slow.sql", "SELECT pg_sleep(20);\nCREATE TABLE t4 (id int);\n");
+
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/first.out", f.dir);
+	snprintf(errp, sizeof(errp), "%s/first.err", f.dir);
+	pid_t first = th_spawn(
+	    f.dir, ALL_PW, outp, errp,
+	    (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "migrate", "auth", NULL});
+	char db[128], q[512];
+	snprintf(db, sizeof(db), "%s_auth", f.project);
+	PGconn *c = th_connect(db);
+	bool sleeping = false;
+	for (int i = 0; i < 600 && !sleeping; i++) {
+		char *v = th_query1(c, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
+		                       "current_database() AND query LIKE 'SELECT pg_sleep(20)%')");
+		sleeping = strcmp(v, "t") == 0;
+		free(v);
+		if (!sleeping)
+			usleep(50000);
+	}
+	cr_assert(sleeping, "the first pipeline's migration never started: %s", th_read(errp));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "auth", "--json", NULL});
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+	/* it waited for the first one's lock, well past lock_timeout */
+	cr_assert_gt(t1.tv_sec - t0.tv_sec, 10, "it did not wait: %s", err);
+	json_t *doc = parse(out);
+	cr_assert_str_eq(jstr(doc, "result"), "ok", "%s", out);
+	json_t *auth = service_of(doc, "auth");
+	cr_assert_str_eq(jstr(auth, "result"), "up_to_date", "%s", out);
+	cr_assert_str_eq(jstr(auth, "version_after"), "4", "%s", out);
+	json_decref(doc);
+	free(out);
+	free(err);
+	int st;
+	cr_assert_eq(waitpid(first, &st, 0), first);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the first pipeline: %s", th_read(errp));
+	snprintf(q, sizeof(q),
+	         "SELECT count(*) || '|' || bool_and(success) FROM flyway_schema_history WHERE "
+	         "version = '4'");
+	char *v = th_query1(c, q);
+	cr_assert_str_eq(v, "1|true");
+	free(v);
+	PQfinish(c);
+	fleet_drop(&f);
+}
