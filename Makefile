@@ -44,7 +44,7 @@ CMD_SRC  := $(sort $(wildcard cmd/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/harness.c tests/faultproxy.c
 CTRL_SQL := $(sort $(wildcard migrations/*.sql))
 GEN      := build/gen/control_sql.c
-HDRS     := $(wildcard core/*.h tests/*.h)
+HDRS     := $(wildcard core/*.h cmd/*.h tests/*.h)
 
 .PHONY: all test test-one tsan demo bench deps format lint clean check-deps install uninstall deb test-deb
 all: flotilla build/toml-decoder
