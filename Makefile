@@ -183,7 +183,7 @@ uninstall:
 	  '$(DESTDIR)$(ZSHCOMPDIR)/_flotilla'
 
 # A Debian package of a staged `make install` (PREFIX=/usr); ci/mkdeb says how.
-# flotilla(1) is written from the command table (cmd/flotilla.c); a test keeps it current.
+# flotilla(1) is written from the command table (cmd/options.c); a test keeps it current.
 .PHONY: man
 man: flotilla
 	./flotilla help --man > man/flotilla.1
