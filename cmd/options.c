@@ -176,105 +176,170 @@ static const char FLEET_EXIT[] =
     "130 interrupted";
 
 const fl_cli_command fl_cli_commands[] = {
-    {"migrate", cmd_migrate,
-     "provision, then apply pending migrations of every (or the named) service in parallel", "[SERVICE...]",
-     FL_COMPLETE_SERVICES, NULL, migrate_opts, true,
-     "Checks everything first (the manifest, every secret the run needs, every file of the\n"
-     "selected services): any problem exits 2 with nothing sent to any server. Then provisions\n"
-     "what the selected services need (their roles, databases and grants; not the whole fleet)\n"
-     "and applies each service's pending migrations, services in parallel.",
-     FLEET_EXIT, fl_cli_fleet_usage_json},
-    {"status", cmd_status, "show applied and pending migrations per service (like flyway info)",
-     "[SERVICE...]", FL_COMPLETE_SERVICES, NULL, read_only_opts, true,
-     "A service whose database does not exist yet is shown as such (\"database X will be\n"
-     "created; N migrations to apply\"). --json: versions and every migration with its state.",
-     "Exit codes: 0 done, 1 a service could not be read, 2 bad input (nothing sent), 130 interrupted",
-     fl_cli_fleet_usage_json},
-    {"validate", cmd_validate,
-     "compare the history of each database with the migration files (exit 3 on mismatch)", "[SERVICE...]",
-     FL_COMPLETE_SERVICES, NULL, read_only_opts, true,
-     "Each problem is listed with its file; --json lists them in each service's problems.",
-     "Exit codes: 0 valid, 1 a service could not be read, 2 bad input (nothing sent), 3 a service\n"
-     "has problems, 130 interrupted",
-     fl_cli_fleet_usage_json},
-    {"plan", cmd_plan, "show what migrate would do, per service, without doing it", "[SERVICE...]",
-     FL_COMPLETE_SERVICES, NULL, read_only_opts, true,
-     "Per service: the files migrate would apply, in order, and which run outside a transaction;\n"
-     "--json: the same per service, with each migration's state.",
-     "Exit codes: 0 done, 1 a service could not be read, 2 bad input (nothing sent), 130 interrupted",
-     fl_cli_fleet_usage_json},
-    {"diff", cmd_diff, "which migrations changed between two git revisions; refuse edits to applied ones",
-     "[SERVICE...]", FL_COMPLETE_SERVICES, NULL, diff_opts, false,
-     "Without --to, the base is the merge base of REV and HEAD, compared with the work tree\n"
-     "(index and untracked files included), like 'git diff REV...HEAD': on a branch,\n"
-     "--since origin/main shows what the branch changed, not what main did meanwhile;\n"
-     "for a tag HEAD descends from, the base is the tag itself. With --to, REV..TO as given.",
-     "Exit 0: only added migrations and changed repeatables; 3: a versioned or undo migration\n"
-     "was modified, deleted or renamed, or two files share a version; 2: bad revision or name",
-     NULL},
-    {"lint", cmd_lint,
-     "check migrations for statements that lock or break production, with PostgreSQL's parser",
-     "[SERVICE...]", FL_COMPLETE_SERVICES, NULL, lint_opts, false,
-     "Lints every migration of the selected services, or with --since only the files added or changed\n"
-     "since REV (the selection 'diff --since' makes; --rev compares with and reads from that revision).\n"
-     "Each finding is 'file:line:col: rule: message' with a hint line; rules and their levels: "
-     "docs/lint.md,\n"
-     "[lint] in the manifest; '-- flotilla:lint-ignore RULE reason' before a statement (or\n"
-     "'-- flotilla:lint-ignore-file RULE reason') silences one. No database is touched.",
-     "Exit 0: no error-level finding (warnings allowed); 3: an error-level finding; 2: bad usage or a file\n"
-     "that could not be read",
-     NULL},
-    {"provision", cmd_provision,
-     "create roles, databases, passwords and grants from the manifest (idempotent)", NULL, FL_COMPLETE_NONE,
-     NULL, provision_opts, true,
-     "Creates the roles, databases, memberships and grants the manifest asks for, for the whole\n"
-     "fleet of the environment. Each step is printed as it runs (\"no changes\" when there is none).",
-     "Exit codes: 0 done, 1 a step failed, 2 bad input (nothing sent), 130 interrupted", NULL},
-    {"drift", cmd_drift, "compare history, live schema and grants with the repository (exit 3 on drift)",
-     "[SERVICE...]", FL_COMPLETE_SERVICES, NULL, drift_opts, true,
-     "The schema check replays each service's migrations into a shadow database and compares\n"
-     "its catalog with the live one; history compares flyway_schema_history with the files;\n"
-     "grants compares roles and privileges with the manifest.",
-     "Exit codes: 0 no drift, 1 something could not be checked, 2 bad usage, 3 drift, 130 interrupted", NULL},
-    {"baseline", cmd_baseline, "mark an existing database as being at a version", "SERVICE...",
-     FL_COMPLETE_SERVICES, NULL, baseline_opts, true,
-     "Writes the baseline row to each named service's history (as flyway baseline does), so\n"
-     "migrate applies only the files above V.",
-     FLEET_EXIT, fl_cli_fleet_usage_json},
-    {"repair", cmd_repair, "remove failed history rows and realign checksums and descriptions",
-     "[SERVICE...]", FL_COMPLETE_SERVICES, NULL, repair_opts, true, NULL, FLEET_EXIT,
-     fl_cli_fleet_usage_json},
-    {"undo", cmd_undo, "apply undo (U) migrations in reverse order", "SERVICE...", FL_COMPLETE_SERVICES, NULL,
-     undo_opts, true, NULL, FLEET_EXIT, fl_cli_fleet_usage_json},
-    {"rotate", cmd_rotate, "generate a new password, hand it to the secret manager, then set it",
-     "SERVICE...", FL_COMPLETE_SERVICES, NULL, no_opts, true,
-     "Generates a new password for each service's owner, hands it on standard input to the\n"
-     "service's password_sink (the secret manager), and sets it once the sink succeeded.\n"
-     "A failed sink leaves the old password working.",
-     "Exit codes: 0 done, 1 a service failed, 2 bad input", NULL},
-    {"manifest", cmd_manifest, "check the manifest or show it resolved (secrets shown as their source)",
-     "check|show", FL_COMPLETE_WORDS, "check show", manifest_opts, true,
-     "check  validate the manifest (every environment when no -e is given)\n"
-     "show   the resolved manifest, secrets shown as where they come from\n"
-     "The manifest's keys: flotilla.toml(5) (man 5 flotilla.toml, or man/flotilla.toml.5).",
-     NULL, NULL},
-    {"help", cmd_help, "this list, or one command's usage and options", "[COMMAND]", FL_COMPLETE_COMMANDS,
-     NULL, help_opts, false, NULL, NULL, NULL},
-    {"version", cmd_version, "the version", NULL, FL_COMPLETE_NONE, NULL, no_opts, false, NULL, NULL, NULL},
+    {.name = "migrate",
+     .run = cmd_migrate,
+     .summary = "provision, then apply pending migrations of every (or the named) service in parallel",
+     .operands = "[SERVICE...]",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = migrate_opts,
+     .env = true,
+     .about = "Checks everything first (the manifest, every secret the run needs, every file of the\n"
+              "selected services): any problem exits 2 with nothing sent to any server. Then provisions\n"
+              "what the selected services need (their roles, databases and grants; not the whole fleet)\n"
+              "and applies each service's pending migrations, services in parallel.",
+     .more = FLEET_EXIT,
+     .usage_json = fl_cli_fleet_usage_json},
+    {.name = "status",
+     .run = cmd_status,
+     .summary = "show applied and pending migrations per service (like flyway info)",
+     .operands = "[SERVICE...]",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = read_only_opts,
+     .env = true,
+     .about = "A service whose database does not exist yet is shown as such (\"database X will be\n"
+              "created; N migrations to apply\"). --json: versions and every migration with its state.",
+     .more = "Exit codes: 0 done, 1 a service could not be read, 2 bad input (nothing sent), 130 interrupted",
+     .usage_json = fl_cli_fleet_usage_json},
+    {.name = "validate",
+     .run = cmd_validate,
+     .summary = "compare the history of each database with the migration files (exit 3 on mismatch)",
+     .operands = "[SERVICE...]",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = read_only_opts,
+     .env = true,
+     .about = "Each problem is listed with its file; --json lists them in each service's problems.",
+     .more = "Exit codes: 0 valid, 1 a service could not be read, 2 bad input (nothing sent), 3 a service\n"
+             "has problems, 130 interrupted",
+     .usage_json = fl_cli_fleet_usage_json},
+    {.name = "plan",
+     .run = cmd_plan,
+     .summary = "show what migrate would do, per service, without doing it",
+     .operands = "[SERVICE...]",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = read_only_opts,
+     .env = true,
+     .about = "Per service: the files migrate would apply, in order, and which run outside a transaction;\n"
+              "--json: the same per service, with each migration's state.",
+     .more = "Exit codes: 0 done, 1 a service could not be read, 2 bad input (nothing sent), 130 interrupted",
+     .usage_json = fl_cli_fleet_usage_json},
+    {.name = "diff",
+     .run = cmd_diff,
+     .summary = "which migrations changed between two git revisions; refuse edits to applied ones",
+     .operands = "[SERVICE...]",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = diff_opts,
+     .about = "Without --to, the base is the merge base of REV and HEAD, compared with the work tree\n"
+              "(index and untracked files included), like 'git diff REV...HEAD': on a branch,\n"
+              "--since origin/main shows what the branch changed, not what main did meanwhile;\n"
+              "for a tag HEAD descends from, the base is the tag itself. With --to, REV..TO as given.",
+     .more = "Exit 0: only added migrations and changed repeatables; 3: a versioned or undo migration\n"
+             "was modified, deleted or renamed, or two files share a version; 2: bad revision or name"},
+    {.name = "lint",
+     .run = cmd_lint,
+     .summary = "check migrations for statements that lock or break production, with PostgreSQL's parser",
+     .operands = "[SERVICE...]",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = lint_opts,
+     .about =
+         "Lints every migration of the selected services, or with --since only the files added or changed\n"
+         "since REV (the selection 'diff --since' makes; --rev compares with and reads from that revision).\n"
+         "Each finding is 'file:line:col: rule: message' with a hint line; rules and their levels: "
+         "docs/lint.md,\n"
+         "[lint] in the manifest; '-- flotilla:lint-ignore RULE reason' before a statement (or\n"
+         "'-- flotilla:lint-ignore-file RULE reason') silences one. No database is touched.",
+     .more = "Exit 0: no error-level finding (warnings allowed); 3: an error-level finding; 2: bad usage or "
+             "a file\n"
+             "that could not be read"},
+    {.name = "provision",
+     .run = cmd_provision,
+     .summary = "create roles, databases, passwords and grants from the manifest (idempotent)",
+     .opts = provision_opts,
+     .env = true,
+     .about =
+         "Creates the roles, databases, memberships and grants the manifest asks for, for the whole\n"
+         "fleet of the environment. Each step is printed as it runs (\"no changes\" when there is none).",
+     .more = "Exit codes: 0 done, 1 a step failed, 2 bad input (nothing sent), 130 interrupted"},
+    {.name = "drift",
+     .run = cmd_drift,
+     .summary = "compare history, live schema and grants with the repository (exit 3 on drift)",
+     .operands = "[SERVICE...]",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = drift_opts,
+     .env = true,
+     .about = "The schema check replays each service's migrations into a shadow database and compares\n"
+              "its catalog with the live one; history compares flyway_schema_history with the files;\n"
+              "grants compares roles and privileges with the manifest.",
+     .more =
+         "Exit codes: 0 no drift, 1 something could not be checked, 2 bad usage, 3 drift, 130 interrupted"},
+    {.name = "baseline",
+     .run = cmd_baseline,
+     .summary = "mark an existing database as being at a version",
+     .operands = "SERVICE...",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = baseline_opts,
+     .env = true,
+     .about = "Writes the baseline row to each named service's history (as flyway baseline does), so\n"
+              "migrate applies only the files above V.",
+     .more = FLEET_EXIT,
+     .usage_json = fl_cli_fleet_usage_json},
+    {.name = "repair",
+     .run = cmd_repair,
+     .summary = "remove failed history rows and realign checksums and descriptions",
+     .operands = "[SERVICE...]",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = repair_opts,
+     .env = true,
+     .more = FLEET_EXIT,
+     .usage_json = fl_cli_fleet_usage_json},
+    {.name = "undo",
+     .run = cmd_undo,
+     .summary = "apply undo (U) migrations in reverse order",
+     .operands = "SERVICE...",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = undo_opts,
+     .env = true,
+     .more = FLEET_EXIT,
+     .usage_json = fl_cli_fleet_usage_json},
+    {.name = "rotate",
+     .run = cmd_rotate,
+     .summary = "generate a new password, hand it to the secret manager, then set it",
+     .operands = "SERVICE...",
+     .operands_complete = FL_COMPLETE_SERVICES,
+     .opts = no_opts,
+     .env = true,
+     .about = "Generates a new password for each service's owner, hands it on standard input to the\n"
+              "service's password_sink (the secret manager), and sets it once the sink succeeded.\n"
+              "A failed sink leaves the old password working.",
+     .more = "Exit codes: 0 done, 1 a service failed, 2 bad input"},
+    {.name = "manifest",
+     .run = cmd_manifest,
+     .summary = "check the manifest or show it resolved (secrets shown as their source)",
+     .operands = "check|show",
+     .operands_complete = FL_COMPLETE_WORDS,
+     .operand_words = "check show",
+     .opts = manifest_opts,
+     .env = true,
+     .about = "check  validate the manifest (every environment when no -e is given)\n"
+              "show   the resolved manifest, secrets shown as where they come from\n"
+              "Every key of the manifest: flotilla.toml(5) (man 5 flotilla.toml), which\n"
+              "'flotilla help manifest' prints after this help.",
+     .reference = fl_cli_manifest_reference},
+    {.name = "help",
+     .run = cmd_help,
+     .summary = "this list, or one command's usage and options",
+     .operands = "[COMMAND]",
+     .operands_complete = FL_COMPLETE_COMMANDS,
+     .opts = help_opts},
+    {.name = "version", .run = cmd_version, .summary = "the version", .opts = no_opts},
 };
 const size_t fl_cli_ncommands = sizeof(fl_cli_commands) / sizeof(fl_cli_commands[0]);
 
-const fl_cli_command fl_cli_program = {"flotilla",
-                                       NULL,
-                                       "migrate a fleet of PostgreSQL service databases",
-                                       "COMMAND [ARGS...]",
-                                       FL_COMPLETE_COMMANDS,
-                                       NULL,
-                                       program_opts,
-                                       true,
-                                       NULL,
-                                       NULL,
-                                       NULL};
+const fl_cli_command fl_cli_program = {.name = "flotilla",
+                                       .summary = "migrate a fleet of PostgreSQL service databases",
+                                       .operands = "COMMAND [ARGS...]",
+                                       .operands_complete = FL_COMPLETE_COMMANDS,
+                                       .opts = program_opts,
+                                       .env = true};
 
 const fl_cli_command *fl_cli_command_find(const char *name)
 {
@@ -650,6 +715,8 @@ void fl_cli_print_command_help(FILE *f, const fl_cli_command *c)
 	print_opts(f, common, NCOMMON);
 	if (c->more)
 		fprintf(f, "\n%s\n", c->more);
+	if (c->reference)
+		fprintf(f, "\n%s", c->reference);
 }
 
 void fl_cli_print_help(FILE *f)

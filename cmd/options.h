@@ -124,7 +124,11 @@ typedef struct fl_cli_command {
 	const char *more;          /* paragraphs after the options (exit codes) */
 	/* The --json document of a usage error (NULL: {"command", "result": "invalid", ...}). */
 	void (*usage_json)(const struct fl_cli_command *c, const char *msg);
+	const char *reference; /* printed after the help (not in flotilla(1)): help manifest's keys */
 } fl_cli_command;
+
+/* flotilla.toml(5) as plain text (cmd/manifest_ref.c, written by `make man`). */
+extern const char fl_cli_manifest_reference[];
 
 extern const fl_cli_command fl_cli_commands[];
 extern const size_t fl_cli_ncommands;

@@ -264,3 +264,23 @@ Test(cli, completion_of_option_values)
 	cr_assert_str_eq(o, "drift ");
 	free(o);
 }
+
+/* `help manifest` ends with flotilla.toml(5) as text: the reference is written once, in the page. */
+Test(cli, help_manifest_shows_the_manifest_reference)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "cd '%s' && groff -man -Tascii -P-cbou -rHY=0 man/flotilla.toml.5",
+	         th_top());
+	char *page = NULL;
+	cr_assert_eq(th_sh(cmd, &page), 0, "%s", page);
+	cr_assert(th_contains(page, "[environments.NAME]") || th_contains(page, "environments"), "%s", page);
+	char *out, *err;
+	cr_assert_eq(RUN(&out, &err, "help", "manifest"), 0);
+	size_t n = strlen(out), k = strlen(page);
+	cr_assert(n > k && strcmp(out + n - k, page) == 0,
+	          "help manifest does not end with flotilla.toml(5) as text: run 'make man'\n%s", out);
+	cr_assert(strncmp(out, "usage: flotilla [-m FILE] [-e ENV] manifest check|show", 54) == 0, "%s", out);
+	free(out);
+	free(err);
+	free(page);
+}
