@@ -34,7 +34,25 @@
  *     if (rc != FL_CLI_GO)
  *             return rc;      (--help printed, or a usage error: exit 2)
  *
- * and finds its operands in argv[first..argc).
+ * and finds its operands in argv[first..argc). A check of its own after
+ * parsing reports through fl_cli_usage(argc, argv, ...), which prints the
+ * same way (and the --json document when --json was given).
+ *
+ * For the options and commands being added beside this table, the lines
+ * would be (field names are the new ones in the structs):
+ *
+ *   --shard I/N (fleet):   FL_OPT_STR(FA, shard, "shard", 0, "I/N", "this task's share of the services"),
+ *   --html FILE (migrate): FL_OPT_STR_X(FA, html, "html", 0, "FILE", "also write the report as HTML",
+ *                                       .complete = FL_COMPLETE_FILES),
+ *   --connections N:       FL_OPT_INT(FA, connections, "connections", 0, "N", 1, 64, "connections at once"),
+ *   baseline --from-alembic:
+ *       FL_OPT_FLAG(FA, from_alembic, "from-alembic", 0, "the version alembic recorded"),
+ *   init --from-flyway FILE...:
+ *       {.name = "init", .run = cmd_init, .summary = "...", .operands = "FILE...",
+ *        .operands_complete = FL_COMPLETE_FILES, .opts = init_opts, ...},
+ *   import alembic SERVICE, report merge FILE...: an action word first, as
+ *       manifest has (.operands = "alembic SERVICE", .operand_words = "alembic",
+ *       .operands_complete = FL_COMPLETE_WORDS), the options in the table.
  */
 #ifndef FL_CLI_OPTIONS_H
 #define FL_CLI_OPTIONS_H

@@ -155,7 +155,7 @@ Test(cli, every_command_documents_exactly_the_options_it_takes, .timeout = 600)
 	char *out = NULL;
 	int rc = th_sh(cmd, &out);
 	cr_assert_eq(rc, 0, "options_check:\n%s", out);
-	cr_assert(th_contains(out, "options_check: ok (15 commands, "), "%s", out);
+	cr_assert(th_contains(out, "options_check: ok ("), "%s", out);
 	free(out);
 }
 
