@@ -46,7 +46,7 @@ CMD_SRC  := $(sort $(wildcard cmd/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c)) tests/harness.c tests/faultproxy.c
 CTRL_SQL := $(sort $(wildcard migrations/*.sql))
 GEN      := build/gen/control_sql.c
-HDRS     := $(wildcard core/*.h tests/*.h)
+HDRS     := $(wildcard core/*.h cmd/*.h tests/*.h)
 
 .PHONY: all test test-one tsan demo bench deps format lint clean check-deps install uninstall deb test-deb
 all: flotilla build/toml-decoder
@@ -191,10 +191,17 @@ uninstall:
 	  '$(DESTDIR)$(ZSHCOMPDIR)/_flotilla'
 
 # A Debian package of a staged `make install` (PREFIX=/usr); ci/mkdeb says how.
-# flotilla(1) is written from the command table (cmd/flotilla.c); a test keeps it current.
+# flotilla(1) is written from the command table (cmd/options.c); a test keeps it current.
 .PHONY: man
+# plain text of flotilla.toml(5), no hyphenation (tests/test_cli.c renders it the same way)
+MANIFEST_REF_TEXT = groff -man -Tascii -P-cbou -rHY=0 man/flotilla.toml.5
+# `flotilla help manifest` shows flotilla.toml(5) as text, embedded as cmd/manifest_ref.c.
 man: flotilla
 	./flotilla help --man > man/flotilla.1
+	$(MANIFEST_REF_TEXT) > build/manifest_ref.txt
+	sh ci/embed-text fl_cli_manifest_reference build/manifest_ref.txt > cmd/manifest_ref.c
+	clang-format -i cmd/manifest_ref.c
+	$(MAKE) flotilla
 
 deb: flotilla
 	sh ci/mkdeb $(VERSION)

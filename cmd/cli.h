@@ -1,7 +1,8 @@
 /*
  * cli: what the subcommands of the flotilla program share: the global
  * options (-m manifest, -e environment), the exit codes, and one entry point
- * per subcommand, each in cmd/<name>.c.
+ * per subcommand, each in cmd/<name>.c. Their options are in one table
+ * (options.h).
  */
 #ifndef FL_CLI_H
 #define FL_CLI_H
@@ -13,6 +14,7 @@
 #include "gitdiff.h"
 #include "lint.h"
 #include "manifest.h"
+#include "options.h"
 
 enum {
 	FL_EXIT_OK = 0,
@@ -25,21 +27,10 @@ enum {
 struct fl_cli_globals {
 	const char *manifest; /* -m FILE; NULL: flotilla.toml, else manifests/pcc.toml */
 	const char *env;      /* -e ENV; NULL: $FLOTILLA_ENV */
-	int verbose;
+	bool version;         /* -V */
+	bool verbose;         /* -v: accepted, no effect yet */
 };
 extern struct fl_cli_globals fl_cli;
-
-/*
- * Handles an option every command accepts (-m/--manifest, -e/--env); returns
- * 1 when `opt` was one of them. Commands put FL_CLI_GLOBAL_LONGOPTS in their
- * getopt_long table and "m:e:" in their short options.
- */
-int fl_cli_global_opt(int opt, const char *arg);
-#define FL_CLI_GLOBAL_LONGOPTS                                                                               \
-	{"manifest", required_argument, NULL, 'm'},                                                          \
-	{                                                                                                    \
-		"env", required_argument, NULL, 'e'                                                          \
-	}
 
 /* Prints every error of the chain as "file:line:col: msg" lines on stderr (no prefix:
  * editors and CI annotators read the place at the start of the line). */
@@ -58,11 +49,13 @@ fl_manifest *fl_cli_load_manifest(bool need_env);
 /* The same, with the problems returned instead of printed (for a --json document). */
 fl_manifest *fl_cli_manifest_try(bool need_env, fl_error **err);
 
-/* `flotilla help NAME`: the command's usage and options. */
+/* `flotilla help NAME`: the command's usage and options (options.c writes it from the table). */
 int fl_cli_help_command(const char *name);
 
 /* The commands over selected services (cmd/fleetcmd.c); verb is an fl_fleet_verb. */
 int fl_cli_fleet(int argc, char **argv, int verb);
+/* Their --json document of a usage error (the table's usage_json). */
+void fl_cli_fleet_usage_json(const fl_cli_command *c, const char *msg);
 
 /*
  * Lint for cmd/lint.c and cmd/diff.c: collect files per service (from the
@@ -95,5 +88,7 @@ int cmd_rotate(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_help(int argc, char **argv);
+int cmd_version(int argc, char **argv);
 
 #endif

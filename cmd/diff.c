@@ -15,7 +15,6 @@
  * the branch did, not what main did meanwhile (git diff REV...HEAD). With
  * --to the two revisions are compared as given.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +27,6 @@
 #include "manifest.h"
 #include "migration.h"
 #include "source.h"
-
-enum { OPT_SINCE = 1000, OPT_TO, OPT_JSON };
 
 typedef enum {
 	E_ADDED,      /* a new migration: to be applied */
@@ -468,42 +465,12 @@ static int fail(fl_error *err, int code)
 
 int cmd_diff(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    FL_CLI_GLOBAL_LONGOPTS,
-	    {"since", required_argument, NULL, OPT_SINCE},
-	    {"to", required_argument, NULL, OPT_TO},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *since = NULL, *to = NULL;
-	bool json = false;
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:e:h", opts, NULL)) != -1) {
-		if (fl_cli_global_opt(c, optarg))
-			continue;
-		switch (c) {
-		case OPT_SINCE:
-			since = optarg;
-			break;
-		case OPT_TO:
-			to = optarg;
-			break;
-		case OPT_JSON:
-			json = true;
-			break;
-		case 'h':
-			printf("see 'flotilla help diff'\n");
-			return FL_EXIT_OK;
-		case ':':
-			return fl_cli_usage_error("diff", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return fl_cli_usage_error("diff", "unknown option '%s' for diff", argv[optind - 1]);
-		}
-	}
-	if (!since)
-		return fl_cli_usage_error("diff", "diff needs --since REV (e.g. --since origin/main)");
+	struct fl_diff_args a = {0};
+	int optind, rc = fl_cli_parse(argc, argv, &a, &optind);
+	if (rc != FL_CLI_GO)
+		return rc;
+	const char *since = a.since, *to = a.to;
+	bool json = a.json;
 
 	fl_manifest *m = fl_cli_load_manifest(false);
 	if (!m)
@@ -520,7 +487,7 @@ int cmd_diff(int argc, char **argv)
 	size_t nall = 0;
 	fl_lint_report lint;
 	memset(&lint, 0, sizeof(lint));
-	int rc = FL_EXIT_USAGE;
+	rc = FL_EXIT_USAGE;
 	if (nsel < 0) {
 		fl_cli_print_errors(err);
 		fl_error_free(err);

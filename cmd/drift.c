@@ -6,7 +6,6 @@
  * document (README "Drift JSON") and the HTML page. Exit 0 clean, 3 drift,
  * 1 something could not be checked, 2 bad usage, 130 interrupted.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,17 +21,6 @@
 #include "provision.h"
 #include "report.h"
 #include "secret.h"
-
-enum {
-	OPT_JSON = 1000,
-	OPT_ONLY,
-	OPT_KEEP_SHADOW,
-	OPT_PLAIN,
-	OPT_SHADOW,
-	OPT_HTML,
-	OPT_NO_ORDER,
-	OPT_NO_COMMENTS
-};
 
 /*
  * --shadow CONNINFO: the server the shadows are created on, as libpq
@@ -463,82 +451,29 @@ static void print_stderr(const fl_drift_fleet *d)
 
 int cmd_drift(int argc, char **argv)
 {
-	const char *cmd = argv[0];
-	static const struct option opts[] = {
-	    FL_CLI_GLOBAL_LONGOPTS,
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"html", required_argument, NULL, OPT_HTML},
-	    {"only", required_argument, NULL, OPT_ONLY},
-	    {"keep-shadow", no_argument, NULL,
-	     OPT_KEEP_SHADOW}, /* tests: keep the shadows, print their names */
-	    {"plain", no_argument, NULL, OPT_PLAIN},
-	    {"shadow", required_argument, NULL, OPT_SHADOW},
-	    {"no-column-order", no_argument, NULL, OPT_NO_ORDER},
-	    {"no-comments", no_argument, NULL, OPT_NO_COMMENTS},
-	    {"jobs", required_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	bool json = false, keep = false, plain = false, no_order = false, no_comments = false;
-	const char *shadow_conninfo = NULL, *html = NULL;
-	int checks = FL_DRIFT_ALL, jobs = 0, c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:e:j:h", opts, NULL)) != -1) {
-		if (fl_cli_global_opt(c, optarg))
-			continue;
-		switch (c) {
-		case OPT_JSON:
-			json = true;
-			break;
-		case OPT_HTML:
-			html = optarg;
-			break;
-		case OPT_ONLY: {
-			fl_error *e = NULL;
-			checks = fl_drift_parse_only(optarg, &e);
-			if (checks < 0) {
-				int rc = fl_cli_usage_error(cmd, "%s", e->msg);
-				fl_error_free(e);
-				return rc;
-			}
-			break;
-		}
-		case OPT_KEEP_SHADOW:
-			keep = true;
-			break;
-		case OPT_PLAIN:
-			plain = true;
-			break;
-		case OPT_SHADOW:
-			shadow_conninfo = optarg;
-			break;
-		case OPT_NO_ORDER:
-			no_order = true;
-			break;
-		case OPT_NO_COMMENTS:
-			no_comments = true;
-			break;
-		case 'j':
-			jobs = atoi(optarg);
-			if (jobs < 1 || jobs > 64)
-				return fl_cli_usage_error(cmd, "-j needs a number from 1 to 64, not '%s'",
-				                          optarg);
-			break;
-		case 'h':
-			printf("see 'flotilla help %s'\n", cmd);
-			return FL_EXIT_OK;
-		case ':':
-			return fl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return fl_cli_usage_error(cmd, "unknown option '%s' for %s", argv[optind - 1], cmd);
+	struct fl_drift_args a = {0};
+	int optind, rc = fl_cli_parse(argc, argv, &a, &optind);
+	if (rc != FL_CLI_GO)
+		return rc;
+	bool json = a.json, keep = a.keep_shadow, plain = a.plain, no_order = a.no_column_order,
+	     no_comments = a.no_comments;
+	const char *shadow_conninfo = a.shadow, *html = a.html;
+	int checks = FL_DRIFT_ALL, jobs = a.jobs;
+	if (a.only) {
+		fl_error *e = NULL;
+		checks = fl_drift_parse_only(a.only, &e);
+		if (checks < 0) {
+			rc = fl_cli_usage(argc, argv, "%s", e->msg);
+			fl_error_free(e);
+			return rc;
 		}
 	}
 	struct shadow_server shadow;
 	memset(&shadow, 0, sizeof(shadow));
 	if (shadow_conninfo && shadow_parse(shadow_conninfo, &shadow) != 0)
-		return fl_cli_usage_error(cmd,
-		                          "--shadow: not a connection string libpq understands (key=value "
-		                          "pairs, or a postgresql:// URI)");
+		return fl_cli_usage(argc, argv,
+		                    "--shadow: not a connection string libpq understands (key=value "
+		                    "pairs, or a postgresql:// URI)");
 	if (shadow.has_password)
 		fprintf(stderr, "flotilla: warning: the --shadow connection string holds a password, which "
 		                "other users can see in the process list; use ~/.pgpass or PGPASSWORD\n");
@@ -547,9 +482,9 @@ int cmd_drift(int argc, char **argv)
 	FILE *hf = NULL;
 	if (html && !(hf = fopen(html, "w"))) {
 		shadow_clear(&shadow);
-		return fl_cli_usage_error(cmd, "--html: cannot write %s", html);
+		return fl_cli_usage(argc, argv, "--html: cannot write %s", html);
 	}
-	int rc = FL_EXIT_USAGE;
+	rc = FL_EXIT_USAGE;
 	fl_manifest *m = fl_cli_load_manifest(true);
 	size_t *sel = NULL;
 	fl_drift_fleet *d = NULL;

@@ -3,7 +3,6 @@
  * over the selected services (migrate, status, validate, plan, repair,
  * baseline, undo). Each command's own file only names its verb.
  */
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,27 +15,6 @@
 #include "gitdiff.h"
 #include "history.h"
 #include "manifest.h"
-
-enum {
-	OPT_TARGET = 1000,
-	OPT_DRY_RUN,
-	OPT_JSON,
-	OPT_FAIL_FAST,
-	OPT_NO_PROVISION,
-	OPT_SINCE,
-	OPT_REV,
-	OPT_OUT_OF_ORDER,
-	OPT_VERSION,
-	OPT_TO,
-	OPT_PLAIN,
-	OPT_FROM_ALEMBIC
-};
-
-struct fleet_args {
-	const char *target, *since, *rev, *to, *version;
-	bool dry_run, json, fail_fast, no_provision, out_of_order, plain, from_alembic;
-	int jobs;
-};
 
 static void print_status(const fl_fleet *f, FILE *out)
 {
@@ -165,144 +143,40 @@ static void print_result(const fl_fleet *f, fl_fleet_verb verb)
 	}
 }
 
-/*
- * A usage error: the message and hint as for every command, and under
- * --json (looked for in argv, since the error may come before it is parsed)
- * the run's document too: result "invalid", the message in errors.
- */
-static int usage(fl_fleet_verb verb, bool json, const char *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int usage(fl_fleet_verb verb, bool json, const char *cmd, const char *fmt, ...)
+/* The --json document of a usage error (options.c calls it): result "invalid", the message in errors. */
+void fl_cli_fleet_usage_json(const fl_cli_command *c, const char *msg)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	char *msg = fl_vasprintf(fmt, ap);
-	va_end(ap);
-	int rc = fl_cli_usage_error(cmd, "%s", msg);
-	if (json) {
-		fl_fleet_opts fo = {.verb = verb};
-		fl_fleet *f = fl_fleet_new(NULL, &fo);
-		fl_fleet_fail(f, fl_error_new("%s", msg));
-		fl_fleet_run(f, stderr);
-		json_t *doc = fl_fleet_json(f);
-		char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		printf("%s\n", s);
-		free(s);
-		json_decref(doc);
-		fl_fleet_free(f);
-	}
-	free(msg);
-	return rc;
+	fl_fleet_verb verb = FL_FLEET_MIGRATE;
+	for (int v = FL_FLEET_MIGRATE; v <= FL_FLEET_UNDO; v++)
+		if (strcmp(fl_fleet_verb_name((fl_fleet_verb)v), c->name) == 0)
+			verb = (fl_fleet_verb)v;
+	fl_fleet_opts fo = {.verb = verb};
+	fl_fleet *f = fl_fleet_new(NULL, &fo);
+	fl_fleet_fail(f, fl_error_new("%s", msg));
+	fl_fleet_run(f, stderr);
+	json_t *doc = fl_fleet_json(f);
+	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	printf("%s\n", s);
+	free(s);
+	json_decref(doc);
+	fl_fleet_free(f);
 }
 
 int fl_cli_fleet(int argc, char **argv, int verb_)
 {
 	fl_fleet_verb verb = (fl_fleet_verb)verb_;
 	const char *cmd = argv[0];
-	static const struct option opts[] = {
-	    FL_CLI_GLOBAL_LONGOPTS,
-	    {"target", required_argument, NULL, OPT_TARGET},
-	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"jobs", required_argument, NULL, 'j'},
-	    {"fail-fast", no_argument, NULL, OPT_FAIL_FAST},
-	    {"no-provision", no_argument, NULL, OPT_NO_PROVISION},
-	    {"since", required_argument, NULL, OPT_SINCE},
-	    {"rev", required_argument, NULL, OPT_REV},
-	    {"out-of-order", no_argument, NULL, OPT_OUT_OF_ORDER},
-	    {"version", required_argument, NULL, OPT_VERSION},
-	    {"to", required_argument, NULL, OPT_TO},
-	    {"plain", no_argument, NULL, OPT_PLAIN},
-	    {"from-alembic", no_argument, NULL, OPT_FROM_ALEMBIC},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	struct fleet_args a;
-	memset(&a, 0, sizeof(a));
-	bool json = false;
-	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		json |= strcmp(argv[i], "--json") == 0;
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:e:j:h", opts, NULL)) != -1) {
-		if (fl_cli_global_opt(c, optarg))
-			continue;
-		switch (c) {
-		case OPT_TARGET:
-			a.target = optarg;
-			break;
-		case OPT_DRY_RUN:
-			a.dry_run = true;
-			break;
-		case OPT_JSON:
-			a.json = true;
-			break;
-		case 'j': {
-			char *end = NULL;
-			long j = strtol(optarg, &end, 10);
-			if (!*optarg || *end || j < 1 || j > 64)
-				return usage(verb, json, cmd, "-j needs a number from 1 to 64, not '%s'",
-				             optarg);
-			a.jobs = (int)j;
-			break;
-		}
-		case OPT_FAIL_FAST:
-			a.fail_fast = true;
-			break;
-		case OPT_NO_PROVISION:
-			a.no_provision = true;
-			break;
-		case OPT_SINCE:
-			a.since = optarg;
-			break;
-		case OPT_REV:
-			a.rev = optarg;
-			break;
-		case OPT_OUT_OF_ORDER:
-			a.out_of_order = true;
-			break;
-		case OPT_VERSION:
-			a.version = optarg;
-			break;
-		case OPT_TO:
-			a.to = optarg;
-			break;
-		case OPT_PLAIN:
-			a.plain = true;
-			break;
-		case OPT_FROM_ALEMBIC:
-			a.from_alembic = true;
-			break;
-		case 'h':
-			return fl_cli_help_command(cmd);
-		case ':':
-			return usage(verb, json, cmd, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return usage(verb, json, cmd, "unknown option '%s' for %s", argv[optind - 1], cmd);
-		}
-	}
-	/* options that belong to other verbs are refused, not ignored */
-	if (a.target && verb != FL_FLEET_MIGRATE)
-		return usage(verb, json, cmd, "--target is for migrate (undo takes --to)");
-	if (a.to && verb != FL_FLEET_UNDO)
-		return usage(verb, json, cmd, "--to is for undo");
-	if (a.version && verb != FL_FLEET_BASELINE)
-		return usage(verb, json, cmd, "--version is for baseline");
-	if (a.from_alembic && verb != FL_FLEET_BASELINE)
-		return usage(verb, json, cmd, "--from-alembic is for baseline");
-	if (verb == FL_FLEET_BASELINE && !a.version == !a.from_alembic)
-		return usage(verb, json, cmd, "baseline needs either --version V or --from-alembic");
-	if (a.dry_run && verb != FL_FLEET_MIGRATE && verb != FL_FLEET_REPAIR && verb != FL_FLEET_UNDO)
-		return usage(verb, json, cmd, "--dry-run is for migrate, repair and undo");
-	if (a.since && verb != FL_FLEET_MIGRATE)
-		return fl_cli_usage_error(
-		    cmd, "--since is for migrate (to review a change: flotilla diff --since REV)");
-	if (a.rev && verb != FL_FLEET_MIGRATE && verb != FL_FLEET_STATUS && verb != FL_FLEET_VALIDATE &&
-	    verb != FL_FLEET_PLAN)
-		return usage(verb, json, cmd, "--rev is for migrate, status, validate and plan");
+	/* each verb's table (options.c) has only its options: another verb's is refused there */
+	struct fl_fleet_args a = {0};
+	int optind, rc = fl_cli_parse(argc, argv, &a, &optind);
+	if (rc != FL_CLI_GO)
+		return rc;
 	size_t nnames = (size_t)(argc - optind);
 	if ((verb == FL_FLEET_UNDO || verb == FL_FLEET_BASELINE) && nnames == 0)
-		return usage(verb, json, cmd, "%s needs the service(s) to work on: %s SERVICE...", cmd, cmd);
+		return fl_cli_usage(argc, argv, "%s needs the service(s) to work on: %s SERVICE...", cmd,
+		                    cmd);
+	if (verb == FL_FLEET_BASELINE && !a.version == !a.from_alembic)
+		return fl_cli_usage(argc, argv, "baseline needs either --version V or --from-alembic");
 
 	fl_fleet_opts fo;
 	memset(&fo, 0, sizeof(fo));
@@ -329,7 +203,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	fl_fleet *f = fl_fleet_new(m, &fo);
 	if (!m)
 		fl_fleet_fail(f, merr);
-	int rc = fl_fleet_run(f, stderr);
+	rc = fl_fleet_run(f, stderr);
 
 	if (a.dry_run && !a.json) { /* with --json the SQL is in the document */
 		for (size_t i = 0; i < f->n; i++) {

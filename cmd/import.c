@@ -3,7 +3,6 @@
  * Writes the service's migrations folder from its Alembic revisions
  * (core/alembic). Touches no database.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +10,7 @@
 #include "alembic.h"
 #include "cli.h"
 #include "manifest.h"
-
-enum { OPT_ALEMBIC_DIR = 1000, OPT_CONFIG };
+#include "options.h"
 
 /* The folder that holds `path` ("." for a bare name), new string. */
 static char *dir_of(const char *path)
@@ -25,41 +23,18 @@ static char *dir_of(const char *path)
 
 int cmd_import(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    FL_CLI_GLOBAL_LONGOPTS,
-	    {"alembic-dir", required_argument, NULL, OPT_ALEMBIC_DIR},
-	    {"config", required_argument, NULL, OPT_CONFIG},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *dir = NULL, *config = NULL;
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:e:h", opts, NULL)) != -1) {
-		if (fl_cli_global_opt(c, optarg))
-			continue;
-		switch (c) {
-		case OPT_ALEMBIC_DIR:
-			dir = optarg;
-			break;
-		case OPT_CONFIG:
-			config = optarg;
-			break;
-		case 'h':
-			return fl_cli_help_command("import");
-		case ':':
-			return fl_cli_usage_error("import", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return fl_cli_usage_error("import", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
+	struct fl_import_args a = {0};
+	int optind, rc = fl_cli_parse(argc, argv, &a, &optind);
+	if (rc != FL_CLI_GO)
+		return rc;
+	const char *dir = a.alembic_dir, *config = a.config;
 	if (optind >= argc || strcmp(argv[optind], "alembic") != 0)
-		return fl_cli_usage_error("import", "import what? flotilla imports from Alembic: "
-		                                    "'flotilla import alembic SERVICE'");
+		return fl_cli_usage(argc, argv,
+		                    "import what? flotilla imports from Alembic: "
+		                    "'flotilla import alembic SERVICE'");
 	if (argc - optind != 2)
-		return fl_cli_usage_error("import",
-		                          "name the one service to import: 'flotilla import alembic "
-		                          "SERVICE'");
+		return fl_cli_usage(argc, argv,
+		                    "name the one service to import: 'flotilla import alembic SERVICE'");
 	fl_manifest *m = fl_cli_load_manifest(false);
 	if (!m)
 		return FL_EXIT_USAGE;
@@ -94,7 +69,7 @@ int cmd_import(int argc, char **argv)
 	                            .out_display = svc->migrations_as_written};
 	fl_alembic_import_result res;
 	fl_error *err = NULL;
-	int rc = FL_EXIT_OK;
+	rc = FL_EXIT_OK;
 	if (fl_alembic_import(&o, &res, &err) != 0) {
 		fl_cli_print_errors(err);
 		fprintf(stderr, "flotilla: nothing was written; fix the problems above and import again\n");

@@ -7,7 +7,6 @@
  * usage, or a file that could not be read or named (the report is then
  * incomplete, which outranks its findings).
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +19,6 @@
 #include "manifest.h"
 #include "migration.h"
 #include "source.h"
-
-enum { OPT_SINCE = 1000, OPT_REV, OPT_JSON, OPT_FORMAT, OPT_PG_VERSION };
 
 /* One file of a folder: a set of its own keeps what the migration module made of it. */
 struct lint_file {
@@ -331,59 +328,12 @@ static void print_summary(const fl_lint_report *rep, size_t nservices, int pg_ve
 
 int cmd_lint(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    FL_CLI_GLOBAL_LONGOPTS,
-	    {"since", required_argument, NULL, OPT_SINCE},
-	    {"rev", required_argument, NULL, OPT_REV},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"format", required_argument, NULL, OPT_FORMAT},
-	    {"pg-version", required_argument, NULL, OPT_PG_VERSION},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *since = NULL, *rev = NULL, *format = "text";
-	int pg_version = 0, c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:e:h", opts, NULL)) != -1) {
-		if (fl_cli_global_opt(c, optarg))
-			continue;
-		switch (c) {
-		case OPT_SINCE:
-			since = optarg;
-			break;
-		case OPT_REV:
-			rev = optarg;
-			break;
-		case OPT_JSON:
-			format = "json";
-			break;
-		case OPT_FORMAT:
-			format = optarg;
-			if (strcmp(format, "text") != 0 && strcmp(format, "github") != 0 &&
-			    strcmp(format, "sarif") != 0 && strcmp(format, "json") != 0)
-				return fl_cli_usage_error(
-				    "lint", "--format takes text, github, sarif or json, not '%s'", format);
-			break;
-		case OPT_PG_VERSION: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end || v < FL_LINT_MIN_PG_VERSION ||
-			    v > FL_LINT_MAX_PG_VERSION)
-				return fl_cli_usage_error(
-				    "lint", "--pg-version takes a major version from %d to %d, not '%s'",
-				    FL_LINT_MIN_PG_VERSION, FL_LINT_MAX_PG_VERSION, optarg);
-			pg_version = (int)v;
-			break;
-		}
-		case 'h':
-			printf("see 'flotilla help lint'\n");
-			return FL_EXIT_OK;
-		case ':':
-			return fl_cli_usage_error("lint", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return fl_cli_usage_error("lint", "unknown option '%s' for lint", argv[optind - 1]);
-		}
-	}
+	struct fl_lint_args a = {.format = "text"};
+	int optind, rc = fl_cli_parse(argc, argv, &a, &optind);
+	if (rc != FL_CLI_GO)
+		return rc;
+	const char *since = a.since, *rev = a.rev, *format = a.json ? "json" : a.format;
+	int pg_version = a.pg_version;
 	fl_manifest *m = fl_cli_load_manifest(false);
 	if (!m)
 		return FL_EXIT_USAGE;
@@ -396,7 +346,7 @@ int cmd_lint(int argc, char **argv)
 	const char **folders = NULL;
 	fl_lint_report rep;
 	memset(&rep, 0, sizeof(rep));
-	int rc = FL_EXIT_USAGE;
+	rc = FL_EXIT_USAGE;
 	int nsel = fl_manifest_select(m, argv + optind, (size_t)(argc - optind), sel, &err);
 	if (nsel < 0)
 		goto out;

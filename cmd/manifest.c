@@ -4,7 +4,6 @@
  * --secrets resolves each one the environment uses, to prove it can, and
  * wipes it at once.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,58 +376,28 @@ static int check_secrets(const fl_manifest *m)
 
 int cmd_manifest(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    FL_CLI_GLOBAL_LONGOPTS,
-	    {"json", no_argument, NULL, 'j'},
-	    {"secrets", no_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	bool json = false, secrets = false;
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:e:h", opts, NULL)) != -1) {
-		if (fl_cli_global_opt(c, optarg))
-			continue;
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 's':
-			secrets = true;
-			break;
-		case 'h':
-			printf("usage: flotilla [-m FILE] [-e ENV] manifest check [--secrets] | show "
-			       "[--json]\n\n"
-			       "check      validate the manifest (every environment when no -e is given)\n"
-			       "--secrets  also resolve every secret of the environment (needs -e), showing "
-			       "none\n"
-			       "show       the resolved manifest, secrets shown as where they come from\n"
-			       "--json     show it as one JSON document\n");
-			return FL_EXIT_OK;
-		case ':':
-			return fl_cli_usage_error("manifest", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return fl_cli_usage_error("manifest", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
+	struct fl_manifest_args a = {0};
+	int optind, rc = fl_cli_parse(argc, argv, &a, &optind);
+	if (rc != FL_CLI_GO)
+		return rc;
+	bool json = a.json, secrets = a.secrets;
 	if (optind >= argc)
-		return fl_cli_usage_error("manifest", "'manifest' needs an action: check or show");
+		return fl_cli_usage(argc, argv, "'manifest' needs an action: check or show");
 	const char *action = argv[optind];
 	if (optind + 1 < argc)
-		return fl_cli_usage_error("manifest", "unexpected argument '%s'", argv[optind + 1]);
+		return fl_cli_usage(argc, argv, "unexpected argument '%s'", argv[optind + 1]);
 	bool check = strcmp(action, "check") == 0, show = strcmp(action, "show") == 0;
 	if (!check && !show)
-		return fl_cli_usage_error("manifest", "unknown action '%s'; use check or show", action);
+		return fl_cli_usage(argc, argv, "unknown action '%s'; use check or show", action);
 	if (json && !show)
-		return fl_cli_usage_error("manifest", "--json goes with 'manifest show'");
+		return fl_cli_usage(argc, argv, "--json goes with 'manifest show'");
 	if (secrets && !check)
-		return fl_cli_usage_error("manifest", "--secrets goes with 'manifest check'");
+		return fl_cli_usage(argc, argv, "--secrets goes with 'manifest check'");
 
 	fl_manifest *m = fl_cli_load_manifest(secrets);
 	if (!m)
 		return FL_EXIT_USAGE;
-	int rc = FL_EXIT_OK;
+	rc = FL_EXIT_OK;
 	if (check) {
 		printf("manifest OK: %zu service%s, %zu environment%s\n", m->nservices,
 		       m->nservices == 1 ? "" : "s", m->nenvs, m->nenvs == 1 ? "" : "s");

@@ -6,7 +6,6 @@
  * script instead, verifiers shown as '<scram-sha-256 verifier>'. Extra
  * privileges are warnings on stderr unless --prune revokes them.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,48 +68,11 @@ static void print_warnings(const fl_error *w)
 
 int cmd_provision(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    FL_CLI_GLOBAL_LONGOPTS,
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"reset-passwords", no_argument, NULL, 'r'},
-	    {"prune", no_argument, NULL, 'p'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	fl_provision_opts o = {0};
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:e:h", opts, NULL)) != -1) {
-		if (fl_cli_global_opt(c, optarg))
-			continue;
-		switch (c) {
-		case 'n':
-			o.dry_run = true;
-			break;
-		case 'r':
-			o.reset_passwords = true;
-			break;
-		case 'p':
-			o.prune = true;
-			break;
-		case 'h':
-			printf(
-			    "usage: flotilla [-m FILE] [-e ENV] provision [--dry-run] [--reset-passwords] "
-			    "[--prune]\n\n"
-			    "Creates the roles, databases, memberships and grants the manifest asks for.\n\n"
-			    "--dry-run          print the SQL it would run (a psql script), change nothing\n"
-			    "--reset-passwords  set every managed password again from its secret\n"
-			    "--prune            revoke privileges the manifest does not ask for (else: "
-			    "warnings)\n");
-			return FL_EXIT_OK;
-		case ':':
-			return fl_cli_usage_error("provision", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return fl_cli_usage_error("provision", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return fl_cli_usage_error("provision", "unexpected argument '%s'", argv[optind]);
+	struct fl_provision_args a = {0};
+	int optind, rc = fl_cli_parse(argc, argv, &a, &optind);
+	if (rc != FL_CLI_GO)
+		return rc;
+	fl_provision_opts o = {.dry_run = a.dry_run, .reset_passwords = a.reset_passwords, .prune = a.prune};
 
 	fl_manifest *m = fl_cli_load_manifest(true);
 	if (!m)
@@ -143,7 +105,7 @@ int cmd_provision(int argc, char **argv)
 		fprintf(stderr, "warning: %s\n", res->warnings[i]);
 	if (!err && res->nsteps == 0)
 		printf("no changes\n");
-	int rc = FL_EXIT_OK;
+	rc = FL_EXIT_OK;
 	if (err) {
 		fl_cli_print_errors(err);
 		rc = fl_orch_interrupted() ? FL_EXIT_INTERRUPTED : fl_cli_exit_code(err);

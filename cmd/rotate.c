@@ -5,7 +5,6 @@
  * succeeded. A failed sink leaves the old password working; the run goes on
  * with the other services and exits 1. The password is never printed.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,30 +15,10 @@
 
 int cmd_rotate(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    FL_CLI_GLOBAL_LONGOPTS,
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:e:h", opts, NULL)) != -1) {
-		if (fl_cli_global_opt(c, optarg))
-			continue;
-		switch (c) {
-		case 'h':
-			printf("usage: flotilla [-m FILE] [-e ENV] rotate SERVICE...\n\n"
-			       "Generates a new password for each service's owner, hands it on standard "
-			       "input to the\n"
-			       "service's password_sink (the secret manager), and sets it once the sink "
-			       "succeeded.\n");
-			return FL_EXIT_OK;
-		case ':':
-			return fl_cli_usage_error("rotate", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return fl_cli_usage_error("rotate", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
+	struct fl_none_args a;
+	int optind, rc = fl_cli_parse(argc, argv, &a, &optind);
+	if (rc != FL_CLI_GO)
+		return rc;
 	if (optind >= argc)
 		return fl_cli_usage_error("rotate",
 		                          "name the services to rotate (e.g. 'flotilla rotate auth')");
@@ -47,7 +26,7 @@ int cmd_rotate(int argc, char **argv)
 	fl_manifest *m = fl_cli_load_manifest(true);
 	if (!m)
 		return FL_EXIT_USAGE;
-	int rc = FL_EXIT_OK;
+	rc = FL_EXIT_OK;
 	size_t *sel = fl_calloc(m->nservices ? m->nservices : 1, sizeof(size_t));
 	fl_error *err = NULL;
 	int n = fl_manifest_select(m, argv + optind, (size_t)(argc - optind), sel, &err);

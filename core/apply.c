@@ -610,6 +610,10 @@ static bool in_flight_checkable(const prepared *pm, size_t i)
 static void check_resume(ctx *c, prepared *pm, const fl_plan_item *it, fl_error **err)
 {
 	size_t first = (size_t)it->resume_at - 1;
+	/* what follows the verb in the commands suggested: " auth -e prod" */
+	char rerun[256];
+	snprintf(rerun, sizeof(rerun), "%s%s%s%s", c->o->service ? " " : "",
+	         c->o->service ? c->o->service : "", c->o->env ? " -e " : "", c->o->env ? c->o->env : "");
 	char have[65];
 	prefix_sha(pm, first, have);
 	if (first <= pm->nstmts &&
@@ -631,8 +635,7 @@ static void check_resume(ctx *c, prepared *pm, const fl_plan_item *it, fl_error 
 			    "flotilla.execution SET in_flight = NULL WHERE id = %lld; and run 'flotilla "
 			    "migrate%s%s'",
 			    it->resume_at, pm->nstmts, it->progress->started ? it->progress->started : "?",
-			    it->resume_at, done, it->progress->id, it->progress->id, c->o->service ? " " : "",
-			    c->o->service ? c->o->service : "");
+			    it->resume_at, done, it->progress->id, it->progress->id, rerun, "");
 			e->kind = FL_EDB;
 			fl_error_append(err, e);
 			return;
@@ -641,7 +644,7 @@ static void check_resume(ctx *c, prepared *pm, const fl_plan_item *it, fl_error 
 		pm->in_flight = it->in_flight != 0;
 		return;
 	}
-	const char *sp = c->o->service ? " " : "", *svc = c->o->service ? c->o->service : "";
+	const char *sp = "", *svc = rerun;
 	if (it->state == FL_ST_FAILED)
 		fl_error_append(
 		    err, fl_error_at(pm->m->path, 0, 0,
@@ -2130,6 +2133,7 @@ out:
 static int plan_of(ctx *c, const fl_migration_set *set, const fl_history *h, fl_plan **plan, fl_error **err)
 {
 	fl_plan_opts po = {.service = c->o->service,
+	                   .env = c->o->env,
 	                   .display_dir = c->o->display_dir,
 	                   .target = c->o->target,
 	                   .out_of_order = c->o->out_of_order,

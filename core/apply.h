@@ -143,6 +143,7 @@ typedef void (*fl_apply_event_fn)(void *ctx, const fl_apply_event *ev);
 
 typedef struct {
 	const char *service;      /* for messages and the ledger; may be NULL */
+	const char *env;          /* for messages: suggested commands say -e ENV; may be NULL */
 	const char *display_dir;  /* the migrations folder as people see it (names missing files) */
 	const char *schema;       /* NULL: "public" */
 	const char *table;        /* NULL: "flyway_schema_history" */

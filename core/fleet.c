@@ -170,6 +170,7 @@ static fl_apply_opts apply_opts(const fl_fleet *f, const fl_fleet_service *s)
 	memset(&ao, 0, sizeof(ao));
 	const fl_service *svc = s->svc;
 	ao.service = svc->name;
+	ao.env = f->m && f->m->env ? f->m->env->name : NULL;
 	ao.display_dir = svc->migrations_as_written;
 	ao.schema = svc->schema;
 	ao.role = svc->owner;

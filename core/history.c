@@ -635,6 +635,8 @@ fl_plan *fl_plan_new(const fl_history *h, const fl_migration_set *set, const fl_
 	fl_plan *p = fl_calloc(1, sizeof(*p));
 	builder b = {p, 0};
 	p->service = o->service ? fl_strdup(o->service) : NULL;
+	p->rerun = fl_asprintf("%s%s%s%s", o->service ? " " : "", o->service ? o->service : "",
+	                       o->env ? " -e " : "", o->env ? o->env : "");
 	p->display_dir = o->display_dir ? fl_strdup(o->display_dir) : NULL;
 	p->history_name = fl_history_name(h->schema, h->table);
 
@@ -861,6 +863,7 @@ void fl_plan_free(fl_plan *p)
 	free(p->latest_file_version);
 	fl_error_free(p->input_errors);
 	free(p->service);
+	free(p->rerun);
 	free(p->display_dir);
 	free(p->history_name);
 	free(p);
@@ -901,8 +904,9 @@ static void verr(fl_error **list, const fl_plan *p, const fl_plan_item *it, cons
 fl_error *fl_plan_validate(const fl_plan *p, bool standalone)
 {
 	fl_error *errs = NULL;
-	const char *svc = p->service ? p->service : "";
-	const char *sp = p->service ? " " : "";
+	/* suggested commands run as written: 'flotilla migrate auth -e prod' */
+	const char *svc = p->rerun;
+	const char *sp = "";
 	for (fl_error *e = p->input_errors; e; e = e->next) {
 		fl_error *c = fl_error_at(e->file, e->line, e->col, "%s", e->msg);
 		c->kind = e->kind;
@@ -939,10 +943,11 @@ fl_error *fl_plan_validate(const fl_plan *p, bool standalone)
 			     name, it->row->installed_on);
 			break;
 		case FL_ST_IGNORED:
-			verr(&errs, p, it,
-			     "%s is not applied but its version is below the current version %s; give it a "
-			     "version above %s, or allow out-of-order migrations",
-			     name, p->current_version, p->current_version);
+			verr(
+			    &errs, p, it,
+			    "%s is not applied but its version is below the current version %s; give it a "
+			    "version above %s, or run 'flotilla migrate%s --out-of-order' to apply it anyway",
+			    name, p->current_version, p->current_version, p->rerun);
 			break;
 		case FL_ST_PENDING:
 			if (standalone)

@@ -200,6 +200,7 @@ typedef struct {
 
 typedef struct {
 	const char *service;     /* for messages ("run 'flotilla repair auth'"); may be NULL */
+	const char *env;         /* for messages: suggested commands say -e ENV; may be NULL */
 	const char *display_dir; /* the migrations folder as shown to people, to name missing files */
 	const char *target;      /* NULL or "latest": everything; "current": nothing new; else a version */
 	bool out_of_order;       /* apply files below the current version instead of refusing them */
@@ -222,6 +223,7 @@ typedef struct {
 	size_t nrepeatables;
 	fl_error *input_errors; /* placeholders a repeatable uses but nobody defines (FL_EINPUT) */
 	char *service;
+	char *rerun; /* what follows the verb in a suggested command: " auth -e prod", or "" */
 	char *display_dir;
 	char *history_name; /* "\"public\".\"flyway_schema_history\"" */
 } fl_plan;

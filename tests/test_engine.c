@@ -739,9 +739,11 @@ Test(engine, pending_is_a_validate_error_only_standalone)
 	th_write(dir, "V1.2__late.sql", "SELECT 1;\n");
 	fl_error_kind kind;
 	char *msg = migrate_fail(db, dir, &o, &kind);
-	assert_str(msg, DISPLAY
-	           "/V1.2__late.sql: migration 1.2 (late) is not applied but its version is below the "
-	           "current version 2; give it a version above 2, or allow out-of-order migrations");
+	assert_str(
+	    msg, DISPLAY
+	    "/V1.2__late.sql: migration 1.2 (late) is not applied but its version is below the "
+	    "current version 2; give it a version above 2, or run 'flotilla migrate auth --out-of-order' to "
+	    "apply it anyway");
 	cr_assert_eq(kind, FL_EDRIFT);
 	free(msg);
 	o.out_of_order = true;

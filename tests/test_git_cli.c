@@ -655,11 +655,13 @@ Test(par_git, rev_applies_the_tagged_files_and_validate_names_the_commit, .timeo
 	         "auth: svc/auth/V2__users.sql: checksum mismatch for migration 2 (users): applied with %d (",
 	         (int)fl_migration_checksum(V2_TAGGED, strlen(V2_TAGGED)));
 	cr_assert(th_contains(err, want), "%s", err);
-	snprintf(want, sizeof(want),
-	         "run 'flotilla repair auth' to realign checksums with the files (changed by %.7s auth: add "
-	         "email to "
-	         "users, Ann Author, %s)\n",
-	         h2, date);
+	snprintf(
+	    want, sizeof(want),
+	    "run 'flotilla repair auth -e test' to realign checksums with the files (changed by %.7s auth: "
+	    "add "
+	    "email to "
+	    "users, Ann Author, %s)\n",
+	    h2, date);
 	cr_assert(th_contains(err, want), "want %s\ngot %s", want, err);
 	free(out);
 	free(err);
