@@ -49,6 +49,7 @@ typedef struct {
 	bool locked;
 	bool control_current;   /* flotilla's control schema was read under our lock and needs nothing */
 	bool checking;          /* fl_apply_check: only whether files expand and split (no digest) */
+	bool adopt_baseline;    /* baseline_on_migrate: the BASELINE row to write is h's last row */
 	unsigned long long rng; /* the jitter of lock retries; 0: not seeded yet */
 	fl_apply_result *res;
 	fl_apply_result local_res;
@@ -567,7 +568,9 @@ static int prepare(ctx *c, const fl_migration *m, prepared *pm, fl_error **err)
 	}
 	pm->hrow.version = m->kind == FL_MIG_REPEATABLE ? NULL : m->version;
 	pm->hrow.description = m->description;
-	pm->hrow.type = m->kind == FL_MIG_UNDO ? "UNDO_SQL" : "SQL";
+	pm->hrow.type = m->kind == FL_MIG_UNDO       ? "UNDO_SQL"
+	                : m->kind == FL_MIG_BASELINE ? "SQL_BASELINE"
+	                                             : "SQL";
 	pm->hrow.script = m->script;
 	pm->hrow.has_checksum = true;
 	pm->hrow.checksum =
@@ -2063,6 +2066,120 @@ static int start(ctx *c, bool ledger, fl_history **h, fl_error **err)
 	return 0;
 }
 
+/* Flyway's `schemas` after the first: created when missing, owned by the role. */
+static int create_more_schemas(ctx *c, fl_error **err)
+{
+	if (!c->o->nmore_schemas)
+		return 0;
+	fl_buf b;
+	fl_buf_init(&b);
+	fl_buf_puts(&b, "BEGIN;\n");
+	if (c->o->role) {
+		char *r = fl_pg_ident_plain(c->o->role);
+		fl_buf_printf(&b, "SET LOCAL ROLE %s;\n", r);
+		free(r);
+	}
+	for (size_t i = 0; i < c->o->nmore_schemas; i++) {
+		char *q = fl_pg_ident_plain(c->o->more_schemas[i]);
+		fl_buf_printf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n", q);
+		free(q);
+	}
+	fl_buf_puts(&b, "COMMIT;\n");
+	int rc = fl_pg_exec(c->pg, b.data, "creating the schemas", NULL, err);
+	if (rc != 0)
+		ensure_idle(c->pg);
+	fl_buf_free(&b);
+	return rc;
+}
+
+/*
+ * Flyway's "Found non-empty schema(s) ... but no schema history table":
+ * objects (not an extension's) in the schema or in one of `schemas`, and
+ * no history table. Refused unless baseline_on_migrate, which adds the
+ * BASELINE row to *h (written by begin_changes, so the plan sees it).
+ */
+static int adopt_check(ctx *c, fl_history *h, fl_error **err)
+{
+	if (h->exists)
+		return 0;
+	static const char *const q =
+	    "SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY ($1::text[]) AND ("
+	    " EXISTS (SELECT 1 FROM pg_catalog.pg_class o WHERE o.relnamespace = n.oid AND NOT EXISTS"
+	    "  (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass"
+	    "   AND d.objid = o.oid AND d.deptype = 'e'))"
+	    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc o WHERE o.pronamespace = n.oid AND NOT EXISTS"
+	    "  (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass"
+	    "   AND d.objid = o.oid AND d.deptype = 'e'))"
+	    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_type o WHERE o.typnamespace = n.oid"
+	    "  AND o.typtype IN ('e', 'd', 'r', 'm') AND NOT EXISTS"
+	    "  (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_type'::regclass"
+	    "   AND d.objid = o.oid AND d.deptype = 'e'))) ORDER BY 1";
+	fl_buf arr;
+	fl_buf_init(&arr);
+	fl_buf_putc(&arr, '{');
+	for (size_t i = 0; i <= c->o->nmore_schemas; i++) {
+		const char *sn = i == 0 ? c->schema : c->o->more_schemas[i - 1];
+		fl_buf_puts(&arr, i ? ",\"" : "\"");
+		for (const char *p = sn; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				fl_buf_putc(&arr, '\\');
+			fl_buf_putc(&arr, *p);
+		}
+		fl_buf_putc(&arr, '"');
+	}
+	fl_buf_putc(&arr, '}');
+	const char *pv[1] = {arr.data};
+	watch_n(c->pg, 1);
+	PGresult *r = PQexecParams(c->pg->conn, q, 1, NULL, pv, NULL, NULL, 0);
+	fl_pg_unwatch(c->pg);
+	fl_buf_free(&arr);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*err = result_error(c->pg, r, "checking whether the schema is empty");
+		PQclear(r);
+		return -1;
+	}
+	int n = PQntuples(r);
+	if (n == 0) {
+		PQclear(r);
+		return 0;
+	}
+	fl_buf names;
+	fl_buf_init(&names);
+	for (int i = 0; i < n; i++)
+		fl_buf_printf(&names, "%s\"%s\"", i ? ", " : "", PQgetvalue(r, i, 0));
+	PQclear(r);
+	if (!c->o->baseline_on_migrate) {
+		const char *svc = c->o->service ? c->o->service : "SERVICE";
+		*err = fl_error_kind_new(
+		    FL_EDB,
+		    "found non-empty schema%s %s but no schema history table %s; nothing was "
+		    "run. Mark the version the database is at with 'flotilla baseline %s "
+		    "--version V', or set baseline_on_migrate = true (and baseline_version) "
+		    "for the service in the manifest",
+		    n > 1 ? "s" : "", names.data, c->history, svc);
+		fl_buf_free(&names);
+		return -1;
+	}
+	fl_buf_free(&names);
+	const char *v = c->o->baseline_version ? c->o->baseline_version : "1";
+	h->rows = fl_realloc(h->rows, (h->n + 1) * sizeof(*h->rows));
+	fl_history_row *w = &h->rows[h->n++];
+	memset(w, 0, sizeof(*w));
+	w->installed_rank = (int)h->n;
+	w->version = fl_strdup(v);
+	for (char *p = w->version; *p; p++)
+		if (*p == '_')
+			*p = '.';
+	w->description = fl_strdup(FL_BASELINE_DESCRIPTION);
+	w->type = fl_strdup("BASELINE");
+	w->script = fl_strdup(FL_BASELINE_DESCRIPTION);
+	w->installed_by = c->installed_by ? fl_strdup(c->installed_by) : NULL;
+	w->installed_on = fl_strdup("(now)");
+	w->success = true;
+	c->adopt_baseline = true;
+	return 0;
+}
+
 /*
  * Once the command is known to be valid and about to change something: the
  * control schema and run row, then the history table when absent (or, in a
@@ -2077,12 +2194,27 @@ static int begin_changes(ctx *c, const fl_history *h, fl_error **err)
 			dry(c, "\n-- the schema history table does not exist yet\n%s", ddl);
 			free(ddl);
 		}
+		for (size_t i = 0; i < c->o->nmore_schemas; i++) {
+			char *q = fl_pg_ident_plain(c->o->more_schemas[i]);
+			dry(c, "CREATE SCHEMA IF NOT EXISTS %s;\n", q);
+			free(q);
+		}
+		if (c->adopt_baseline) {
+			char *sql =
+			    fl_history_insert_sql(c->pg, c->schema, c->table, &h->rows[h->n - 1], NULL);
+			dry(c, "-- baseline_on_migrate: the schema holds objects but no history\n%s;\n", sql);
+			free(sql);
+		}
 		return 0;
 	}
 	if (begin_run(c, err) != 0)
 		return -1;
 	if (!h->exists &&
 	    fl_history_create(c->pg, c->schema, c->table, c->o->role, c->installed_by, NULL, err) != 0)
+		return -1;
+	if (create_more_schemas(c, err) != 0)
+		return -1;
+	if (c->adopt_baseline && fl_history_append(c->pg, c->schema, c->table, &h->rows[h->n - 1], err) != 0)
 		return -1;
 	return 0;
 }
@@ -2169,9 +2301,11 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		plan = NULL;
 		h = NULL;
 	}
-	if (start(&c, true, &h, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
+	if (start(&c, true, &h, &e) != 0 || adopt_check(&c, h, &e) != 0 ||
+	    plan_of(&c, set, h, &plan, &e) != 0)
 		goto done;
-	c.res->version_before = plan->current_version ? fl_strdup(plan->current_version) : NULL;
+	c.res->version_before =
+	    plan->current_version && !c.adopt_baseline ? fl_strdup(plan->current_version) : NULL;
 	e = fl_plan_validate(plan, false);
 	if (e)
 		goto done; /* nothing touched: the kinds stay (EINPUT for files, EDRIFT for history) */
@@ -2386,6 +2520,30 @@ done:
 	return rc;
 }
 
+/*
+ * A migration applied whose file is gone: Flyway 9+'s repair marks it
+ * deleted with a DELETE row (same version, description, script and
+ * checksum), so the history keeps what happened and validate passes.
+ */
+static void repair_deleted(ctx *c, fl_buf *sql, const fl_history_row *w)
+{
+	fl_history_row del = *w;
+	del.type = "DELETE";
+	del.installed_by = c->installed_by;
+	del.execution_time = 0;
+	del.success = true;
+	char *ins = fl_history_insert_sql(c->pg, c->schema, c->table, &del, NULL);
+	fl_buf_printf(sql, "%s;\n", ins);
+	free(ins);
+	if (w->version)
+		add_change(c, fl_asprintf("marked migration %s (%s) as deleted: its file %s is gone",
+		                          w->version, w->description, w->script));
+	else
+		add_change(c,
+		           fl_asprintf("marked repeatable migration \"%s\" as deleted: its file %s is gone",
+		                       w->description, w->script));
+}
+
 int fl_apply_repair(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o, fl_apply_result *res,
                     fl_error **err)
 {
@@ -2422,14 +2580,20 @@ int fl_apply_repair(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts 
 			                           name, w->script, w->installed_rank));
 			continue;
 		}
+		if (it->state == FL_ST_MISSING) {
+			repair_deleted(&c, &sql, w);
+			continue;
+		}
 		if (!it->mismatch)
 			continue;
 		char *desc = fl_history_abbreviate_description(it->mig->description);
 		char *qdesc = fl_pg_literal(pg, desc);
+		/* the type follows the file (SQL, or SQL_BASELINE for a B file); a BASELINE row has none */
+		const char *type = it->mig->kind == FL_MIG_BASELINE ? "SQL_BASELINE" : "SQL";
 		fl_buf_printf(&sql,
-		              "UPDATE %s SET \"description\" = %s, \"type\" = 'SQL', \"checksum\" = %d"
+		              "UPDATE %s SET \"description\" = %s, \"type\" = '%s', \"checksum\" = %d"
 		              " WHERE \"installed_rank\" = %d;\n",
-		              c.history, qdesc, (int)it->mig->checksum, w->installed_rank);
+		              c.history, qdesc, type, (int)it->mig->checksum, w->installed_rank);
 		if (it->mismatch & FL_MISMATCH_CHECKSUM)
 			add_change(&c, fl_asprintf("realigned the checksum of migration %s (%s): %d -> %d",
 			                           w->version, it->mig->script, (int)w->checksum,
@@ -2439,8 +2603,8 @@ int fl_apply_repair(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts 
 			                   "realigned the description of migration %s (%s): \"%s\" -> \"%s\"",
 			                   w->version, it->mig->script, w->description, desc));
 		if (it->mismatch & FL_MISMATCH_TYPE)
-			add_change(&c, fl_asprintf("realigned the type of migration %s (%s): %s -> SQL",
-			                           w->version, it->mig->script, w->type));
+			add_change(&c, fl_asprintf("realigned the type of migration %s (%s): %s -> %s",
+			                           w->version, it->mig->script, w->type, type));
 		free(desc);
 		free(qdesc);
 	}

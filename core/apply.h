@@ -160,7 +160,19 @@ typedef struct {
 	int statement_timeout_ms; /* statement_timeout while migrations run; <= 0: none */
 	const char
 	    *target; /* migrate: highest version to apply ("current", "latest"); undo: version to keep */
-	bool out_of_order;          /* apply files below the current version */
+	bool out_of_order; /* apply files below the current version */
+	/*
+	 * Flyway's rule for a schema that holds objects but no history table:
+	 * migrate refuses (FL_EDB, nothing run), unless baseline_on_migrate,
+	 * which first records a BASELINE row at baseline_version (NULL: "1"),
+	 * so only the files above it run. An empty schema needs neither.
+	 */
+	bool baseline_on_migrate;
+	const char *baseline_version;
+	/* Flyway's further `schemas`: checked for objects with the schema, and created when missing (as
+	 * role) by a command that changes something */
+	const char *const *more_schemas;
+	size_t nmore_schemas;
 	bool dry_run;               /* plan and print, change nothing */
 	fl_buf *sql_out;            /* dry_run: where the SQL goes (required then) */
 	atomic_int *cancel;         /* may be NULL; non-zero: stop */

@@ -1,0 +1,442 @@
+/*
+ * Taking over from Flyway: a schema with objects but no history, baseline
+ * on migrate, B files (SQL_BASELINE), a history Flyway wrote (in a table
+ * named schema_version), repair of deleted files, suffixes, locations and
+ * SQL callbacks, each against the real test server with rows and catalogs
+ * checked exactly.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "apply.h"
+#include "harness.h"
+#include "history.h"
+#include "pg.h"
+#include "source.h"
+
+#define DISPLAY "services/auth/migrations"
+
+static fl_migration_set *load_set_with(const char *dir, const fl_migration_naming *nm)
+{
+	fl_file *files;
+	size_t n;
+	fl_error *err = NULL;
+	cr_assert_eq(fl_source_dir(dir, DISPLAY, &files, &n, &err), 0, "%s", err ? err->msg : "");
+	fl_migration_set *set = fl_migration_set_new_with(files, n, nm, &err);
+	free(files);
+	cr_assert(set, "%s", err ? err->msg : "");
+	return set;
+}
+
+static fl_pg *pg_open(const char *db)
+{
+	fl_pg_params p = {.dbname = db};
+	fl_error *err = NULL;
+	fl_pg *pg = fl_pg_connect(&p, &err);
+	cr_assert(pg, "%s", err ? err->msg : "");
+	return pg;
+}
+
+static fl_apply_opts base_opts(void)
+{
+	fl_apply_opts o = {
+	    .service = "auth", .display_dir = DISPLAY, .lock_timeout_ms = 5000, .git_dirty = -1};
+	return o;
+}
+
+static int32_t crc_of(const char *text)
+{
+	uLong crc = crc32(0L, Z_NULL, 0);
+	for (const char *p = text; *p; p++)
+		if (*p != '\r' && *p != '\n')
+			crc = crc32(crc, (const Bytef *)p, 1);
+	return (int32_t)(uint32_t)crc;
+}
+
+static char *history_of(PGconn *c, const char *table)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "SELECT concat_ws('|', installed_rank, coalesce(version, 'NULL'), description, type, "
+	         "script, coalesce(checksum::text, 'NULL'), success) FROM public.\"%s\" ORDER BY "
+	         "installed_rank",
+	         table);
+	return th_queryall(c, sql, "\n");
+}
+
+static void assert_str(const char *got, const char *expect)
+{
+	cr_assert(got && strcmp(got, expect) == 0, "\nexpected:\n%s\ngot:\n%s", expect, got ? got : "(null)");
+}
+
+static char *tables(PGconn *c)
+{
+	return th_queryall(c,
+	                   "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE "
+	                   "schemaname = 'public'",
+	                   ",");
+}
+
+/* migrate with the naming nm; returns rc, the result in *res and the error (formatted) in *msg */
+static int migrate(const char *db, const char *dir, const fl_migration_naming *nm, const fl_apply_opts *o,
+                   fl_apply_result *res, char **msg, fl_error_kind *kind)
+{
+	fl_migration_set *set = load_set_with(dir, nm);
+	fl_pg *pg = pg_open(db);
+	fl_error *err = NULL;
+	int rc = fl_apply_migrate(pg, set, o, res, &err);
+	*msg = err ? fl_error_format(err) : NULL;
+	if (kind)
+		*kind = err ? err->kind : 0;
+	fl_error_free(err);
+	fl_pg_close(pg);
+	fl_migration_set_free(set);
+	return rc;
+}
+
+/* Standalone validate errors joined by newlines; NULL when clean. pending_ok: leave out pending ones. */
+static char *validate(const char *db, const char *dir, const fl_apply_opts *o, bool standalone)
+{
+	fl_migration_set *set = load_set_with(dir, NULL);
+	fl_pg *pg = pg_open(db);
+	fl_history *h;
+	fl_plan *plan;
+	fl_error *err = NULL;
+	cr_assert_eq(fl_apply_info(pg, set, o, &h, &plan, &err), 0, "%s", err ? err->msg : "");
+	fl_error *v = fl_plan_validate(plan, standalone);
+	char *out = NULL;
+	if (v) {
+		fl_buf b;
+		fl_buf_init(&b);
+		for (fl_error *e = v; e; e = e->next) {
+			char *s = fl_error_format(e);
+			fl_buf_printf(&b, "%s%s", b.len ? "\n" : "", s);
+			free(s);
+		}
+		out = fl_buf_detach(&b);
+	}
+	fl_error_free(v);
+	fl_plan_free(plan);
+	fl_history_free(h);
+	fl_pg_close(pg);
+	fl_migration_set_free(set);
+	return out;
+}
+
+Test(flyway, non_empty_schema_without_history_is_refused_and_nothing_runs)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+	PGconn *c = th_connect(db);
+	th_exec(c, "CREATE TABLE legacy (id int)");
+	fl_apply_opts o = base_opts();
+	fl_apply_result res = {0};
+	char *msg;
+	fl_error_kind kind;
+	cr_assert_eq(migrate(db, dir, NULL, &o, &res, &msg, &kind), -1);
+	cr_assert_eq(kind, FL_EDB);
+	assert_str(msg, "found non-empty schema \"public\" but no schema history table "
+	                "\"public\".\"flyway_schema_history\"; nothing was run. Mark the version the "
+	                "database is at with 'flotilla baseline auth --version V', or set "
+	                "baseline_on_migrate = true (and baseline_version) for the service in the manifest");
+	free(msg);
+	fl_apply_result_clear(&res);
+	char *t = tables(c);
+	assert_str(t, "legacy");
+	free(t);
+	/* nothing else either: no control schema, no run row */
+	char *ns = th_query1(c, "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'flotilla'");
+	assert_str(ns, "0");
+	free(ns);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(flyway, extension_objects_and_empty_schemas_do_not_count)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+	PGconn *c = th_connect(db);
+	th_exec(c, "CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public");
+	fl_apply_opts o = base_opts();
+	fl_apply_result res = {0};
+	char *msg;
+	cr_assert_eq(migrate(db, dir, NULL, &o, &res, &msg, NULL), 0, "%s", msg ? msg : "");
+	cr_assert_eq(res.applied, 1);
+	fl_apply_result_clear(&res);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(flyway, baseline_on_migrate_baselines_then_applies_above_it)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+	th_write(dir, "V2__b.sql", "CREATE TABLE b (id int);\n");
+	th_write(dir, "V3__c.sql", "CREATE TABLE c (id int);\n");
+	PGconn *c = th_connect(db);
+	th_exec(c, "CREATE TABLE a (id int); CREATE TABLE b (id int)");
+	fl_apply_opts o = base_opts();
+	o.baseline_on_migrate = true;
+	o.baseline_version = "2";
+	fl_apply_result res = {0};
+	char *msg;
+	cr_assert_eq(migrate(db, dir, NULL, &o, &res, &msg, NULL), 0, "%s", msg ? msg : "");
+	cr_assert_eq(res.applied, 1);
+	cr_assert_str_eq(res.version_after, "3");
+	fl_apply_result_clear(&res);
+	char *h = history_of(c, "flyway_schema_history");
+	char *expect = fl_asprintf("1|2|<< Flyway Baseline >>|BASELINE|<< Flyway Baseline >>|NULL|t\n"
+	                           "2|3|c|SQL|V3__c.sql|%d|t",
+	                           crc_of("CREATE TABLE c (id int);\n"));
+	assert_str(h, expect);
+	free(h);
+	free(expect);
+	char *t = tables(c);
+	assert_str(t, "a,b,c,flyway_schema_history");
+	free(t);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(flyway, b_file_starts_an_empty_database_as_sql_baseline)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	const char *b2 = "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n";
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+	th_write(dir, "V2__b.sql", "CREATE TABLE b (id int);\n");
+	th_write(dir, "B2__base.sql", b2);
+	th_write(dir, "B9__later.sql", "CREATE TABLE never (id int);\n");
+	th_write(dir, "V3__c.sql", "CREATE TABLE c (id int);\n");
+	fl_apply_opts o = base_opts();
+	o.target = "3"; /* B9 is above the target: B2 is the start */
+	fl_apply_result res = {0};
+	char *msg;
+	cr_assert_eq(migrate(db, dir, NULL, &o, &res, &msg, NULL), 0, "%s", msg ? msg : "");
+	cr_assert_eq(res.applied, 2);
+	fl_apply_result_clear(&res);
+	PGconn *c = th_connect(db);
+	char *h = history_of(c, "flyway_schema_history");
+	char *expect = fl_asprintf("1|2|base|SQL_BASELINE|B2__base.sql|%d|t\n"
+	                           "2|3|c|SQL|V3__c.sql|%d|t",
+	                           crc_of(b2), crc_of("CREATE TABLE c (id int);\n"));
+	assert_str(h, expect);
+	free(h);
+	free(expect);
+	/* validate clean, undo below the baseline refused by the plan */
+	o.target = "3";
+	char *v = validate(db, dir, &o, true);
+	cr_assert_null(v, "%s", v);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+/*
+ * What a Flyway 9 run leaves: its history table (here named schema_version,
+ * as Flyway 4 and many projects have it), a SQL_BASELINE row from a B file
+ * and SQL rows above it. flotilla validates it clean and applies only the
+ * new file.
+ */
+Test(flyway, history_flyway_wrote_in_schema_version_is_taken_over)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	const char *b2 = "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n";
+	const char *v3 = "CREATE TABLE c (id int);\n";
+	const char *v4 = "CREATE TABLE d (id int);\n";
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+	th_write(dir, "V2__b.sql", "CREATE TABLE b (id int);\n");
+	th_write(dir, "B2__base.sql", b2);
+	th_write(dir, "V3__c.sql", v3);
+	PGconn *c = th_connect(db);
+	char *ddl = fl_history_create_sql("public", "schema_version", false, NULL);
+	th_exec(c, ddl);
+	free(ddl);
+	th_exec(c, b2);
+	th_exec(c, v3);
+	char *rows = fl_asprintf(
+	    "INSERT INTO public.schema_version (installed_rank, version, description, type, script, "
+	    "checksum, installed_by, execution_time, success) VALUES "
+	    "(1, '2', 'base', 'SQL_BASELINE', 'B2__base.sql', %d, 'postgres', 12, true), "
+	    "(2, '3', 'c', 'SQL', 'V3__c.sql', %d, 'postgres', 5, true)",
+	    crc_of(b2), crc_of(v3));
+	th_exec(c, rows);
+	free(rows);
+	fl_apply_opts o = base_opts();
+	o.table = "schema_version";
+	char *v = validate(db, dir, &o, true);
+	cr_assert_null(v, "%s", v);
+	th_write(dir, "V4__d.sql", v4);
+	v = validate(db, dir, &o, false);
+	cr_assert_null(v, "%s", v);
+	fl_apply_result res = {0};
+	char *msg;
+	cr_assert_eq(migrate(db, dir, NULL, &o, &res, &msg, NULL), 0, "%s", msg ? msg : "");
+	cr_assert_eq(res.applied, 1);
+	cr_assert_str_eq(res.items[0].script, "V4__d.sql");
+	fl_apply_result_clear(&res);
+	char *h = history_of(c, "schema_version");
+	char *expect = fl_asprintf("1|2|base|SQL_BASELINE|B2__base.sql|%d|t\n"
+	                           "2|3|c|SQL|V3__c.sql|%d|t\n"
+	                           "3|4|d|SQL|V4__d.sql|%d|t",
+	                           crc_of(b2), crc_of(v3), crc_of(v4));
+	assert_str(h, expect);
+	free(h);
+	free(expect);
+	v = validate(db, dir, &o, true);
+	cr_assert_null(v, "%s", v);
+	char *t = tables(c);
+	assert_str(t, "a,b,c,d,schema_version");
+	free(t);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(flyway, repair_realigns_a_b_file_checksum_and_keeps_the_baseline_type)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	const char *b2 = "CREATE TABLE a (id int);\n";
+	th_write(dir, "B2__base.sql", b2);
+	th_write(dir, "V3__c.sql", "CREATE TABLE c (id int);\n");
+	PGconn *c = th_connect(db);
+	char *ddl = fl_history_create_sql("public", "flyway_schema_history", false, NULL);
+	th_exec(c, ddl);
+	free(ddl);
+	th_exec(c, "INSERT INTO flyway_schema_history (installed_rank, version, description, type, "
+	           "script, checksum, installed_by, execution_time, success) VALUES "
+	           "(1, '1', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, "
+	           "'postgres', 0, true), "
+	           "(2, '2', 'base', 'SQL_BASELINE', 'B2__base.sql', 42, 'postgres', 12, true)");
+	fl_apply_opts o = base_opts();
+	char *v = validate(db, dir, &o, false);
+	cr_assert(v && th_contains(v, "checksum mismatch for migration 2 (base)"), "%s", v);
+	free(v);
+	fl_migration_set *set = load_set_with(dir, NULL);
+	fl_pg *pg = pg_open(db);
+	fl_apply_result res = {0};
+	fl_error *err = NULL;
+	cr_assert_eq(fl_apply_repair(pg, set, &o, &res, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(res.nchanges, 1);
+	char *want =
+	    fl_asprintf("realigned the checksum of migration 2 (B2__base.sql): 42 -> %d", crc_of(b2));
+	assert_str(res.changes[0], want);
+	free(want);
+	fl_apply_result_clear(&res);
+	fl_pg_close(pg);
+	fl_migration_set_free(set);
+	char *h = history_of(c, "flyway_schema_history");
+	char *expect = fl_asprintf("1|1|<< Flyway Baseline >>|BASELINE|<< Flyway Baseline >>|NULL|t\n"
+	                           "2|2|base|SQL_BASELINE|B2__base.sql|%d|t",
+	                           crc_of(b2));
+	assert_str(h, expect);
+	free(h);
+	free(expect);
+	v = validate(db, dir, &o, false);
+	cr_assert_null(v, "%s", v);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(flyway, repair_marks_a_deleted_file_with_a_delete_row_and_validate_passes)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+	th_write(dir, "V2__b.sql", "CREATE TABLE b (id int);\n");
+	fl_apply_opts o = base_opts();
+	fl_apply_result res = {0};
+	char *msg;
+	cr_assert_eq(migrate(db, dir, NULL, &o, &res, &msg, NULL), 0, "%s", msg ? msg : "");
+	fl_apply_result_clear(&res);
+	char *path = fl_asprintf("%s/V1__a.sql", dir);
+	cr_assert_eq(unlink(path), 0);
+	free(path);
+	char *v = validate(db, dir, &o, false);
+	cr_assert(v && th_contains(v, "migration 1 (a) was applied") &&
+	              th_contains(v, "run 'flotilla repair auth' to mark it deleted"),
+	          "%s", v);
+	free(v);
+	fl_migration_set *set = load_set_with(dir, NULL);
+	fl_pg *pg = pg_open(db);
+	fl_error *err = NULL;
+	cr_assert_eq(fl_apply_repair(pg, set, &o, &res, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(res.nchanges, 1);
+	assert_str(res.changes[0], "marked migration 1 (a) as deleted: its file V1__a.sql is gone");
+	fl_apply_result_clear(&res);
+	fl_pg_close(pg);
+	fl_migration_set_free(set);
+	PGconn *c = th_connect(db);
+	char *h = history_of(c, "flyway_schema_history");
+	int32_t a = crc_of("CREATE TABLE a (id int);\n"), b = crc_of("CREATE TABLE b (id int);\n");
+	char *expect = fl_asprintf("1|1|a|SQL|V1__a.sql|%d|t\n2|2|b|SQL|V2__b.sql|%d|t\n"
+	                           "3|1|a|DELETE|V1__a.sql|%d|t",
+	                           a, b, a);
+	assert_str(h, expect);
+	free(h);
+	free(expect);
+	v = validate(db, dir, &o, true);
+	cr_assert_null(v, "%s", v);
+	/* and a second repair has nothing to do */
+	set = load_set_with(dir, NULL);
+	pg = pg_open(db);
+	cr_assert_eq(fl_apply_repair(pg, set, &o, &res, &err), 0, "%s", err ? err->msg : "");
+	cr_assert_eq(res.nchanges, 0);
+	fl_apply_result_clear(&res);
+	fl_pg_close(pg);
+	fl_migration_set_free(set);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+Test(flyway, postgresql_suffix_folder_migrates)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__init___POSTGRESQL.sql", "CREATE TABLE a (id int);\n");
+	th_write(dir, "V2__more___POSTGRESQL.sql", "CREATE TABLE b (id int);\n");
+	th_write(dir, "V2__more___H2.sql", "this is not for PostgreSQL;\n");
+	static const char *const sx[] = {"___POSTGRESQL.sql"};
+	fl_migration_naming nm = {sx, 1};
+	fl_apply_opts o = base_opts();
+	fl_apply_result res = {0};
+	char *msg;
+	cr_assert_eq(migrate(db, dir, &nm, &o, &res, &msg, NULL), 0, "%s", msg ? msg : "");
+	cr_assert_eq(res.applied, 2);
+	fl_apply_result_clear(&res);
+	PGconn *c = th_connect(db);
+	char *h = history_of(c, "flyway_schema_history");
+	char *expect =
+	    fl_asprintf("1|1|init|SQL|V1__init___POSTGRESQL.sql|%d|t\n"
+	                "2|2|more|SQL|V2__more___POSTGRESQL.sql|%d|t",
+	                crc_of("CREATE TABLE a (id int);\n"), crc_of("CREATE TABLE b (id int);\n"));
+	assert_str(h, expect);
+	free(h);
+	free(expect);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
