@@ -440,3 +440,118 @@ Test(flyway, postgresql_suffix_folder_migrates)
 	free(db);
 	free(dir);
 }
+
+/* ---- through the manifest and the command line ---- */
+
+static int run_cli(const char *dir, char **out, char **err, const char *const *argv)
+{
+	*out = *err = NULL;
+	return th_run(dir, NULL, out, err, argv);
+}
+
+/* Drops the database and the owner role a fleet test made. */
+static void fleet_cleanup(const char *db, const char *owner)
+{
+	th_db_drop(db);
+	PGconn *c = th_connect("postgres");
+	char sql[256];
+	snprintf(sql, sizeof(sql), "DROP OWNED BY \"%s\"; DROP ROLE IF EXISTS \"%s\"", owner, owner);
+	PQclear(PQexec(c, sql));
+	PQfinish(c);
+}
+
+#define FLEET_HEAD                                                                                           \
+	"version = 1\nproject = \"t\"\n[environments.t]\nadmin = { user = \"postgres\" }\n"                  \
+	"migrator = { user = \"postgres\" }\nservice_passwords = false\n"
+
+Test(flyway, locations_table_schemas_and_suffixes_from_the_manifest, .timeout = 120)
+{
+	char *dir = th_tmpdir();
+	char db[64], owner[64];
+	snprintf(db, sizeof(db), "fw%d_a", (int)getpid());
+	snprintf(owner, sizeof(owner), "fw%d_a_own", (int)getpid());
+	char *text = fl_asprintf(FLEET_HEAD "[defaults]\ntable = \"schema_version\"\n"
+	                                    "sql_migration_suffixes = [\".sql\", \"___POSTGRESQL.sql\"]\n"
+	                                    "[services.a]\ndatabase = \"%s\"\nowner = \"%s\"\n"
+	                                    "locations = [\"filesystem:db/common\", \"db/postgres\"]\n"
+	                                    "schemas = [\"app\", \"audit\"]\n",
+	                         db, owner);
+	th_write(dir, "flotilla.toml", text);
+	free(text);
+	th_write(dir, "db/common/V1__t.sql", "CREATE TABLE t (id int);\n");
+	th_write(dir, "db/postgres/V2__u___POSTGRESQL.sql", "CREATE TABLE u (id int);\n");
+	th_write(dir, "db/postgres/V3_oops.txt", "not a migration\n");
+	th_write(dir, "db/postgres/X4__nope.sql", "SELECT 1;\n");
+	char *out, *err;
+	int rc = run_cli(dir, &out, &err,
+	                 (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	cr_assert(th_contains(err, "warning: db/postgres/X4__nope.sql: not run: it looks like a migration"),
+	          "%s", err);
+	free(out);
+	free(err);
+	PGconn *c = th_connect(db);
+	char *h = th_queryall(c,
+	                      "SELECT version || ':' || script FROM app.schema_version WHERE version IS NOT "
+	                      "NULL ORDER BY installed_rank",
+	                      ",");
+	assert_str(h, "1:V1__t.sql,2:V2__u___POSTGRESQL.sql");
+	free(h);
+	char *t = th_queryall(c,
+	                      "SELECT n.nspname || '.' || c.relname || ':' || pg_get_userbyid(c.relowner) "
+	                      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+	                      "c.relname IN ('t', 'u') ORDER BY 1",
+	                      ",");
+	char *want = fl_asprintf("app.t:%s,app.u:%s", owner, owner);
+	assert_str(t, want);
+	free(t);
+	free(want);
+	char *audit =
+	    th_query1(c, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'audit'");
+	assert_str(audit, owner);
+	free(audit);
+	PQfinish(c);
+	/* one version in both locations: refused before anything runs, naming both files */
+	th_write(dir, "db/postgres/V1__again.sql", "CREATE TABLE again (id int);\n");
+	rc = run_cli(dir, &out, &err,
+	             (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 2, "%s\n%s", out, err);
+	cr_assert(th_contains(err, "db/common/V1__t.sql: db/postgres/V1__again.sql and "
+	                           "db/common/V1__t.sql have the same version 1 (two locations of one "
+	                           "service hold it; keep one)"),
+	          "%s", err);
+	free(out);
+	free(err);
+	fleet_cleanup(db, owner);
+	free(dir);
+}
+
+Test(flyway, manifest_refuses_migrations_with_locations_and_classpath)
+{
+	char *dir = th_tmpdir();
+	th_write(dir, "db/a/V1__t.sql", "SELECT 1;\n");
+	th_write(dir, "flotilla.toml",
+	         FLEET_HEAD "[services.a]\ndatabase = \"a\"\nowner = \"a_own\"\nmigrations = \"db/a\"\n"
+	                    "locations = [\"db/a\"]\n"
+	                    "[services.b]\ndatabase = \"b\"\nowner = \"b_own\"\n"
+	                    "locations = [\"classpath:db/migration\"]\nbaseline_version = \"x1\"\n"
+	                    "out_of_order = \"yes\"\n");
+	char *out, *err;
+	int rc = run_cli(dir, &out, &err, (const char *const[]){"flotilla", "manifest", "check", NULL});
+	cr_assert_eq(rc, 2, "%s\n%s", out, err);
+	cr_assert(th_contains(err, "flotilla.toml:11:13: [services.a] sets both \"migrations\" and "
+	                           "\"locations\"; \"locations\" is a list whose first entry is "
+	                           "\"migrations\": keep one"),
+	          "%s", err);
+	cr_assert(th_contains(err, "flotilla.toml:15:14: location \"classpath:db/migration\" is on the Java "
+	                           "classpath; give its folder instead (for Maven and Gradle projects "
+	                           "src/main/resources/db/migration)"),
+	          "%s", err);
+	cr_assert(th_contains(err, "flotilla.toml:16:20: \"baseline_version\" \"x1\" is not a version"), "%s",
+	          err);
+	cr_assert(th_contains(err, "flotilla.toml:17:16: \"out_of_order\" must be a boolean, not a string"),
+	          "%s", err);
+	free(out);
+	free(err);
+	free(dir);
+}
