@@ -555,3 +555,117 @@ Test(flyway, manifest_refuses_migrations_with_locations_and_classpath)
 	free(err);
 	free(dir);
 }
+
+/*
+ * The day a team switches: a database Flyway built (B file, SQL_BASELINE
+ * row, history table schema_version) is taken over through the command
+ * line: validate clean, migrate applies only the new file, drift clean;
+ * and a hand-made database without history is refused with exit 1.
+ */
+Test(flyway, cli_takes_over_a_flyway_database_and_refuses_a_hand_made_one, .timeout = 180)
+{
+	char *dir = th_tmpdir();
+	char db[64], owner[64], db2[64], owner2[64];
+	snprintf(db, sizeof(db), "fw%d_o", (int)getpid());
+	snprintf(owner, sizeof(owner), "fw%d_o_own", (int)getpid());
+	snprintf(db2, sizeof(db2), "fw%d_h", (int)getpid());
+	snprintf(owner2, sizeof(owner2), "fw%d_h_own", (int)getpid());
+	char *text = fl_asprintf(FLEET_HEAD "[defaults]\ntable = \"schema_version\"\n"
+	                                    "[services.o]\ndatabase = \"%s\"\nowner = \"%s\"\n"
+	                                    "migrations = \"db/o\"\n"
+	                                    "[services.h]\ndatabase = \"%s\"\nowner = \"%s\"\n"
+	                                    "migrations = \"db/h\"\n",
+	                         db, owner, db2, owner2);
+	th_write(dir, "flotilla.toml", text);
+	free(text);
+	const char *b2 = "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n";
+	const char *v3 = "CREATE TABLE c (id int);\n";
+	th_write(dir, "db/o/V1__a.sql", "CREATE TABLE a (id int);\n");
+	th_write(dir, "db/o/V2__b.sql", "CREATE TABLE b (id int);\n");
+	th_write(dir, "db/o/B2__base.sql", b2);
+	th_write(dir, "db/o/V3__c.sql", v3);
+	th_write(dir, "db/h/V1__a.sql", "CREATE TABLE a (id int);\n");
+	char *out, *err;
+	int rc = run_cli(dir, &out, &err, (const char *const[]){"flotilla", "-e", "t", "provision", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	/* what Flyway left, as the owner (Flyway ran as the service's user) */
+	PGconn *c = th_connect(db);
+	char *sql = fl_asprintf("SET ROLE \"%s\"", owner);
+	th_exec(c, sql);
+	free(sql);
+	char *ddl = fl_history_create_sql("public", "schema_version", false, NULL);
+	th_exec(c, ddl);
+	free(ddl);
+	th_exec(c, b2);
+	th_exec(c, v3);
+	char *rows = fl_asprintf(
+	    "INSERT INTO public.schema_version (installed_rank, version, description, type, script, "
+	    "checksum, installed_by, execution_time, success) VALUES "
+	    "(1, '2', 'base', 'SQL_BASELINE', 'B2__base.sql', %d, 'flyway', 12, true), "
+	    "(2, '3', 'c', 'SQL', 'V3__c.sql', %d, 'flyway', 5, true)",
+	    crc_of(b2), crc_of(v3));
+	th_exec(c, rows);
+	free(rows);
+	th_exec(c, "RESET ROLE");
+	PGconn *c2 = th_connect(db2);
+	sql = fl_asprintf("SET ROLE \"%s\"; CREATE TABLE a (id int); RESET ROLE", owner2);
+	th_exec(c2, sql);
+	free(sql);
+	rc = run_cli(dir, &out, &err, (const char *const[]){"flotilla", "-e", "t", "validate", "o", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	th_write(dir, "db/o/V4__d.sql", "CREATE TABLE d (id int);\n");
+	rc = run_cli(dir, &out, &err,
+	             (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", "o", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	char *h =
+	    th_queryall(c, "SELECT version || ':' || type FROM schema_version ORDER BY installed_rank", ",");
+	assert_str(h, "2:SQL_BASELINE,3:SQL,4:SQL");
+	free(h);
+	rc = run_cli(dir, &out, &err, (const char *const[]){"flotilla", "-e", "t", "validate", "o", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	rc = run_cli(dir, &out, &err, (const char *const[]){"flotilla", "-e", "t", "drift", "o", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	/* the hand-made one: exit 1, nothing run, the hint */
+	rc = run_cli(dir, &out, &err,
+	             (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", "h", NULL});
+	cr_assert_eq(rc, 1, "%s\n%s", out, err);
+	cr_assert(th_contains(out, "flotilla baseline h --version V") ||
+	              th_contains(err, "flotilla baseline h --version V"),
+	          "%s\n%s", out, err);
+	free(out);
+	free(err);
+	char *n = th_query1(c2, "SELECT count(*)::text FROM pg_tables WHERE tablename = 'schema_version'");
+	assert_str(n, "0");
+	free(n);
+	/* with baseline_on_migrate it baselines and continues */
+	text = fl_asprintf(FLEET_HEAD "[defaults]\ntable = \"schema_version\"\n"
+	                              "[services.h]\ndatabase = \"%s\"\nowner = \"%s\"\n"
+	                              "migrations = \"db/h\"\nbaseline_on_migrate = true\n",
+	                   db2, owner2);
+	th_write(dir, "flotilla.toml", text);
+	free(text);
+	th_write(dir, "db/h/V2__b.sql", "CREATE TABLE b (id int);\n");
+	rc = run_cli(dir, &out, &err,
+	             (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	h = th_queryall(c2, "SELECT version || ':' || type FROM schema_version ORDER BY installed_rank", ",");
+	assert_str(h, "1:BASELINE,2:SQL");
+	free(h);
+	PQfinish(c);
+	PQfinish(c2);
+	fleet_cleanup(db, owner);
+	fleet_cleanup(db2, owner2);
+	free(dir);
+}
