@@ -89,6 +89,8 @@ static const struct command commands[] = {
      "flotilla [-m FILE] [-e ENV] rotate SERVICE..."},
     {"manifest", cmd_manifest, "check the manifest or show it resolved (secrets shown as their source)",
      "flotilla [-m FILE] [-e ENV] manifest check|show [--json]"},
+    {"init", cmd_init, "write a manifest from the services' Flyway configuration files",
+     "flotilla init --from-flyway FILE... [-o FILE] [--force]"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

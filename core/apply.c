@@ -47,10 +47,11 @@ typedef struct {
 	bool ledger;
 	long long run_id;
 	bool locked;
-	bool control_current;   /* flotilla's control schema was read under our lock and needs nothing */
-	bool checking;          /* fl_apply_check: only whether files expand and split (no digest) */
-	bool adopt_baseline;    /* baseline_on_migrate: the BASELINE row to write is h's last row */
-	unsigned long long rng; /* the jitter of lock retries; 0: not seeded yet */
+	bool control_current; /* flotilla's control schema was read under our lock and needs nothing */
+	bool checking;        /* fl_apply_check: only whether files expand and split (no digest) */
+	bool adopt_baseline;  /* baseline_on_migrate: the BASELINE row to write is h's last row */
+	const fl_migration_set *callbacks; /* migrate: the set whose SQL callbacks run; NULL: none */
+	unsigned long long rng;            /* the jitter of lock retries; 0: not seeded yet */
 	fl_apply_result *res;
 	fl_apply_result local_res;
 } ctx;
@@ -177,6 +178,11 @@ void fl_apply_result_clear(fl_apply_result *r)
 	for (size_t i = 0; i < r->nchanges; i++)
 		free(r->changes[i]);
 	free(r->changes);
+	for (size_t i = 0; i < r->ncallbacks; i++) {
+		free(r->callbacks[i].event);
+		free(r->callbacks[i].script);
+	}
+	free(r->callbacks);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1744,6 +1750,110 @@ out:
 }
 
 /* Runs prepared migrations in order; stops at the first failure. */
+/* Does the set have a callback for the event? */
+static bool has_callback(const fl_migration_set *set, const char *event)
+{
+	for (size_t i = 0; set && i < set->ncallbacks; i++)
+		if (strcmp(set->callbacks[i].event, event) == 0)
+			return true;
+	return false;
+}
+
+/* One callback file: expanded, in the role and schema, in a transaction unless it refuses one. */
+static int run_callback(ctx *c, const fl_migration *cb, long *ms, fl_error **err)
+{
+	prepared pm;
+	if (prepare(c, cb, &pm, err) != 0) {
+		prepared_free(&pm);
+		return -1;
+	}
+	/* LOCAL inside the callback's transaction; for one outside, the session's, reset after */
+	const char *local = pm.no_tx ? "" : "LOCAL ";
+	fl_buf enter;
+	fl_buf_init(&enter);
+	if (!pm.no_tx)
+		fl_buf_puts(&enter, "BEGIN; ");
+	if (c->o->role) {
+		char *role = fl_pg_ident_plain(c->o->role);
+		fl_buf_printf(&enter, "SET %sROLE %s; ", local, role);
+		free(role);
+	}
+	fl_buf_printf(&enter, "SET %ssearch_path = %s", local, c->qschema);
+	long long t0 = now_ms();
+	fl_pg_diag d = {0};
+	int rc = fl_pg_exec(c->pg, enter.data, "preparing a callback", NULL, err);
+	for (size_t i = 0; rc == 0 && i < pm.nstmts; i++) {
+		char *st = fl_strndup(pm.text + pm.stmts[i].start, pm.stmts[i].end - pm.stmts[i].start);
+		fl_error *e = NULL;
+		if (fl_pg_exec(c->pg, st, cb->path, &d, &e) != 0) {
+			int line = 0, col = 0;
+			size_t off = pm.stmts[i].start;
+			size_t raw = fl_migration_unexpand_offset(cb, pm.ph, pm.nph, off);
+			fl_sql_position(cb->data, cb->len, raw, &line, &col);
+			fl_error *x =
+			    fl_error_at(cb->path, line, col, "callback %s failed: %s", cb->event, e->msg);
+			x->kind = e->kind == FL_EINTR ? FL_EINTR : FL_EDB;
+			fl_error_free(e);
+			*err = x;
+			rc = -1;
+		}
+		free(st);
+		fl_pg_diag_clear(&d);
+	}
+	if (rc == 0)
+		rc = fl_pg_exec(c->pg, pm.no_tx ? "RESET ROLE; RESET search_path" : "COMMIT",
+		                "ending a callback", NULL, err);
+	else
+		ensure_idle(c->pg);
+	if (rc != 0 && pm.no_tx) {
+		PGresult *r = PQexec(c->pg->conn, "RESET ROLE; RESET search_path");
+		PQclear(r);
+	}
+	*ms = (long)(now_ms() - t0);
+	fl_buf_free(&enter);
+	prepared_free(&pm);
+	return rc;
+}
+
+/*
+ * Runs the event's callbacks, in file-name order. A dry run prints them.
+ * Returns 0, or -1 with *err (the first that failed; the rest do not run).
+ */
+static int run_event(ctx *c, const char *event, fl_error **err)
+{
+	const fl_migration_set *set = c->callbacks;
+	for (size_t i = 0; set && i < set->ncallbacks; i++) {
+		const fl_migration *cb = &set->callbacks[i];
+		if (strcmp(cb->event, event) != 0)
+			continue;
+		if (c->o->dry_run) {
+			prepared pm;
+			if (prepare(c, cb, &pm, err) == 0)
+				dry(c, "\n-- callback %s: %s\n%.*s\n", event, cb->script, (int)pm.len,
+				    pm.text);
+			prepared_free(&pm);
+			if (*err)
+				return -1;
+			continue;
+		}
+		long ms = 0;
+		int rc = run_callback(c, cb, &ms, err);
+		fl_apply_result *r = c->res;
+		r->callbacks = fl_realloc(r->callbacks, (r->ncallbacks + 1) * sizeof(*r->callbacks));
+		r->callbacks[r->ncallbacks++] =
+		    (struct fl_apply_callback){fl_strdup(event), fl_strdup(cb->script), ms, rc == 0};
+		char *text = rc == 0 ? fl_asprintf("callback %s ran (%ld ms)", cb->script, ms)
+		                     : fl_asprintf("callback %s failed", cb->script);
+		fl_apply_event ev = {
+		    .kind = FL_APPLY_EV_NOTICE, .script = cb->script, .text = text, .ms = ms};
+		emit(c, &ev);
+		free(text);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -1764,10 +1874,15 @@ static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
 		                     .undo = undo};
 		emit(c, &ev);
 		long ms = 0;
+		if (run_event(c, "beforeEachMigrate", err) != 0)
+			return -1;
 		int rc = pm->no_tx ? run_outside_transaction(c, pm, &ms, err)
 		                   : run_in_transaction(c, pm, &ms, err);
 		emit_notices(c, pm->m->script);
 		if (rc != 0) {
+			fl_error *ce = NULL; /* the migration's error is the one to report */
+			run_event(c, "afterEachMigrateError", &ce);
+			fl_error_append(err, ce);
 			fl_apply_event f = {.kind = FL_APPLY_EV_FAILED,
 			                    .script = pm->m->script,
 			                    .version = pm->hrow.version,
@@ -1779,6 +1894,8 @@ static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
 			emit(c, &f);
 			return -1;
 		}
+		if (run_event(c, "afterEachMigrate", err) != 0)
+			return -1;
 		if (c->o->dry_run)
 			continue;
 		add_item(c, pm, ms);
@@ -2280,7 +2397,8 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		if (read_state(&c, what, NULL, &h, &ctl, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
 			goto done;
 		fl_error *v = NULL;
-		if (h->exists && (ctl || !c.ledger) && plan->npending + plan->nrepeatables == 0 &&
+		bool cbs = has_callback(set, "beforeMigrate") || has_callback(set, "afterMigrate");
+		if (h->exists && (ctl || !c.ledger) && plan->npending + plan->nrepeatables == 0 && !cbs &&
 		    !(v = fl_plan_validate(plan, false)) && !cancelled(&c)) {
 			c.res->version_before =
 			    plan->current_version ? fl_strdup(plan->current_version) : NULL;
@@ -2335,6 +2453,9 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		dry(&c, "-- flotilla migrate%s%s: %s, current version %s, %zu to run\n",
 		    o->service ? " " : "", o->service ? o->service : "", c.history,
 		    plan->current_version ? plan->current_version : "none", total);
+	c.callbacks = set;
+	if (run_event(&c, "beforeMigrate", &e) != 0)
+		goto migrate_error;
 	if (begin_changes(&c, h, &e) != 0)
 		goto done;
 	free(drop_notices(pg));
@@ -2353,12 +2474,22 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 	}
 	c.res->version_after = after;
 	if (ran != 0)
-		goto done;
+		goto migrate_error;
+	if (run_event(&c, "afterMigrate", &e) != 0 ||
+	    (c.res->applied > 0 && run_event(&c, "afterMigrateApplied", &e) != 0))
+		goto migrate_error;
 	fl_apply_event d = {.kind = FL_APPLY_EV_DONE,
 	                    .applied = c.res->applied,
 	                    .version_before = c.res->version_before,
 	                    .version_after = c.res->version_after};
 	emit(&c, &d);
+	goto done;
+migrate_error:
+	if (e && e->kind != FL_EINTR && has_callback(set, "afterMigrateError")) {
+		fl_error *ce = NULL; /* the failure is what the run reports; the callback's own adds to it */
+		run_event(&c, "afterMigrateError", &ce);
+		fl_error_append(&e, ce);
+	}
 done:
 	for (size_t i = 0; i < npms; i++)
 		prepared_free(&pms[i]);

@@ -1048,6 +1048,19 @@ static json_t *service_json(const fl_fleet *f, size_t i)
 			json_array_append_new(migs, mo);
 		}
 		json_object_set_new(o, "migrations", migs);
+		if (s->res.ncallbacks) { /* Flyway's SQL callbacks that ran */
+			json_t *cbs = json_array();
+			for (size_t k = 0; k < s->res.ncallbacks; k++) {
+				const struct fl_apply_callback *cb = &s->res.callbacks[k];
+				json_t *co = json_object();
+				json_object_set_new(co, "event", json_string(cb->event));
+				json_object_set_new(co, "script", json_string(cb->script));
+				json_object_set_new(co, "ms", json_integer(cb->ms));
+				json_object_set_new(co, "ok", json_boolean(cb->ok));
+				json_array_append_new(cbs, co);
+			}
+			json_object_set_new(o, "callbacks", cbs);
+		}
 		if (f->opts.dry_run) /* the exact SQL a run would send: stdout holds only the document */
 			json_object_set_new(o, "sql", json_string(s->sql.data ? s->sql.data : ""));
 		if (v == FL_FLEET_REPAIR || v == FL_FLEET_BASELINE) {

@@ -669,3 +669,167 @@ Test(flyway, cli_takes_over_a_flyway_database_and_refuses_a_hand_made_one, .time
 	fleet_cleanup(db2, owner2);
 	free(dir);
 }
+
+/* afterMigrate grants to a reader role, as the callbacks of Flyway folders do; shown in progress and JSON. */
+Test(flyway, sql_callbacks_run_in_the_role_and_schema_and_grant, .timeout = 120)
+{
+	char *dir = th_tmpdir();
+	char db[64], owner[64], reader[64];
+	snprintf(db, sizeof(db), "fw%d_c", (int)getpid());
+	snprintf(owner, sizeof(owner), "fw%d_c_own", (int)getpid());
+	snprintf(reader, sizeof(reader), "fw%d_reader", (int)getpid());
+	PGconn *pc = th_connect("postgres");
+	char *sql = fl_asprintf("CREATE ROLE \"%s\" NOLOGIN", reader);
+	th_exec(pc, sql);
+	free(sql);
+	char *text = fl_asprintf(FLEET_HEAD "[services.c]\ndatabase = \"%s\"\nowner = \"%s\"\n"
+	                                    "migrations = \"db/c\"\nschema = \"app\"\n"
+	                                    "placeholders = { reader = \"%s\" }\n",
+	                         db, owner, reader);
+	th_write(dir, "flotilla.toml", text);
+	free(text);
+	th_write(dir, "db/c/V1__t.sql", "CREATE TABLE t (id int);\n");
+	th_write(dir, "db/c/V2__u.sql", "CREATE TABLE u (id int);\n");
+	th_write(dir, "db/c/afterMigrate__grants.sql",
+	         "GRANT USAGE ON SCHEMA app TO \"${reader}\";\n"
+	         "GRANT SELECT ON ALL TABLES IN SCHEMA app TO \"${reader}\";\n");
+	th_write(dir, "db/c/beforeEachMigrate.sql",
+	         "CREATE TABLE IF NOT EXISTS seen (n int);\nINSERT INTO seen VALUES (1);\n");
+	th_write(dir, "db/c/afterMigrat.sql", "SELECT 1;\n");
+	char *out, *err;
+	int rc =
+	    run_cli(dir, &out, &err, (const char *const[]){"flotilla", "-e", "t", "migrate", "--json", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	cr_assert(th_contains(out, "\"event\": \"afterMigrate\"") &&
+	              th_contains(out, "\"script\": \"afterMigrate__grants.sql\""),
+	          "%s", out);
+	cr_assert(th_contains(out, "afterMigrat.sql: not run: it looks like an SQL callback"), "%s", out);
+	free(out);
+	free(err);
+	PGconn *c = th_connect(db);
+	char *g =
+	    th_queryall(c,
+	                "SELECT table_name || ':' || privilege_type FROM "
+	                "information_schema.role_table_grants WHERE grantee LIKE 'fw%_reader' ORDER BY 1",
+	                ",");
+	assert_str(g, "flyway_schema_history:SELECT,seen:SELECT,t:SELECT,u:SELECT");
+	free(g);
+	/* beforeEachMigrate ran twice, in the schema, as the owner */
+	sql = fl_asprintf("SELECT count(*)::text || ':' || pg_get_userbyid(c.relowner) FROM app.seen, "
+	                  "pg_class c WHERE c.oid = 'app.seen'::regclass GROUP BY c.relowner");
+	char *seen = th_query1(c, sql);
+	free(sql);
+	char *want = fl_asprintf("2:%s", owner);
+	assert_str(seen, want);
+	free(seen);
+	free(want);
+	/* nothing pending: afterMigrate runs again, as Flyway's does; the progress says so */
+	rc = run_cli(dir, &out, &err,
+	             (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	cr_assert(th_contains(out, "callback afterMigrate__grants.sql ran") ||
+	              th_contains(err, "callback afterMigrate__grants.sql ran"),
+	          "%s\n%s", out, err);
+	free(out);
+	free(err);
+	PQfinish(c);
+	fleet_cleanup(db, owner);
+	sql = fl_asprintf("DROP ROLE IF EXISTS \"%s\"", reader);
+	th_exec(pc, sql);
+	free(sql);
+	PQfinish(pc);
+	free(dir);
+}
+
+/* init --from-flyway: a flyway.conf and a flyway.toml become a manifest that checks and migrates. */
+Test(flyway, init_from_flyway_round_trip, .timeout = 180)
+{
+	char *dir = th_tmpdir();
+	char db1[64], db2[64];
+	int pid = (int)getpid();
+	snprintf(db1, sizeof(db1), "fwi%d_auth", pid);
+	snprintf(db2, sizeof(db2), "fwi%d_user", pid);
+	char *conf = fl_asprintf("# the auth service\n"
+	                         "flyway.url=jdbc:postgresql:%s\n"
+	                         "flyway.user=postgres\n"
+	                         "flyway.password=${FWI_PASSWORD}\n"
+	                         "flyway.locations=filesystem:sql/common,\\\n"
+	                         "    filesystem:sql/postgres\n"
+	                         "flyway.table=schema_version\n"
+	                         "flyway.placeholders.tenant=pcc\n"
+	                         "flyway.cleanDisabled=false\n",
+	                         db1);
+	th_write(dir, "src/fwi1-api/flyway.conf", conf);
+	free(conf);
+	char *toml = fl_asprintf("[environments.default]\nurl = \"jdbc:postgresql:%s\"\nuser = \"postgres\"\n"
+	                         "password = \"${env.FWI_PASSWORD}\"\nschemas = [\"app\", \"audit\"]\n\n"
+	                         "[flyway]\nlocations = [\"filesystem:db\"]\n"
+	                         "sqlMigrationSuffixes = [\"___POSTGRESQL.sql\"]\n"
+	                         "mixed = true\n",
+	                         db2);
+	th_write(dir, "src/fwi2-api/flyway.toml", toml);
+	free(toml);
+	th_write(dir, "src/fwi1-api/sql/common/V1__t.sql",
+	         "CREATE TABLE t (tenant text DEFAULT '${tenant}');\n");
+	th_write(dir, "src/fwi1-api/sql/postgres/V2__u.sql", "CREATE TABLE u (id int);\n");
+	th_write(dir, "src/fwi2-api/db/V1__a___POSTGRESQL.sql", "CREATE TABLE a (id int);\n");
+	char *out, *err;
+	int rc = run_cli(dir, &out, &err,
+	                 (const char *const[]){"flotilla", "init", "--from-flyway",
+	                                       "src/fwi1-api/flyway.conf", "src/fwi2-api/flyway.toml", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	cr_assert(th_contains(err, "not translated: src/fwi1-api/flyway.conf:9: flyway.cleanDisabled = false "
+	                           "has no counterpart in flotilla; left out"),
+	          "%s", err);
+	cr_assert(th_contains(err, "not translated: src/fwi2-api/flyway.toml:10: flyway.mixed = true"), "%s",
+	          err);
+	free(out);
+	free(err);
+	char *mpath = fl_asprintf("%s/flotilla.toml", dir);
+	char *m = th_read(mpath);
+	free(mpath);
+	cr_assert(th_contains(m, "migrator = { user = \"postgres\", password = { env = \"FWI_PASSWORD\" } }"),
+	          "%s", m);
+	cr_assert(th_contains(m, "[services.fwi1]\n"), "%s", m);
+	cr_assert(th_contains(m, "locations = [\"src/fwi1-api/sql/common\", \"src/fwi1-api/sql/postgres\"]"),
+	          "%s", m);
+	cr_assert(th_contains(m, "schemas = [\"app\", \"audit\"]"), "%s", m);
+	free(m);
+	/* a second init does not overwrite it */
+	rc = run_cli(
+	    dir, &out, &err,
+	    (const char *const[]){"flotilla", "init", "--from-flyway", "src/fwi1-api/flyway.conf", NULL});
+	cr_assert_eq(rc, 2, "%s\n%s", out, err);
+	cr_assert(th_contains(err, "flotilla.toml: exists already"), "%s", err);
+	free(out);
+	free(err);
+	rc = run_cli(dir, &out, &err, (const char *const[]){"flotilla", "manifest", "check", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	const char *env[] = {"FWI_PASSWORD=unused-by-trust", NULL};
+	out = err = NULL;
+	rc = th_run(dir, env, &out, &err,
+	            (const char *const[]){"flotilla", "-e", "default", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	PGconn *c = th_connect(db1);
+	char *h = th_queryall(
+	    c, "SELECT script FROM public.schema_version WHERE version IS NOT NULL ORDER BY 1", ",");
+	assert_str(h, "V1__t.sql,V2__u.sql");
+	free(h);
+	char *d =
+	    th_query1(c, "SELECT column_default FROM information_schema.columns WHERE table_name = 't'");
+	assert_str(d, "'pcc'::text");
+	free(d);
+	PQfinish(c);
+	c = th_connect(db2);
+	h = th_queryall(c, "SELECT script FROM app.flyway_schema_history WHERE version IS NOT NULL", ",");
+	assert_str(h, "V1__a___POSTGRESQL.sql");
+	free(h);
+	PQfinish(c);
+	fleet_cleanup(db1, "fwi1_api_user");
+	fleet_cleanup(db2, "fwi2_api_user");
+	free(dir);
+}
