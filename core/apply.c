@@ -2828,6 +2828,11 @@ fl_error *fl_apply_check(const fl_migration_set *set, const fl_apply_opts *o, co
 		(void)prepare(&c, &set->items[i], &pm, &errs); /* errors go to the chain */
 		prepared_free(&pm);
 	}
+	for (size_t i = 0; set && i < set->ncallbacks; i++) { /* a bad callback, too, stops a run early */
+		prepared pm;
+		(void)prepare(&c, &set->callbacks[i], &pm, &errs);
+		prepared_free(&pm);
+	}
 	ctx_free(&c);
 	return errs;
 }

@@ -833,3 +833,66 @@ Test(flyway, init_from_flyway_round_trip, .timeout = 180)
 	fleet_cleanup(db2, "fwi2_api_user");
 	free(dir);
 }
+
+/* The platform's seven services, one flyway.conf each as src/<service>-api keeps it: init, then migrate. */
+Test(flyway, init_from_the_seven_services_flyway_configs_migrates_the_fleet, .timeout = 300)
+{
+	static const char *const svcs[] = {"auth",           "client",       "user",        "metric_builder",
+	                                   "metric_tracker", "task_builder", "task_tracker"};
+	char *dir = th_tmpdir();
+	int pid = (int)getpid();
+	const char *argv[16] = {"flotilla", "init", "--from-flyway"};
+	char *paths[7];
+	for (int i = 0; i < 7; i++) {
+		char *conf = fl_asprintf("flyway.url=jdbc:postgresql:fw7%d_%s\nflyway.user=postgres\n"
+		                         "flyway.password=${FW7_PASSWORD}\n"
+		                         "flyway.locations=filesystem:%s/services/%s/migrations\n",
+		                         pid, svcs[i], th_top(), svcs[i]);
+		/* named after the run: roles are cluster-wide and other tests make auth_api_user */
+		paths[i] = fl_asprintf("src/fw7%d_%s-api/flyway.conf", pid, svcs[i]);
+		th_write(dir, paths[i], conf);
+		free(conf);
+		argv[3 + i] = paths[i];
+	}
+	argv[10] = NULL;
+	char *out, *err;
+	int rc = run_cli(dir, &out, &err, argv);
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	const char *env[] = {"FW7_PASSWORD=unused-by-trust", NULL};
+	out = err = NULL;
+	rc = th_run(dir, env, &out, &err,
+	            (const char *const[]){"flotilla", "-e", "default", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	out = err = NULL;
+	rc = th_run(dir, env, &out, &err,
+	            (const char *const[]){"flotilla", "-e", "default", "validate", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	for (int i = 0; i < 7; i++) {
+		char db[64];
+		snprintf(db, sizeof(db), "fw7%d_%s", pid, svcs[i]);
+		PGconn *c = th_connect(db);
+		char *n =
+		    th_query1(c, "SELECT (count(*) > 0)::text FROM flyway_schema_history WHERE success");
+		assert_str(n, "true");
+		free(n);
+		PQfinish(c);
+		th_db_drop(db);
+		free(paths[i]);
+	}
+	PGconn *c = th_connect("postgres");
+	for (int i = 0; i < 7; i++) {
+		char sql[256];
+		snprintf(sql, sizeof(sql),
+		         "DROP OWNED BY \"fw7%d_%s_api_user\"; DROP ROLE IF EXISTS \"fw7%d_%s_api_user\"",
+		         pid, svcs[i], pid, svcs[i]);
+		PQclear(PQexec(c, sql));
+	}
+	PQfinish(c);
+	free(dir);
+}
