@@ -896,3 +896,38 @@ Test(flyway, init_from_the_seven_services_flyway_configs_migrates_the_fleet, .ti
 	PQfinish(c);
 	free(dir);
 }
+
+/* afterEachMigrateError and afterMigrateError run after a failure; the migration's error is what is reported.
+ */
+Test(flyway, error_callbacks_run_after_a_failed_migration)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+	th_write(dir, "V2__bad.sql", "SELECT * FROM nowhere;\n");
+	th_write(dir, "beforeMigrate.sql", "CREATE TABLE IF NOT EXISTS log (what text);\n");
+	th_write(dir, "afterEachMigrateError.sql", "INSERT INTO log VALUES ('each');\n");
+	th_write(dir, "afterMigrateError__note.sql", "INSERT INTO log VALUES ('migrate');\n");
+	th_write(dir, "afterMigrate.sql", "INSERT INTO log VALUES ('never');\n");
+	fl_apply_opts o = base_opts();
+	fl_apply_result res = {0};
+	char *msg;
+	fl_error_kind kind;
+	cr_assert_eq(migrate(db, dir, NULL, &o, &res, &msg, &kind), -1);
+	cr_assert_eq(kind, FL_EDB);
+	cr_assert(th_contains(msg, "services/auth/migrations/V2__bad.sql:1:15: ERROR 42P01"), "%s", msg);
+	cr_assert_eq(res.ncallbacks, 3);
+	assert_str(res.callbacks[0].event, "beforeMigrate");
+	assert_str(res.callbacks[1].event, "afterEachMigrateError");
+	assert_str(res.callbacks[2].script, "afterMigrateError__note.sql");
+	fl_apply_result_clear(&res);
+	free(msg);
+	PGconn *c = th_connect(db);
+	char *l = th_queryall(c, "SELECT what FROM log ORDER BY what", ",");
+	assert_str(l, "each,migrate");
+	free(l);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
