@@ -834,19 +834,18 @@ static void check_flyway(loader *L, const fl_toml_value *t, const char *scope)
 static const fl_toml_value *list_or_default(loader *L, const fl_toml_value *t, const char *list,
                                             const char *single)
 {
-	if (fl_toml_get(t, list))
-		return string_list(L, t, list);
-	if (fl_toml_get(t, single) || !L->d_tbl || !fl_toml_get(L->d_tbl, list))
+	/* type errors were reported by check_flyway, here and in [defaults] */
+	const fl_toml_value *a = fl_toml_get(t, list);
+	if (!a && (fl_toml_get(t, single) || !L->d_tbl || !(a = fl_toml_get(L->d_tbl, list))))
 		return NULL;
-	fl_error *e = NULL; /* the default's type was reported with [defaults] */
-	const fl_toml_value *a = NULL;
-	int r = fl_toml_get_array(L->d_tbl, list, &a, &e);
-	fl_error_free(e);
-	if (r != 1 || fl_toml_len(a) == 0)
+	if (fl_toml_type_of(a) != FL_TOML_ARRAY || fl_toml_len(a) == 0)
 		return NULL;
-	for (size_t i = 0; i < fl_toml_len(a); i++)
-		if (fl_toml_type_of(fl_toml_at(a, i)) != FL_TOML_STRING)
+	for (size_t i = 0; i < fl_toml_len(a); i++) {
+		size_t len = 0;
+		const fl_toml_value *v = fl_toml_at(a, i);
+		if (fl_toml_type_of(v) != FL_TOML_STRING || strlen(fl_toml_string(v, &len)) != len || !len)
 			return NULL;
+	}
 	return a;
 }
 
@@ -885,7 +884,7 @@ static void parse_service(loader *L, raw_service *s)
 		const fl_toml_value *v = i == 0 ? s->database : i == 1 ? s->owner : s->migrations;
 		/* a wrong type, here or in [defaults], was reported as such */
 		if (!v && !fl_toml_get(t, required[i]) && !fl_toml_get(L->d_tbl, required[i]) &&
-		    !(i == 2 && s->locations))
+		    !(i == 2 && (fl_toml_get(t, "locations") || fl_toml_get(L->d_tbl, "locations"))))
 			ERR_V(L, t, "service %s has no %s: set \"%s\" in [%s] or in [defaults]", s->name,
 			      required[i], required[i], scope);
 	}
