@@ -51,6 +51,7 @@ typedef struct {
 	bool checking;        /* fl_apply_check: only whether files expand and split (no digest) */
 	bool adopt_baseline;  /* baseline_on_migrate: the BASELINE row to write is h's last row */
 	const fl_migration_set *callbacks; /* migrate: the set whose SQL callbacks run; NULL: none */
+	bool versioned_done;               /* afterVersioned has run */
 	unsigned long long rng;            /* the jitter of lock retries; 0: not seeded yet */
 	fl_apply_result *res;
 	fl_apply_result local_res;
@@ -1874,6 +1875,12 @@ static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
 		                     .undo = undo};
 		emit(c, &ev);
 		long ms = 0;
+		if (pm->m->kind == FL_MIG_REPEATABLE && !c->versioned_done) {
+			c->versioned_done = true;
+			if (run_event(c, "afterVersioned", err) != 0 ||
+			    run_event(c, "beforeRepeatables", err) != 0)
+				return -1;
+		}
 		if (run_event(c, "beforeEachMigrate", err) != 0)
 			return -1;
 		int rc = pm->no_tx ? run_outside_transaction(c, pm, &ms, err)
@@ -2473,6 +2480,8 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		}
 	}
 	c.res->version_after = after;
+	if (ran == 0 && !c.versioned_done)
+		ran = run_event(&c, "afterVersioned", &e);
 	if (ran != 0)
 		goto migrate_error;
 	if (run_event(&c, "afterMigrate", &e) != 0 ||

@@ -73,7 +73,9 @@
  *   by statement, outside one, when a statement refuses one, as VACUUM
  *   does): beforeMigrate once the plan is valid, beforeEachMigrate and
  *   afterEachMigrate (or afterEachMigrateError) around every migration,
- *   afterMigrate (and afterMigrateApplied when something ran) at the end,
+ *   afterVersioned after the versioned ones, beforeRepeatables before the
+ *   first repeatable, afterMigrate (and afterMigrateApplied when something
+ *   ran) at the end,
  *   afterMigrateError after a failure; beforeMigrate and afterMigrate run
  *   even when nothing is pending, as Flyway's do. Each is an
  *   FL_APPLY_EV_NOTICE and an entry of res->callbacks.

@@ -909,6 +909,7 @@ Test(flyway, error_callbacks_run_after_a_failed_migration)
 	th_write(dir, "afterEachMigrateError.sql", "INSERT INTO log VALUES ('each');\n");
 	th_write(dir, "afterMigrateError__note.sql", "INSERT INTO log VALUES ('migrate');\n");
 	th_write(dir, "afterMigrate.sql", "INSERT INTO log VALUES ('never');\n");
+	th_write(dir, "afterVersioned.sql", "INSERT INTO log VALUES ('never either');\n");
 	fl_apply_opts o = base_opts();
 	fl_apply_result res = {0};
 	char *msg;
@@ -925,6 +926,31 @@ Test(flyway, error_callbacks_run_after_a_failed_migration)
 	PGconn *c = th_connect(db);
 	char *l = th_queryall(c, "SELECT what FROM log ORDER BY what", ",");
 	assert_str(l, "each,migrate");
+	free(l);
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+	free(dir);
+}
+
+/* afterVersioned after the versioned migrations, beforeRepeatables before the first repeatable. */
+Test(flyway, versioned_and_repeatable_callbacks_in_flyway_order)
+{
+	char *db = th_db_new();
+	char *dir = th_tmpdir();
+	th_write(dir, "V1__a.sql", "CREATE TABLE log (n serial, what text);\n");
+	th_write(dir, "R__v.sql", "INSERT INTO log (what) VALUES ('repeatable');\n");
+	th_write(dir, "afterVersioned.sql", "INSERT INTO log (what) VALUES ('afterVersioned');\n");
+	th_write(dir, "beforeRepeatables.sql", "INSERT INTO log (what) VALUES ('beforeRepeatables');\n");
+	th_write(dir, "afterMigrateApplied.sql", "INSERT INTO log (what) VALUES ('applied');\n");
+	fl_apply_opts o = base_opts();
+	fl_apply_result res = {0};
+	char *msg;
+	cr_assert_eq(migrate(db, dir, NULL, &o, &res, &msg, NULL), 0, "%s", msg ? msg : "");
+	fl_apply_result_clear(&res);
+	PGconn *c = th_connect(db);
+	char *l = th_queryall(c, "SELECT what FROM log ORDER BY n", ",");
+	assert_str(l, "afterVersioned,beforeRepeatables,repeatable,applied");
 	free(l);
 	PQfinish(c);
 	th_db_drop(db);
