@@ -86,6 +86,7 @@ int cmd_repair(int argc, char **argv);
 int cmd_undo(int argc, char **argv);
 int cmd_rotate(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_help(int argc, char **argv);

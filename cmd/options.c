@@ -149,6 +149,17 @@ static const fl_opt help_opts[] = {
     FL_OPT_FLAG(struct fl_help_args, man, "man", 0, "the manual page flotilla(1), in roff"),
     FL_OPT_END,
 };
+#define NA struct fl_init_args
+static const fl_opt init_opts[] = {
+    FL_OPT_FLAG(NA, from_flyway, "from-flyway", 0,
+                "translate the Flyway configuration files named as operands"),
+    FL_OPT_STR_X(NA, output, "output", 'o', "FILE", "the manifest to write (default: flotilla.toml)",
+                 .complete = FL_COMPLETE_FILES),
+    FL_OPT_FLAG(NA, force, "force", 0, "replace FILE if it exists"),
+    FL_OPT_END,
+};
+#undef NA
+
 #define IA struct fl_import_args
 static const fl_opt import_opts[] = {
     FL_OPT_STR_X(IA, alembic_dir, "alembic-dir", 0, "DIR",
@@ -329,6 +340,18 @@ const fl_cli_command fl_cli_commands[] = {
               "service's password_sink (the secret manager), and sets it once the sink succeeded.\n"
               "A failed sink leaves the old password working.",
      .more = "Exit codes: 0 done, 1 a service failed, 2 bad input"},
+    {.name = "init",
+     .run = cmd_init,
+     .summary = "write a manifest from the services' Flyway configuration files",
+     .operands = "FILE...",
+     .operands_complete = FL_COMPLETE_FILES,
+     .opts = init_opts,
+     .about = "With --from-flyway, writes a manifest from the services' Flyway configuration files\n"
+              "(flyway.conf or flyway.toml, one per service: src/auth-api/flyway.conf is service auth)\n"
+              "and lists on stderr every setting it could not translate, and every value it had to\n"
+              "guess. Passwords written ${VAR} become { env = \"VAR\" }; no secret is ever copied.\n"
+              "An existing FILE is kept unless --force is given.",
+     .more = "Exit codes: 0 written, 2 a problem (nothing written)"},
     {.name = "import",
      .run = cmd_import,
      .summary = "write a service's migrations folder from its Alembic revisions",

@@ -182,6 +182,10 @@ struct fl_fleet_args {
 	bool dry_run, json, fail_fast, no_provision, out_of_order, plain, from_alembic;
 	int jobs;
 };
+struct fl_init_args {
+	const char *output;
+	bool from_flyway, force;
+};
 struct fl_import_args {
 	const char *alembic_dir, *config;
 };

@@ -48,10 +48,13 @@ typedef struct {
 	bool ledger;
 	long long run_id;
 	bool locked;
-	bool control_current;   /* flotilla's control schema was read under our lock and needs nothing */
-	bool checking;          /* fl_apply_check: only whether files expand and split (no digest) */
-	unsigned long long rng; /* the jitter of lock retries; 0: not seeded yet */
-	bool unfinished_runs;   /* (RS_LEDGER) a run row of this service is unfinished: a killed run's? */
+	bool control_current; /* flotilla's control schema was read under our lock and needs nothing */
+	bool checking;        /* fl_apply_check: only whether files expand and split (no digest) */
+	bool adopt_baseline;  /* baseline_on_migrate: the BASELINE row to write is h's last row */
+	const fl_migration_set *callbacks; /* migrate: the set whose SQL callbacks run; NULL: none */
+	bool versioned_done;               /* afterVersioned has run */
+	unsigned long long rng;            /* the jitter of lock retries; 0: not seeded yet */
+	bool unfinished_runs; /* (RS_LEDGER) a run row of this service is unfinished: a killed run's? */
 	fl_apply_result *res;
 	fl_apply_result local_res;
 } ctx;
@@ -178,6 +181,11 @@ void fl_apply_result_clear(fl_apply_result *r)
 	for (size_t i = 0; i < r->nchanges; i++)
 		free(r->changes[i]);
 	free(r->changes);
+	for (size_t i = 0; i < r->ncallbacks; i++) {
+		free(r->callbacks[i].event);
+		free(r->callbacks[i].script);
+	}
+	free(r->callbacks);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -569,7 +577,9 @@ static int prepare(ctx *c, const fl_migration *m, prepared *pm, fl_error **err)
 	}
 	pm->hrow.version = m->kind == FL_MIG_REPEATABLE ? NULL : m->version;
 	pm->hrow.description = m->description;
-	pm->hrow.type = m->kind == FL_MIG_UNDO ? "UNDO_SQL" : "SQL";
+	pm->hrow.type = m->kind == FL_MIG_UNDO       ? "UNDO_SQL"
+	                : m->kind == FL_MIG_BASELINE ? "SQL_BASELINE"
+	                                             : "SQL";
 	pm->hrow.script = m->script;
 	pm->hrow.has_checksum = true;
 	pm->hrow.checksum =
@@ -1850,6 +1860,110 @@ out:
 }
 
 /* Runs prepared migrations in order; stops at the first failure. */
+/* Does the set have a callback for the event? */
+static bool has_callback(const fl_migration_set *set, const char *event)
+{
+	for (size_t i = 0; set && i < set->ncallbacks; i++)
+		if (strcmp(set->callbacks[i].event, event) == 0)
+			return true;
+	return false;
+}
+
+/* One callback file: expanded, in the role and schema, in a transaction unless it refuses one. */
+static int run_callback(ctx *c, const fl_migration *cb, long *ms, fl_error **err)
+{
+	prepared pm;
+	if (prepare(c, cb, &pm, err) != 0) {
+		prepared_free(&pm);
+		return -1;
+	}
+	/* LOCAL inside the callback's transaction; for one outside, the session's, reset after */
+	const char *local = pm.no_tx ? "" : "LOCAL ";
+	fl_buf enter;
+	fl_buf_init(&enter);
+	if (!pm.no_tx)
+		fl_buf_puts(&enter, "BEGIN; ");
+	if (c->o->role) {
+		char *role = fl_pg_ident_plain(c->o->role);
+		fl_buf_printf(&enter, "SET %sROLE %s; ", local, role);
+		free(role);
+	}
+	fl_buf_printf(&enter, "SET %ssearch_path = %s", local, c->qschema);
+	long long t0 = now_ms();
+	fl_pg_diag d = {0};
+	int rc = fl_pg_exec(c->pg, enter.data, "preparing a callback", NULL, err);
+	for (size_t i = 0; rc == 0 && i < pm.nstmts; i++) {
+		char *st = fl_strndup(pm.text + pm.stmts[i].start, pm.stmts[i].end - pm.stmts[i].start);
+		fl_error *e = NULL;
+		if (fl_pg_exec(c->pg, st, cb->path, &d, &e) != 0) {
+			int line = 0, col = 0;
+			size_t off = pm.stmts[i].start;
+			size_t raw = fl_migration_unexpand_offset(cb, pm.ph, pm.nph, off);
+			fl_sql_position(cb->data, cb->len, raw, &line, &col);
+			fl_error *x =
+			    fl_error_at(cb->path, line, col, "callback %s failed: %s", cb->event, e->msg);
+			x->kind = e->kind == FL_EINTR ? FL_EINTR : FL_EDB;
+			fl_error_free(e);
+			*err = x;
+			rc = -1;
+		}
+		free(st);
+		fl_pg_diag_clear(&d);
+	}
+	if (rc == 0)
+		rc = fl_pg_exec(c->pg, pm.no_tx ? "RESET ROLE; RESET search_path" : "COMMIT",
+		                "ending a callback", NULL, err);
+	else
+		ensure_idle(c->pg);
+	if (rc != 0 && pm.no_tx) {
+		PGresult *r = PQexec(c->pg->conn, "RESET ROLE; RESET search_path");
+		PQclear(r);
+	}
+	*ms = (long)(now_ms() - t0);
+	fl_buf_free(&enter);
+	prepared_free(&pm);
+	return rc;
+}
+
+/*
+ * Runs the event's callbacks, in file-name order. A dry run prints them.
+ * Returns 0, or -1 with *err (the first that failed; the rest do not run).
+ */
+static int run_event(ctx *c, const char *event, fl_error **err)
+{
+	const fl_migration_set *set = c->callbacks;
+	for (size_t i = 0; set && i < set->ncallbacks; i++) {
+		const fl_migration *cb = &set->callbacks[i];
+		if (strcmp(cb->event, event) != 0)
+			continue;
+		if (c->o->dry_run) {
+			prepared pm;
+			if (prepare(c, cb, &pm, err) == 0)
+				dry(c, "\n-- callback %s: %s\n%.*s\n", event, cb->script, (int)pm.len,
+				    pm.text);
+			prepared_free(&pm);
+			if (*err)
+				return -1;
+			continue;
+		}
+		long ms = 0;
+		int rc = run_callback(c, cb, &ms, err);
+		fl_apply_result *r = c->res;
+		r->callbacks = fl_realloc(r->callbacks, (r->ncallbacks + 1) * sizeof(*r->callbacks));
+		r->callbacks[r->ncallbacks++] =
+		    (struct fl_apply_callback){fl_strdup(event), fl_strdup(cb->script), ms, rc == 0};
+		char *text = rc == 0 ? fl_asprintf("callback %s ran (%ld ms)", cb->script, ms)
+		                     : fl_asprintf("callback %s failed", cb->script);
+		fl_apply_event ev = {
+		    .kind = FL_APPLY_EV_NOTICE, .script = cb->script, .text = text, .ms = ms};
+		emit(c, &ev);
+		free(text);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -1870,10 +1984,21 @@ static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
 		                     .undo = undo};
 		emit(c, &ev);
 		long ms = 0;
+		if (pm->m->kind == FL_MIG_REPEATABLE && !c->versioned_done) {
+			c->versioned_done = true;
+			if (run_event(c, "afterVersioned", err) != 0 ||
+			    run_event(c, "beforeRepeatables", err) != 0)
+				return -1;
+		}
+		if (run_event(c, "beforeEachMigrate", err) != 0)
+			return -1;
 		int rc = pm->no_tx ? run_outside_transaction(c, pm, &ms, err)
 		                   : run_in_transaction(c, pm, &ms, err);
 		emit_notices(c, pm->m->script);
 		if (rc != 0) {
+			fl_error *ce = NULL; /* the migration's error is the one to report */
+			run_event(c, "afterEachMigrateError", &ce);
+			fl_error_append(err, ce);
 			fl_apply_event f = {.kind = FL_APPLY_EV_FAILED,
 			                    .script = pm->m->script,
 			                    .version = pm->hrow.version,
@@ -1885,6 +2010,8 @@ static int run_all(ctx *c, prepared *pms, size_t n, bool undo, fl_error **err)
 			emit(c, &f);
 			return -1;
 		}
+		if (run_event(c, "afterEachMigrate", err) != 0)
+			return -1;
 		if (c->o->dry_run)
 			continue;
 		add_item(c, pm, ms);
@@ -2182,6 +2309,120 @@ static int start(ctx *c, bool ledger, fl_history **h, fl_error **err)
 	return 0;
 }
 
+/* Flyway's `schemas` after the first: created when missing, owned by the role. */
+static int create_more_schemas(ctx *c, fl_error **err)
+{
+	if (!c->o->nmore_schemas)
+		return 0;
+	fl_buf b;
+	fl_buf_init(&b);
+	fl_buf_puts(&b, "BEGIN;\n");
+	if (c->o->role) {
+		char *r = fl_pg_ident_plain(c->o->role);
+		fl_buf_printf(&b, "SET LOCAL ROLE %s;\n", r);
+		free(r);
+	}
+	for (size_t i = 0; i < c->o->nmore_schemas; i++) {
+		char *q = fl_pg_ident_plain(c->o->more_schemas[i]);
+		fl_buf_printf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n", q);
+		free(q);
+	}
+	fl_buf_puts(&b, "COMMIT;\n");
+	int rc = fl_pg_exec(c->pg, b.data, "creating the schemas", NULL, err);
+	if (rc != 0)
+		ensure_idle(c->pg);
+	fl_buf_free(&b);
+	return rc;
+}
+
+/*
+ * Flyway's "Found non-empty schema(s) ... but no schema history table":
+ * objects (not an extension's) in the schema or in one of `schemas`, and
+ * no history table. Refused unless baseline_on_migrate, which adds the
+ * BASELINE row to *h (written by begin_changes, so the plan sees it).
+ */
+static int adopt_check(ctx *c, fl_history *h, fl_error **err)
+{
+	if (h->exists)
+		return 0;
+	static const char *const q =
+	    "SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY ($1::text[]) AND ("
+	    " EXISTS (SELECT 1 FROM pg_catalog.pg_class o WHERE o.relnamespace = n.oid AND NOT EXISTS"
+	    "  (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass"
+	    "   AND d.objid = o.oid AND d.deptype = 'e'))"
+	    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc o WHERE o.pronamespace = n.oid AND NOT EXISTS"
+	    "  (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass"
+	    "   AND d.objid = o.oid AND d.deptype = 'e'))"
+	    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_type o WHERE o.typnamespace = n.oid"
+	    "  AND o.typtype IN ('e', 'd', 'r', 'm') AND NOT EXISTS"
+	    "  (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_type'::regclass"
+	    "   AND d.objid = o.oid AND d.deptype = 'e'))) ORDER BY 1";
+	fl_buf arr;
+	fl_buf_init(&arr);
+	fl_buf_putc(&arr, '{');
+	for (size_t i = 0; i <= c->o->nmore_schemas; i++) {
+		const char *sn = i == 0 ? c->schema : c->o->more_schemas[i - 1];
+		fl_buf_puts(&arr, i ? ",\"" : "\"");
+		for (const char *p = sn; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				fl_buf_putc(&arr, '\\');
+			fl_buf_putc(&arr, *p);
+		}
+		fl_buf_putc(&arr, '"');
+	}
+	fl_buf_putc(&arr, '}');
+	const char *pv[1] = {arr.data};
+	watch_n(c->pg, 1);
+	PGresult *r = PQexecParams(c->pg->conn, q, 1, NULL, pv, NULL, NULL, 0);
+	fl_pg_unwatch(c->pg);
+	fl_buf_free(&arr);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*err = result_error(c->pg, r, "checking whether the schema is empty");
+		PQclear(r);
+		return -1;
+	}
+	int n = PQntuples(r);
+	if (n == 0) {
+		PQclear(r);
+		return 0;
+	}
+	fl_buf names;
+	fl_buf_init(&names);
+	for (int i = 0; i < n; i++)
+		fl_buf_printf(&names, "%s\"%s\"", i ? ", " : "", PQgetvalue(r, i, 0));
+	PQclear(r);
+	if (!c->o->baseline_on_migrate) {
+		const char *svc = c->o->service ? c->o->service : "SERVICE";
+		*err = fl_error_kind_new(
+		    FL_EDB,
+		    "found non-empty schema%s %s but no schema history table %s; nothing was "
+		    "run. Mark the version the database is at with 'flotilla baseline %s "
+		    "--version V', or set baseline_on_migrate = true (and baseline_version) "
+		    "for the service in the manifest",
+		    n > 1 ? "s" : "", names.data, c->history, svc);
+		fl_buf_free(&names);
+		return -1;
+	}
+	fl_buf_free(&names);
+	const char *v = c->o->baseline_version ? c->o->baseline_version : "1";
+	h->rows = fl_realloc(h->rows, (h->n + 1) * sizeof(*h->rows));
+	fl_history_row *w = &h->rows[h->n++];
+	memset(w, 0, sizeof(*w));
+	w->installed_rank = (int)h->n;
+	w->version = fl_strdup(v);
+	for (char *p = w->version; *p; p++)
+		if (*p == '_')
+			*p = '.';
+	w->description = fl_strdup(FL_BASELINE_DESCRIPTION);
+	w->type = fl_strdup("BASELINE");
+	w->script = fl_strdup(FL_BASELINE_DESCRIPTION);
+	w->installed_by = c->installed_by ? fl_strdup(c->installed_by) : NULL;
+	w->installed_on = fl_strdup("(now)");
+	w->success = true;
+	c->adopt_baseline = true;
+	return 0;
+}
+
 /*
  * Once the command is known to be valid and about to change something: the
  * control schema and run row, then the history table when absent (or, in a
@@ -2196,12 +2437,27 @@ static int begin_changes(ctx *c, const fl_history *h, fl_error **err)
 			dry(c, "\n-- the schema history table does not exist yet\n%s", ddl);
 			free(ddl);
 		}
+		for (size_t i = 0; i < c->o->nmore_schemas; i++) {
+			char *q = fl_pg_ident_plain(c->o->more_schemas[i]);
+			dry(c, "CREATE SCHEMA IF NOT EXISTS %s;\n", q);
+			free(q);
+		}
+		if (c->adopt_baseline) {
+			char *sql =
+			    fl_history_insert_sql(c->pg, c->schema, c->table, &h->rows[h->n - 1], NULL);
+			dry(c, "-- baseline_on_migrate: the schema holds objects but no history\n%s;\n", sql);
+			free(sql);
+		}
 		return 0;
 	}
 	if (begin_run(c, err) != 0)
 		return -1;
 	if (!h->exists &&
 	    fl_history_create(c->pg, c->schema, c->table, c->o->role, c->installed_by, NULL, err) != 0)
+		return -1;
+	if (create_more_schemas(c, err) != 0)
+		return -1;
+	if (c->adopt_baseline && fl_history_append(c->pg, c->schema, c->table, &h->rows[h->n - 1], err) != 0)
 		return -1;
 	return 0;
 }
@@ -2267,7 +2523,8 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		if (read_state(&c, what, NULL, &h, &ctl, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
 			goto done;
 		fl_error *v = NULL;
-		if (h->exists && (ctl || !c.ledger) && plan->npending + plan->nrepeatables == 0 &&
+		bool cbs = has_callback(set, "beforeMigrate") || has_callback(set, "afterMigrate");
+		if (h->exists && (ctl || !c.ledger) && plan->npending + plan->nrepeatables == 0 && !cbs &&
 		    !c.unfinished_runs && !(v = fl_plan_validate(plan, false)) && !cancelled(&c)) {
 			c.res->version_before =
 			    plan->current_version ? fl_strdup(plan->current_version) : NULL;
@@ -2288,9 +2545,11 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		plan = NULL;
 		h = NULL;
 	}
-	if (start(&c, true, &h, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
+	if (start(&c, true, &h, &e) != 0 || adopt_check(&c, h, &e) != 0 ||
+	    plan_of(&c, set, h, &plan, &e) != 0)
 		goto done;
-	c.res->version_before = plan->current_version ? fl_strdup(plan->current_version) : NULL;
+	c.res->version_before =
+	    plan->current_version && !c.adopt_baseline ? fl_strdup(plan->current_version) : NULL;
 	e = fl_plan_validate(plan, false);
 	if (e)
 		goto done; /* nothing touched: the kinds stay (EINPUT for files, EDRIFT for history) */
@@ -2320,6 +2579,9 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		dry(&c, "-- flotilla migrate%s%s: %s, current version %s, %zu to run\n",
 		    o->service ? " " : "", o->service ? o->service : "", c.history,
 		    plan->current_version ? plan->current_version : "none", total);
+	c.callbacks = set;
+	if (run_event(&c, "beforeMigrate", &e) != 0)
+		goto migrate_error;
 	if (begin_changes(&c, h, &e) != 0)
 		goto done;
 	free(drop_notices(pg));
@@ -2337,13 +2599,25 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		}
 	}
 	c.res->version_after = after;
+	if (ran == 0 && !c.versioned_done)
+		ran = run_event(&c, "afterVersioned", &e);
 	if (ran != 0)
-		goto done;
+		goto migrate_error;
+	if (run_event(&c, "afterMigrate", &e) != 0 ||
+	    (c.res->applied > 0 && run_event(&c, "afterMigrateApplied", &e) != 0))
+		goto migrate_error;
 	fl_apply_event d = {.kind = FL_APPLY_EV_DONE,
 	                    .applied = c.res->applied,
 	                    .version_before = c.res->version_before,
 	                    .version_after = c.res->version_after};
 	emit(&c, &d);
+	goto done;
+migrate_error:
+	if (e && e->kind != FL_EINTR && has_callback(set, "afterMigrateError")) {
+		fl_error *ce = NULL; /* the failure is what the run reports; the callback's own adds to it */
+		run_event(&c, "afterMigrateError", &ce);
+		fl_error_append(&e, ce);
+	}
 done:
 	for (size_t i = 0; i < npms; i++)
 		prepared_free(&pms[i]);
@@ -2505,6 +2779,30 @@ done:
 	return rc;
 }
 
+/*
+ * A migration applied whose file is gone: Flyway 9+'s repair marks it
+ * deleted with a DELETE row (same version, description, script and
+ * checksum), so the history keeps what happened and validate passes.
+ */
+static void repair_deleted(ctx *c, fl_buf *sql, const fl_history_row *w)
+{
+	fl_history_row del = *w;
+	del.type = "DELETE";
+	del.installed_by = c->installed_by;
+	del.execution_time = 0;
+	del.success = true;
+	char *ins = fl_history_insert_sql(c->pg, c->schema, c->table, &del, NULL);
+	fl_buf_printf(sql, "%s;\n", ins);
+	free(ins);
+	if (w->version)
+		add_change(c, fl_asprintf("marked migration %s (%s) as deleted: its file %s is gone",
+		                          w->version, w->description, w->script));
+	else
+		add_change(c,
+		           fl_asprintf("marked repeatable migration \"%s\" as deleted: its file %s is gone",
+		                       w->description, w->script));
+}
+
 int fl_apply_repair(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts *o, fl_apply_result *res,
                     fl_error **err)
 {
@@ -2541,14 +2839,20 @@ int fl_apply_repair(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts 
 			                           name, w->script, w->installed_rank));
 			continue;
 		}
+		if (it->state == FL_ST_MISSING) {
+			repair_deleted(&c, &sql, w);
+			continue;
+		}
 		if (!it->mismatch)
 			continue;
 		char *desc = fl_history_abbreviate_description(it->mig->description);
 		char *qdesc = fl_pg_literal(pg, desc);
+		/* the type follows the file (SQL, or SQL_BASELINE for a B file); a BASELINE row has none */
+		const char *type = it->mig->kind == FL_MIG_BASELINE ? "SQL_BASELINE" : "SQL";
 		fl_buf_printf(&sql,
-		              "UPDATE %s SET \"description\" = %s, \"type\" = 'SQL', \"checksum\" = %d"
+		              "UPDATE %s SET \"description\" = %s, \"type\" = '%s', \"checksum\" = %d"
 		              " WHERE \"installed_rank\" = %d;\n",
-		              c.history, qdesc, (int)it->mig->checksum, w->installed_rank);
+		              c.history, qdesc, type, (int)it->mig->checksum, w->installed_rank);
 		if (it->mismatch & FL_MISMATCH_CHECKSUM)
 			add_change(&c, fl_asprintf("realigned the checksum of migration %s (%s): %d -> %d",
 			                           w->version, it->mig->script, (int)w->checksum,
@@ -2558,8 +2862,8 @@ int fl_apply_repair(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts 
 			                   "realigned the description of migration %s (%s): \"%s\" -> \"%s\"",
 			                   w->version, it->mig->script, w->description, desc));
 		if (it->mismatch & FL_MISMATCH_TYPE)
-			add_change(&c, fl_asprintf("realigned the type of migration %s (%s): %s -> SQL",
-			                           w->version, it->mig->script, w->type));
+			add_change(&c, fl_asprintf("realigned the type of migration %s (%s): %s -> %s",
+			                           w->version, it->mig->script, w->type, type));
 		free(desc);
 		free(qdesc);
 	}
@@ -2650,6 +2954,11 @@ fl_error *fl_apply_check(const fl_migration_set *set, const fl_apply_opts *o, co
 	for (size_t i = 0; set && i < set->n; i++) {
 		prepared pm;
 		(void)prepare(&c, &set->items[i], &pm, &errs); /* errors go to the chain */
+		prepared_free(&pm);
+	}
+	for (size_t i = 0; set && i < set->ncallbacks; i++) { /* a bad callback, too, stops a run early */
+		prepared pm;
+		(void)prepare(&c, &set->callbacks[i], &pm, &errs);
 		prepared_free(&pm);
 	}
 	ctx_free(&c);

@@ -68,6 +68,17 @@
  *   A lost connection or kill -9 during a refused statement can still leave
  *   its effect without its record: that is what the check is for.
  * - Repeatables run after the versioned migrations, when new or changed.
+ * - Flyway's SQL callbacks of the set (migration.h) run in the role and
+ *   schema of the migrations, each file in its own transaction (statement
+ *   by statement, outside one, when a statement refuses one, as VACUUM
+ *   does): beforeMigrate once the plan is valid, beforeEachMigrate and
+ *   afterEachMigrate (or afterEachMigrateError) around every migration,
+ *   afterVersioned after the versioned ones, beforeRepeatables before the
+ *   first repeatable, afterMigrate (and afterMigrateApplied when something
+ *   ran) at the end,
+ *   afterMigrateError after a failure; beforeMigrate and afterMigrate run
+ *   even when nothing is pending, as Flyway's do. Each is an
+ *   FL_APPLY_EV_NOTICE and an entry of res->callbacks.
  * - Once a command is known to be valid, before it changes anything,
  *   flotilla's control schema ("flotilla": ledger tables run and
  *   execution, and its own flyway_schema_history) is brought up to date by
@@ -161,7 +172,19 @@ typedef struct {
 	int statement_timeout_ms; /* statement_timeout while migrations run; <= 0: none */
 	const char
 	    *target; /* migrate: highest version to apply ("current", "latest"); undo: version to keep */
-	bool out_of_order;          /* apply files below the current version */
+	bool out_of_order; /* apply files below the current version */
+	/*
+	 * Flyway's rule for a schema that holds objects but no history table:
+	 * migrate refuses (FL_EDB, nothing run), unless baseline_on_migrate,
+	 * which first records a BASELINE row at baseline_version (NULL: "1"),
+	 * so only the files above it run. An empty schema needs neither.
+	 */
+	bool baseline_on_migrate;
+	const char *baseline_version;
+	/* Flyway's further `schemas`: checked for objects with the schema, and created when missing (as
+	 * role) by a command that changes something */
+	const char *const *more_schemas;
+	size_t nmore_schemas;
 	bool dry_run;               /* plan and print, change nothing */
 	fl_buf *sql_out;            /* dry_run: where the SQL goes (required then) */
 	atomic_int *cancel;         /* may be NULL; non-zero: stop */
@@ -199,6 +222,13 @@ typedef struct {
 	long long run_id; /* flotilla.run id; 0 when none was written */
 	char **changes;   /* repair and baseline: what changed, one line each */
 	size_t nchanges;
+	/* migrate: the SQL callbacks that ran, in order (event "afterMigrate", script, ms, ok) */
+	struct fl_apply_callback {
+		char *event, *script;
+		long ms;
+		bool ok;
+	} * callbacks;
+	size_t ncallbacks;
 } fl_apply_result;
 
 /* Frees what a result holds. The calls below overwrite *res: clear a used one before reusing it. */

@@ -55,6 +55,7 @@ static int job(fl_orch_worker *w, size_t i, void *arg)
 	fl_drift_service_opts so = {
 	    .svc = st->svc,
 	    .set = r->d->files->services[i].set,
+	    .table = st->svc->table,
 	    .checks = r->d->checks & (FL_DRIFT_HISTORY | FL_DRIFT_SCHEMA),
 	    .live = &live,
 	    .shadow_login = r->o->shadow_login ? r->o->shadow_login : &live,

@@ -182,8 +182,13 @@ static fl_apply_opts apply_opts(const fl_fleet *f, const fl_fleet_service *s)
 	ao.lock_retry_interval_ms = st->lock_retry_interval_ms;
 	ao.migration_lock_timeout_ms = st->migration_lock_timeout_ms;
 	ao.statement_timeout_ms = st->statement_timeout_ms;
-	ao.target = f->opts.target;
-	ao.out_of_order = f->opts.out_of_order;
+	ao.target = f->opts.target ? f->opts.target : svc->target;
+	ao.out_of_order = f->opts.out_of_order || svc->out_of_order;
+	ao.table = svc->table;
+	ao.baseline_on_migrate = svc->baseline_on_migrate;
+	ao.baseline_version = svc->baseline_version;
+	ao.more_schemas = (const char *const *)svc->more_schemas;
+	ao.nmore_schemas = svc->nmore_schemas;
 	ao.keep_alembic_version = svc->keep_alembic_version;
 	ao.dry_run = f->opts.dry_run;
 	ao.command = fl_fleet_verb_name(f->opts.verb);
@@ -271,8 +276,31 @@ static void preflight_service(fl_fleet *f, fl_fleet_service *s)
 		                        &files, &nfiles, &e);
 	else
 		rc = fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files, &nfiles, &e);
+	/* Flyway's further locations: their files join the first folder's, as Flyway merges them */
+	for (size_t k = 0; rc == 0 && k < s->svc->nmore_locations; k++) {
+		fl_file *more = NULL;
+		size_t nmore = 0;
+		if (f->opts.rev)
+			rc = fl_git_read_folder(f->git, f->rev_id, s->svc->more_locations[k],
+			                        s->svc->more_locations_as_written[k], &more, &nmore, &e);
+		else if (!f->opts.source)
+			rc = fl_source_dir(s->svc->more_locations[k], s->svc->more_locations_as_written[k],
+			                   &more, &nmore, &e);
+		if (rc != 0) {
+			fl_source_free(files, nfiles);
+			files = NULL;
+			nfiles = 0;
+			break;
+		}
+		files = fl_realloc(files, (nfiles + nmore + 1) * sizeof(*files));
+		memcpy(files + nfiles, more, nmore * sizeof(*more));
+		nfiles += nmore;
+		free(more);
+	}
 	if (rc == 0) {
-		s->set = fl_migration_set_new(files, nfiles, &e);
+		fl_migration_naming nm = {(const char *const *)s->svc->sql_migration_suffixes,
+		                          s->svc->nsql_migration_suffixes};
+		s->set = fl_migration_set_new_with(files, nfiles, &nm, &e);
 		free(files);
 	}
 	if (!e && s->set) {
@@ -302,17 +330,31 @@ static int preflight_job(fl_orch_worker *w, size_t i, void *arg)
  * splitting a large folder is most of a no-op run's own work); from a git
  * tree one after another, since a repository handle is one thread's.
  */
+/* Files that look like migrations or callbacks but are none: one warning each, once per run. */
+static void preflight_warnings(fl_fleet *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		fl_fleet_service *s = &f->services[i];
+		if (!s->set || !s->set->warnings)
+			continue;
+		fl_error_append(&f->warnings, s->set->warnings);
+		s->set->warnings = NULL;
+	}
+}
+
 static void preflight_files(fl_fleet *f)
 {
 	if (f->opts.rev || f->opts.source || f->n < 2) {
 		for (size_t i = 0; i < f->n; i++)
 			preflight_service(f, &f->services[i]);
+		preflight_warnings(f);
 		return;
 	}
 	fl_orch_opts oo = {.threads = f->n < 8 ? (int)f->n : 8, .handle_signals = f->opts.handle_signals};
 	int *results = fl_calloc(f->n, sizeof(int));
 	fl_orch_run(f->n, preflight_job, f, &oo, results);
 	free(results); /* an interrupt stops the jobs not started; the run then stops before phase 3 */
+	preflight_warnings(f);
 }
 
 fl_error *fl_fleet_load_files(fl_fleet *f)
@@ -1016,6 +1058,19 @@ static json_t *service_json(const fl_fleet *f, size_t i)
 			json_array_append_new(migs, mo);
 		}
 		json_object_set_new(o, "migrations", migs);
+		if (s->res.ncallbacks) { /* Flyway's SQL callbacks that ran */
+			json_t *cbs = json_array();
+			for (size_t k = 0; k < s->res.ncallbacks; k++) {
+				const struct fl_apply_callback *cb = &s->res.callbacks[k];
+				json_t *co = json_object();
+				json_object_set_new(co, "event", json_string(cb->event));
+				json_object_set_new(co, "script", json_string(cb->script));
+				json_object_set_new(co, "ms", json_integer(cb->ms));
+				json_object_set_new(co, "ok", json_boolean(cb->ok));
+				json_array_append_new(cbs, co);
+			}
+			json_object_set_new(o, "callbacks", cbs);
+		}
 		if (f->opts.dry_run) /* the exact SQL a run would send: stdout holds only the document */
 			json_object_set_new(o, "sql", json_string(s->sql.data ? s->sql.data : ""));
 		if (v == FL_FLEET_REPAIR || v == FL_FLEET_BASELINE) {

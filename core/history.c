@@ -494,14 +494,16 @@ const char *fl_plan_item_category(const fl_plan_item *it)
 	const char *type = it->row ? it->row->type : NULL;
 	if (type && strcmp(type, "SCHEMA") == 0)
 		return "Schema";
-	if (type && strcmp(type, "BASELINE") == 0)
+	if (type && (strcmp(type, "BASELINE") == 0 || strcmp(type, "SQL_BASELINE") == 0))
 		return "Baseline";
 	if (type && strcmp(type, "UNDO_SQL") == 0)
 		return "Undo";
 	if (type && strcmp(type, "DELETE") == 0)
 		return "Delete";
 	if (it->mig)
-		return it->mig->kind == FL_MIG_REPEATABLE ? "Repeatable" : "Versioned";
+		return it->mig->kind == FL_MIG_REPEATABLE ? "Repeatable"
+		       : it->mig->kind == FL_MIG_BASELINE ? "Baseline"
+		                                          : "Versioned";
 	return it->row && it->row->version ? "Versioned" : "Repeatable";
 }
 
@@ -583,6 +585,14 @@ static const fl_migration *repeatable_of(const fl_migration_set *set, const char
 	return NULL;
 }
 
+/* The file a migration row records: an SQL_BASELINE row's is the B file of its version. */
+static const fl_migration *row_file(const fl_migration_set *set, const fl_history_row *w)
+{
+	if (!w->version)
+		return repeatable_of(set, w->description);
+	return file_of(set, is_type(w, "SQL_BASELINE") ? FL_MIG_BASELINE : FL_MIG_VERSIONED, w->version);
+}
+
 static unsigned versioned_mismatch(const fl_history_row *w, const fl_migration *m)
 {
 	unsigned mm = 0;
@@ -592,7 +602,7 @@ static unsigned versioned_mismatch(const fl_history_row *w, const fl_migration *
 	if (strcmp(w->description, desc) != 0)
 		mm |= FL_MISMATCH_DESCRIPTION;
 	free(desc);
-	if (!is_type(w, "SQL"))
+	if (!is_type(w, m->kind == FL_MIG_BASELINE ? "SQL_BASELINE" : "SQL"))
 		mm |= FL_MISMATCH_TYPE;
 	return mm;
 }
@@ -654,7 +664,8 @@ fl_plan *fl_plan_new(const fl_history *h, const fl_migration_set *set, const fl_
 	fl_plan_state *row_state = fl_calloc(h->n ? h->n : 1, sizeof(*row_state));
 	for (size_t i = 0; i < h->n; i++) {
 		const fl_history_row *w = &h->rows[i];
-		if (is_type(w, "BASELINE") && w->success) {
+		/* Flyway's baseline command writes BASELINE; a B file that migrate ran, SQL_BASELINE */
+		if ((is_type(w, "BASELINE") || is_type(w, "SQL_BASELINE")) && w->success) {
 			free(p->baseline_version);
 			p->baseline_version = w->version ? fl_strdup(w->version) : NULL;
 		}
@@ -731,13 +742,11 @@ fl_plan *fl_plan_new(const fl_history *h, const fl_migration_set *set, const fl_
 			if (is_type(w, "UNDO_SQL") && w->version)
 				m = file_of(set, FL_MIG_UNDO, w->version);
 			else if (is_migration_row(w))
-				m = w->version ? file_of(set, FL_MIG_VERSIONED, w->version)
-				               : repeatable_of(set, w->description);
+				m = row_file(set, w);
 			add_item(&b, row_state[i], m, w);
 			continue;
 		}
-		const fl_migration *m = w->version ? file_of(set, FL_MIG_VERSIONED, w->version)
-		                                   : repeatable_of(set, w->description);
+		const fl_migration *m = row_file(set, w);
 		if (m)
 			file_taken[m - set->items] = true;
 		fl_plan_state st;
@@ -755,6 +764,8 @@ fl_plan *fl_plan_new(const fl_history *h, const fl_migration_set *set, const fl_
 		fl_plan_item *it = add_item(&b, st, m, w);
 		if (m && m->kind == FL_MIG_VERSIONED && w->success &&
 		    !(p->baseline_version && fl_version_compare(w->version, p->baseline_version) <= 0))
+			it->mismatch = versioned_mismatch(w, m);
+		if (m && m->kind == FL_MIG_BASELINE && w->success)
 			it->mismatch = versioned_mismatch(w, m);
 		if (m && m->kind == FL_MIG_REPEATABLE) {
 			size_t nph;
@@ -777,6 +788,22 @@ fl_plan *fl_plan_new(const fl_history *h, const fl_migration_set *set, const fl_
 		set_resume(it, h);
 	}
 
+	/*
+	 * A B file starts an empty history (nothing but the schema marker), as
+	 * Flyway's baseline migrations do: the highest one at or below the
+	 * target runs first, and the V files at or below it never run.
+	 */
+	const fl_migration *start_b = NULL;
+	bool empty = true;
+	for (size_t i = 0; i < h->n && empty; i++)
+		empty = is_type(&h->rows[i], "SCHEMA");
+	for (size_t i = 0; i < set->n && empty && !target_current; i++) {
+		const fl_migration *m = &set->items[i];
+		if (m->kind == FL_MIG_BASELINE && !(target && fl_version_compare(m->version, target) > 0) &&
+		    (!start_b || fl_version_compare(m->version, start_b->version) > 0))
+			start_b = m;
+	}
+
 	/* Files not applied. */
 	for (size_t i = 0; i < set->n; i++) {
 		const fl_migration *m = &set->items[i];
@@ -784,8 +811,12 @@ fl_plan *fl_plan_new(const fl_history *h, const fl_migration_set *set, const fl_
 			continue;
 		if (m->kind == FL_MIG_REPEATABLE)
 			continue; /* below, after the versioned ones */
+		if (m->kind == FL_MIG_BASELINE && m != start_b)
+			continue; /* only ever the start of an empty history */
 		fl_plan_state st = FL_ST_PENDING;
 		if (p->baseline_version && fl_version_compare(m->version, p->baseline_version) <= 0)
+			st = FL_ST_BELOW_BASELINE;
+		else if (start_b && m != start_b && fl_version_compare(m->version, start_b->version) <= 0)
 			st = FL_ST_BELOW_BASELINE;
 		else if (target_current || (target && fl_version_compare(m->version, target) > 0))
 			st = FL_ST_ABOVE_TARGET;
@@ -830,7 +861,7 @@ fl_plan *fl_plan_new(const fl_history *h, const fl_migration_set *set, const fl_
 		fl_plan_item *it = &p->items[i];
 		if (!it->mig)
 			continue;
-		bool versioned = it->mig->kind == FL_MIG_VERSIONED;
+		bool versioned = it->mig->kind == FL_MIG_VERSIONED || it->mig->kind == FL_MIG_BASELINE;
 		bool go = it->state == FL_ST_PENDING || (it->state == FL_ST_IGNORED && o->out_of_order) ||
 		          (it->state == FL_ST_FAILED && it->resumable);
 		if (versioned && it->state == FL_ST_FAILED && it->resumable &&
@@ -938,9 +969,9 @@ fl_error *fl_plan_validate(const fl_plan *p, bool standalone)
 		case FL_ST_MISSING:
 			verr(&errs, p, it,
 			     "%s was applied (%s) but its file is missing; restore the file from version "
-			     "control "
-			     "(an applied migration cannot be forgotten)",
-			     name, it->row->installed_on);
+			     "control, or run 'flotilla repair%s%s' to mark it deleted (as Flyway's repair "
+			     "does)",
+			     name, it->row->installed_on, sp, svc);
 			break;
 		case FL_ST_IGNORED:
 			verr(

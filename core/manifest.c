@@ -55,6 +55,7 @@ typedef struct {
 	const fl_toml_value *tbl;
 	const fl_toml_value *description, *database, *owner, *schema, *sink, *migrations, *reads;
 	const fl_toml_value *ph_defaults, *ph_own;
+	const fl_toml_value *locations, *schemas; /* Flyway's lists (their first entries are above) */
 	raw_secret pw;
 	bool keep_alembic_version;
 } raw_service;
@@ -775,14 +776,103 @@ static const fl_toml_value *own_or_default(loader *L, const fl_toml_value *t, co
 	return def;
 }
 
+/* ---- Flyway's settings (README "From Flyway") ---- */
+
+/* A non-empty list of non-empty strings, or NULL (reported). */
+static const fl_toml_value *string_list(loader *L, const fl_toml_value *t, const char *key)
+{
+	const fl_toml_value *a = get_arr(L, t, key);
+	if (!a)
+		return NULL;
+	if (fl_toml_len(a) == 0) {
+		ERR_V(L, a, "\"%s\" is empty; leave it out for the default", key);
+		return NULL;
+	}
+	for (size_t i = 0; i < fl_toml_len(a); i++) {
+		const fl_toml_value *v = fl_toml_at(a, i);
+		size_t len = 0;
+		const char *sv = fl_toml_type_of(v) == FL_TOML_STRING ? fl_toml_string(v, &len) : NULL;
+		if (!sv || len == 0 || strlen(sv) != len) {
+			ERR_V(L, v, "\"%s\" must hold non-empty strings, not %s", key, a_type(v));
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* The types of Flyway's keys in a service or [defaults], and the pairs that exclude each other. */
+static void check_flyway(loader *L, const fl_toml_value *t, const char *scope)
+{
+	get_str(L, t, "table");
+	string_list(L, t, "locations");
+	string_list(L, t, "sql_migration_suffixes");
+	string_list(L, t, "schemas");
+	bool b;
+	get_bool(L, t, "baseline_on_migrate", &b);
+	get_bool(L, t, "out_of_order", &b);
+	static const char *const versions[] = {"baseline_version", "target"};
+	for (size_t i = 0; i < 2; i++) {
+		const fl_toml_value *v = fl_toml_get(t, versions[i]);
+		if (v && fl_toml_type_of(v) != FL_TOML_STRING && fl_toml_type_of(v) != FL_TOML_INTEGER)
+			ERR_V(L, v, "\"%s\" must be a version (a string like \"1.2\" or an integer), not %s",
+			      versions[i], a_type(v));
+	}
+	static const char *const pairs[][2] = {{"migrations", "locations"}, {"schema", "schemas"}};
+	for (size_t i = 0; i < 2; i++) {
+		const fl_toml_value *v = fl_toml_get(t, pairs[i][1]);
+		if (v && fl_toml_get(t, pairs[i][0]))
+			ERR_V(L, v,
+			      "[%s] sets both \"%s\" and \"%s\"; \"%s\" is a list whose first entry is "
+			      "\"%s\": keep one",
+			      scope, pairs[i][0], pairs[i][1], pairs[i][1], pairs[i][0]);
+	}
+}
+
+/*
+ * The service's own list (or single value), else the default's: a service
+ * that says `migrations` is not given the default `locations`.
+ */
+static const fl_toml_value *list_or_default(loader *L, const fl_toml_value *t, const char *list,
+                                            const char *single)
+{
+	/* type errors were reported by check_flyway, here and in [defaults] */
+	const fl_toml_value *a = fl_toml_get(t, list);
+	if (!a && (fl_toml_get(t, single) || !L->d_tbl || !(a = fl_toml_get(L->d_tbl, list))))
+		return NULL;
+	if (fl_toml_type_of(a) != FL_TOML_ARRAY || fl_toml_len(a) == 0)
+		return NULL;
+	for (size_t i = 0; i < fl_toml_len(a); i++) {
+		size_t len = 0;
+		const fl_toml_value *v = fl_toml_at(a, i);
+		if (fl_toml_type_of(v) != FL_TOML_STRING || strlen(fl_toml_string(v, &len)) != len || !len)
+			return NULL;
+	}
+	return a;
+}
+
+/* `locations` and `schemas`: their first entries play `migrations` and `schema`. */
+static void flyway_lists(loader *L, const fl_toml_value *t, raw_service *s)
+{
+	s->locations = list_or_default(L, t, "locations", "migrations");
+	if (s->locations)
+		s->migrations = fl_toml_at(s->locations, 0);
+	s->schemas = list_or_default(L, t, "schemas", "schema");
+	if (s->schemas)
+		s->schema = fl_toml_at(s->schemas, 0);
+}
+
 static void parse_service(loader *L, raw_service *s)
 {
 	const fl_toml_value *t = s->tbl;
 	const char *scope = keep(L, fl_asprintf("services.%s", s->name));
-	static const char *const keys[] = {
-	    "description", "database", "owner",        "password", "password_sink",       "migrations",
-	    "schema",      "reads",    "placeholders", "url",      "keep_alembic_version"};
+	static const char *const keys[] = {"description", "database", "owner", "password", "password_sink",
+	                                   "migrations", "schema", "reads", "placeholders", "url",
+	                                   /* Flyway's settings (check_flyway) */
+	                                   "table", "locations", "sql_migration_suffixes",
+	                                   "baseline_on_migrate", "baseline_version", "out_of_order",
+	                                   "schemas", "target", "keep_alembic_version"};
 	check_keys(L, t, scope, keys, sizeof(keys) / sizeof(keys[0]));
+	check_flyway(L, t, scope);
 	get_bool(L, t, "keep_alembic_version", &s->keep_alembic_version);
 	s->description = get_str(L, t, "description");
 	s->database = own_or_default(L, t, "database", L->d_database);
@@ -790,11 +880,13 @@ static void parse_service(loader *L, raw_service *s)
 	s->schema = own_or_default(L, t, "schema", L->d_schema);
 	s->sink = own_or_default(L, t, "password_sink", L->d_sink);
 	s->migrations = own_or_default(L, t, "migrations", L->d_migrations);
+	flyway_lists(L, t, s);
 	static const char *const required[] = {"database", "owner", "migrations"};
 	for (size_t i = 0; i < 3; i++) {
 		const fl_toml_value *v = i == 0 ? s->database : i == 1 ? s->owner : s->migrations;
 		/* a wrong type, here or in [defaults], was reported as such */
-		if (!v && !fl_toml_get(t, required[i]) && !fl_toml_get(L->d_tbl, required[i]))
+		if (!v && !fl_toml_get(t, required[i]) && !fl_toml_get(L->d_tbl, required[i]) &&
+		    !(i == 2 && (fl_toml_get(t, "locations") || fl_toml_get(L->d_tbl, "locations"))))
 			ERR_V(L, t, "service %s has no %s: set \"%s\" in [%s] or in [defaults]", s->name,
 			      required[i], required[i], scope);
 	}
@@ -837,9 +929,13 @@ static void parse_defaults(loader *L, const fl_toml_value *root)
 			       "\"%s\" cannot be a default; set it in each [services.NAME]", k);
 	}
 	/* the two above were reported already, with a better message */
-	const char *const all[] = {"database", "owner",        "password", "password_sink", "migrations",
-	                           "schema",   "placeholders", "reads",    "description",   "url"};
+	const char *const all[] = {"database", "owner", "password", "password_sink", "migrations", "schema",
+	                           "placeholders", "reads", "description", "url",
+	                           /* Flyway's settings (check_flyway) */
+	                           "table", "locations", "sql_migration_suffixes", "baseline_on_migrate",
+	                           "baseline_version", "out_of_order", "schemas", "target"};
 	check_keys(L, t, "defaults", all, sizeof(all) / sizeof(all[0]));
+	check_flyway(L, t, "defaults");
 	L->d_database = get_str(L, t, "database");
 	L->d_owner = get_str(L, t, "owner");
 	L->d_schema = get_str(L, t, "schema");
@@ -1517,6 +1613,149 @@ static void build_reads(const xctx *x, const fl_toml_value *arr, const char *who
 	}
 }
 
+/*
+ * A Flyway location as a folder: "filesystem:" is dropped (in place);
+ * "classpath:" (inside a Java build) has no folder flotilla can know.
+ * Returns 0, or -1 (reported).
+ */
+static int flyway_location(loader *L, const fl_toml_value *v, char *m)
+{
+	if (strncmp(m, "filesystem:", 11) == 0) {
+		memmove(m, m + 11, strlen(m + 11) + 1);
+		return 0;
+	}
+	if (strncmp(m, "classpath:", 10) == 0) {
+		ERR_V(L, v,
+		      "location %s is on the Java classpath; give its folder instead (for Maven and "
+		      "Gradle projects src/main/resources/%s)",
+		      qs(L, m), m + 10 + (m[10] == '/'));
+		return -1;
+	}
+	return 0;
+}
+
+/* The service's own value of a Flyway key, else the default's (any type). */
+static const fl_toml_value *fw_get(loader *L, const fl_toml_value *t, const char *key)
+{
+	const fl_toml_value *v = fl_toml_get(t, key);
+	return v ? v : L->d_tbl ? fl_toml_get(L->d_tbl, key) : NULL;
+}
+
+/* A version key (string or integer) as text, checked; NULL when absent or bad (reported). */
+static char *fw_version(const xctx *x, const fl_toml_value *v, const char *key, bool words)
+{
+	if (!v)
+		return NULL;
+	char *s = NULL;
+	if (fl_toml_type_of(v) == FL_TOML_INTEGER)
+		s = fl_asprintf("%lld", (long long)fl_toml_int(v));
+	else if (fl_toml_type_of(v) == FL_TOML_STRING)
+		s = expand(x, v, key, NULL);
+	if (!s)
+		return NULL;
+	if (words && (strcmp(s, "latest") == 0 || strcmp(s, "current") == 0))
+		return s;
+	if (!fl_migration_version_valid(s)) {
+		ERR_V(x->L, v, "\"%s\" %s is not a version (like 1 or 2.1)%s", key, qs(x->L, s),
+		      words ? ", \"latest\" or \"current\"" : "");
+		free(s);
+		return NULL;
+	}
+	for (char *p = s; *p; p++)
+		if (*p == '_')
+			*p = '.';
+	return s;
+}
+
+/* Folder `m` (expanded, as written) of a service: absolute, or NULL (reported). */
+static char *fw_folder(loader *L, const fl_toml_value *v, const char *m, const char *of)
+{
+	char *full = join_path(L->dir, m);
+	struct stat st;
+	if (stat(full, &st) != 0) {
+		ERR_V(L, v, "location %s %s does not exist%s", qs(L, m), of,
+		      m[0] == '/' ? "" : " (relative to the manifest's folder)");
+	} else if (!S_ISDIR(st.st_mode)) {
+		ERR_V(L, v, "location %s %s is not a folder", qs(L, m), of);
+	} else {
+		char *r = realpath(full, NULL);
+		if (r) {
+			free(full);
+			return r;
+		}
+		return full;
+	}
+	free(full);
+	return NULL;
+}
+
+static void build_flyway(const xctx *x, const raw_service *rs, fl_service *s)
+{
+	loader *L = x->L;
+	const fl_toml_value *t = rs->tbl;
+	const char *of = keep(L, fl_asprintf("of service %s", rs->name));
+	const fl_toml_value *v = fw_get(L, t, "table");
+	if (v && fl_toml_type_of(v) == FL_TOML_STRING) {
+		s->table = expand(x, v, "table", NULL);
+		if (s->table)
+			check_ident(L, v, s->table, "table", of, ID_SCHEMA);
+	}
+	size_t nl = rs->locations ? fl_toml_len(rs->locations) : 0;
+	for (size_t i = 1; i < nl; i++) {
+		const fl_toml_value *lv = fl_toml_at(rs->locations, i);
+		bool lit = false;
+		char *m = expand(x, lv, "locations", &lit);
+		if (!m || flyway_location(L, lv, m) != 0) {
+			free(m);
+			continue;
+		}
+		char *full = lit ? join_path(L->dir, m) : fw_folder(L, lv, m, of);
+		if (!full) {
+			free(m);
+			continue;
+		}
+		s->more_locations = fl_realloc(s->more_locations, (s->nmore_locations + 1) * sizeof(char *));
+		s->more_locations_as_written =
+		    fl_realloc(s->more_locations_as_written, (s->nmore_locations + 1) * sizeof(char *));
+		s->more_locations[s->nmore_locations] = full;
+		s->more_locations_as_written[s->nmore_locations++] = m;
+	}
+	v = fw_get(L, t, "sql_migration_suffixes");
+	if (v && fl_toml_type_of(v) == FL_TOML_ARRAY) {
+		for (size_t i = 0; i < fl_toml_len(v); i++) {
+			const fl_toml_value *e = fl_toml_at(v, i);
+			size_t len = 0;
+			const char *sv =
+			    fl_toml_type_of(e) == FL_TOML_STRING ? fl_toml_string(e, &len) : NULL;
+			if (!sv || !len)
+				continue;
+			s->sql_migration_suffixes = fl_realloc(
+			    s->sql_migration_suffixes, (s->nsql_migration_suffixes + 1) * sizeof(char *));
+			s->sql_migration_suffixes[s->nsql_migration_suffixes++] = fl_strdup(sv);
+		}
+	}
+	v = fw_get(L, t, "baseline_on_migrate");
+	if (v && fl_toml_type_of(v) == FL_TOML_BOOL)
+		s->baseline_on_migrate = fl_toml_bool(v);
+	v = fw_get(L, t, "out_of_order");
+	if (v && fl_toml_type_of(v) == FL_TOML_BOOL)
+		s->out_of_order = fl_toml_bool(v);
+	s->baseline_version = fw_version(x, fw_get(L, t, "baseline_version"), "baseline_version", false);
+	s->target = fw_version(x, fw_get(L, t, "target"), "target", true);
+	size_t ns = rs->schemas ? fl_toml_len(rs->schemas) : 0;
+	for (size_t i = 1; i < ns; i++) {
+		const fl_toml_value *sv = fl_toml_at(rs->schemas, i);
+		bool lit = false;
+		char *name = expand(x, sv, "schemas", &lit);
+		if (!name)
+			continue;
+		if (!lit)
+			check_ident(L, sv, name, "schemas", of, ID_SCHEMA);
+		s->more_schemas = fl_realloc(s->more_schemas, (s->nmore_schemas + 1) * sizeof(char *));
+		s->more_schemas[s->nmore_schemas++] = name;
+	}
+}
+
 static void build_service(loader *L, const raw_service *rs, const char *env, const fl_environment *sel,
                           fl_service *s)
 {
@@ -1561,6 +1800,10 @@ static void build_service(loader *L, const raw_service *rs, const char *env, con
 	lit = false;
 	if (rs->migrations) {
 		char *m = expand(&x, rs->migrations, "migrations", &lit);
+		if (m && flyway_location(L, rs->migrations, m) != 0) {
+			free(m);
+			m = NULL;
+		}
 		if (m && !*m) {
 			ERR_V(L, rs->migrations, "migrations folder %s is empty", of);
 		} else if (m) {
@@ -1595,6 +1838,7 @@ static void build_service(loader *L, const raw_service *rs, const char *env, con
 	build_reads(&x, rs->reads, who, svc_index(L, rs->name), &s->reads, &s->reads_index, &s->nreads);
 	add_placeholders(&x, rs->ph_defaults, s);
 	add_placeholders(&x, rs->ph_own, s);
+	build_flyway(&x, rs, s);
 }
 
 static void build_role(loader *L, const raw_role *rr, const char *env, const fl_environment *sel, fl_role *r)
@@ -1854,6 +2098,13 @@ void fl_manifest_free(fl_manifest *m)
 			free((char *)s->placeholders[j].value);
 		}
 		free(s->placeholders);
+		free(s->table);
+		free_strv(s->more_locations, s->nmore_locations);
+		free_strv(s->more_locations_as_written, s->nmore_locations);
+		free_strv(s->sql_migration_suffixes, s->nsql_migration_suffixes);
+		free(s->baseline_version);
+		free_strv(s->more_schemas, s->nmore_schemas);
+		free(s->target);
 	}
 	free(m->services);
 	for (size_t i = 0; i < m->nroles; i++) {

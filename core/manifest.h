@@ -89,6 +89,19 @@ typedef struct {
 	size_t nplaceholders;
 	/* migrate and undo also keep Alembic's alembic_version current (imported files, see alembic.h) */
 	bool keep_alembic_version;
+	/* Flyway's settings, with Flyway's meaning (flotilla.toml(5), README "From Flyway") */
+	char *table;                      /* schema history table; NULL: flyway_schema_history */
+	char **more_locations;            /* `locations` after the first (which is `migrations`): absolute */
+	char **more_locations_as_written; /* the same, as written (expanded): for messages */
+	size_t nmore_locations;
+	char **sql_migration_suffixes; /* NULL: ".sql" */
+	size_t nsql_migration_suffixes;
+	bool baseline_on_migrate;
+	char *baseline_version; /* NULL: "1" */
+	bool out_of_order;
+	char **more_schemas; /* `schemas` after the first (which is `schema`) */
+	size_t nmore_schemas;
+	char *target; /* NULL: latest; a --target on the command line wins */
 	int line, col;
 } fl_service;
 

@@ -96,21 +96,42 @@ static int bad_name(fl_error **err, const char *name, const char *fmt, ...)
 	return -1;
 }
 
+/* The length of the suffix (of nm, else ".sql") base ends with, the longest when several do; 0: none. */
+static size_t suffix_of(const char *base, size_t n, const fl_migration_naming *nm)
+{
+	static const char *const sql[] = {".sql"};
+	const char *const *sx = nm && nm->nsuffixes ? nm->suffixes : sql;
+	size_t nsx = nm && nm->nsuffixes ? nm->nsuffixes : 1, best = 0;
+	for (size_t i = 0; i < nsx; i++) {
+		size_t sl = strlen(sx[i]);
+		if (sl > best && n > sl && ascii_ieq(base + n - sl, sx[i], sl))
+			best = sl;
+	}
+	return best;
+}
+
 int fl_migration_parse_name(const char *name, fl_mig_kind *kind, char **version, char **description,
                             fl_error **err)
+{
+	return fl_migration_parse_name_with(name, NULL, kind, version, description, err);
+}
+
+int fl_migration_parse_name_with(const char *name, const fl_migration_naming *nm, fl_mig_kind *kind,
+                                 char **version, char **description, fl_error **err)
 {
 	*version = NULL;
 	*description = NULL;
 	const char *base = strrchr(name, '/');
 	base = base ? base + 1 : name;
 	size_t n = strlen(base);
-	if (n < 5 || !ascii_ieq(base + n - 4, ".sql", 4))
+	size_t sl = suffix_of(base, n, nm);
+	if (sl == 0 || n < sl + 1)
 		return 0;
 	char prefix = base[0];
-	const char *body = base + 1, *ext = base + n - 4;
-	size_t bn = n - 5;
+	const char *body = base + 1, *ext = base + n - sl;
+	size_t bn = n - 1 - sl;
 	/* "Views.sql", "README.sql": a word, not a prefix; a digit or '_' after it makes a lookalike */
-	if ((prefix != 'V' && prefix != 'U' && prefix != 'R') || bn == 0 ||
+	if ((prefix != 'V' && prefix != 'U' && prefix != 'R' && prefix != 'B') || bn == 0 ||
 	    (body[0] != '_' && !is_digit(body[0])))
 		return 0;
 	const char *sep = find_sep(body, bn);
@@ -134,7 +155,7 @@ int fl_migration_parse_name(const char *name, fl_mig_kind *kind, char **version,
 		return 1;
 	}
 
-	fl_mig_kind k = prefix == 'V' ? FL_MIG_VERSIONED : FL_MIG_UNDO;
+	fl_mig_kind k = prefix == 'V' ? FL_MIG_VERSIONED : prefix == 'U' ? FL_MIG_UNDO : FL_MIG_BASELINE;
 	const char *ver = body, *desc = "";
 	size_t vn = bn, dn = 0;
 	if (sep) {
@@ -310,7 +331,85 @@ static bool leading_directives(const char *s, size_t len, const char *file, fl_e
 
 static int kind_rank(fl_mig_kind k)
 {
-	return k == FL_MIG_VERSIONED ? 0 : k == FL_MIG_UNDO ? 1 : 2;
+	return k == FL_MIG_VERSIONED ? 0 : k == FL_MIG_BASELINE ? 1 : k == FL_MIG_UNDO ? 2 : 3;
+}
+
+static bool is_upper(char c)
+{
+	return c >= 'A' && c <= 'Z';
+}
+
+/*
+ * A callback's file name: "<event>.sql" or "<event>__<description>.sql"
+ * (any suffix of nm). Returns 1 with *event (new) for a known event, 0 for
+ * a name that is no callback, -1 for one that looks like a callback of an
+ * event Flyway does not have ("afterMigrat.sql", "beforeClean.sql" in a
+ * migrate folder is fine: Flyway knows it, flotilla runs only migrate's).
+ */
+static int parse_callback(const char *name, const fl_migration_naming *nm, char **event, char **desc)
+{
+	static const char *const known[] = FL_CALLBACK_EVENTS;
+	/* Flyway's other commands' events: not ours to run, nor worth a warning */
+	static const char *const other[] = {"beforeClean",
+	                                    "afterClean",
+	                                    "afterCleanError",
+	                                    "beforeValidate",
+	                                    "afterValidate",
+	                                    "afterValidateError",
+	                                    "beforeBaseline",
+	                                    "afterBaseline",
+	                                    "afterBaselineError",
+	                                    "beforeRepair",
+	                                    "afterRepair",
+	                                    "afterRepairError",
+	                                    "beforeInfo",
+	                                    "afterInfo",
+	                                    "afterInfoError",
+	                                    "beforeUndo",
+	                                    "beforeEachUndo",
+	                                    "afterEachUndo",
+	                                    "afterEachUndoError",
+	                                    "afterUndo",
+	                                    "afterUndoError",
+	                                    "beforeConnect",
+	                                    "afterConnect",
+	                                    "createSchema",
+	                                    "beforeEachMigrateStatement",
+	                                    "afterEachMigrateStatement",
+	                                    "afterEachMigrateStatementError"};
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	size_t n = strlen(base), sl = suffix_of(base, n, nm);
+	if (sl == 0)
+		return 0;
+	size_t bn = n - sl;
+	const char *sep = find_sep(base, bn);
+	size_t en = sep ? (size_t)(sep - base) : bn;
+	bool before = en > 6 && memcmp(base, "before", 6) == 0 && is_upper(base[6]);
+	bool after = en > 5 && memcmp(base, "after", 5) == 0 && is_upper(base[5]);
+	if (!before && !after && !(en == 12 && memcmp(base, "createSchema", 12) == 0))
+		return 0;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strlen(known[i]) == en && memcmp(base, known[i], en) == 0) {
+			*event = fl_strndup(base, en);
+			*desc = sep ? replace_char(sep + 2, bn - en - 2, '_', ' ') : fl_strdup("");
+			return 1;
+		}
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		if (strlen(other[i]) == en && memcmp(base, other[i], en) == 0)
+			return 0;
+	return -1;
+}
+
+/* "X1__a.sql", "V1__a.java": a migration's shape with a prefix or a suffix that is not one. */
+static bool migration_lookalike(const char *name)
+{
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	size_t n = strlen(base);
+	if (n < 4 || !is_upper(base[0]) || !(is_digit(base[1]) || base[1] == '_'))
+		return false;
+	return find_sep(base + 1, n - 1) != NULL;
 }
 
 static int same_key(const fl_migration *a, const fl_migration *b)
@@ -340,23 +439,72 @@ static void migration_clear(fl_migration *m)
 	free(m->script);
 	free(m->path);
 	free(m->data);
+	free(m->event);
 }
 
 fl_migration_set *fl_migration_set_new(fl_file *files, size_t n, fl_error **err)
 {
-	fl_error *errs = NULL;
+	return fl_migration_set_new_with(files, n, NULL, err);
+}
+
+/* Do the two come from one folder (location)? Their paths are that folder + "/" + script. */
+static bool same_folder(const fl_migration *a, const fl_migration *b)
+{
+	size_t pa = strlen(a->path), sa = strlen(a->script), pb = strlen(b->path), sb = strlen(b->script);
+	if (pa < sa || pb < sb)
+		return true;
+	return pa - sa == pb - sb && memcmp(a->path, b->path, pa - sa) == 0;
+}
+
+static int callback_order(const void *x, const void *y)
+{
+	const fl_migration *a = x, *b = y;
+	int c = strcmp(a->event, b->event);
+	return c ? c : strcmp(a->script, b->script);
+}
+
+fl_migration_set *fl_migration_set_new_with(fl_file *files, size_t n, const fl_migration_naming *nm,
+                                            fl_error **err)
+{
+	fl_error *errs = NULL, *warnings = NULL;
 	fl_migration_set *set = fl_calloc(1, sizeof(*set));
 	set->items = fl_calloc(n ? n : 1, sizeof(*set->items));
+	set->callbacks = fl_calloc(n ? n : 1, sizeof(*set->callbacks));
 	for (size_t i = 0; i < n; i++) {
 		fl_file *f = &files[i];
 		fl_mig_kind kind;
-		char *version, *description;
+		char *version, *description, *event = NULL;
 		fl_error *e = NULL;
-		int r = f->name ? fl_migration_parse_name(f->name, &kind, &version, &description, &e) : 0;
+		int r = f->name ? fl_migration_parse_name_with(f->name, nm, &kind, &version, &description, &e)
+		                : 0;
 		if (r < 0) {
 			free(e->file);
 			e->file = fl_strdup(who(f));
 			fl_error_append(&errs, e);
+		}
+		if (r == 0 && f->name) {
+			int cb = parse_callback(f->name, nm, &event, &description);
+			if (cb > 0) {
+				kind = FL_MIG_CALLBACK;
+				version = NULL;
+				r = 1;
+			} else if (cb < 0) {
+				fl_error_append(
+				    &warnings,
+				    fl_error_at(who(f), 0, 0,
+				                "not run: it looks like an SQL callback, but Flyway "
+				                "has no such event (migrate's are beforeMigrate, "
+				                "beforeEachMigrate, afterEachMigrate, "
+				                "afterEachMigrateError, afterMigrate, "
+				                "afterMigrateError)"));
+			} else if (migration_lookalike(f->name)) {
+				fl_error_append(
+				    &warnings,
+				    fl_error_at(who(f), 0, 0,
+				                "not run: it looks like a migration, but a migration "
+				                "is V, U, R or B<version>__<description> with a "
+				                "suffix of sql_migration_suffixes (default .sql)"));
+			}
 		}
 		if (r <= 0) {
 			fl_file_clear(f);
@@ -377,8 +525,10 @@ fl_migration_set *fl_migration_set_new(fl_file *files, size_t n, fl_error **err)
 			    &errs, error_at_offset(who(f), data, len, (size_t)(nul - data),
 			                           "a NUL byte: PostgreSQL cannot take one in SQL text"));
 		}
-		fl_migration *m = &set->items[set->n++];
+		fl_migration *m =
+		    kind == FL_MIG_CALLBACK ? &set->callbacks[set->ncallbacks++] : &set->items[set->n++];
 		m->kind = kind;
+		m->event = event;
 		m->version = version;
 		m->description = description;
 		m->no_transaction = leading_directives(data, len, who(f), &errs);
@@ -391,6 +541,8 @@ fl_migration_set *fl_migration_set_new(fl_file *files, size_t n, fl_error **err)
 		fl_file_clear(f);
 	}
 	qsort(set->items, set->n, sizeof(*set->items), migration_order);
+	qsort(set->callbacks, set->ncallbacks, sizeof(*set->callbacks), callback_order);
+	set->warnings = warnings;
 	for (size_t i = 1, first = 0; i < set->n; i++) {
 		const fl_migration *a = &set->items[first], *b = &set->items[i];
 		if (a->kind != b->kind || same_key(a, b) != 0) {
@@ -401,6 +553,13 @@ fl_migration_set *fl_migration_set_new(fl_file *files, size_t n, fl_error **err)
 			fl_error_append(&errs, fl_error_at(b->path, 0, 0,
 			                                   "%s and %s have the same description \"%s\"",
 			                                   a->script, b->script, a->description));
+		else if (!same_folder(a, b))
+			/* two locations: the script names alone could be the same */
+			fl_error_append(&errs,
+			                fl_error_at(b->path, 0, 0,
+			                            "%s and %s have the same version %s (two locations "
+			                            "of one service hold it; keep one)",
+			                            a->path, b->path, a->version));
 		else
 			fl_error_append(&errs,
 			                fl_error_at(b->path, 0, 0, "%s and %s have the same version %s",
@@ -424,6 +583,10 @@ void fl_migration_set_free(fl_migration_set *set)
 	for (size_t i = 0; i < set->n; i++)
 		migration_clear(&set->items[i]);
 	free(set->items);
+	for (size_t i = 0; i < set->ncallbacks; i++)
+		migration_clear(&set->callbacks[i]);
+	free(set->callbacks);
+	fl_error_free(set->warnings);
 	free(set);
 }
 

@@ -17,10 +17,32 @@
 #include "error.h"
 
 typedef enum {
-	FL_MIG_VERSIONED, /* V<version>__<description>.sql */
-	FL_MIG_UNDO,      /* U<version>__<description>.sql */
-	FL_MIG_REPEATABLE /* R__<description>.sql */
+	FL_MIG_VERSIONED,  /* V<version>__<description>.sql */
+	FL_MIG_UNDO,       /* U<version>__<description>.sql */
+	FL_MIG_REPEATABLE, /* R__<description>.sql */
+	FL_MIG_BASELINE,   /* B<version>__<description>.sql: Flyway's baseline migration (the state at
+	                      that version, run only on an empty schema, recorded as SQL_BASELINE) */
+	FL_MIG_CALLBACK    /* beforeMigrate.sql, afterEachMigrate__grants.sql ...: only in set->callbacks */
 } fl_mig_kind;
+
+/*
+ * How a folder names its files: Flyway's sqlMigrationSuffixes (NULL or
+ * none: ".sql"; the longest suffix a name ends with counts, so
+ * "V1__init___POSTGRESQL.sql" is version 1 "init" with suffix
+ * "___POSTGRESQL.sql").
+ */
+typedef struct {
+	const char *const *suffixes;
+	size_t nsuffixes;
+} fl_migration_naming;
+
+/* Flyway Community's migrate callbacks, in the order of a run's life. */
+#define FL_CALLBACK_EVENTS                                                                                   \
+	{                                                                                                    \
+		"beforeMigrate", "beforeEachMigrate", "afterEachMigrate", "afterEachMigrateError",           \
+		    "afterMigrate", "afterMigrateError", "afterMigrateApplied", "afterVersioned",            \
+		    "beforeRepeatables"                                                                      \
+	}
 
 /* One file handed over by a source. */
 typedef struct {
@@ -42,6 +64,7 @@ typedef struct {
 	size_t len;
 	int32_t checksum;    /* Flyway's CRC-32 of the raw file */
 	bool no_transaction; /* "-- flotilla:no-transaction" in the leading comment lines */
+	char *event;         /* FL_MIG_CALLBACK: the event ("afterMigrate"); NULL otherwise */
 } fl_migration;
 
 /*
@@ -51,6 +74,12 @@ typedef struct {
 typedef struct {
 	fl_migration *items;
 	size_t n;
+	/* SQL callbacks (FL_MIG_CALLBACK), by event then file name; version NULL, description as written */
+	fl_migration *callbacks;
+	size_t ncallbacks;
+	/* files that look like a migration or callback but are none (an unknown prefix or event): one
+	 * warning each, naming the file; they never run */
+	fl_error *warnings;
 } fl_migration_set;
 
 /*
@@ -63,6 +92,9 @@ typedef struct {
  */
 int fl_migration_parse_name(const char *name, fl_mig_kind *kind, char **version, char **description,
                             fl_error **err);
+/* The same with a folder's naming (suffixes); nm may be NULL. */
+int fl_migration_parse_name_with(const char *name, const fl_migration_naming *nm, fl_mig_kind *kind,
+                                 char **version, char **description, fl_error **err);
 
 /* Is v a version as a file name writes it: digit groups separated by '.' or '_' ("4", "2.1", "2_1")? */
 bool fl_migration_version_valid(const char *v);
@@ -81,6 +113,9 @@ int32_t fl_migration_checksum(const char *data, size_t len);
  * (their buffers move into the set) even on failure.
  */
 fl_migration_set *fl_migration_set_new(fl_file *files, size_t n, fl_error **err);
+/* The same with a folder's naming; nm may be NULL. Callbacks and warnings are filled in too. */
+fl_migration_set *fl_migration_set_new_with(fl_file *files, size_t n, const fl_migration_naming *nm,
+                                            fl_error **err);
 void fl_migration_set_free(fl_migration_set *set);
 /* The versioned migration with that version, or NULL. */
 const fl_migration *fl_migration_find(const fl_migration_set *set, fl_mig_kind kind, const char *version);
