@@ -17,6 +17,7 @@
 #include "apply.h" /* the defaults of the lock waits */
 #include "lint.h"
 #include "text.h"
+#include "tenants.h"
 #include "toml.h"
 
 /*
@@ -56,6 +57,8 @@ typedef struct {
 	const fl_toml_value *description, *database, *owner, *schema, *sink, *migrations, *reads;
 	const fl_toml_value *ph_defaults, *ph_own;
 	raw_secret pw;
+	/* one tenant of a template (tenants.h): name is "tmpl[tenant]"; both NULL otherwise */
+	const char *tmpl, *tenant;
 } raw_service;
 
 typedef struct {
@@ -90,6 +93,8 @@ typedef struct {
 	const char **pass_env;  /* [settings] pass_env, NULL-terminated (borrowed strings) */
 	const fl_toml_value **pass_env_v;
 	size_t npass_env;
+	fl_tenants *tenant_lists; /* one per template, freed with the loader */
+	size_t ntenant_lists;
 } loader;
 
 /* ---- messages ---- */
@@ -778,9 +783,9 @@ static void parse_service(loader *L, raw_service *s)
 {
 	const fl_toml_value *t = s->tbl;
 	const char *scope = keep(L, fl_asprintf("services.%s", s->name));
-	static const char *const keys[] = {"description",   "database",   "owner",  "password",
-	                                   "password_sink", "migrations", "schema", "reads",
-	                                   "placeholders",  "url"};
+	static const char *const keys[] = {"description",   "database",   "owner",   "password",
+	                                   "password_sink", "migrations", "schema",  "reads",
+	                                   "placeholders",  "url",        "tenants", "tenants_file"};
 	check_keys(L, t, scope, keys, sizeof(keys) / sizeof(keys[0]));
 	s->description = get_str(L, t, "description");
 	s->database = own_or_default(L, t, "database", L->d_database);
@@ -888,6 +893,67 @@ static size_t named_tables(loader *L, const fl_toml_value *parent, const char *w
 	return k;
 }
 
+/*
+ * Services with "tenants" or "tenants_file" (tenants.h) become one raw
+ * service per tenant, in list order, where the template was written. Each
+ * keeps the template's parsed values; ${service} and ${tenant} are expanded
+ * per tenant in phase two.
+ */
+static char *join_path(const char *dir, const char *p);
+
+static void expand_tenants(loader *L)
+{
+	size_t n = 0;
+	raw_service *out = NULL;
+	for (size_t i = 0; i < L->nsvcs; i++) {
+		const raw_service *rs = &L->svcs[i];
+		const fl_toml_value *arr = get_arr(L, rs->tbl, "tenants");
+		const fl_toml_value *file = get_str(L, rs->tbl, "tenants_file");
+		if (!arr && !file) {
+			out = fl_realloc(out, (n + 1) * sizeof(*out));
+			out[n++] = *rs;
+			continue;
+		}
+		fl_tenants t;
+		if (arr && file)
+			ERR_V(L, file, "service %s has both \"tenants\" and \"tenants_file\"; keep one",
+			      rs->name);
+		if (arr) {
+			fl_tenants_from_array(arr, L->path, &t, &L->errs);
+		} else {
+			const char *w = fl_toml_string(file, NULL);
+			char *full = join_path(L->dir, w);
+			char *mdir = fl_strdup(L->path);
+			char *slash = strrchr(mdir, '/');
+			char *shown = w[0] == '/' || !slash
+			                  ? fl_strdup(w)
+			                  : fl_asprintf("%.*s/%s", (int)(slash - mdir), mdir, w);
+			fl_tenants_from_file(full, shown, file, L->path, &t, &L->errs);
+			free(shown);
+			free(mdir);
+			free(full);
+		}
+		L->tenant_lists =
+		    fl_realloc(L->tenant_lists, (L->ntenant_lists + 1) * sizeof(*L->tenant_lists));
+		L->tenant_lists[L->ntenant_lists++] = t;
+		out = fl_realloc(out, (n + t.n + 1) * sizeof(*out));
+		for (size_t k = 0; k < t.n; k++) {
+			raw_service c = *rs;
+			c.tmpl = rs->name;
+			c.tenant = t.v[k].name;
+			c.name = keep(L, fl_tenants_service_name(rs->name, t.v[k].name));
+			out[n++] = c;
+		}
+	}
+	free(L->svcs);
+	L->svcs = out ? out : fl_calloc(1, sizeof(*out));
+	L->nsvcs = n;
+	free(L->svc_names);
+	L->svc_names = fl_calloc(n ? n : 1, sizeof(*L->svc_names));
+	for (size_t i = 0; i < n; i++)
+		L->svc_names[i] = L->svcs[i].name;
+}
+
 static void parse_top(loader *L)
 {
 	const fl_toml_value *root = L->root;
@@ -972,6 +1038,7 @@ static void parse_top(loader *L)
 	}
 	free(names);
 	free(tbls);
+	expand_tenants(L);
 
 	const fl_toml_value *roles = get_tbl(L, root, "roles");
 	L->nroles = named_tables(L, roles, "role", true, &names, &tbls);
@@ -992,9 +1059,10 @@ typedef struct {
 	const char *service; /* NULL: ${service} is not available here */
 	const char *env;     /* NULL: ${env} stays as written */
 	const char *scope;   /* "[environments.devtest]": where ${service} is missing */
+	const char *tenant;  /* NULL: not a tenant of a template (tenants.h) */
 } xctx;
 
-static const char *const variables[] = {"service", "env", "project"};
+static const char *const variables[] = {"service", "env", "project", "tenant"};
 
 /*
  * Expands ${service}, ${env}, ${project} (and "$${" to "${") in string value
@@ -1052,8 +1120,17 @@ static char *expand(const xctx *x, const fl_toml_value *v, const char *key, bool
 			}
 		} else if (strcmp(name, "project") == 0) {
 			fl_buf_puts(&b, L->project ? L->project : "");
+		} else if (strcmp(name, "tenant") == 0) {
+			if (x->tenant) {
+				fl_buf_puts(&b, x->tenant);
+			} else {
+				ERR_V(L, v,
+				      "${tenant} is only known in a service with \"tenants\" or "
+				      "\"tenants_file\"");
+				bad = true;
+			}
 		} else {
-			const char *sug = fl_text_suggest(name, variables, 3);
+			const char *sug = fl_text_suggest(name, variables, 4);
 			const char *shown = qs(L, name);
 			if (sug)
 				ERR_V(L, v, "unknown variable ${%.*s} in \"%s\"; did you mean ${%s}?",
@@ -1377,7 +1454,7 @@ static void check_host(loader *L, const fl_toml_value *v, const char *h)
 
 static void build_env(loader *L, const raw_env *re, fl_environment *e)
 {
-	xctx x = {L, NULL, re->name, keep(L, fl_asprintf("[environments.%s]", re->name))};
+	xctx x = {L, NULL, re->name, keep(L, fl_asprintf("[environments.%s]", re->name)), NULL};
 	e->name = fl_strdup(re->name);
 	e->line = fl_toml_line(re->tbl);
 	e->col = fl_toml_col(re->tbl);
@@ -1518,9 +1595,14 @@ static void build_reads(const xctx *x, const fl_toml_value *arr, const char *who
 static void build_service(loader *L, const raw_service *rs, const char *env, const fl_environment *sel,
                           fl_service *s)
 {
-	xctx x = {L, rs->name, env, NULL};
+	/* a tenant's ${service} is its template's name: one folder, one naming rule for all */
+	xctx x = {L, rs->tmpl ? rs->tmpl : rs->name, env, NULL, rs->tenant};
 	const char *of = keep(L, fl_asprintf("of service %s", rs->name));
 	s->name = fl_strdup(rs->name);
+	if (rs->tmpl) {
+		s->tmpl = fl_strdup(rs->tmpl);
+		s->tenant = fl_strdup(rs->tenant);
+	}
 	s->line = fl_toml_line(rs->tbl);
 	s->col = fl_toml_col(rs->tbl);
 	if (rs->description)
@@ -1597,7 +1679,7 @@ static void build_service(loader *L, const raw_service *rs, const char *env, con
 static void build_role(loader *L, const raw_role *rr, const char *env, const fl_environment *sel, fl_role *r)
 {
 	const char *scope = keep(L, fl_asprintf("[roles.%s]", rr->name));
-	xctx x = {L, NULL, env, scope};
+	xctx x = {L, NULL, env, scope, NULL};
 	r->name = fl_strdup(rr->name);
 	r->line = fl_toml_line(rr->tbl);
 	r->col = fl_toml_col(rr->tbl);
@@ -1642,6 +1724,15 @@ static const char *same_place(loader *L, const fl_toml_value *mine, const fl_tom
 	return place(L, other);
 }
 
+/* same_place, for two services: tenants of one template need ${tenant} to differ. */
+static const char *pair_place(loader *L, const raw_service *a, const raw_service *b,
+                              const fl_toml_value *mine, const fl_toml_value *other)
+{
+	if (mine == other && a->tmpl && b->tmpl && strcmp(a->tmpl, b->tmpl) == 0)
+		return "both from this one value: make it differ per tenant with ${tenant}";
+	return same_place(L, mine, other);
+}
+
 /* The cross-checks of one resolved environment (sel NULL: those that need none). */
 static void cross_check(loader *L, fl_manifest *m, const fl_environment *sel)
 {
@@ -1655,11 +1746,12 @@ static void cross_check(loader *L, fl_manifest *m, const fl_environment *sel)
 				ERR_V(L, rs->database,
 				      "database %s of service %s is also the database of service %s (%s)",
 				      qs(L, s->database), s->name, o->name,
-				      same_place(L, rs->database, ro->database));
+				      pair_place(L, rs, ro, rs->database, ro->database));
 			if (s->owner && o->owner && strcmp(s->owner, o->owner) == 0)
 				ERR_V(L, rs->owner,
 				      "owner %s of service %s is also the owner of service %s (%s)",
-				      qs(L, s->owner), s->name, o->name, same_place(L, rs->owner, ro->owner));
+				      qs(L, s->owner), s->name, o->name,
+				      pair_place(L, rs, ro, rs->owner, ro->owner));
 			/* quoted names keep their case: two spellings would be two databases */
 			if (strcasecmp(s->name, o->name) == 0)
 				ERR_V(
@@ -1844,6 +1936,8 @@ void fl_manifest_free(fl_manifest *m)
 		free(s->password_sink);
 		free(s->migrations);
 		free(s->migrations_as_written);
+		free(s->tmpl);
+		free(s->tenant);
 		free_strv(s->reads, s->nreads);
 		free(s->reads_index);
 		for (size_t j = 0; j < s->nplaceholders; j++) {
@@ -2007,6 +2101,9 @@ fl_manifest *fl_manifest_load(const char *path, const char *env, fl_error **err)
 	free(L.envs);
 	free(L.svcs);
 	free(L.svc_names);
+	for (size_t i = 0; i < L.ntenant_lists; i++)
+		fl_tenants_clear(&L.tenant_lists[i]);
+	free(L.tenant_lists);
 	free(L.roles);
 	free(L.pass_env);
 	free(L.pass_env_v);
@@ -2071,6 +2168,13 @@ int fl_manifest_select(const fl_manifest *m, char *const *names, size_t n, size_
 			want[j] = true;
 			continue;
 		}
+		/* a template's name selects all of its tenants (tenants.h) */
+		bool tmpl = false;
+		for (j = 0; j < m->nservices; j++)
+			if (m->services[j].tmpl && strcmp(m->services[j].tmpl, names[i]) == 0)
+				want[j] = tmpl = true;
+		if (tmpl)
+			continue;
 		char *list = join_names(known, m->nservices);
 		const char *s = fl_text_suggest(names[i], known, m->nservices);
 		fl_buf b;

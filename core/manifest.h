@@ -88,6 +88,8 @@ typedef struct {
 	fl_placeholder *placeholders;
 	size_t nplaceholders;
 	int line, col;
+	/* a tenant of a template (tenants.h): name is "tmpl[tenant]"; both NULL otherwise */
+	char *tmpl, *tenant;
 } fl_service;
 
 typedef struct {

@@ -426,3 +426,68 @@ Test(par_fleet, live_view_fits_the_terminal, .timeout = 240)
 		fleet_drop(&f);
 	}
 }
+
+/* Three tenants of one template: one database, owner and schema each, from one folder. */
+Test(par_fleet, tenants_each_get_their_database, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char buf[4096];
+	snprintf(buf, sizeof(buf),
+	         "version = 1\nproject = \"%s\"\n\n"
+	         "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"postgres\" }\n"
+	         "service_passwords = false\n\n"
+	         "[services.billing]\ntenants = [\"acme\", \"globex\", \"initech\"]\n"
+	         "database = \"${project}_${service}_${tenant}\"\nowner = \"${project}_${tenant}_owner\"\n"
+	         "schema = \"t_${tenant}\"\nmigrations = \"svc/auth\"\n",
+	         f.project);
+	th_write(f.dir, "flotilla.toml", buf);
+	char *out, *err;
+	/* by the tenant's name: only that one */
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "billing[globex]", NULL});
+	cr_assert_eq(rc, 0, "%s%s", out, err);
+	free(out);
+	free(err);
+	PGconn *pc = th_connect("postgres");
+	snprintf(buf, sizeof(buf),
+	         "SELECT string_agg(datname || ':' || pg_get_userbyid(datdba), ',' ORDER BY datname) FROM "
+	         "pg_database WHERE datname LIKE '%s\\_billing\\_%%'",
+	         f.project);
+	char *v = th_query1(pc, buf);
+	char want[512];
+	snprintf(want, sizeof(want), "%s_billing_globex:%s_globex_owner", f.project, f.project);
+	cr_assert_str_eq(v, want);
+	free(v);
+	/* by the template's name: all of them */
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "billing", "--json", NULL});
+	cr_assert_eq(rc, 0, "%s%s", out, err);
+	json_error_t je;
+	json_t *doc = json_loads(out, 0, &je);
+	cr_assert_not_null(doc, "%s", out);
+	json_t *svcs = json_object_get(doc, "services");
+	cr_assert_eq(json_array_size(svcs), 3, "%s", out);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(svcs, 0), "service")),
+	                 "billing[acme]", "%s", out);
+	json_decref(doc);
+	free(out);
+	free(err);
+	const char *const t[] = {"acme", "globex", "initech"};
+	for (size_t i = 0; i < 3; i++) {
+		char db[128];
+		snprintf(db, sizeof(db), "%s_billing_%s", f.project, t[i]);
+		PGconn *c = th_connect(db);
+		snprintf(
+		    buf, sizeof(buf),
+		    "SELECT count(*) || ':' || string_agg(DISTINCT schemaname, ',') FROM pg_tables WHERE "
+		    "tablename IN ('t1', 't2', 't3')");
+		v = th_query1(c, buf);
+		snprintf(want, sizeof(want), "3:t_%s", t[i]);
+		cr_assert_str_eq(v, want, "%s", db);
+		free(v);
+		PQfinish(c);
+		snprintf(buf, sizeof(buf), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", db);
+		th_exec(pc, buf);
+	}
+	PQfinish(pc);
+	fleet_drop(&f);
+}
