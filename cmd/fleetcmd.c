@@ -15,6 +15,7 @@
 #include "fleet.h"
 #include "gitdiff.h"
 #include "history.h"
+#include "budget.h"
 #include "manifest.h"
 
 enum {
@@ -28,13 +29,14 @@ enum {
 	OPT_OUT_OF_ORDER,
 	OPT_VERSION,
 	OPT_TO,
-	OPT_PLAIN
+	OPT_PLAIN,
+	OPT_CONNECTIONS
 };
 
 struct fleet_args {
 	const char *target, *since, *rev, *to, *version;
 	bool dry_run, json, fail_fast, no_provision, out_of_order, plain;
-	int jobs;
+	int jobs, connections;
 };
 
 static void print_status(const fl_fleet *f, FILE *out)
@@ -212,6 +214,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	    {"version", required_argument, NULL, OPT_VERSION},
 	    {"to", required_argument, NULL, OPT_TO},
 	    {"plain", no_argument, NULL, OPT_PLAIN},
+	    {"connections", required_argument, NULL, OPT_CONNECTIONS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -238,10 +241,20 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 		case 'j': {
 			char *end = NULL;
 			long j = strtol(optarg, &end, 10);
-			if (!*optarg || *end || j < 1 || j > 64)
-				return usage(verb, json, cmd, "-j needs a number from 1 to 64, not '%s'",
-				             optarg);
+			if (!*optarg || *end || j < 1 || j > FL_BUDGET_MAX_JOBS)
+				return usage(verb, json, cmd, "-j needs a number from 1 to %d, not '%s'",
+				             FL_BUDGET_MAX_JOBS, optarg);
 			a.jobs = (int)j;
+			break;
+		}
+		case OPT_CONNECTIONS: {
+			char *end = NULL;
+			long n = strtol(optarg, &end, 10);
+			if (!*optarg || *end || n < 1 || n > 100000)
+				return usage(verb, json, cmd,
+				             "--connections needs a number from 1 to 100000, not '%s'",
+				             optarg);
+			a.connections = (int)n;
 			break;
 		}
 		case OPT_FAIL_FAST:
@@ -306,6 +319,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	fo.rev = a.rev;
 	fo.provision = !a.no_provision;
 	fo.jobs = a.jobs;
+	fo.connections = a.connections;
 	fo.fail_fast = a.fail_fast;
 	fo.target = verb == FL_FLEET_UNDO ? a.to : a.target;
 	fo.baseline_version = a.version;

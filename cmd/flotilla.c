@@ -25,7 +25,8 @@ static const struct command commands[] = {
     {"migrate", cmd_migrate,
      "provision, then apply pending migrations of every (or the named) service in parallel",
      "flotilla [-m FILE] [-e ENV] migrate [SERVICE...] [--target V] [--dry-run] [--json] [-j N]\n"
-     "         [--fail-fast] [--no-provision] [--since REV] [--rev REV] [--out-of-order] [--plain]\n\n"
+     "         [--connections N] [--fail-fast] [--no-provision] [--since REV] [--rev REV]\n"
+     "         [--out-of-order] [--plain]\n\n"
      "Checks everything first (the manifest, every secret the run needs, every file of the\n"
      "selected services): any problem exits 2 with nothing sent to any server. Then provisions\n"
      "what the selected services need (their roles, databases and grants; not the whole fleet)\n"
@@ -33,7 +34,10 @@ static const struct command commands[] = {
      "  --target V        apply up to version V (\"current\": nothing new)\n"
      "  --dry-run         print the SQL that would run; change nothing, provision nothing\n"
      "  --json            one JSON document on stdout (README \"JSON report\"), on every exit\n"
-     "  -j, --jobs N      services at once (1-64; default one per service, at most 8)\n"
+     "  -j, --jobs N      services at once (1-1000; default one per service, at most 8)\n"
+     "  --connections N   connections the run may hold at once, capping -j and provisioning\n"
+     "                    (default: [settings] connections, else the server's max_connections\n"
+     "                    minus those in use, superuser_reserved_connections and 3)\n"
      "  --fail-fast       the first failing service cancels the others\n"
      "  --no-provision    skip provisioning (roles, databases and grants exist already)\n"
      "  --since REV       only services whose migration folders changed since REV\n"

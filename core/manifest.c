@@ -486,7 +486,8 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 	                                   "secret_timeout",
 	                                   "connect_retries",
 	                                   "connect_retries_interval",
-	                                   "pass_env"};
+	                                   "pass_env",
+	                                   "connections"};
 	check_keys(L, t, "settings", keys, sizeof(keys) / sizeof(keys[0]));
 	int64_t cretries;
 	if (get_int(L, t, "connect_retries", &cretries) == 1) {
@@ -531,10 +532,18 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 		L->pass_env_v = fl_realloc(L->pass_env_v, L->npass_env * sizeof(*L->pass_env_v));
 		L->pass_env_v[L->npass_env - 1] = v;
 	}
+	int64_t conns;
+	if (get_int(L, t, "connections", &conns) == 1) {
+		if (conns < 1 || conns > 100000)
+			ERR_V(L, fl_toml_get(t, "connections"),
+			      "\"connections\" must be between 1 and 100000, not %lld", (long long)conns);
+		else
+			L->settings.connections = (int)conns;
+	}
 	int64_t jobs;
 	if (get_int(L, t, "jobs", &jobs) == 1) {
-		if (jobs < 1 || jobs > 256)
-			ERR_V(L, fl_toml_get(t, "jobs"), "\"jobs\" must be between 1 and 256, not %lld",
+		if (jobs < 1 || jobs > 1000)
+			ERR_V(L, fl_toml_get(t, "jobs"), "\"jobs\" must be between 1 and 1000, not %lld",
 			      (long long)jobs);
 		else
 			L->settings.jobs = (int)jobs;

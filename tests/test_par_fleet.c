@@ -491,3 +491,50 @@ Test(par_fleet, tenants_each_get_their_database, .timeout = 240)
 	PQfinish(pc);
 	fleet_drop(&f);
 }
+
+/* --connections caps -j: a migrator the server lets open only two connections migrates six
+ * tenants with -j 8 and --connections 2 (more at once would be refused by the server) */
+Test(par_fleet, connections_budget_caps_jobs, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char buf[4096];
+	PGconn *pc = th_connect("postgres");
+	snprintf(buf, sizeof(buf), "CREATE ROLE \"%s_mig\" LOGIN CONNECTION LIMIT 2", f.project);
+	th_exec(pc, buf);
+	snprintf(buf, sizeof(buf),
+	         "version = 1\nproject = \"%s\"\n\n"
+	         "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"%s_mig\" }\n"
+	         "service_passwords = false\n\n"
+	         "[services.shop]\ntenants = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\"]\n"
+	         "database = \"${project}_${service}_${tenant}\"\nowner = \"${project}_${tenant}_owner\"\n"
+	         "migrations = \"svc/auth\"\n",
+	         f.project, f.project);
+	th_write(f.dir, "flotilla.toml", buf);
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err,
+	                   (const char *const[]){"migrate", "-j", "8", "--connections", "x", NULL});
+	cr_assert_eq(rc, 2);
+	cr_assert(th_contains(err, "--connections needs a number from 1 to 100000, not 'x'"), "%s", err);
+	free(out);
+	free(err);
+	rc = fleet_run(&f, &out, &err,
+	               (const char *const[]){"migrate", "-j", "8", "--connections", "2", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s%s", out, err);
+	free(out);
+	free(err);
+	const char *const t[] = {"a", "b", "c", "d", "e", "f"};
+	for (size_t i = 0; i < 6; i++) {
+		char db[128];
+		snprintf(db, sizeof(db), "%s_shop_%s", f.project, t[i]);
+		PGconn *c = th_connect(db);
+		char *v = th_query1(c, "SELECT count(*) FROM flyway_schema_history WHERE success");
+		cr_assert_str_eq(v, "3", "%s", db);
+		free(v);
+		PQfinish(c);
+		snprintf(buf, sizeof(buf), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", db);
+		th_exec(pc, buf);
+	}
+	PQfinish(pc);
+	fleet_drop(&f);
+}
