@@ -538,3 +538,40 @@ Test(par_fleet, connections_budget_caps_jobs, .timeout = 240)
 	PQfinish(pc);
 	fleet_drop(&f);
 }
+
+/* Seven services in a five-row terminal: the live view would not fit, one line per event instead. */
+Test(par_fleet, live_view_taller_than_the_terminal_turns_plain, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char cmd[4096], *out = NULL;
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && tmux -S '%s/tmux.sock' new-session -d -x 100 -y 5 "
+	         "\"TERM=xterm '%s' -m '%s' -e test migrate; echo EXIT=\\$?; sleep 60\"",
+	         f.dir, f.dir, getenv("FLOTILLA_BIN"), f.manifest);
+	int rc = th_sh(cmd, &out);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	out = NULL;
+	char cap[1024];
+	snprintf(cap, sizeof(cap), "tmux -S '%s/tmux.sock' capture-pane -p -J -S -400", f.dir);
+	for (int i = 0; i < 400; i++) {
+		free(out);
+		out = NULL;
+		th_sh(cap, &out);
+		if (th_contains(out, "EXIT="))
+			break;
+		usleep(50000);
+	}
+	char kill[1024];
+	snprintf(kill, sizeof(kill), "tmux -S '%s/tmux.sock' kill-server", f.dir);
+	char *ko = NULL;
+	th_sh(kill, &ko);
+	free(ko);
+	cr_assert(th_contains(out, "EXIT=0"), "%s", out);
+	/* plain lines: "<time>Z task_tracker: connecting", no cursor movement */
+	cr_assert(th_contains(out, "Z task_tracker: connecting"), "%s", out);
+	cr_assert(th_contains(out, "Z auth: connecting"), "%s", out);
+	free(out);
+	fleet_drop(&f);
+}
