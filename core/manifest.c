@@ -1743,12 +1743,87 @@ static const char *pair_place(loader *L, const raw_service *a, const raw_service
 }
 
 /* The cross-checks of one resolved environment (sel NULL: those that need none). */
+static const char *svc_key(const fl_service *s, int k)
+{
+	return k == 0 ? s->name : k == 1 ? s->database : s->owner;
+}
+
+static int cmp_key(const void *a, const void *b, void *arg)
+{
+	const fl_manifest *m = ((const void **)arg)[0];
+	int k = *(const int *)((const void **)arg)[1];
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcasecmp(svc_key(&m->services[x], k), svc_key(&m->services[y], k));
+	return c ? c : x < y ? -1 : x > y;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const size_t *x = a, *y = b;
+	return x[0] != y[0] ? (x[0] < y[0] ? -1 : 1) : x[1] != y[1] ? (x[1] < y[1] ? -1 : 1) : 0;
+}
+
+/*
+ * The pairs cross_check compares: every check of two services needs their
+ * names, databases or owners to be equal ignoring case, so only services
+ * that share one are paired (sorted per key), not all n^2/2 of a fleet of
+ * thousands of tenants. Returns the earlier service j of each pair (i, j),
+ * grouped by i: start[i] .. start[i + 1] (start has n + 1 entries).
+ */
+static size_t *pair_candidates(const fl_manifest *m, size_t **start)
+{
+	size_t n = m->nservices, np = 0, cap = 16;
+	size_t *pairs = fl_malloc(cap * 2 * sizeof(size_t));
+	size_t *idx = fl_malloc((n ? n : 1) * sizeof(size_t));
+	for (int k = 0; k < 3; k++) {
+		size_t ni = 0;
+		for (size_t i = 0; i < n; i++)
+			if (svc_key(&m->services[i], k))
+				idx[ni++] = i;
+		const void *arg[2] = {m, &k};
+		qsort_r(idx, ni, sizeof(size_t), cmp_key, arg);
+		for (size_t g = 0; g < ni;) {
+			size_t e = g + 1;
+			while (e < ni && strcasecmp(svc_key(&m->services[idx[g]], k),
+			                            svc_key(&m->services[idx[e]], k)) == 0)
+				e++;
+			for (size_t a = g; a < e; a++)
+				for (size_t b = g; b < a;
+				     b++) { /* sorted by index within the group: idx[b] < idx[a] */
+					if (np == cap)
+						pairs = fl_realloc(pairs, (cap *= 2) * 2 * sizeof(size_t));
+					pairs[2 * np] = idx[a];
+					pairs[2 * np + 1] = idx[b];
+					np++;
+				}
+			g = e;
+		}
+	}
+	free(idx);
+	qsort(pairs, np, 2 * sizeof(size_t), cmp_pair);
+	size_t *out = fl_malloc((np ? np : 1) * sizeof(size_t));
+	*start = fl_calloc(n + 1, sizeof(size_t));
+	size_t no = 0;
+	for (size_t p = 0; p < np; p++) {
+		if (p > 0 && cmp_pair(&pairs[2 * p], &pairs[2 * (p - 1)]) == 0)
+			continue;
+		out[no++] = pairs[2 * p + 1];
+		(*start)[pairs[2 * p] + 1]++;
+	}
+	for (size_t i = 0; i < n; i++)
+		(*start)[i + 1] += (*start)[i];
+	free(pairs);
+	return out;
+}
+
 static void cross_check(loader *L, fl_manifest *m, const fl_environment *sel)
 {
+	size_t *start, *cand = pair_candidates(m, &start);
 	for (size_t i = 0; i < m->nservices; i++) {
 		fl_service *s = &m->services[i];
 		const raw_service *rs = &L->svcs[i];
-		for (size_t j = 0; j < i; j++) {
+		for (size_t q = start[i]; q < start[i + 1]; q++) {
+			size_t j = cand[q];
 			fl_service *o = &m->services[j];
 			const raw_service *ro = &L->svcs[j];
 			if (s->database && o->database && strcmp(s->database, o->database) == 0)
@@ -1797,6 +1872,8 @@ static void cross_check(loader *L, fl_manifest *m, const fl_environment *sel)
 			      "database %s of service %s is the maintenance database of environment %s",
 			      qs(L, s->database), s->name, sel->name);
 	}
+	free(cand);
+	free(start);
 	for (size_t i = 0; i < m->nroles; i++) {
 		fl_role *r = &m->roles[i];
 		const raw_role *rr = &L->roles[i];
