@@ -116,6 +116,13 @@ demo: deps
 bench: deps
 	$(MAKE) flotilla
 	sh bench/run
+	BENCH_LATENCY_MS=1 sh bench/run
+
+# the same measurements over TCP through bench/latproxy, 1 ms each way (bench/README.md)
+.PHONY: bench-latency
+bench-latency: deps
+	$(MAKE) flotilla
+	BENCH_LATENCY_MS=1 sh bench/run
 
 # bench/README.md: 1,000 trivial migrations on one service; drift on 7 x 200 tables
 .PHONY: bench-engine bench-drift bench-lint
@@ -211,9 +218,9 @@ test-deb: deb
 	sh ci/test-deb build/deb/flotilla_$(VERSION)_$$(dpkg --print-architecture).deb
 
 format:
-	clang-format -i core/*.[ch] cmd/*.[ch] tests/*.[ch] tests/fuzz/*.c
+	clang-format -i core/*.[ch] cmd/*.[ch] tests/*.[ch] tests/fuzz/*.c bench/*.c
 lint:
-	clang-format --dry-run --Werror core/*.[ch] cmd/*.[ch] tests/*.[ch] tests/fuzz/*.c
+	clang-format --dry-run --Werror core/*.[ch] cmd/*.[ch] tests/*.[ch] tests/fuzz/*.c bench/*.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	  --suppress=missingIncludeSystem -Icore core cmd
 

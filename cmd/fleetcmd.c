@@ -14,6 +14,7 @@
 #include "fleet.h"
 #include "gitdiff.h"
 #include "history.h"
+
 #include "manifest.h"
 
 static void print_status(const fl_fleet *f, FILE *out)
@@ -187,6 +188,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	fo.rev = a.rev;
 	fo.provision = !a.no_provision;
 	fo.jobs = a.jobs;
+	fo.connections = a.connections;
 	fo.fail_fast = a.fail_fast;
 	fo.target = verb == FL_FLEET_UNDO ? a.to : a.target;
 	fo.baseline_version = a.version;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "cli.h"
 #include "text.h"
 
@@ -24,8 +25,14 @@
 	FL_OPT_FLAG(FA, json, "json", 0,                                                                     \
 	            "one JSON document on stdout (README \"JSON report\"), on every exit")
 #define FLEET_JOBS                                                                                           \
-	FL_OPT_INT(FA, jobs, "jobs", 'j', "N", 1, 64,                                                        \
-	           "services at once (1-64; default one per service, at most 8)")
+	FL_OPT_INT(                                                                                          \
+	    FA, jobs, "jobs", 'j', "N", 1, FL_BUDGET_MAX_JOBS,                                               \
+	    "services at once (1-1000; default one per service, at most 8; never past --connections)")
+/* the connection budget (core/budget.h): caps -j and provisioning's parallel databases */
+#define FLEET_CONNECTIONS                                                                                    \
+	FL_OPT_INT(FA, connections, "connections", 0, "N", 1, 100000,                                        \
+	           "connections the run may hold at once (default: [settings] connections, else the "        \
+	           "server's max_connections minus those in use, superuser_reserved_connections and 3)")
 #define FLEET_FAIL_FAST                                                                                      \
 	FL_OPT_FLAG(FA, fail_fast, "fail-fast", 0, "the first failing service cancels the others")
 #define FLEET_REV                                                                                            \
@@ -34,7 +41,7 @@
 	FL_OPT_FLAG(FA, plain, "plain", 0, "one timestamped line per event instead of the live view")
 /* status, validate and plan take migrate's run options, so that one command line fits every verb */
 #define FLEET_READ_ONLY                                                                                      \
-	FLEET_JSON, FLEET_REV, FLEET_JOBS,                                                                   \
+	FLEET_JSON, FLEET_REV, FLEET_JOBS, FLEET_CONNECTIONS,                                                \
 	    FL_OPT_FLAG(                                                                                     \
 	        FA, out_of_order, "out-of-order", 0,                                                         \
 	        "files below the current version are to be applied, as migrate --out-of-order does, "        \
@@ -44,7 +51,7 @@
 	                "accepted as for migrate; only migrate provisions"),                                 \
 	    FL_OPT_FLAG(FA, plain, "plain", 0, "accepted as for migrate; there is no live view to turn off")
 #define FLEET_CHANGE_OTHERS                                                                                  \
-	FLEET_JSON, FLEET_JOBS, FLEET_FAIL_FAST, FLEET_LIVE_PLAIN,                                           \
+	FLEET_JSON, FLEET_JOBS, FLEET_CONNECTIONS, FLEET_FAIL_FAST, FLEET_LIVE_PLAIN,                        \
 	    FL_OPT_FLAG(FA, out_of_order, "out-of-order", 0,                                                 \
 	                "accepted as for migrate (it changes no plan here)"),                                \
 	    FL_OPT_FLAG(FA, no_provision, "no-provision", 0,                                                 \
@@ -55,6 +62,7 @@ static const fl_opt migrate_opts[] = {
     FL_OPT_FLAG(FA, dry_run, "dry-run", 0, "print the SQL that would run; change nothing, provision nothing"),
     FLEET_JSON,
     FLEET_JOBS,
+    FLEET_CONNECTIONS,
     FLEET_FAIL_FAST,
     FL_OPT_FLAG(FA, no_provision, "no-provision", 0,
                 "skip provisioning (roles, databases and grants exist already)"),

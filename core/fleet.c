@@ -11,6 +11,7 @@
  * still `not_run`.
  */
 #include "fleet.h"
+#include "budget.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -515,6 +516,27 @@ static void show_step(void *ctx, const fl_provision_step *step)
 	free(raw);
 }
 
+/*
+ * The connection budget of the run (budget.h): --connections, else
+ * [settings] connections, else read from the server on the admin's
+ * connection. A failed read leaves it unknown (no cap): provisioning
+ * reports the connection problem itself.
+ */
+static void set_budget(fl_fleet *f, const fl_provision_admin *admin)
+{
+	f->budget = f->opts.connections > 0 ? f->opts.connections : f->m->settings.connections;
+	if (f->budget > 0)
+		return;
+	fl_pg_params p = admin->params;
+	p.dbname = admin->target.maintenance_db ? admin->target.maintenance_db : "postgres";
+	fl_error *err = NULL;
+	fl_pg *pg = fl_pg_connect(&p, &err);
+	if (pg)
+		fl_budget_from_server(pg, &f->budget, &err);
+	fl_error_free(err);
+	fl_pg_close(pg);
+}
+
 static void provision_phase(fl_fleet *f, FILE *progress)
 {
 	const fl_manifest *m = f->m;
@@ -523,10 +545,13 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 	/* the admin's connection, with the secret preflight resolved (not asked for again) */
 	fl_provision_admin admin;
 	fl_error *err = fl_provision_admin_init_known(&admin, m->env, &m->settings, secret_of(f, NULL), NULL);
+	if (!err)
+		set_budget(f, &admin);
+	int pjobs = f->opts.jobs > 0 ? f->opts.jobs : m->settings.jobs;
 	fl_provision_opts po = {.on_step = show_step,
 	                        .ctx = progress,
 	                        .handle_signals = f->opts.handle_signals,
-	                        .jobs = f->opts.jobs,
+	                        .jobs = fl_budget_threads(pjobs, d->nservices, f->budget),
 	                        .lock_timeout_ms = m->settings.migration_lock_timeout_ms};
 	fl_provision_result *res = NULL;
 	if (!err) {
@@ -830,7 +855,9 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 	int jobs = f->opts.jobs;
 	if (jobs <= 0)
 		jobs = f->m->settings.jobs > 0 ? f->m->settings.jobs : 0;
-	fl_orch_opts oo = {.threads = jobs,
+	if (f->budget <= 0)
+		f->budget = f->opts.connections > 0 ? f->opts.connections : f->m->settings.connections;
+	fl_orch_opts oo = {.threads = fl_budget_threads(jobs, f->n, f->budget),
 	                   .fail_fast = f->opts.fail_fast,
 	                   .handle_signals = f->opts.handle_signals,
 	                   .on_event = fl_report_event,

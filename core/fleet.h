@@ -71,6 +71,7 @@ typedef struct {
 	const char *rev;   /* read the migration files from this revision's tree */
 	bool provision;    /* migrate: provision the selected services first */
 	int jobs;          /* <= 0: the manifest's setting, else one per service (at most 8) */
+	int connections;   /* --connections: the budget (budget.h); <= 0: [settings], else the server's */
 	bool fail_fast;
 	const char *target;           /* migrate: --target; undo: --to */
 	const char *baseline_version; /* baseline: --version */
@@ -132,6 +133,7 @@ typedef struct {
 	const fl_secret *migrator_password;
 	/* migrate: what provisioning makes (built in preflight: its roles say which secrets to resolve) */
 	fl_provision_desired *desired;
+	int budget; /* connections the run may hold at once (budget.h); 0: unknown, no cap */
 } fl_fleet;
 
 /* A run of m (NULL: the manifest did not load; say why with fl_fleet_fail). */

@@ -17,6 +17,7 @@
 #include "apply.h" /* the defaults of the lock waits */
 #include "lint.h"
 #include "text.h"
+#include "tenants.h"
 #include "toml.h"
 
 /*
@@ -58,6 +59,8 @@ typedef struct {
 	const fl_toml_value *locations, *schemas; /* Flyway's lists (their first entries are above) */
 	raw_secret pw;
 	bool keep_alembic_version;
+	/* one tenant of a template (tenants.h): name is "tmpl[tenant]"; both NULL otherwise */
+	const char *tmpl, *tenant;
 } raw_service;
 
 typedef struct {
@@ -92,6 +95,8 @@ typedef struct {
 	const char **pass_env;  /* [settings] pass_env, NULL-terminated (borrowed strings) */
 	const fl_toml_value **pass_env_v;
 	size_t npass_env;
+	fl_tenants *tenant_lists; /* one per template, freed with the loader */
+	size_t ntenant_lists;
 } loader;
 
 /* ---- messages ---- */
@@ -483,7 +488,8 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 	                                   "secret_timeout",
 	                                   "connect_retries",
 	                                   "connect_retries_interval",
-	                                   "pass_env"};
+	                                   "pass_env",
+	                                   "connections"};
 	check_keys(L, t, "settings", keys, sizeof(keys) / sizeof(keys[0]));
 	int64_t cretries;
 	if (get_int(L, t, "connect_retries", &cretries) == 1) {
@@ -528,10 +534,18 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 		L->pass_env_v = fl_realloc(L->pass_env_v, L->npass_env * sizeof(*L->pass_env_v));
 		L->pass_env_v[L->npass_env - 1] = v;
 	}
+	int64_t conns;
+	if (get_int(L, t, "connections", &conns) == 1) {
+		if (conns < 1 || conns > 100000)
+			ERR_V(L, fl_toml_get(t, "connections"),
+			      "\"connections\" must be between 1 and 100000, not %lld", (long long)conns);
+		else
+			L->settings.connections = (int)conns;
+	}
 	int64_t jobs;
 	if (get_int(L, t, "jobs", &jobs) == 1) {
-		if (jobs < 1 || jobs > 256)
-			ERR_V(L, fl_toml_get(t, "jobs"), "\"jobs\" must be between 1 and 256, not %lld",
+		if (jobs < 1 || jobs > 1000)
+			ERR_V(L, fl_toml_get(t, "jobs"), "\"jobs\" must be between 1 and 1000, not %lld",
 			      (long long)jobs);
 		else
 			L->settings.jobs = (int)jobs;
@@ -870,7 +884,9 @@ static void parse_service(loader *L, raw_service *s)
 	                                   /* Flyway's settings (check_flyway) */
 	                                   "table", "locations", "sql_migration_suffixes",
 	                                   "baseline_on_migrate", "baseline_version", "out_of_order",
-	                                   "schemas", "target", "keep_alembic_version"};
+	                                   "schemas", "target", "keep_alembic_version",
+	                                   /* a template of one service per tenant (tenants.h) */
+	                                   "tenants", "tenants_file"};
 	check_keys(L, t, scope, keys, sizeof(keys) / sizeof(keys[0]));
 	check_flyway(L, t, scope);
 	get_bool(L, t, "keep_alembic_version", &s->keep_alembic_version);
@@ -986,6 +1002,67 @@ static size_t named_tables(loader *L, const fl_toml_value *parent, const char *w
 	return k;
 }
 
+/*
+ * Services with "tenants" or "tenants_file" (tenants.h) become one raw
+ * service per tenant, in list order, where the template was written. Each
+ * keeps the template's parsed values; ${service} and ${tenant} are expanded
+ * per tenant in phase two.
+ */
+static char *join_path(const char *dir, const char *p);
+
+static void expand_tenants(loader *L)
+{
+	size_t n = 0;
+	raw_service *out = NULL;
+	for (size_t i = 0; i < L->nsvcs; i++) {
+		const raw_service *rs = &L->svcs[i];
+		const fl_toml_value *arr = get_arr(L, rs->tbl, "tenants");
+		const fl_toml_value *file = get_str(L, rs->tbl, "tenants_file");
+		if (!arr && !file) {
+			out = fl_realloc(out, (n + 1) * sizeof(*out));
+			out[n++] = *rs;
+			continue;
+		}
+		fl_tenants t;
+		if (arr && file)
+			ERR_V(L, file, "service %s has both \"tenants\" and \"tenants_file\"; keep one",
+			      rs->name);
+		if (arr) {
+			fl_tenants_from_array(arr, L->path, &t, &L->errs);
+		} else {
+			const char *w = fl_toml_string(file, NULL);
+			char *full = join_path(L->dir, w);
+			char *mdir = fl_strdup(L->path);
+			char *slash = strrchr(mdir, '/');
+			char *shown = w[0] == '/' || !slash
+			                  ? fl_strdup(w)
+			                  : fl_asprintf("%.*s/%s", (int)(slash - mdir), mdir, w);
+			fl_tenants_from_file(full, shown, file, L->path, &t, &L->errs);
+			free(shown);
+			free(mdir);
+			free(full);
+		}
+		L->tenant_lists =
+		    fl_realloc(L->tenant_lists, (L->ntenant_lists + 1) * sizeof(*L->tenant_lists));
+		L->tenant_lists[L->ntenant_lists++] = t;
+		out = fl_realloc(out, (n + t.n + 1) * sizeof(*out));
+		for (size_t k = 0; k < t.n; k++) {
+			raw_service c = *rs;
+			c.tmpl = rs->name;
+			c.tenant = t.v[k].name;
+			c.name = keep(L, fl_tenants_service_name(rs->name, t.v[k].name));
+			out[n++] = c;
+		}
+	}
+	free(L->svcs);
+	L->svcs = out ? out : fl_calloc(1, sizeof(*out));
+	L->nsvcs = n;
+	free(L->svc_names);
+	L->svc_names = fl_calloc(n ? n : 1, sizeof(*L->svc_names));
+	for (size_t i = 0; i < n; i++)
+		L->svc_names[i] = L->svcs[i].name;
+}
+
 static void parse_top(loader *L)
 {
 	const fl_toml_value *root = L->root;
@@ -1070,6 +1147,7 @@ static void parse_top(loader *L)
 	}
 	free(names);
 	free(tbls);
+	expand_tenants(L);
 
 	const fl_toml_value *roles = get_tbl(L, root, "roles");
 	L->nroles = named_tables(L, roles, "role", true, &names, &tbls);
@@ -1090,9 +1168,10 @@ typedef struct {
 	const char *service; /* NULL: ${service} is not available here */
 	const char *env;     /* NULL: ${env} stays as written */
 	const char *scope;   /* "[environments.devtest]": where ${service} is missing */
+	const char *tenant;  /* NULL: not a tenant of a template (tenants.h) */
 } xctx;
 
-static const char *const variables[] = {"service", "env", "project"};
+static const char *const variables[] = {"service", "env", "project", "tenant"};
 
 /*
  * Expands ${service}, ${env}, ${project} (and "$${" to "${") in string value
@@ -1150,8 +1229,17 @@ static char *expand(const xctx *x, const fl_toml_value *v, const char *key, bool
 			}
 		} else if (strcmp(name, "project") == 0) {
 			fl_buf_puts(&b, L->project ? L->project : "");
+		} else if (strcmp(name, "tenant") == 0) {
+			if (x->tenant) {
+				fl_buf_puts(&b, x->tenant);
+			} else {
+				ERR_V(L, v,
+				      "${tenant} is only known in a service with \"tenants\" or "
+				      "\"tenants_file\"");
+				bad = true;
+			}
 		} else {
-			const char *sug = fl_text_suggest(name, variables, 3);
+			const char *sug = fl_text_suggest(name, variables, 4);
 			const char *shown = qs(L, name);
 			if (sug)
 				ERR_V(L, v, "unknown variable ${%.*s} in \"%s\"; did you mean ${%s}?",
@@ -1475,7 +1563,7 @@ static void check_host(loader *L, const fl_toml_value *v, const char *h)
 
 static void build_env(loader *L, const raw_env *re, fl_environment *e)
 {
-	xctx x = {L, NULL, re->name, keep(L, fl_asprintf("[environments.%s]", re->name))};
+	xctx x = {L, NULL, re->name, keep(L, fl_asprintf("[environments.%s]", re->name)), NULL};
 	e->name = fl_strdup(re->name);
 	e->line = fl_toml_line(re->tbl);
 	e->col = fl_toml_col(re->tbl);
@@ -1759,10 +1847,15 @@ static void build_flyway(const xctx *x, const raw_service *rs, fl_service *s)
 static void build_service(loader *L, const raw_service *rs, const char *env, const fl_environment *sel,
                           fl_service *s)
 {
-	xctx x = {L, rs->name, env, NULL};
+	/* a tenant's ${service} is its template's name: one folder, one naming rule for all */
+	xctx x = {L, rs->tmpl ? rs->tmpl : rs->name, env, NULL, rs->tenant};
 	const char *of = keep(L, fl_asprintf("of service %s", rs->name));
 	s->name = fl_strdup(rs->name);
 	s->keep_alembic_version = rs->keep_alembic_version;
+	if (rs->tmpl) {
+		s->tmpl = fl_strdup(rs->tmpl);
+		s->tenant = fl_strdup(rs->tenant);
+	}
 	s->line = fl_toml_line(rs->tbl);
 	s->col = fl_toml_col(rs->tbl);
 	if (rs->description)
@@ -1844,7 +1937,7 @@ static void build_service(loader *L, const raw_service *rs, const char *env, con
 static void build_role(loader *L, const raw_role *rr, const char *env, const fl_environment *sel, fl_role *r)
 {
 	const char *scope = keep(L, fl_asprintf("[roles.%s]", rr->name));
-	xctx x = {L, NULL, env, scope};
+	xctx x = {L, NULL, env, scope, NULL};
 	r->name = fl_strdup(rr->name);
 	r->line = fl_toml_line(rr->tbl);
 	r->col = fl_toml_col(rr->tbl);
@@ -1889,24 +1982,109 @@ static const char *same_place(loader *L, const fl_toml_value *mine, const fl_tom
 	return place(L, other);
 }
 
+/* same_place, for two services: tenants of one template need ${tenant} to differ. */
+static const char *pair_place(loader *L, const raw_service *a, const raw_service *b,
+                              const fl_toml_value *mine, const fl_toml_value *other)
+{
+	if (mine == other && a->tmpl && b->tmpl && strcmp(a->tmpl, b->tmpl) == 0)
+		return "both from this one value: make it differ per tenant with ${tenant}";
+	return same_place(L, mine, other);
+}
+
 /* The cross-checks of one resolved environment (sel NULL: those that need none). */
+static const char *svc_key(const fl_service *s, int k)
+{
+	return k == 0 ? s->name : k == 1 ? s->database : s->owner;
+}
+
+static int cmp_key(const void *a, const void *b, void *arg)
+{
+	const fl_manifest *m = ((const void **)arg)[0];
+	int k = *(const int *)((const void **)arg)[1];
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcasecmp(svc_key(&m->services[x], k), svc_key(&m->services[y], k));
+	return c ? c : x < y ? -1 : x > y;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const size_t *x = a, *y = b;
+	return x[0] != y[0] ? (x[0] < y[0] ? -1 : 1) : x[1] != y[1] ? (x[1] < y[1] ? -1 : 1) : 0;
+}
+
+/*
+ * The pairs cross_check compares: every check of two services needs their
+ * names, databases or owners to be equal ignoring case, so only services
+ * that share one are paired (sorted per key), not all n^2/2 of a fleet of
+ * thousands of tenants. Returns the earlier service j of each pair (i, j),
+ * grouped by i: start[i] .. start[i + 1] (start has n + 1 entries).
+ */
+static size_t *pair_candidates(const fl_manifest *m, size_t **start)
+{
+	size_t n = m->nservices, np = 0, cap = 16;
+	size_t *pairs = fl_malloc(cap * 2 * sizeof(size_t));
+	size_t *idx = fl_malloc((n ? n : 1) * sizeof(size_t));
+	for (int k = 0; k < 3; k++) {
+		size_t ni = 0;
+		for (size_t i = 0; i < n; i++)
+			if (svc_key(&m->services[i], k))
+				idx[ni++] = i;
+		const void *arg[2] = {m, &k};
+		qsort_r(idx, ni, sizeof(size_t), cmp_key, arg);
+		for (size_t g = 0; g < ni;) {
+			size_t e = g + 1;
+			while (e < ni && strcasecmp(svc_key(&m->services[idx[g]], k),
+			                            svc_key(&m->services[idx[e]], k)) == 0)
+				e++;
+			for (size_t a = g; a < e; a++)
+				for (size_t b = g; b < a;
+				     b++) { /* sorted by index within the group: idx[b] < idx[a] */
+					if (np == cap)
+						pairs = fl_realloc(pairs, (cap *= 2) * 2 * sizeof(size_t));
+					pairs[2 * np] = idx[a];
+					pairs[2 * np + 1] = idx[b];
+					np++;
+				}
+			g = e;
+		}
+	}
+	free(idx);
+	qsort(pairs, np, 2 * sizeof(size_t), cmp_pair);
+	size_t *out = fl_malloc((np ? np : 1) * sizeof(size_t));
+	*start = fl_calloc(n + 1, sizeof(size_t));
+	size_t no = 0;
+	for (size_t p = 0; p < np; p++) {
+		if (p > 0 && cmp_pair(&pairs[2 * p], &pairs[2 * (p - 1)]) == 0)
+			continue;
+		out[no++] = pairs[2 * p + 1];
+		(*start)[pairs[2 * p] + 1]++;
+	}
+	for (size_t i = 0; i < n; i++)
+		(*start)[i + 1] += (*start)[i];
+	free(pairs);
+	return out;
+}
+
 static void cross_check(loader *L, fl_manifest *m, const fl_environment *sel)
 {
+	size_t *start, *cand = pair_candidates(m, &start);
 	for (size_t i = 0; i < m->nservices; i++) {
 		fl_service *s = &m->services[i];
 		const raw_service *rs = &L->svcs[i];
-		for (size_t j = 0; j < i; j++) {
+		for (size_t q = start[i]; q < start[i + 1]; q++) {
+			size_t j = cand[q];
 			fl_service *o = &m->services[j];
 			const raw_service *ro = &L->svcs[j];
 			if (s->database && o->database && strcmp(s->database, o->database) == 0)
 				ERR_V(L, rs->database,
 				      "database %s of service %s is also the database of service %s (%s)",
 				      qs(L, s->database), s->name, o->name,
-				      same_place(L, rs->database, ro->database));
+				      pair_place(L, rs, ro, rs->database, ro->database));
 			if (s->owner && o->owner && strcmp(s->owner, o->owner) == 0)
 				ERR_V(L, rs->owner,
 				      "owner %s of service %s is also the owner of service %s (%s)",
-				      qs(L, s->owner), s->name, o->name, same_place(L, rs->owner, ro->owner));
+				      qs(L, s->owner), s->name, o->name,
+				      pair_place(L, rs, ro, rs->owner, ro->owner));
 			/* quoted names keep their case: two spellings would be two databases */
 			if (strcasecmp(s->name, o->name) == 0)
 				ERR_V(
@@ -1943,6 +2121,8 @@ static void cross_check(loader *L, fl_manifest *m, const fl_environment *sel)
 			      "database %s of service %s is the maintenance database of environment %s",
 			      qs(L, s->database), s->name, sel->name);
 	}
+	free(cand);
+	free(start);
 	for (size_t i = 0; i < m->nroles; i++) {
 		fl_role *r = &m->roles[i];
 		const raw_role *rr = &L->roles[i];
@@ -2091,6 +2271,8 @@ void fl_manifest_free(fl_manifest *m)
 		free(s->password_sink);
 		free(s->migrations);
 		free(s->migrations_as_written);
+		free(s->tmpl);
+		free(s->tenant);
 		free_strv(s->reads, s->nreads);
 		free(s->reads_index);
 		for (size_t j = 0; j < s->nplaceholders; j++) {
@@ -2261,6 +2443,9 @@ fl_manifest *fl_manifest_load(const char *path, const char *env, fl_error **err)
 	free(L.envs);
 	free(L.svcs);
 	free(L.svc_names);
+	for (size_t i = 0; i < L.ntenant_lists; i++)
+		fl_tenants_clear(&L.tenant_lists[i]);
+	free(L.tenant_lists);
 	free(L.roles);
 	free(L.pass_env);
 	free(L.pass_env_v);
@@ -2325,6 +2510,13 @@ int fl_manifest_select(const fl_manifest *m, char *const *names, size_t n, size_
 			want[j] = true;
 			continue;
 		}
+		/* a template's name selects all of its tenants (tenants.h) */
+		bool tmpl = false;
+		for (j = 0; j < m->nservices; j++)
+			if (m->services[j].tmpl && strcmp(m->services[j].tmpl, names[i]) == 0)
+				want[j] = tmpl = true;
+		if (tmpl)
+			continue;
 		char *list = join_names(known, m->nservices);
 		const char *s = fl_text_suggest(names[i], known, m->nservices);
 		fl_buf b;

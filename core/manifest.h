@@ -103,6 +103,8 @@ typedef struct {
 	size_t nmore_schemas;
 	char *target; /* NULL: latest; a --target on the command line wins */
 	int line, col;
+	/* a tenant of a template (tenants.h): name is "tmpl[tenant]"; both NULL otherwise */
+	char *tmpl, *tenant;
 } fl_service;
 
 typedef struct {
@@ -119,6 +121,7 @@ typedef struct {
 /* [settings]; the defaults are in README ("Settings") and, for the lock waits, in apply.h. */
 typedef struct {
 	int jobs;            /* parallel services; 0 (default): one per selected service, at most 8 */
+	int connections;     /* the run's connection budget (budget.h); 0 (default): read from the server */
 	int lock_timeout_ms; /* each attempt's wait for a table lock; default 2 s; never 0 (unbounded) */
 	int lock_retries;    /* attempts after the first when it times out; default 10; 0: none */
 	int lock_retry_interval_ms;    /* the first backoff, doubled each retry (at most 30 s); default 1 s */

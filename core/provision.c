@@ -618,7 +618,8 @@ static fl_error *read_db(fl_pg *c, const char *schema, struct db_state *s)
 
 struct pstep {
 	fl_provision_step pub;
-	char *exec; /* the statement run when it differs from pub.sql (it holds a verifier): wiped */
+	char *exec;     /* the statement run when it differs from pub.sql (it holds a verifier): wiped */
+	bool attempted; /* it was sent (the databases of the shared part run in parallel: no prefix) */
 };
 
 struct plan {
@@ -1078,8 +1079,11 @@ static void plan_database(struct pctx *c, const fl_provision_desired *d, const f
 	objlist_free(&tmp);
 }
 
+/* dbsteps[i]: where service i's database steps end in the shared plan (they start where
+ * service i-1's end, or at *db_from); NULL: not wanted */
 static fl_error *plan_shared(struct pctx *c, const fl_provision_desired *d, char *const *ro,
-                             const struct shared_state *s, const fl_provision_opts *o)
+                             const struct shared_state *s, const fl_provision_opts *o, size_t *db_from,
+                             size_t *dbsteps)
 {
 	fl_error *err = plan_roles(c, d, ro, s, o);
 	if (err)
@@ -1100,9 +1104,12 @@ static fl_error *plan_shared(struct pctx *c, const fl_provision_desired *d, char
 		         "grant role %s to the admin %s, so that it can create and manage its database",
 		         owner, s->admin);
 	}
-	for (size_t i = 0; i < d->nservices; i++)
+	*db_from = c->plan->n;
+	for (size_t i = 0; i < d->nservices; i++) {
 		if (!d->services[i].external)
 			plan_database(c, d, &d->services[i], ro[i], s);
+		dbsteps[i] = c->plan->n;
+	}
 	/* a migrator that is the admin is a member already, or a superuser that needs no membership */
 	if (d->migrator && !streq(d->migrator, s->admin))
 		for (size_t i = 0; i < d->nroles; i++) {
@@ -1302,6 +1309,11 @@ struct run {
 	struct shared_state ss;
 	struct plan shared;
 	fl_error *shared_err;
+	/* its database steps (CREATE DATABASE ...): [db_from, dbsteps[0]), [dbsteps[0], dbsteps[1]),
+	 * ... one range per service, run in parallel between the roles and the memberships after */
+	size_t db_from, *dbsteps;
+	bool locked;
+	pthread_mutex_t err_mu; /* shared_err, from the parallel database steps */
 };
 
 struct dbjob {
@@ -1337,6 +1349,7 @@ static fl_error *run_step(struct run *R, fl_orch_worker *w, fl_pg *c, struct pst
 	if (w && fl_orch_cancelled(w))
 		return fl_error_kind_new(FL_EINTR, "interrupted before: %s", s->pub.desc);
 	announce(R, s);
+	s->attempted = true;
 	fl_error *err = exec_cmd(c, s->exec ? s->exec : s->pub.sql, s->pub.desc);
 	wipe_free(s->exec);
 	s->exec = NULL;
@@ -1468,19 +1481,21 @@ static int shared_job_main(fl_orch_worker *w, size_t i, void *arg)
 	R->admin = R->ss.admin;
 	struct pctx pc = {
 	    .conn = R->conn, .plan = &R->shared, .db = NULL, .admin = R->ss.admin, .prune = o->prune};
-	err = plan_shared(&pc, R->d, R->ro, &R->ss, o);
+	err = plan_shared(&pc, R->d, R->ro, &R->ss, o, &R->db_from, R->dbsteps);
 	sv_free(&pc.pool);
 	if (err)
 		goto done;
 	if (!o->dry_run)
-		for (size_t k = 0; k < R->shared.n && !err; k++) {
+		for (size_t k = 0; k < R->db_from && !err; k++) {
 			R->shared.ran++;
 			err = run_step(R, w, R->conn, &R->shared.v[k]);
 		}
 done:
 	if (w && R->conn)
 		fl_orch_set_conn(w, NULL);
-	if (locked) {
+	/* the lock stays for the databases and the rest of the shared part (shared_tail_main) */
+	R->locked = locked && !err && !o->dry_run;
+	if (locked && !R->locked) {
 		/* the per-database part locks each database; the shared catalogs are done */
 		fl_error *e = advisory(R->conn, false, 0);
 		if (err)
@@ -1488,6 +1503,57 @@ done:
 		else
 			err = e;
 	}
+	R->shared_err = err;
+	return err ? (err->kind == FL_EINTR ? 130 : 1) : 0;
+}
+
+/*
+ * One database's steps of the shared part (CREATE DATABASE, its owner, its
+ * privileges), on a connection of its own: hundreds of databases are created
+ * in parallel, as many at once as the run's threads (the connection budget).
+ */
+static int shared_db_main(fl_orch_worker *w, size_t i, void *arg)
+{
+	struct run *R = arg;
+	size_t from = i == 0 ? R->db_from : R->dbsteps[i - 1], to = R->dbsteps[i];
+	if (from == to)
+		return 0;
+	fl_error *err = NULL;
+	fl_pg *c = connect_to(R->t, R->t->maintenance_db ? R->t->maintenance_db : "postgres", &err);
+	if (c && w)
+		fl_orch_set_pg(w, c);
+	for (size_t k = from; c && k < to && !err; k++)
+		err = run_step(R, w, c, &R->shared.v[k]);
+	if (c && w)
+		fl_orch_set_conn(w, NULL);
+	fl_pg_close(c);
+	if (!err)
+		return 0;
+	pthread_mutex_lock(&R->err_mu);
+	fl_error_append(&R->shared_err, err);
+	pthread_mutex_unlock(&R->err_mu);
+	return err->kind == FL_EINTR ? 130 : 1;
+}
+
+/* The shared part after the databases (memberships that need them), then the lock goes. */
+static int shared_tail_main(fl_orch_worker *w, size_t i, void *arg)
+{
+	(void)i;
+	struct run *R = arg;
+	fl_error *err = NULL;
+	if (w)
+		fl_orch_set_pg(w, R->conn);
+	size_t from = R->d->nservices ? R->dbsteps[R->d->nservices - 1] : R->db_from;
+	for (size_t k = from; k < R->shared.n && !err; k++)
+		err = run_step(R, w, R->conn, &R->shared.v[k]);
+	if (w)
+		fl_orch_set_conn(w, NULL);
+	fl_error *e = advisory(R->conn, false, 0);
+	R->locked = false;
+	if (err)
+		fl_error_free(e);
+	else
+		err = e;
 	R->shared_err = err;
 	return err ? (err->kind == FL_EINTR ? 130 : 1) : 0;
 }
@@ -1506,10 +1572,14 @@ static void run_jobs(struct run *R, size_t njobs, fl_orch_job_fn fn, int threads
 /* Moves the steps (all of them in a dry run, else those that started) and warnings of p into r. */
 static void take_plan(fl_provision_result *r, struct plan *p, bool dry_run)
 {
-	size_t n = dry_run ? p->n : p->ran;
+	size_t n = 0;
+	for (size_t i = 0; i < p->n; i++)
+		n += dry_run || p->v[i].attempted;
 	if (n) {
 		r->steps = fl_realloc(r->steps, (r->nsteps + n) * sizeof(*r->steps));
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < p->n; i++) {
+			if (!dry_run && !p->v[i].attempted)
+				continue;
 			r->steps[r->nsteps++] = p->v[i].pub;
 			memset(&p->v[i].pub, 0, sizeof(p->v[i].pub));
 		}
@@ -1545,6 +1615,7 @@ fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_tar
 	res->service_errors = fl_calloc(d->nservices ? d->nservices : 1, sizeof(fl_error *));
 	struct run R = {.d = d, .t = t, .o = o};
 	pthread_mutex_init(&R.mu, NULL);
+	pthread_mutex_init(&R.err_mu, NULL);
 
 	fl_error *err = fl_provision_validate(d);
 	if (err) {
@@ -1555,7 +1626,23 @@ fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_tar
 	for (size_t i = 0; i < d->nservices; i++)
 		R.ro[i] = fl_provision_ro_group(d->services[i].database);
 
+	R.dbsteps = fl_calloc(d->nservices ? d->nservices : 1, sizeof(size_t));
 	run_jobs(&R, 1, shared_job_main, 1);
+	if (!R.shared_err && R.locked) {
+		size_t nthreads = o->jobs > 0 ? (size_t)o->jobs : 8;
+		run_jobs(&R, d->nservices, shared_db_main,
+		         (int)(nthreads < d->nservices ? nthreads : d->nservices));
+		if (!R.shared_err && o->handle_signals && fl_orch_interrupted())
+			R.shared_err =
+			    fl_error_kind_new(FL_EINTR, "interrupted while creating the databases");
+		if (!R.shared_err) {
+			run_jobs(&R, 1, shared_tail_main, 1);
+		} else {
+			fl_error *e = advisory(R.conn, false, 0);
+			fl_error_free(e);
+			R.locked = false;
+		}
+	}
 	if (!R.shared_err && o->handle_signals && fl_orch_interrupted())
 		R.shared_err = fl_error_kind_new(FL_EINTR, "interrupted before provisioning began");
 	if ((err = R.shared_err)) {
@@ -1617,7 +1704,9 @@ done:
 	free(R.ro);
 	shared_free(&R.ss);
 	fl_pg_close(R.conn);
+	free(R.dbsteps);
 	pthread_mutex_destroy(&R.mu);
+	pthread_mutex_destroy(&R.err_mu);
 	if (out)
 		*out = res;
 	else

@@ -33,6 +33,13 @@ fl_report *fl_report_new(FILE *out, fl_report_mode mode, const char *verb, const
 	r->mode = mode;
 	if (mode == FL_REPORT_LIVE && !isatty(fileno(out)))
 		r->mode = FL_REPORT_PLAIN;
+	/* A view taller than the terminal cannot be redrawn in place (the cursor does not go up
+	 * into the scrollback), and redrawing hundreds of rows per finished service would print
+	 * O(n^2) lines: a fleet that does not fit gets one line per event instead. */
+	struct winsize ws;
+	if (r->mode == FL_REPORT_LIVE && ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 &&
+	    n + 2 > ws.ws_row)
+		r->mode = FL_REPORT_PLAIN;
 	const char *nc = getenv("NO_COLOR");
 	const char *term = getenv("TERM");
 	r->color = r->mode == FL_REPORT_LIVE && !(nc && *nc) && !(term && strcmp(term, "dumb") == 0);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "manifest.h"
@@ -637,4 +638,183 @@ Test(manifest, drift_defaults)
 	cr_assert(!m->settings.drift_comments);
 	cr_assert(m->settings.drift_column_order);
 	fl_manifest_free(m);
+}
+
+/* ---- tenants (tenants.h): one service per tenant of a template ---- */
+
+static const char *tenants_text = "version = 1\n"
+                                  "project = \"demo\"\n"
+                                  "[environments.test]\n"
+                                  "admin = { user = \"admin\" }\n"
+                                  "migrator = { user = \"mig\" }\n"
+                                  "[defaults]\n"
+                                  "database = \"${service}_${env}\"\n"
+                                  "owner = \"${service}_owner\"\n"
+                                  "migrations = \"../svc/${service}/migrations\"\n"
+                                  "[services.auth]\n"
+                                  "[services.user]\n"
+                                  "tenants = [\"acme\", \"globex\", \"initech_2\"]\n"
+                                  "database = \"${service}_${tenant}_${env}\"\n"
+                                  "owner = \"${tenant}_owner\"\n"
+                                  "schema = \"t_${tenant}\"\n"
+                                  "description = \"users of ${tenant}\"\n"
+                                  "reads = [\"auth\"]\n";
+
+Test(manifest, tenants_expand_into_one_service_each)
+{
+	fl_error *err = NULL;
+	char *dir;
+	fl_manifest *m = load_text(tenants_text, "test", &err, &dir);
+	cr_assert_not_null(m, "%s", err ? err->msg : "");
+	cr_assert_eq(m->nservices, 4);
+	cr_assert_str_eq(m->services[0].name, "auth");
+	cr_assert_null(m->services[0].tmpl);
+	const char *const t[] = {"acme", "globex", "initech_2"};
+	for (size_t i = 0; i < 3; i++) {
+		const fl_service *s = &m->services[1 + i];
+		char want[128];
+		snprintf(want, sizeof(want), "user[%s]", t[i]);
+		cr_assert_str_eq(s->name, want);
+		cr_assert_str_eq(s->tmpl, "user");
+		cr_assert_str_eq(s->tenant, t[i]);
+		snprintf(want, sizeof(want), "user_%s_test", t[i]);
+		cr_assert_str_eq(s->database, want);
+		snprintf(want, sizeof(want), "%s_owner", t[i]);
+		cr_assert_str_eq(s->owner, want);
+		snprintf(want, sizeof(want), "t_%s", t[i]);
+		cr_assert_str_eq(s->schema, want);
+		snprintf(want, sizeof(want), "users of %s", t[i]);
+		cr_assert_str_eq(s->description, want);
+		/* ${service} is the template: every tenant migrates the one folder */
+		cr_assert_str_eq(s->migrations_as_written, "../svc/user/migrations");
+		cr_assert_eq(s->nreads, 1);
+		cr_assert_str_eq(s->reads[0], "auth");
+	}
+	size_t out[4];
+	char *by_tmpl[] = {"user"};
+	cr_assert_eq(fl_manifest_select(m, by_tmpl, 1, out, &err), 3);
+	cr_assert_eq(out[0], 1);
+	cr_assert_eq(out[2], 3);
+	char *by_name[] = {"user[globex]", "auth"};
+	cr_assert_eq(fl_manifest_select(m, by_name, 2, out, &err), 2);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 2);
+	char *bad[] = {"user[umbrella]"};
+	cr_assert_eq(fl_manifest_select(m, bad, 1, out, &err), -1);
+	cr_assert_str_eq(err->msg, "unknown service 'user[umbrella]'; known: auth, "
+	                           "user[acme], user[globex], user[initech_2]");
+	fl_error_free(err);
+	fl_manifest_free(m);
+	free(dir);
+}
+
+Test(manifest, tenants_file_one_a_line)
+{
+	char *dir = th_tmpdir();
+	th_write(dir, "m/tenants.txt", "# tenants of user\nacme\n\n  globex  \n");
+	th_write(dir, "svc/user/migrations/.keep", "");
+	th_write(dir, "m/flotilla.toml",
+	         "version = 1\nproject = \"d\"\n[environments.test]\nadmin = { user = \"a\" }\n"
+	         "migrator = { user = \"b\" }\n"
+	         "[services.user]\ntenants_file = \"tenants.txt\"\ndatabase = \"db_${tenant}\"\n"
+	         "owner = \"o_${tenant}\"\nmigrations = \"../svc/user/migrations\"\n");
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/m/flotilla.toml", dir);
+	fl_error *err = NULL;
+	fl_manifest *m = fl_manifest_load(path, "test", &err);
+	cr_assert_not_null(m, "%s", err ? err->msg : "");
+	cr_assert_eq(m->nservices, 2);
+	cr_assert_str_eq(m->services[0].name, "user[acme]");
+	cr_assert_str_eq(m->services[1].name, "user[globex]");
+	cr_assert_str_eq(m->services[1].database, "db_globex");
+	fl_manifest_free(m);
+
+	/* problems in the file are reported at the file's line and column */
+	th_write(dir, "m/tenants.txt", "acme\n  bad-name\nAcme\nacme\n");
+	m = fl_manifest_load(path, "test", &err);
+	cr_assert_null(m);
+	char *got = fl_error_format(err);
+	char want[4096];
+	snprintf(want, sizeof(want),
+	         "%s/m/tenants.txt:2:3: tenant \"bad-name\" may hold only letters, digits "
+	         "and _ (it goes into database, role and schema names)",
+	         dir);
+	cr_assert(th_contains(got, want), "%s", got);
+	fl_error *e3 = err->next, *e4 = e3 ? e3->next : NULL;
+	cr_assert_not_null(e4);
+	cr_assert_eq(e3->line, 3);
+	snprintf(want, sizeof(want),
+	         "tenant \"Acme\" differs from tenant \"acme\" (%s/m/tenants.txt:1:1) only in case; use one "
+	         "spelling",
+	         dir);
+	cr_assert_str_eq(e3->msg, want);
+	snprintf(want, sizeof(want),
+	         "tenant \"acme\" is listed twice (first at %s/m/tenants.txt:1:1); list "
+	         "each tenant once",
+	         dir);
+	cr_assert_str_eq(e4->msg, want);
+	cr_assert_eq(e4->line, 4);
+	cr_assert_eq(e4->col, 1);
+	free(got);
+	fl_error_free(err);
+
+	/* a missing file is reported where the manifest names it */
+	snprintf(path, sizeof(path), "%s/m/tenants.txt", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/m/flotilla.toml", dir);
+	m = fl_manifest_load(path, "test", &err);
+	cr_assert_null(m);
+	cr_assert_eq(err->line, 7);
+	cr_assert_eq(err->col, 16);
+	snprintf(want, sizeof(want),
+	         "tenants_file \"%s/m/tenants.txt\" cannot be read: No such file or directory", dir);
+	cr_assert_str_eq(err->msg, want);
+	fl_error_free(err);
+	free(dir);
+}
+
+Test(manifest, tenants_problems_at_their_place)
+{
+	const char *text = "version = 1\n"
+	                   "project = \"d\"\n"
+	                   "[environments.test]\n"
+	                   "admin = { user = \"a\" }\n"
+	                   "migrator = { user = \"b\" }\n"
+	                   "[defaults]\n"
+	                   "migrations = \"../svc/${service}/migrations\"\n"
+	                   "[services.auth]\n"
+	                   "database = \"auth_${tenant}\"\n"
+	                   "owner = \"auth_owner\"\n"
+	                   "[services.user]\n"
+	                   "tenants = [\"acme\", \"ac me\", 3, \"acme\", \"globex\"]\n"
+	                   "database = \"user_db\"\n"
+	                   "owner = \"${tenant}_owner\"\n"
+	                   "[services.empty]\n"
+	                   "tenants = []\n"
+	                   "tenants_file = \"t.txt\"\n"
+	                   "database = \"e_${tenant}\"\n"
+	                   "owner = \"e_${tenant}\"\n";
+	fl_error *err = NULL;
+	char *dir;
+	fl_manifest *m = load_text(text, "test", &err, &dir);
+	cr_assert_null(m);
+	char *got = errors_text(err);
+	char first[1100], want[4096];
+	snprintf(first, sizeof(first), "%s/m/flotilla.toml:12:12", dir);
+	snprintf(want, sizeof(want),
+	         "9:12: ${tenant} is only known in a service with \"tenants\" or \"tenants_file\"\n"
+	         "12:20: tenant \"ac me\" may hold only letters, digits and _ (it goes into database, "
+	         "role and schema names)\n"
+	         "12:29: \"tenants\" must hold tenant names (strings), not an integer\n"
+	         "12:32: tenant \"acme\" is listed twice (first at "
+	         "%s); list each tenant once\n"
+	         "13:12: database \"user_db\" of service user[globex] is also the database of service "
+	         "user[acme] (both from this one value: make it differ per tenant with ${tenant})\n"
+	         "16:11: \"tenants\" is empty: list at least one tenant, or drop the key\n"
+	         "17:16: service empty has both \"tenants\" and \"tenants_file\"; keep one\n",
+	         first);
+	cr_assert_str_eq(got, want, "got:\n%s", got);
+	free(dir);
+	free(got);
+	fl_error_free(err);
 }

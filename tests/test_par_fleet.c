@@ -431,3 +431,153 @@ Test(par_fleet, live_view_fits_the_terminal, .timeout = 240)
 		fleet_drop(&f);
 	}
 }
+
+/* Three tenants of one template: one database, owner and schema each, from one folder. */
+Test(par_fleet, tenants_each_get_their_database, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char buf[4096];
+	snprintf(buf, sizeof(buf),
+	         "version = 1\nproject = \"%s\"\n\n"
+	         "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"postgres\" }\n"
+	         "service_passwords = false\n\n"
+	         "[services.billing]\ntenants = [\"acme\", \"globex\", \"initech\"]\n"
+	         "database = \"${project}_${service}_${tenant}\"\nowner = \"${project}_${tenant}_owner\"\n"
+	         "schema = \"t_${tenant}\"\nmigrations = \"svc/auth\"\n",
+	         f.project);
+	th_write(f.dir, "flotilla.toml", buf);
+	char *out, *err;
+	/* by the tenant's name: only that one */
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "billing[globex]", NULL});
+	cr_assert_eq(rc, 0, "%s%s", out, err);
+	free(out);
+	free(err);
+	PGconn *pc = th_connect("postgres");
+	snprintf(buf, sizeof(buf),
+	         "SELECT string_agg(datname || ':' || pg_get_userbyid(datdba), ',' ORDER BY datname) FROM "
+	         "pg_database WHERE datname LIKE '%s\\_billing\\_%%'",
+	         f.project);
+	char *v = th_query1(pc, buf);
+	char want[512];
+	snprintf(want, sizeof(want), "%s_billing_globex:%s_globex_owner", f.project, f.project);
+	cr_assert_str_eq(v, want);
+	free(v);
+	/* by the template's name: all of them */
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "billing", "--json", NULL});
+	cr_assert_eq(rc, 0, "%s%s", out, err);
+	json_error_t je;
+	json_t *doc = json_loads(out, 0, &je);
+	cr_assert_not_null(doc, "%s", out);
+	json_t *svcs = json_object_get(doc, "services");
+	cr_assert_eq(json_array_size(svcs), 3, "%s", out);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(svcs, 0), "service")),
+	                 "billing[acme]", "%s", out);
+	json_decref(doc);
+	free(out);
+	free(err);
+	const char *const t[] = {"acme", "globex", "initech"};
+	for (size_t i = 0; i < 3; i++) {
+		char db[128];
+		snprintf(db, sizeof(db), "%s_billing_%s", f.project, t[i]);
+		PGconn *c = th_connect(db);
+		snprintf(
+		    buf, sizeof(buf),
+		    "SELECT count(*) || ':' || string_agg(DISTINCT schemaname, ',') FROM pg_tables WHERE "
+		    "tablename IN ('t1', 't2', 't3')");
+		v = th_query1(c, buf);
+		snprintf(want, sizeof(want), "3:t_%s", t[i]);
+		cr_assert_str_eq(v, want, "%s", db);
+		free(v);
+		PQfinish(c);
+		snprintf(buf, sizeof(buf), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", db);
+		th_exec(pc, buf);
+	}
+	PQfinish(pc);
+	fleet_drop(&f);
+}
+
+/* --connections caps -j: a migrator the server lets open only four connections migrates six
+ * tenants with -j 8 and --connections 2 (six at once would be refused by the server). Four, not
+ * two: a closed session's backend still counts for a moment after the client let go of it. */
+Test(par_fleet, connections_budget_caps_jobs, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char buf[4096];
+	PGconn *pc = th_connect("postgres");
+	snprintf(buf, sizeof(buf), "CREATE ROLE \"%s_mig\" LOGIN CONNECTION LIMIT 4", f.project);
+	th_exec(pc, buf);
+	snprintf(buf, sizeof(buf),
+	         "version = 1\nproject = \"%s\"\n\n"
+	         "[environments.test]\nadmin = { user = \"postgres\" }\nmigrator = { user = \"%s_mig\" }\n"
+	         "service_passwords = false\n\n"
+	         "[services.shop]\ntenants = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\"]\n"
+	         "database = \"${project}_${service}_${tenant}\"\nowner = \"${project}_${tenant}_owner\"\n"
+	         "migrations = \"svc/auth\"\n",
+	         f.project, f.project);
+	th_write(f.dir, "flotilla.toml", buf);
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err,
+	                   (const char *const[]){"migrate", "-j", "8", "--connections", "x", NULL});
+	cr_assert_eq(rc, 2);
+	cr_assert(th_contains(err, "--connections needs a number from 1 to 100000, not 'x'"), "%s", err);
+	free(out);
+	free(err);
+	rc = fleet_run(&f, &out, &err,
+	               (const char *const[]){"migrate", "-j", "8", "--connections", "2", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s%s", out, err);
+	free(out);
+	free(err);
+	const char *const t[] = {"a", "b", "c", "d", "e", "f"};
+	for (size_t i = 0; i < 6; i++) {
+		char db[128];
+		snprintf(db, sizeof(db), "%s_shop_%s", f.project, t[i]);
+		PGconn *c = th_connect(db);
+		char *v = th_query1(c, "SELECT count(*) FROM flyway_schema_history WHERE success");
+		cr_assert_str_eq(v, "3", "%s", db);
+		free(v);
+		PQfinish(c);
+		snprintf(buf, sizeof(buf), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", db);
+		th_exec(pc, buf);
+	}
+	PQfinish(pc);
+	fleet_drop(&f);
+}
+
+/* Seven services in a five-row terminal: the live view would not fit, one line per event instead. */
+Test(par_fleet, live_view_taller_than_the_terminal_turns_plain, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char cmd[4096], *out = NULL;
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && tmux -S '%s/tmux.sock' new-session -d -x 100 -y 5 "
+	         "\"TERM=xterm '%s' -m '%s' -e test migrate; echo EXIT=\\$?; sleep 60\"",
+	         f.dir, f.dir, getenv("FLOTILLA_BIN"), f.manifest);
+	int rc = th_sh(cmd, &out);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	out = NULL;
+	char cap[1024];
+	snprintf(cap, sizeof(cap), "tmux -S '%s/tmux.sock' capture-pane -p -J -S -400", f.dir);
+	for (int i = 0; i < 400; i++) {
+		free(out);
+		out = NULL;
+		th_sh(cap, &out);
+		if (th_contains(out, "EXIT="))
+			break;
+		usleep(50000);
+	}
+	char kill[1024];
+	snprintf(kill, sizeof(kill), "tmux -S '%s/tmux.sock' kill-server", f.dir);
+	char *ko = NULL;
+	th_sh(kill, &ko);
+	free(ko);
+	cr_assert(th_contains(out, "EXIT=0"), "%s", out);
+	/* plain lines: "<time>Z task_tracker: connecting", no cursor movement */
+	cr_assert(th_contains(out, "Z task_tracker: connecting"), "%s", out);
+	cr_assert(th_contains(out, "Z auth: connecting"), "%s", out);
+	free(out);
+	fleet_drop(&f);
+}
