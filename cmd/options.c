@@ -25,14 +25,13 @@
 	FL_OPT_FLAG(FA, json, "json", 0,                                                                     \
 	            "one JSON document on stdout (README \"JSON report\"), on every exit")
 #define FLEET_JOBS                                                                                           \
-	FL_OPT_INT(                                                                                          \
-	    FA, jobs, "jobs", 'j', "N", 1, FL_BUDGET_MAX_JOBS,                                               \
-	    "services at once (1-1000; default one per service, at most 8; never past --connections)")
+	FL_OPT_INT(FA, jobs, "jobs", 'j', "N", 1, FL_BUDGET_MAX_JOBS,                                        \
+	           "services at once (1-1000; default one per service, at most 8)")
 /* the connection budget (core/budget.h): caps -j and provisioning's parallel databases */
 #define FLEET_CONNECTIONS                                                                                    \
 	FL_OPT_INT(FA, connections, "connections", 0, "N", 1, 100000,                                        \
-	           "connections the run may hold at once (default: [settings] connections, else the "        \
-	           "server's max_connections minus those in use, superuser_reserved_connections and 3)")
+	           "connections at once, capping -j (default: [settings] connections, else what the server " \
+	           "has free)")
 #define FLEET_FAIL_FAST                                                                                      \
 	FL_OPT_FLAG(FA, fail_fast, "fail-fast", 0, "the first failing service cancels the others")
 #define FLEET_REV                                                                                            \

@@ -162,14 +162,14 @@ Test(cli, every_command_documents_exactly_the_options_it_takes, .timeout = 600)
 /* Numbers are whole numbers in range, nothing else: a usage error, exit 2, the --json document. */
 Test(cli, numbers_are_parsed_strictly)
 {
-	static const char *const bad[] = {"3x", "0", "", "65", "-1", " 3", "99999999999999999999"};
+	static const char *const bad[] = {"3x", "0", "", "1001", "-1", " 3", "99999999999999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *out, *err;
 		cr_assert_eq(RUN(&out, &err, "-m", "/nonexistent.toml", "status", "-j", bad[i]), 2, "-j '%s'",
 		             bad[i]);
 		char want[160];
 		snprintf(want, sizeof(want),
-		         "flotilla: -j needs a number from 1 to 64, not '%s'\ntry 'flotilla help status'\n",
+		         "flotilla: -j needs a number from 1 to 1000, not '%s'\ntry 'flotilla help status'\n",
 		         bad[i]);
 		cr_assert_str_eq(err, want);
 		cr_assert_str_empty(out);
@@ -178,9 +178,9 @@ Test(cli, numbers_are_parsed_strictly)
 	}
 	char *out, *err;
 	cr_assert_eq(RUN(&out, &err, "-m", "/nonexistent.toml", "migrate", "--json", "--jobs=3x"), 2);
-	cr_assert(th_contains(err, "flotilla: --jobs needs a number from 1 to 64, not '3x'\n"), "%s", err);
+	cr_assert(th_contains(err, "flotilla: --jobs needs a number from 1 to 1000, not '3x'\n"), "%s", err);
 	cr_assert(th_contains(out, "\"result\": \"invalid\""), "%s", out);
-	cr_assert(th_contains(out, "\"message\": \"--jobs needs a number from 1 to 64, not '3x'\""), "%s",
+	cr_assert(th_contains(out, "\"message\": \"--jobs needs a number from 1 to 1000, not '3x'\""), "%s",
 	          out);
 	free(out);
 	free(err);
@@ -193,7 +193,7 @@ Test(cli, numbers_are_parsed_strictly)
 	free(out);
 	free(err);
 	/* and a good one goes on to the next problem */
-	cr_assert_eq(RUN(&out, &err, "-m", "/nonexistent.toml", "status", "-j", "64"), 2);
+	cr_assert_eq(RUN(&out, &err, "-m", "/nonexistent.toml", "status", "-j", "1000"), 2);
 	cr_assert(!th_contains(err, "needs a number"), "%s", err);
 	free(out);
 	free(err);
@@ -213,7 +213,9 @@ Test(cli, another_commands_option_says_whose_it_is)
 	free(out);
 	free(err);
 	cr_assert_eq(RUN(&out, &err, "-m", "/nonexistent.toml", "baseline", "auth"), 2);
-	cr_assert_str_eq(err, "flotilla: baseline needs --version V\ntry 'flotilla help baseline'\n");
+	cr_assert_str_eq(
+	    err,
+	    "flotilla: baseline needs either --version V or --from-alembic\ntry 'flotilla help baseline'\n");
 	free(out);
 	free(err);
 }
@@ -222,9 +224,10 @@ Test(cli, another_commands_option_says_whose_it_is)
 Test(cli, command_help_is_complete_and_the_same_both_ways)
 {
 	static const char *const want[][2] = {
-	    {"migrate", "  --out-of-order  apply files below the current version instead of refusing them\n"},
-	    {"migrate", "  --plain         one timestamped line per event instead of the live view\n"},
-	    {"migrate", "  -j, --jobs N    services at once (1-64; default one per service, at most 8)\n"},
+	    {"migrate",
+	     "  --out-of-order   apply files below the current version instead of refusing them\n"},
+	    {"migrate", "  --plain          one timestamped line per event instead of the live view\n"},
+	    {"migrate", "  -j, --jobs N     services at once (1-1000; default one per service, at most 8)\n"},
 	    {"plan", "  --json "},
 	    {"validate", "  --json "},
 	    {"provision", "  --reset-passwords  set every managed password again from its secret\n"},
