@@ -239,16 +239,21 @@ static PGresult *exec(fl_pg *pg, const char *sql, int nparams, const char *const
 	return fl_pg_query(pg, sql, nparams, params, what, NULL, err);
 }
 
-static fl_error *exec_cmd(fl_pg *pg, const char *sql, const char *what)
+/* "already exists, skipping" and the like: nobody shows them, do not let them pile up */
+static void drop_notices(fl_pg *pg)
 {
-	fl_error *err = NULL;
-	fl_pg_exec(pg, sql, what, NULL, &err);
-	/* "already exists, skipping" and the like: nobody shows them, do not let them pile up */
 	size_t n = 0;
 	char **notes = fl_pg_take_notices(pg, &n);
 	for (size_t i = 0; i < n; i++)
 		free(notes[i]);
 	free(notes);
+}
+
+static fl_error *exec_cmd(fl_pg *pg, const char *sql, const char *what)
+{
+	fl_error *err = NULL;
+	fl_pg_exec(pg, sql, what, NULL, &err);
+	drop_notices(pg);
 	return err;
 }
 
@@ -620,6 +625,7 @@ struct pstep {
 	fl_provision_step pub;
 	char *exec;     /* the statement run when it differs from pub.sql (it holds a verifier): wiped */
 	bool attempted; /* it was sent (the databases of the shared part run in parallel: no prefix) */
+	char *creates;  /* CREATE DATABASE: the database's name (see run_step) */
 };
 
 struct plan {
@@ -637,6 +643,7 @@ static void plan_free(struct plan *p)
 		free(p->v[i].pub.desc);
 		free(p->v[i].pub.sql);
 		wipe_free(p->v[i].exec);
+		free(p->v[i].creates);
 	}
 	free(p->v);
 	sv_free(&p->warnings);
@@ -1043,6 +1050,7 @@ static void plan_database(struct pctx *c, const fl_provision_desired *d, const f
 	if (!db) {
 		add_step(c, NULL, fl_asprintf("CREATE DATABASE %s OWNER %s", qdb, qo), NULL,
 		         "create database %s owned by %s", sv->database, sv->owner);
+		c->plan->v[c->plan->n - 1].creates = fl_strdup(sv->database);
 		struct object *o = objlist_add(&tmp, sv->database, sv->owner, 'd');
 		object_grant(o, sv->owner, "CREATE", false);
 		object_grant(o, sv->owner, "TEMPORARY", false);
@@ -1350,9 +1358,31 @@ static fl_error *run_step(struct run *R, fl_orch_worker *w, fl_pg *c, struct pst
 		return fl_error_kind_new(FL_EINTR, "interrupted before: %s", s->pub.desc);
 	announce(R, s);
 	s->attempted = true;
-	fl_error *err = exec_cmd(c, s->exec ? s->exec : s->pub.sql, s->pub.desc);
+	fl_pg_diag d = {0};
+	fl_error *err = NULL;
+	fl_pg_exec(c, s->exec ? s->exec : s->pub.sql, s->pub.desc, s->creates ? &d : NULL, &err);
+	drop_notices(c);
 	wipe_free(s->exec);
 	s->exec = NULL;
+	/*
+	 * A killed run's CREATE DATABASE goes on in its backend after the client
+	 * died, without the provision lock, which its idle main session let go at
+	 * once: ours then meets it (42P04 once it committed, 23505 when ours waited
+	 * on its row). Once the database is there, it was made as planned (the
+	 * same owner; the steps after this one set the rest), so the step is done.
+	 */
+	if (err && s->creates && (streq(d.sqlstate, "42P04") || streq(d.sqlstate, "23505"))) {
+		const char *params[] = {s->creates};
+		fl_error *e2 = NULL;
+		char *there = fl_pg_value(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, params, &e2);
+		if (there && !e2) {
+			fl_error_free(err);
+			err = NULL;
+		}
+		free(there);
+		fl_error_free(e2);
+	}
+	fl_pg_diag_clear(&d);
 	return as_interrupt(w, err);
 }
 
