@@ -381,12 +381,12 @@ const fl_cli_command fl_cli_commands[] = {
      .more = "Exit codes: 0 written, 2 a problem (nothing written)"},
     {.name = "report",
      .run = cmd_report,
-     .summary = "merge the JSON documents of the shards of a --shard run into the fleet's",
+     .summary = "merge the JSON documents of a sharded run's shards into the fleet's",
      .operands = "merge FILE...",
      .operands_complete = FL_COMPLETE_WORDS,
      .operand_words = "merge",
      .opts = no_opts,
-     .about = "Reads the documents the shards' --json runs wrote (one per shard, every shard of the\n"
+     .about = "Reads the JSON documents the shards of a run printed (one per shard, every shard of the\n"
               "run), takes each service from the shard that ran it and prints the fleet's document;\n"
               "its result and exit code come from the merged services' outcomes. A document of\n"
               "another run, a shard given twice or a shard missing is bad input.",
