@@ -197,12 +197,12 @@ json_t *fl_report_merge(const char *const *paths, size_t n, fl_error **err)
 		failed |= r && strcmp(r, "failed") == 0;
 		json_int_t w = json_integer_value(json_object_get(d, "wall_ms"));
 		wall = w > wall ? w : wall;
-		size_t i;
-		json_t *e;
-		json_array_foreach(json_object_get(d, "errors"), i, e) json_array_append(errors, e);
-		json_array_foreach(json_object_get(d, "warnings"), i, e)
-		{
+		json_t *derr = json_object_get(d, "errors"), *dwarn = json_object_get(d, "warnings");
+		for (size_t i = 0; i < json_array_size(derr); i++)
+			json_array_append(errors, json_array_get(derr, i));
+		for (size_t i = 0; i < json_array_size(dwarn); i++) {
 			/* every shard reads the same manifest: its warnings once */
+			json_t *e = json_array_get(dwarn, i);
 			bool seen = false;
 			for (size_t x = 0; x < json_array_size(warnings) && !seen; x++)
 				seen = json_equal(json_array_get(warnings, x), e);
@@ -224,10 +224,9 @@ json_t *fl_report_merge(const char *const *paths, size_t n, fl_error **err)
 	size_t cap = 16, nouts = 0;
 	fl_outcome *outs = fl_calloc(cap, sizeof(*outs));
 	for (int k = 0; k < count && !*err; k++) {
-		size_t i;
-		json_t *s;
-		json_array_foreach(json_object_get(by_index[k]->j, "services"), i, s)
-		{
+		json_t *list = json_object_get(by_index[k]->j, "services");
+		for (size_t i = 0; i < json_array_size(list); i++) {
+			json_t *s = json_array_get(list, i);
 			const char *name = str(s, "service");
 			if (!name || named_in(services, name))
 				continue;
