@@ -197,6 +197,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	memset(&fo, 0, sizeof(fo));
 	fo.shard_index = shard.index;
 	fo.shard_count = shard.count;
+	fo.shard_wait_s = a.shard_wait;
 	fo.verb = verb;
 	fo.names = argv + optind;
 	fo.nnames = nnames;

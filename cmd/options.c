@@ -77,6 +77,9 @@ static const fl_opt migrate_opts[] = {
                 "apply files below the current version instead of refusing them"),
     FLEET_LIVE_PLAIN,
     FLEET_SHARD,
+    /* the bound of a shard's wait for shard 0's roles (default FL_FLEET_SHARD_WAIT_S); for tests */
+    FL_OPT_INT_X(FA, shard_wait, "shard-wait", 0, "SECONDS", 1, 3600,
+                 "how long a shard other than 0 waits for shard 0's roles", .flags = FL_OPTF_HIDDEN),
     FL_OPT_END,
 };
 static const fl_opt read_only_opts[] = {FLEET_READ_ONLY, FL_OPT_END};

@@ -180,7 +180,7 @@ int fl_cli_complete(int argc, char **argv);
 struct fl_fleet_args {
 	const char *target, *since, *rev, *to, *version, *shard;
 	bool dry_run, json, fail_fast, no_provision, out_of_order, plain, from_alembic;
-	int jobs, connections;
+	int jobs, connections, shard_wait;
 };
 struct fl_init_args {
 	const char *output;

@@ -499,3 +499,46 @@ Test(shard, bad_shard_is_a_usage_error_with_a_document)
 	free(out);
 	free(err);
 }
+
+/* A shard other than 0 without shard 0: its wait for the roles is bounded, then its services fail. */
+Test(shard, a_shard_without_shard_0_waits_a_bounded_time, .timeout = 120)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char *out, *err;
+	int rc = th_run(f.dir, NULL, &out, &err,
+	                (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "migrate",
+	                                      "--shard", "1/3", "--shard-wait", "2", "--json", NULL});
+	cr_assert_eq(rc, 1, "%s\n%s", out, err);
+	cr_assert(th_contains(err, "shard 1/3 waits for shard 0 to create roles"), "%s", err);
+	cr_assert(th_contains(err, "shard 1/3: waited 2 s for shard 0 to create the roles"), "%s", err);
+	json_error_t je;
+	json_t *d = json_loads(out, 0, &je);
+	cr_assert(d, "%s", out);
+	cr_assert_str_eq(json_string_value(json_object_get(d, "result")), "failed");
+	size_t nfailed = 0;
+	json_t *list = json_object_get(d, "services");
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *s = json_array_get(list, i);
+		const char *r = json_string_value(json_object_get(s, "result"));
+		if (json_integer_value(json_object_get(s, "shard")) == 1) {
+			cr_assert_str_eq(r, "failed");
+			nfailed++;
+		} else {
+			cr_assert_str_eq(r, "skipped");
+		}
+	}
+	cr_assert_gt(nfailed, 0);
+	json_decref(d);
+	free(out);
+	free(err);
+	/* it created nothing: no database of the project */
+	PGconn *c = th_connect("postgres");
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM pg_database WHERE datname LIKE '%s%%'", f.project);
+	char *n = th_query1(c, q);
+	cr_assert_str_eq(n, "0");
+	free(n);
+	PQfinish(c);
+	fleet_drop(&f);
+}
