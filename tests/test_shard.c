@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "shard.h"
@@ -540,5 +544,43 @@ Test(shard, a_shard_without_shard_0_waits_a_bounded_time, .timeout = 120)
 	cr_assert_str_eq(n, "0");
 	free(n);
 	PQfinish(c);
+	fleet_drop(&f);
+}
+
+/* Ctrl-C during the wait for shard 0's roles: the wait ends, exit 130, nothing sent. */
+Test(shard, interrupt_ends_the_wait_for_shard_0, .timeout = 120)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char outp[700], errp[700];
+	snprintf(outp, sizeof(outp), "%s/w.json", f.dir);
+	snprintf(errp, sizeof(errp), "%s/w.err", f.dir);
+	pid_t pid = th_spawn(f.dir, NULL, outp, errp,
+	                     (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "migrate",
+	                                           "--shard", "2/3", "--json", NULL});
+	cr_assert(pid > 0);
+	bool waiting = false;
+	for (int i = 0; i < 600 && !waiting; i++) { /* at most 60 s for the run to reach its wait */
+		if (access(errp, R_OK) == 0) {      /* the child may not have opened it yet */
+			char *e = th_read(errp);
+			waiting = th_contains(e, "waits for shard 0 to create roles");
+			free(e);
+		}
+		if (!waiting)
+			nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	}
+	cr_assert(waiting, "the shard never reported its wait");
+	kill(pid, SIGINT);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st));
+	cr_assert_eq(WEXITSTATUS(st), 130);
+	char *e = th_read(errp);
+	cr_assert(th_contains(e, "interrupted while waiting for shard 0's roles"), "%s", e);
+	free(e);
+	json_t *d = load_doc(f.dir, "w.json");
+	cr_assert_str_eq(json_string_value(json_object_get(d, "result")), "interrupted");
+	cr_assert(json_is_false(json_object_get(d, "touched")));
+	json_decref(d);
 	fleet_drop(&f);
 }
