@@ -89,6 +89,7 @@ int cmd_manifest(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

@@ -14,6 +14,7 @@
 #include "fleet.h"
 #include "gitdiff.h"
 #include "history.h"
+#include "shard.h"
 
 #include "manifest.h"
 
@@ -179,8 +180,24 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	if (verb == FL_FLEET_BASELINE && !a.version == !a.from_alembic)
 		return fl_cli_usage(argc, argv, "baseline needs either --version V or --from-alembic");
 
+	fl_shard shard;
+	fl_error *serr = NULL;
+	bool shardable = verb == FL_FLEET_MIGRATE || verb == FL_FLEET_STATUS || verb == FL_FLEET_VALIDATE ||
+	                 verb == FL_FLEET_PLAN;
+	memset(&shard, 0, sizeof(shard));
+	if (shardable && fl_shard_parse(a.shard, getenv, &shard, &serr) < 0) {
+		char *msg = fl_error_format(serr);
+		fl_error_free(serr);
+		rc = fl_cli_usage(argc, argv, "%s", msg);
+		free(msg);
+		return rc;
+	}
+
 	fl_fleet_opts fo;
 	memset(&fo, 0, sizeof(fo));
+	fo.shard_index = shard.index;
+	fo.shard_count = shard.count;
+	fo.shard_wait_s = a.shard_wait;
 	fo.verb = verb;
 	fo.names = argv + optind;
 	fo.nnames = nnames;

@@ -38,9 +38,14 @@
 	FL_OPT_STR(FA, rev, "rev", 0, "REV", "read the migration files from REV's tree, not the work tree")
 #define FLEET_LIVE_PLAIN                                                                                     \
 	FL_OPT_FLAG(FA, plain, "plain", 0, "one timestamped line per event instead of the live view")
+/* core/shard.h: I/N, auto (Cloud Run's variables) or auto/N (the index from the environment) */
+#define FLEET_SHARD                                                                                          \
+	FL_OPT_STR(FA, shard, "shard", 0, "I/N",                                                             \
+	           "run shard I of N of the selected services (auto: CLOUD_RUN_TASK_INDEX/COUNT; auto/N: "   \
+	           "the index from CLOUD_RUN_TASK_INDEX or JOB_COMPLETION_INDEX)")
 /* status, validate and plan take migrate's run options, so that one command line fits every verb */
 #define FLEET_READ_ONLY                                                                                      \
-	FLEET_JSON, FLEET_REV, FLEET_JOBS, FLEET_CONNECTIONS,                                                \
+	FLEET_JSON, FLEET_REV, FLEET_JOBS, FLEET_CONNECTIONS, FLEET_SHARD,                                   \
 	    FL_OPT_FLAG(                                                                                     \
 	        FA, out_of_order, "out-of-order", 0,                                                         \
 	        "files below the current version are to be applied, as migrate --out-of-order does, "        \
@@ -70,6 +75,10 @@ static const fl_opt migrate_opts[] = {
     FL_OPT_FLAG(FA, out_of_order, "out-of-order", 0,
                 "apply files below the current version instead of refusing them"),
     FLEET_LIVE_PLAIN,
+    FLEET_SHARD,
+    /* the bound of a shard's wait for shard 0's roles (default FL_FLEET_SHARD_WAIT_S); for tests */
+    FL_OPT_INT_X(FA, shard_wait, "shard-wait", 0, "SECONDS", 1, 3600,
+                 "how long a shard other than 0 waits for shard 0's roles", .flags = FL_OPTF_HIDDEN),
     FL_OPT_END,
 };
 static const fl_opt read_only_opts[] = {FLEET_READ_ONLY, FL_OPT_END};
@@ -372,6 +381,19 @@ const fl_cli_command fl_cli_commands[] = {
               "duplicate ids, branches, merges, cycles) or a revision that cannot be rendered offline\n"
               "is reported at its file:line; then nothing is written. No database is touched.",
      .more = "Exit codes: 0 written, 2 a problem (nothing written)"},
+    {.name = "report",
+     .run = cmd_report,
+     .summary = "merge the JSON documents of a sharded run's shards into the fleet's",
+     .operands = "merge FILE...",
+     .operands_complete = FL_COMPLETE_WORDS,
+     .operand_words = "merge",
+     .opts = no_opts,
+     .about = "Reads the JSON documents the shards of a run printed (one per shard, every shard of the\n"
+              "run), takes each service from the shard that ran it and prints the fleet's document;\n"
+              "its result and exit code come from the merged services' outcomes. A document of\n"
+              "another run, a shard given twice or a shard missing is bad input.",
+     .more = "Exit codes: the merged run's (0 done, 1 a service failed, 3 a service refused,\n"
+             "130 interrupted), 2 bad input (a document that does not fit)"},
     {.name = "manifest",
      .run = cmd_manifest,
      .summary = "check the manifest or show it resolved (secrets shown as their source)",

@@ -178,9 +178,9 @@ int fl_cli_complete(int argc, char **argv);
 
 /* The argument structs, one per command (the fleet commands share one). */
 struct fl_fleet_args {
-	const char *target, *since, *rev, *to, *version;
+	const char *target, *since, *rev, *to, *version, *shard;
 	bool dry_run, json, fail_fast, no_provision, out_of_order, plain, from_alembic;
-	int jobs, connections;
+	int jobs, connections, shard_wait;
 };
 struct fl_init_args {
 	const char *output;

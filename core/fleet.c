@@ -25,6 +25,7 @@
 #include "login.h"
 #include "pg.h"
 #include "provision.h"
+#include "shard.h"
 #include "source.h"
 #include "text.h"
 
@@ -260,33 +261,30 @@ static void preflight_git(fl_fleet *f)
 	free(folders);
 }
 
-/* One service's files: read, decoded, split and expanded. Touches only that service. */
-static void preflight_service(fl_fleet *f, fl_fleet_service *s)
+/* A service's files (its folder, or the --rev tree, or opts.source) with Flyway's further locations. */
+static int read_files(fl_fleet *f, const fl_fleet_service *s, fl_file **files_out, size_t *n_out,
+                      fl_error **e)
 {
-	const fl_environment *env = f->m->env;
-	if (s->outcome == FL_OUTCOME_SKIPPED)
-		return;
 	fl_file *files = NULL;
 	size_t nfiles = 0;
-	fl_error *e = NULL;
 	int rc;
 	if (f->opts.source)
-		rc = f->opts.source(f->opts.source_ctx, s->svc, &files, &nfiles, &e);
+		rc = f->opts.source(f->opts.source_ctx, s->svc, &files, &nfiles, e);
 	else if (f->opts.rev)
 		rc = fl_git_read_folder(f->git, f->rev_id, s->svc->migrations, s->svc->migrations_as_written,
-		                        &files, &nfiles, &e);
+		                        &files, &nfiles, e);
 	else
-		rc = fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files, &nfiles, &e);
+		rc = fl_source_dir(s->svc->migrations, s->svc->migrations_as_written, &files, &nfiles, e);
 	/* Flyway's further locations: their files join the first folder's, as Flyway merges them */
 	for (size_t k = 0; rc == 0 && k < s->svc->nmore_locations; k++) {
 		fl_file *more = NULL;
 		size_t nmore = 0;
 		if (f->opts.rev)
 			rc = fl_git_read_folder(f->git, f->rev_id, s->svc->more_locations[k],
-			                        s->svc->more_locations_as_written[k], &more, &nmore, &e);
+			                        s->svc->more_locations_as_written[k], &more, &nmore, e);
 		else if (!f->opts.source)
 			rc = fl_source_dir(s->svc->more_locations[k], s->svc->more_locations_as_written[k],
-			                   &more, &nmore, &e);
+			                   &more, &nmore, e);
 		if (rc != 0) {
 			fl_source_free(files, nfiles);
 			files = NULL;
@@ -298,6 +296,70 @@ static void preflight_service(fl_fleet *f, fl_fleet_service *s)
 		nfiles += nmore;
 		free(more);
 	}
+	*files_out = files;
+	*n_out = nfiles;
+	return rc;
+}
+
+/*
+ * --shard I/N: every selected service's size (the bytes of its files, read
+ * as phase 2 reads them; a folder that cannot be read weighs nothing here
+ * and fails in the shard that runs it), the assignment (shard.h), and the
+ * services of the other shards skipped. Every task computes the same
+ * assignment, --since or not, so each service runs in exactly one shard.
+ */
+static void preflight_shard(fl_fleet *f)
+{
+	const fl_fleet_opts *o = &f->opts;
+	if (o->shard_count <= 0 || f->n == 0)
+		return;
+	const char **names = fl_calloc(f->n, sizeof(char *));
+	size_t *sizes = fl_calloc(f->n, sizeof(size_t));
+	int *owner = fl_calloc(f->n, sizeof(int));
+	for (size_t i = 0; i < f->n; i++) {
+		fl_fleet_service *s = &f->services[i];
+		fl_file *files = NULL;
+		size_t nfiles = 0;
+		fl_error *e = NULL;
+		if (read_files(f, s, &files, &nfiles, &e) == 0)
+			for (size_t k = 0; k < nfiles; k++)
+				s->text_size += files[k].len;
+		fl_error_free(e);
+		fl_source_free(files, nfiles);
+		names[i] = s->svc->name;
+		sizes[i] = s->text_size;
+	}
+	fl_shard_assign(names, sizes, f->n, o->shard_count, owner);
+	for (size_t i = 0; i < f->n; i++) {
+		fl_fleet_service *s = &f->services[i];
+		s->shard = owner[i];
+		if (owner[i] != o->shard_index) {
+			char *why = fl_asprintf("run by shard %d/%d", owner[i], o->shard_count);
+			set_outcome(s, FL_OUTCOME_SKIPPED, why);
+			free(why);
+		}
+	}
+	free(owner);
+	free(sizes);
+	free(names);
+}
+
+/* Is the service this task's to run (always, unless sharded)? */
+static bool own_service(const fl_fleet *f, const fl_fleet_service *s)
+{
+	return f->opts.shard_count <= 0 || s->shard == f->opts.shard_index;
+}
+
+/* One service's files: read, decoded, split and expanded. Touches only that service. */
+static void preflight_service(fl_fleet *f, fl_fleet_service *s)
+{
+	const fl_environment *env = f->m->env;
+	if (s->outcome == FL_OUTCOME_SKIPPED)
+		return;
+	fl_file *files = NULL;
+	size_t nfiles = 0;
+	fl_error *e = NULL;
+	int rc = read_files(f, s, &files, &nfiles, &e);
 	if (rc == 0) {
 		fl_migration_naming nm = {(const char *const *)s->svc->sql_migration_suffixes,
 		                          s->svc->nsql_migration_suffixes};
@@ -408,6 +470,37 @@ static void want_secret(fl_fleet *f, const fl_secret_ref *ref, const char *role,
 }
 
 /*
+ * --shard, shard 0: the cluster-wide part of the whole selection, so that it
+ * runs once: every role any shard's services need joins shard 0's desired
+ * state (the databases stay each shard's own). The other shards wait for
+ * them (provision_wait) before their own provisioning, whose shared part
+ * then finds them made.
+ */
+static void shard_roles(fl_fleet *f)
+{
+	size_t *sel = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
+	for (size_t i = 0; i < f->n; i++)
+		sel[i] = (size_t)(f->services[i].svc - f->m->services);
+	fl_provision_desired *all = fl_provision_desired_for(f->m, sel, f->n, password_of, f);
+	free(sel);
+	fl_provision_desired *d = f->desired;
+	for (size_t i = 0; i < all->nroles; i++) {
+		const fl_provision_role *r = &all->roles[i];
+		bool have = false;
+		for (size_t k = 0; k < d->nroles && !have; k++)
+			have = strcmp(d->roles[k].name, r->name) == 0;
+		if (have || r->external)
+			continue;
+		fl_provision_add_role(d, r->name, r->login, r->password, r->password_ctx);
+		d->roles[d->nroles - 1].secret = r->secret;
+	}
+	d->partial = true;
+	fl_error_append(&f->warnings, all->warnings);
+	all->warnings = NULL;
+	fl_provision_desired_free(all);
+}
+
+/*
  * Every secret the run will need, before anything is sent: the migrator's,
  * and for provisioning the admin's and those of the roles it manages (the
  * same roles fl_provision_desired_for picks). In parallel: a `cmd` secret
@@ -429,10 +522,14 @@ static void preflight_secrets(fl_fleet *f)
 			    fl_asprintf("admin %s of environment %s", login_word(&env->admin), env->name));
 		/* exactly the roles provisioning will manage: their secrets, nothing more */
 		size_t *sel = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
+		size_t nsel = 0;
 		for (size_t i = 0; i < f->n; i++)
-			sel[i] = (size_t)(f->services[i].svc - m->services);
-		f->desired = fl_provision_desired_for(m, sel, f->n, password_of, f);
+			if (own_service(f, &f->services[i])) /* --shard: this shard's databases */
+				sel[nsel++] = (size_t)(f->services[i].svc - m->services);
+		f->desired = fl_provision_desired_for(m, sel, nsel, password_of, f);
 		free(sel);
+		if (f->opts.shard_count > 1 && f->opts.shard_index == 0)
+			shard_roles(f);
 		const fl_provision_desired *d = f->desired;
 		for (size_t i = 0; i < d->nroles; i++) {
 			const fl_provision_role *r = &d->roles[i];
@@ -537,6 +634,94 @@ static void set_budget(fl_fleet *f, const fl_provision_admin *admin)
 	fl_pg_close(pg);
 }
 
+/* A text[] literal of the names ({"a","b"}), each quoted with \ and " escaped. */
+static char *text_array(const char *const *names, size_t n)
+{
+	fl_buf b;
+	fl_buf_init(&b);
+	fl_buf_add(&b, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fl_buf_add(&b, ",", 1);
+		fl_buf_add(&b, "\"", 1);
+		for (const char *p = names[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				fl_buf_add(&b, "\\", 1);
+			fl_buf_add(&b, p, 1);
+		}
+		fl_buf_add(&b, "\"", 1);
+	}
+	fl_buf_add(&b, "}", 1);
+	return b.data;
+}
+
+/*
+ * --shard, shards other than 0: waits until every role this shard's
+ * provisioning needs (its desired state's own roles: owners, migrator,
+ * readers) exists, polled once a second in pg_roles on the admin's
+ * connection to the maintenance database, for at most shard_wait_s seconds
+ * (FL_FLEET_SHARD_WAIT_S). Shard 0 makes them (shard_roles). An interrupt
+ * ends the wait within 100 ms; each poll is one query under the
+ * connection's query timeout. NULL when they all exist.
+ */
+static fl_error *provision_wait(fl_fleet *f, const fl_provision_admin *admin, FILE *progress)
+{
+	const fl_provision_desired *d = f->desired;
+	const char **names = fl_calloc(d->nroles + 1, sizeof(char *));
+	size_t n = 0;
+	for (size_t i = 0; i < d->nroles; i++)
+		if (!d->roles[i].external)
+			names[n++] = d->roles[i].name;
+	if (n == 0) {
+		free(names);
+		return NULL;
+	}
+	char *arr = text_array(names, n);
+	free(names);
+	int limit = f->opts.shard_wait_s > 0 ? f->opts.shard_wait_s : FL_FLEET_SHARD_WAIT_S;
+	fl_pg_params p = admin->params;
+	p.dbname = admin->target.maintenance_db ? admin->target.maintenance_db : "postgres";
+	fl_error *err = NULL;
+	fl_pg *pg = fl_pg_connect(&p, &err);
+	const char *params[] = {arr};
+	double t0 = now_s();
+	bool said = false;
+	while (pg) {
+		char *missing =
+		    fl_pg_value(pg,
+		                "SELECT string_agg(n, ', ' ORDER BY n) FROM unnest($1::text[]) AS n "
+		                "WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = n)",
+		                1, params, &err);
+		if (err)
+			break;
+		if (!missing)
+			break; /* every role is there */
+		if (now_s() - t0 >= limit) {
+			err =
+			    fl_error_kind_new(FL_EDB,
+			                      "shard %d/%d: waited %d s for shard 0 to create the roles %s; "
+			                      "is shard 0 running (and did its provisioning succeed)?",
+			                      f->opts.shard_index, f->opts.shard_count, limit, missing);
+			free(missing);
+			break;
+		}
+		if (!said)
+			fprintf(progress, "provision: shard %d/%d waits for shard 0 to create roles %s\n",
+			        f->opts.shard_index, f->opts.shard_count, missing);
+		said = true;
+		free(missing);
+		for (int k = 0; k < 10 && !fl_orch_interrupted(); k++)
+			nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+		if (fl_orch_interrupted()) {
+			err = fl_error_kind_new(FL_EINTR, "interrupted while waiting for shard 0's roles");
+			break;
+		}
+	}
+	fl_pg_close(pg);
+	free(arr);
+	return err;
+}
+
 static void provision_phase(fl_fleet *f, FILE *progress)
 {
 	const fl_manifest *m = f->m;
@@ -554,6 +739,8 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 	                        .jobs = fl_budget_threads(pjobs, d->nservices, f->budget),
 	                        .lock_timeout_ms = m->settings.migration_lock_timeout_ms};
 	fl_provision_result *res = NULL;
+	if (!err && f->opts.shard_count > 1 && f->opts.shard_index != 0)
+		err = provision_wait(f, &admin, progress);
 	if (!err) {
 		f->touched = true;
 		err = fl_provision_run(d, &admin.target, &po, &res);
@@ -586,13 +773,18 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 		fl_fleet_fail(f, err);
 		err = NULL;
 	} else if (err) {
-		for (size_t i = 0; i < f->n && i < res->nservices; i++) {
-			fl_error *e = res->service_errors[i];
+		for (size_t k = 0; k < res->nservices && k < d->nservices; k++) {
+			fl_error *e = res->service_errors[k];
 			if (!e)
 				continue;
-			res->service_errors[i] = NULL;
-			fl_fleet_service *s = &f->services[i];
-			if (s->outcome == FL_OUTCOME_SKIPPED) {
+			res->service_errors[k] = NULL;
+			/* d's services are the selected ones (--shard: this shard's), then external ones */
+			fl_fleet_service *s = NULL;
+			for (size_t i = 0; i < f->n && !s; i++)
+				if (!d->services[k].external &&
+				    strcmp(f->services[i].svc->name, d->services[k].name) == 0)
+					s = &f->services[i];
+			if (!s || s->outcome == FL_OUTCOME_SKIPPED) {
 				fl_error_free(e);
 				continue;
 			}
@@ -953,6 +1145,8 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 		preflight_git(f);
 		stop = f->errors != NULL;
 	}
+	if (!stop)
+		preflight_shard(f);
 	if (!stop) {
 		preflight_files(f);
 		preflight_secrets(f);
@@ -1047,6 +1241,8 @@ static json_t *service_json(const fl_fleet *f, size_t i)
 	json_object_set_new(o, "reason", str_or_null(s->reason));
 	if (s->outcome == FL_OUTCOME_SKIPPED)
 		json_object_set_new(o, "skip_reason", str_or_null(s->reason));
+	if (f->opts.shard_count > 0)
+		json_object_set_new(o, "shard", json_integer(s->shard));
 	const char *before = s->res.version_before, *after = s->res.version_after;
 	if (s->plan)
 		before = after = s->plan->current_version;
@@ -1130,6 +1326,11 @@ json_t *fl_fleet_json(const fl_fleet *f)
 	json_object_set_new(doc, "interrupted", json_boolean(f->interrupted));
 	json_object_set_new(doc, "touched", json_boolean(f->touched));
 	json_object_set_new(doc, "wall_ms", json_integer((json_int_t)(f->wall * 1000)));
+	/* --shard: which share of the selection this document is (report merge puts them together) */
+	json_object_set_new(doc, "shard",
+	                    f->opts.shard_count > 0 ? json_pack("{s:i, s:i}", "index", f->opts.shard_index,
+	                                                        "count", f->opts.shard_count)
+	                                            : json_null());
 	json_t *errors = json_array();
 	for (const fl_error *e = f->errors; e; e = e->next)
 		json_array_append_new(errors, error_json(e, NULL, NULL));

@@ -82,7 +82,17 @@ typedef struct {
 	bool handle_signals;
 	fl_fleet_source_fn source; /* NULL: the folders on disk (or the --rev tree) */
 	void *source_ctx;
+	/* --shard I/N (shard.h): this task runs the services fl_shard_assign gives shard_index;
+	 * the others are skipped ("run by shard K/N"). shard_count 0: not sharded. Provisioning:
+	 * shard 0 makes the roles of the whole selection and its own databases; the other shards
+	 * wait (at most shard_wait_s, <= 0: FL_FLEET_SHARD_WAIT_S) for the roles they need, then
+	 * provision their own databases. */
+	int shard_index, shard_count;
+	int shard_wait_s;
 } fl_fleet_opts;
+
+/* How long a shard other than 0 waits for shard 0's roles (seconds). */
+#define FL_FLEET_SHARD_WAIT_S 120
 
 /* One service's part of a run. */
 typedef struct {
@@ -101,6 +111,8 @@ typedef struct {
 	fl_buf sql;      /* dry run: the SQL */
 	char **notices;
 	size_t nnotices;
+	int shard;        /* --shard: the shard that runs it (fl_shard_assign); 0 when not sharded */
+	size_t text_size; /* --shard: the bytes of its migration files, what shards balance */
 } fl_fleet_service;
 
 typedef struct fl_fleet_secret fl_fleet_secret;

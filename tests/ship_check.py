@@ -332,7 +332,7 @@ def pod_specs(doc):
 
 
 # flotilla's commands that touch no database: they need neither the proxy nor the secrets
-OFFLINE = {"lint", "diff", "help", "manifest", "version", "--version", "--help"}
+OFFLINE = {"lint", "diff", "help", "manifest", "report", "version", "--version", "--help"}
 
 
 def flotilla_connects(words):
@@ -391,7 +391,13 @@ def check_containers(path, docs, kind_of_file):
                         v = volumes.get(vm["name"], {})
                         spc = v.get("csi", {}).get("volumeAttributes", {}).get("secretProviderClass")
                         mounted |= provider_paths.get(spc, set())
-            if any(image_kind(c["image"]) == "ours" for c in spec.get("containers", [])):
+            def connects(c):
+                argv = list(c.get("command") or ["flotilla"]) + list(c.get("args") or [])
+                script = argv[-1] if argv and "\n" in argv[-1] else " ".join(shlex.quote(a) for a in argv)
+                return any(os.path.basename(w[0]) == "flotilla" and flotilla_connects(w)
+                           for w in simple_commands(script))
+            # a pod whose flotilla only reads files (report merge) needs no secret
+            if any(image_kind(c["image"]) == "ours" and connects(c) for c in spec.get("containers", [])):
                 missing = manifest_prod_env_names() - mounted
                 if missing:
                     problem(path, "no secret file for " + ", ".join(sorted(missing)))
