@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "source.h"
 #include "sqlsplit.h"
 #include "text.h"
 
@@ -17,25 +18,11 @@
 
 /* ---- small helpers ---- */
 
+/* The file's bytes (NUL-terminated), or NULL with errno set. */
 static char *read_file(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fl_buf b;
-	fl_buf_init(&b);
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fl_buf_add(&b, chunk, n);
-	bool bad = ferror(f) != 0;
-	fclose(f);
-	if (bad) {
-		fl_buf_free(&b);
-		return NULL;
-	}
-	*len = b.len;
-	return fl_buf_detach(&b);
+	char *data = NULL;
+	return fl_file_read(path, &data, len) == 0 ? data : NULL;
 }
 
 static bool is_ident_char(char c)

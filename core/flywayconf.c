@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "source.h"
 #include "text.h"
 #include "toml.h"
 
@@ -732,27 +733,12 @@ void fl_flywayconf_result_clear(fl_flywayconf_result *r)
 
 static char *slurp(const char *path, size_t *len, fl_error **err)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	char *data = NULL;
+	if (fl_file_read(path, &data, len) != 0) {
 		*err = fl_error_at(path, 0, 0, "cannot read it: %s", strerror(errno));
 		return NULL;
 	}
-	fl_buf b;
-	fl_buf_init(&b);
-	char chunk[8192];
-	size_t k;
-	while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fl_buf_add(&b, chunk, k);
-	bool bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		fl_buf_free(&b);
-		*err = fl_error_at(path, 0, 0, "cannot read it");
-		return NULL;
-	}
-	fl_buf_puts(&b, "");
-	*len = b.len;
-	return fl_buf_detach(&b);
+	return data;
 }
 
 int fl_flywayconf_init(const char *const *paths, size_t n, const char *out_path, bool force,

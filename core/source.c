@@ -12,7 +12,7 @@ typedef struct {
 	size_t n, cap;
 } file_list;
 
-static int read_whole(const char *path, char **data, size_t *len)
+int fl_file_read(const char *path, char **data, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -71,7 +71,7 @@ static int walk(const char *top, const char *rel, const char *display, file_list
 				rc = walk(top, child_rel, display, out, err);
 		} else if (S_ISREG(st.st_mode)) {
 			fl_file f = {0};
-			if (read_whole(child, &f.data, &f.len) != 0) {
+			if (fl_file_read(child, &f.data, &f.len) != 0) {
 				*err = fl_error_new("cannot read %s/%s: %s", display, child_rel,
 				                    strerror(errno));
 				rc = -1;

@@ -31,6 +31,13 @@
  */
 int fl_source_dir(const char *dir, const char *display_dir, fl_file **files, size_t *n, fl_error **err);
 
+/*
+ * The whole file at path into *data (NUL-terminated, the NUL not counted in
+ * *len; an empty file gives ""): 0, or -1 with errno saying why. The one
+ * reader of whole files (manifests, tenant lists, Flyway and Alembic files).
+ */
+int fl_file_read(const char *path, char **data, size_t *len);
+
 /* Clears each file and frees the array. NULL is fine. */
 void fl_source_free(fl_file *files, size_t n);
 

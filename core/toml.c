@@ -7,6 +7,7 @@
  * depth (longjmp) without leaking: the arena simply goes away with it.
  */
 #include "toml.h"
+#include "source.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -1536,29 +1537,15 @@ fl_toml_value *fl_toml_parse(const char *text, size_t len, const char *filename,
 
 fl_toml_value *fl_toml_parse_file(const char *path, fl_error **err)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	char *data = NULL;
+	size_t len = 0;
+	if (fl_file_read(path, &data, &len) != 0) {
 		if (err)
 			*err = fl_error_at(path, 0, 0, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
-	fl_buf b;
-	fl_buf_init(&b);
-	char part[65536];
-	size_t n;
-	while ((n = fread(part, 1, sizeof(part), f)) > 0)
-		fl_buf_add(&b, part, n);
-	if (ferror(f)) {
-		int e = errno;
-		fclose(f);
-		fl_buf_free(&b);
-		if (err)
-			*err = fl_error_at(path, 0, 0, "cannot read: %s", strerror(e));
-		return NULL;
-	}
-	fclose(f);
-	fl_toml_value *root = fl_toml_parse(b.data ? b.data : "", b.len, path, err);
-	fl_buf_free(&b);
+	fl_toml_value *root = fl_toml_parse(data, len, path, err);
+	free(data);
 	return root;
 }
 
