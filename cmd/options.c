@@ -758,6 +758,34 @@ static char *synopsis(const fl_cli_command *c)
 	return fl_buf_detach(&b);
 }
 
+/* Help lines fit 80 columns: the words after the first line go on lines indented to the help column. */
+#define HELP_COLUMNS 80
+static void print_wrapped(FILE *f, const char *text, int indent)
+{
+	int col = indent;
+	const char *p = text;
+	bool first = true;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		size_t n = strcspn(p, " ");
+		if (!n)
+			break;
+		if (!first && col + 1 + (int)n > HELP_COLUMNS) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else {
+			fputs(first ? "  " : " ", f);
+			col += first ? 0 : 1;
+		}
+		fwrite(p, 1, n, f);
+		col += (int)n;
+		first = false;
+		p += n;
+	}
+	fputc('\n', f);
+}
+
 static void print_opts(FILE *f, const fl_opt *const *opts, size_t n)
 {
 	int w = 0;
@@ -772,7 +800,8 @@ static void print_opts(FILE *f, const fl_opt *const *opts, size_t n)
 			continue;
 		char l[128];
 		opt_label(opts[i], l, sizeof(l));
-		fprintf(f, "  %-*s  %s\n", w, l, opts[i]->help);
+		fprintf(f, "  %-*s", w, l);
+		print_wrapped(f, opts[i]->help, 2 + w + 2);
 	}
 }
 

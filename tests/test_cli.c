@@ -224,8 +224,8 @@ Test(cli, another_commands_option_says_whose_it_is)
 Test(cli, command_help_is_complete_and_the_same_both_ways)
 {
 	static const char *const want[][2] = {
-	    {"migrate",
-	     "  --out-of-order   apply files below the current version instead of refusing them\n"},
+	    {"migrate", "  --out-of-order   apply files below the current version instead of refusing\n      "
+	                "             them\n"},
 	    {"migrate", "  --plain          one timestamped line per event instead of the live view\n"},
 	    {"migrate", "  -j, --jobs N     services at once (1-1000; default one per service, at most 8)\n"},
 	    {"plan", "  --json "},
