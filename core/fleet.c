@@ -122,6 +122,7 @@ void fl_fleet_free(fl_fleet *f)
 		fl_plan_free(s->plan);
 		fl_history_free(s->history);
 		fl_migration_set_free(s->set);
+		fl_source_free(s->read_ahead, s->nread_ahead);
 		fl_error_free(s->error);
 		free(s->reason);
 		fl_apply_result_clear(&s->res);
@@ -321,11 +322,15 @@ static void preflight_shard(fl_fleet *f)
 		fl_file *files = NULL;
 		size_t nfiles = 0;
 		fl_error *e = NULL;
-		if (read_files(f, s, &files, &nfiles, &e) == 0)
+		/* a folder that cannot be read sizes 0; preflight reads it again and says why */
+		if (read_files(f, s, &files, &nfiles, &e) == 0) {
 			for (size_t k = 0; k < nfiles; k++)
 				s->text_size += files[k].len;
+			s->read_ahead = files;
+			s->nread_ahead = nfiles;
+			s->has_read_ahead = true;
+		}
 		fl_error_free(e);
-		fl_source_free(files, nfiles);
 		names[i] = s->svc->name;
 		sizes[i] = s->text_size;
 	}
@@ -334,6 +339,10 @@ static void preflight_shard(fl_fleet *f)
 		fl_fleet_service *s = &f->services[i];
 		s->shard = owner[i];
 		if (owner[i] != o->shard_index) {
+			fl_source_free(s->read_ahead, s->nread_ahead);
+			s->read_ahead = NULL;
+			s->nread_ahead = 0;
+			s->has_read_ahead = false;
 			char *why = fl_asprintf("run by shard %d/%d", owner[i], o->shard_count);
 			set_outcome(s, FL_OUTCOME_SKIPPED, why);
 			free(why);
@@ -359,7 +368,16 @@ static void preflight_service(fl_fleet *f, fl_fleet_service *s)
 	fl_file *files = NULL;
 	size_t nfiles = 0;
 	fl_error *e = NULL;
-	int rc = read_files(f, s, &files, &nfiles, &e);
+	int rc = 0;
+	if (s->has_read_ahead) {
+		files = s->read_ahead;
+		nfiles = s->nread_ahead;
+		s->read_ahead = NULL;
+		s->nread_ahead = 0;
+		s->has_read_ahead = false;
+	} else {
+		rc = read_files(f, s, &files, &nfiles, &e);
+	}
 	if (rc == 0) {
 		fl_migration_naming nm = {(const char *const *)s->svc->sql_migration_suffixes,
 		                          s->svc->nsql_migration_suffixes};

@@ -113,6 +113,10 @@ typedef struct {
 	size_t nnotices;
 	int shard;        /* --shard: the shard that runs it (fl_shard_assign); 0 when not sharded */
 	size_t text_size; /* --shard: the bytes of its migration files, what shards balance */
+	/* --shard: the files read to size it, kept so that preflight reads a service of this shard once */
+	fl_file *read_ahead;
+	size_t nread_ahead;
+	bool has_read_ahead;
 } fl_fleet_service;
 
 typedef struct fl_fleet_secret fl_fleet_secret;
