@@ -2058,70 +2058,6 @@ static bool control_is_current(const fl_migration_set *set, const fl_history *h,
 	return ok;
 }
 
-typedef struct {
-	const char *sql;
-	int nparams;
-	const char *const *params;
-} batch_query;
-
-/*
- * Independent queries in one libpq pipeline, each followed by its own sync
- * so that one that fails (a table that does not exist yet) does not abort
- * the others: one round trip for all. res[i] is each query's result (the
- * caller PQclear()s them). Returns 0, or -1 when the connection failed
- * (*err; the results read so far are in res, the rest NULL).
- */
-static int batch_raw(fl_pg *pg, const batch_query *q, size_t n, PGresult **res, const char *what,
-                     fl_error **err);
-
-static int batch(fl_pg *pg, const batch_query *q, size_t n, PGresult **res, const char *what, fl_error **err)
-{
-	watch_n(pg, n);
-	int rc = batch_raw(pg, q, n, res, what, err);
-	fl_pg_unwatch(pg);
-	return rc;
-}
-
-static int batch_raw(fl_pg *pg, const batch_query *q, size_t n, PGresult **res, const char *what,
-                     fl_error **err)
-{
-	PGconn *conn = pg->conn;
-	for (size_t i = 0; i < n; i++)
-		res[i] = NULL;
-	bool ok = PQenterPipelineMode(conn) == 1;
-	for (size_t i = 0; i < n && ok; i++)
-		ok = PQsendQueryParams(conn, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL, 0) == 1 &&
-		     PQpipelineSync(conn) == 1;
-	for (size_t i = 0; i < n && ok; i++) {
-		PGresult *r;
-		while ((r = PQgetResult(conn)) != NULL) {
-			if (!res[i])
-				res[i] = r;
-			else
-				PQclear(r);
-		}
-		r = PQgetResult(conn);
-		ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-		PQclear(r);
-		ok = ok && res[i] && PQstatus(conn) == CONNECTION_OK;
-	}
-	if (!ok) {
-		fl_pg_diag d = {0};
-		fl_pg_diag_fill(&d, NULL, pg);
-		*err = fl_pg_diag_error(&d, NULL, 0, 0);
-		fl_error_prefix(*err, "%s", what);
-		fl_pg_diag_clear(&d);
-	}
-	if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(conn) &&
-	    PQstatus(conn) == CONNECTION_OK) {
-		PGresult *x;
-		while ((x = PQgetResult(conn)) != NULL)
-			PQclear(x);
-		PQexitPipelineMode(conn);
-	}
-	return ok ? 0 : -1;
-}
-
 static bool result_ok(const PGresult *r)
 {
 	return r && (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK);
@@ -2166,7 +2102,7 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	const char *p4[1] = {c->o->service};
 	char *rows_sql = fl_history_rows_sql(c->schema, c->table);
 	char *ctl_sql = fl_history_rows_sql(FL_CONTROL_SCHEMA, FL_HISTORY_DEFAULT_TABLE);
-	batch_query q[5] = {
+	fl_pg_batch_query q[5] = {
 	    {what & RS_TRY_LOCK
 	         ? "SELECT current_user, current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
 	           " WHERE nspname = $1), pg_catalog.pg_try_advisory_lock($2::bigint)"
@@ -2183,7 +2119,7 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	     1, p4},
 	};
 	/* the ledger's and control schema's queries go only when asked for; keep their slots */
-	batch_query send[5] = {
+	fl_pg_batch_query send[5] = {
 	    {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
 	int slot[5] = {-1, -1, -1, -1, -1};
 	size_t n = 0;
@@ -2195,7 +2131,7 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	}
 	PGresult *res[5] = {NULL, NULL, NULL, NULL, NULL};
 	char *rd = fl_asprintf("reading %s", c->history);
-	int rc = batch(c->pg, send, n, res, rd, err);
+	int rc = fl_pg_batch(c->pg, send, n, res, rd, err);
 	PGresult *r0 = res[0], *r1 = res[1], *r2 = slot[2] >= 0 ? res[slot[2]] : NULL,
 	         *r3 = slot[3] >= 0 ? res[slot[3]] : NULL, *r4 = slot[4] >= 0 ? res[slot[4]] : NULL;
 	if (rc != 0)
@@ -2471,15 +2407,16 @@ static int finish(ctx *c, fl_error *e, fl_error **err)
 		snprintf(key, sizeof(key), "%lld", c->key);
 		const char *pk[1] = {key};
 		char *upd = c->run_id ? finish_run_sql(c, e) : NULL;
-		batch_query q[2] = {{NULL, 0, NULL}, {NULL, 0, NULL}};
+		fl_pg_batch_query q[2] = {{NULL, 0, NULL}, {NULL, 0, NULL}};
 		size_t n = 0;
 		if (upd)
-			q[n++] = (batch_query){upd, 0, NULL};
+			q[n++] = (fl_pg_batch_query){upd, 0, NULL};
 		if (c->locked)
-			q[n++] = (batch_query){"SELECT pg_catalog.pg_advisory_unlock($1::bigint)", 1, pk};
+			q[n++] =
+			    (fl_pg_batch_query){"SELECT pg_catalog.pg_advisory_unlock($1::bigint)", 1, pk};
 		PGresult *res[2];
 		fl_error *be = NULL;
-		batch(c->pg, q, n, res, "finishing", &be);
+		fl_pg_batch(c->pg, q, n, res, "finishing", &be);
 		fl_error_free(be); /* the lock goes with the session anyway */
 		for (size_t i = 0; i < n; i++)
 			PQclear(res[i]);

@@ -13,6 +13,7 @@
 #include "fleet.h"
 #include "budget.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,18 @@ static void wipe_secrets(fl_fleet *f)
 	f->migrator_password = NULL;
 }
 
+/* The deferred part of provisioning and the admin's connection parameters (a secret): gone. */
+static void end_provisioning(fl_fleet *f)
+{
+	fl_provision_dbs_free(f->dbs);
+	f->dbs = NULL;
+	if (f->admin) {
+		fl_provision_admin_clear(f->admin);
+		free(f->admin);
+		f->admin = NULL;
+	}
+}
+
 void fl_fleet_free(fl_fleet *f)
 {
 	if (!f)
@@ -130,8 +143,10 @@ void fl_fleet_free(fl_fleet *f)
 		for (size_t k = 0; k < s->nnotices; k++)
 			free(s->notices[k]);
 		free(s->notices);
+		fl_error_free(s->prov_warnings);
 	}
 	free(f->services);
+	end_provisioning(f);
 	fl_report_free(f->report);
 	fl_error_free(f->errors);
 	fl_error_free(f->warnings);
@@ -260,6 +275,29 @@ static void preflight_git(fl_fleet *f)
 		}
 	}
 	free(folders);
+}
+
+static void *preflight_git_main(void *arg)
+{
+	preflight_git(arg);
+	return NULL;
+}
+
+/*
+ * Without --since and --rev, git only tells the ledger which commit ran:
+ * nothing else waits for it, and libgit2's start (it parses the system's
+ * CA bundle) and the work tree's status cost about as much as reading every
+ * service's files. So it runs beside preflight's reading. It writes only
+ * f->git, head_id, git_commit and git_dirty, which nothing reads until
+ * preflight_git_join.
+ */
+static bool preflight_git_start(fl_fleet *f, pthread_t *t)
+{
+	if (f->opts.since || f->opts.rev || pthread_create(t, NULL, preflight_git_main, f) != 0) {
+		preflight_git(f);
+		return false;
+	}
+	return true;
 }
 
 /* A service's files (its folder, or the --rev tree, or opts.source) with Flyway's further locations. */
@@ -620,11 +658,24 @@ static fl_error *password_of(void *ctx, const char *role, char **password)
 	return NULL;
 }
 
+static char *step_line(const fl_provision_step *step)
+{
+	return fl_asprintf("provision: %s%s%s", step->desc, step->database ? " in " : "",
+	                   step->database ? step->database : "");
+}
+
+/* A step of a service's database, from its job: a line of that service in the report. */
+static void post_step(void *ctx, const fl_provision_step *step)
+{
+	char *line = step_line(step);
+	fl_orch_post(ctx, FL_EV_MESSAGE, 0, 0, 0, line);
+	free(line);
+}
+
 static void show_step(void *ctx, const fl_provision_step *step)
 {
 	size_t cols = fl_report_width(ctx);
-	char *raw = fl_asprintf("provision: %s%s%s", step->desc, step->database ? " in " : "",
-	                        step->database ? step->database : "");
+	char *raw = step_line(step);
 	char *line = fl_text_printable(raw, cols > 1 ? cols - 1 : 0);
 	fprintf(ctx, "%s\n", line);
 	free(line);
@@ -746,22 +797,28 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 	fl_provision_desired *d = f->desired; /* preflight's */
 
 	/* the admin's connection, with the secret preflight resolved (not asked for again) */
-	fl_provision_admin admin;
-	fl_error *err = fl_provision_admin_init_known(&admin, m->env, &m->settings, secret_of(f, NULL), NULL);
+	f->admin = fl_calloc(1, sizeof(*f->admin));
+	fl_provision_admin *admin = f->admin;
+	fl_error *err = fl_provision_admin_init_known(admin, m->env, &m->settings, secret_of(f, NULL), NULL);
 	if (!err)
-		set_budget(f, &admin);
+		set_budget(f, admin);
 	int pjobs = f->opts.jobs > 0 ? f->opts.jobs : m->settings.jobs;
 	fl_provision_opts po = {.on_step = show_step,
 	                        .ctx = progress,
 	                        .handle_signals = f->opts.handle_signals,
 	                        .jobs = fl_budget_threads(pjobs, d->nservices, f->budget),
-	                        .lock_timeout_ms = m->settings.migration_lock_timeout_ms};
+	                        .lock_timeout_ms = m->settings.migration_lock_timeout_ms,
+	                        .defer_databases = true};
 	fl_provision_result *res = NULL;
 	if (!err && f->opts.shard_count > 1 && f->opts.shard_index != 0)
-		err = provision_wait(f, &admin, progress);
+		err = provision_wait(f, admin, progress);
 	if (!err) {
 		f->touched = true;
-		err = fl_provision_run(d, &admin.target, &po, &res);
+		err = fl_provision_run(d, &admin->target, &po, &res);
+		if (res) { /* the jobs do the rest, on admin's parameters */
+			f->dbs = res->dbs;
+			res->dbs = NULL;
+		}
 	}
 	fl_error_append(&f->warnings, d->warnings);
 	d->warnings = NULL;
@@ -769,8 +826,6 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 		fl_error_append(&f->warnings, fl_error_new("provision: %s", res->warnings[i]));
 	if (res)
 		f->provision_steps = res->nsteps;
-	if (!err && res && res->nsteps == 0)
-		fprintf(progress, "provision: no changes\n");
 
 	bool interrupted = fl_orch_interrupted() || (err && err->kind == FL_EINTR);
 	if (err && (!res || res->shared_failed)) {
@@ -812,8 +867,11 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 		/* the services' own errors are kept with them; the chain is the same again */
 		fl_error_free(err);
 	}
+	if (err || !f->dbs)
+		f->provision_failed = true;
 	fl_provision_result_free(res);
-	fl_provision_admin_clear(&admin);
+	if (!f->dbs)
+		end_provisioning(f);
 }
 
 /* ---- phase 4: the services ---- */
@@ -891,24 +949,66 @@ static fl_outcome info_outcome(fl_fleet *f, fl_fleet_service *s)
 	return n ? FL_OUTCOME_PENDING : FL_OUTCOME_UP_TO_DATE;
 }
 
-static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
+/* The migrator's connection to the service's database. */
+static fl_pg *connect_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s, fl_error **err)
 {
 	const fl_environment *env = f->m->env;
-	const fl_service *svc = s->svc;
-	fl_error *err = NULL;
-	fl_orch_post(w, FL_EV_CONNECTING, 0, 0, 0, NULL);
-
 	/* a token is fetched for this connection; a password or URL is preflight's */
 	fl_login_conn lc;
 	fl_pg *pg = NULL;
-	if (fl_login_conn_init_known(&lc, env, &env->migrator, svc->database, &f->m->settings,
-	                             f->migrator_password, NULL, &err) == 0) {
+	if (fl_login_conn_init_known(&lc, env, &env->migrator, s->svc->database, &f->m->settings,
+	                             f->migrator_password, NULL, err) == 0) {
 		struct job_ctx rc = {.w = w, .s = s};
 		/* the first connection of the run: a proxy still starting is waited for */
 		lc.params.cancel = fl_orch_cancel_flag(w);
 		pg = fl_pg_connect_retry(&lc.params, lc.retries, lc.interval_s, on_attempt, &rc,
-		                         fl_orch_cancel_flag(w), &err);
+		                         fl_orch_cancel_flag(w), err);
 		fl_login_conn_clear(&lc);
+	}
+	return pg;
+}
+
+/*
+ * migrate: the provisioning of the service's database (provision.h
+ * defer_databases), before its migrations, as a phase of its own would do
+ * it. Its own connection *pg reads whether there is anything to do; only
+ * then is that connection closed (a job holds one connection of the
+ * budget at a time), the admin's opened for the work, under the provision
+ * lock, and *pg opened again. 0, or -1 with *err ("provisioning ...").
+ */
+static int provision_database(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s, fl_pg **pg, fl_error **err)
+{
+	long k = fl_provision_db_index(f->dbs, s->svc->name);
+	if (k < 0)
+		return 0;
+	fl_error *e = NULL;
+	int clean = fl_provision_db_clean(f->dbs, (size_t)k, *pg, &s->prov_warnings, &e);
+	fl_error_free(e); /* a read that failed: the admin reads again, and says what is wrong */
+	if (clean == 1)
+		return 0;
+	fl_orch_set_conn(w, NULL);
+	fl_pg_close(*pg);
+	*pg = NULL;
+	e = fl_provision_db_run(f->dbs, (size_t)k, w, post_step, w, &s->prov_steps, &s->prov_warnings);
+	if (e) {
+		fl_error_prefix(e, "provisioning");
+		s->prov_failed = true;
+		*err = e;
+		return -1;
+	}
+	*pg = connect_service(f, w, s, err);
+	return 0;
+}
+
+static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
+{
+	const fl_service *svc = s->svc;
+	fl_error *err = NULL;
+	fl_orch_post(w, FL_EV_CONNECTING, 0, 0, 0, NULL);
+	fl_pg *pg = connect_service(f, w, s, &err);
+	if (pg && f->dbs && provision_database(f, w, s, &pg, &err) < 0) {
+		fail_service(s, err->kind == FL_EINTR ? FL_OUTCOME_CANCELLED : FL_OUTCOME_FAILED, err);
+		return;
 	}
 	if (!pg && fl_orch_cancelled(w)) {
 		fl_error_free(err);
@@ -1019,6 +1119,18 @@ static int job_main(fl_orch_worker *w, size_t i, void *arg)
 	fl_fleet *f = arg;
 	fl_fleet_service *s = &f->services[i];
 	if (s->outcome == FL_OUTCOME_SKIPPED) {
+		/* --since leaves its migrations, not its database's provisioning */
+		long k = f->dbs ? fl_provision_db_index(f->dbs, s->svc->name) : -1;
+		fl_error *e = k < 0 ? NULL
+		                    : fl_provision_db_run(f->dbs, (size_t)k, w, post_step, w, &s->prov_steps,
+		                                          &s->prov_warnings);
+		if (e) {
+			fl_error_prefix(e, "provisioning");
+			s->prov_failed = true;
+			fail_service(s, e->kind == FL_EINTR ? FL_OUTCOME_CANCELLED : FL_OUTCOME_FAILED, e);
+			fl_orch_post(w, FL_EV_FAILED, 0, 0, 0, s->reason);
+			return s->outcome == FL_OUTCOME_CANCELLED ? 130 : 1;
+		}
 		fl_orch_post(w, FL_EV_SKIPPED, 0, 0, 0, s->reason);
 		return 0;
 	}
@@ -1101,6 +1213,28 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 	free(results);
 }
 
+/* The services' part of provisioning: counted and warned about with the shared part's. */
+static void finish_provisioning(fl_fleet *f, FILE *progress)
+{
+	bool failed = f->provision_failed;
+	for (size_t i = 0; i < f->n; i++) {
+		fl_fleet_service *s = &f->services[i];
+		f->provision_steps += s->prov_steps;
+		fl_error_append(&f->warnings, s->prov_warnings);
+		s->prov_warnings = NULL;
+		failed |= s->prov_failed;
+	}
+	/* every database was checked (a service stopped before its check leaves it unsaid) */
+	bool checked = !f->interrupted;
+	for (size_t i = 0; i < f->n && checked; i++)
+		checked = f->services[i].outcome == FL_OUTCOME_OK ||
+		          f->services[i].outcome == FL_OUTCOME_UP_TO_DATE ||
+		          f->services[i].outcome == FL_OUTCOME_SKIPPED;
+	if (!failed && checked && f->provision_steps == 0)
+		fprintf(progress, "provision: no changes\n");
+	end_provisioning(f);
+}
+
 /* validate: a checksum mismatch names the commit that changed the file after it was applied */
 static void name_changing_commits(fl_fleet *f)
 {
@@ -1159,8 +1293,10 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 	if (f->opts.handle_signals)
 		fl_orch_signals_watch(true);
 	bool stop = f->errors != NULL || !f->m;
+	pthread_t git_thread;
+	bool git_running = false;
 	if (!stop) {
-		preflight_git(f);
+		git_running = preflight_git_start(f, &git_thread);
 		stop = f->errors != NULL;
 	}
 	if (!stop)
@@ -1168,14 +1304,19 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 	if (!stop) {
 		preflight_files(f);
 		preflight_secrets(f);
-		stop = f->errors != NULL || any_outcome(f, FL_OUTCOME_INVALID) || fl_orch_interrupted();
 	}
+	if (git_running)
+		pthread_join(git_thread, NULL);
+	if (!stop)
+		stop = f->errors != NULL || any_outcome(f, FL_OUTCOME_INVALID) || fl_orch_interrupted();
 	if (!stop && provisioning(f)) {
 		provision_phase(f, progress);
 		stop = fl_orch_interrupted();
 	}
 	if (!stop)
 		jobs_phase(f, progress);
+	if (f->dbs)
+		finish_provisioning(f, progress);
 	f->interrupted |= fl_orch_interrupted();
 	if (f->opts.verb == FL_FLEET_VALIDATE && f->git)
 		name_changing_commits(f);

@@ -13,10 +13,13 @@
  *      parallel, each under its time limit. Any problem: the run is
  *      `invalid` (exit 2), every problem listed, the cluster untouched;
  *   3. migrate only: the provisioning of what the selected services need
- *      (fl_provision_desired_for): the shared catalogs first, then one job
- *      per database, so a database that cannot be reached fails its own
- *      service alone;
- *   4. the services' jobs in parallel, one connection each.
+ *      (fl_provision_desired_for): the shared catalogs (roles, memberships,
+ *      databases); the part in each database is left to its service's job;
+ *   4. the services' jobs in parallel, one connection each: migrate first
+ *      checks its database's privileges on that connection and, only when
+ *      something is to do, provisions it on the admin's (provision.h
+ *      defer_databases), so a database that cannot be provisioned fails its
+ *      own service alone.
  * Phases 2 to 4 run on the one orchestrate pool; an interrupt in any phase
  * cancels what runs, and the run ends `interrupted` (130).
  *
@@ -117,6 +120,10 @@ typedef struct {
 	fl_file *read_ahead;
 	size_t nread_ahead;
 	bool has_read_ahead;
+	/* migrate: the provisioning of its database, done in its job (provision.h defer_databases) */
+	size_t prov_steps;
+	fl_error *prov_warnings;
+	bool prov_failed;
 } fl_fleet_service;
 
 typedef struct fl_fleet_secret fl_fleet_secret;
@@ -149,7 +156,12 @@ typedef struct {
 	const fl_secret *migrator_password;
 	/* migrate: what provisioning makes (built in preflight: its roles say which secrets to resolve) */
 	fl_provision_desired *desired;
-	int budget; /* connections the run may hold at once (budget.h); 0: unknown, no cap */
+	/* migrate: the part of provisioning in each database, left to the services' jobs (the first
+	 * connection of a job checks its database; the admin's is opened only when there is work) */
+	fl_provision_dbs *dbs;
+	fl_provision_admin *admin; /* what dbs connects with; wiped when the run ends */
+	bool provision_failed;     /* a service's database could not be provisioned */
+	int budget;                /* connections the run may hold at once (budget.h); 0: unknown, no cap */
 } fl_fleet;
 
 /* A run of m (NULL: the manifest did not load; say why with fl_fleet_fail). */

@@ -942,3 +942,56 @@ int fl_pg_cancel(fl_pg *pg, fl_error **err)
 {
 	return fl_pg_cancel_bounded(PQgetCancel(pg->conn), FL_PG_CANCEL_TIMEOUT_MS, err);
 }
+
+/* ---- batches ---- */
+
+static int batch_raw(fl_pg *pg, const fl_pg_batch_query *q, size_t n, PGresult **res, const char *what,
+                     fl_error **err)
+{
+	PGconn *conn = pg->conn;
+	for (size_t i = 0; i < n; i++)
+		res[i] = NULL;
+	bool ok = PQenterPipelineMode(conn) == 1;
+	for (size_t i = 0; i < n && ok; i++)
+		ok = PQsendQueryParams(conn, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL, 0) == 1 &&
+		     PQpipelineSync(conn) == 1;
+	for (size_t i = 0; i < n && ok; i++) {
+		PGresult *r;
+		while ((r = PQgetResult(conn)) != NULL) {
+			if (!res[i])
+				res[i] = r;
+			else
+				PQclear(r);
+		}
+		r = PQgetResult(conn);
+		ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+		ok = ok && res[i] && PQstatus(conn) == CONNECTION_OK;
+	}
+	if (!ok) {
+		fl_pg_diag d = {0};
+		fl_pg_diag_fill(&d, NULL, pg);
+		*err = fl_pg_diag_error(&d, NULL, 0, 0);
+		fl_error_prefix(*err, "%s", what);
+		fl_pg_diag_clear(&d);
+	}
+	if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(conn) &&
+	    PQstatus(conn) == CONNECTION_OK) {
+		PGresult *x;
+		while ((x = PQgetResult(conn)) != NULL)
+			PQclear(x);
+		PQexitPipelineMode(conn);
+	}
+	return ok ? 0 : -1;
+}
+
+int fl_pg_batch(fl_pg *pg, const fl_pg_batch_query *q, size_t n, PGresult **res, const char *what,
+                fl_error **err)
+{
+	/* libpq's blocking calls here wait without a bound of their own: the watchdog is it */
+	long long ms = (long long)pg->query_timeout_ms * (long long)(n ? n : 1);
+	fl_pg_watch(pg, ms > INT_MAX ? INT_MAX : (int)ms);
+	int rc = batch_raw(pg, q, n, res, what, err);
+	fl_pg_unwatch(pg);
+	return rc;
+}

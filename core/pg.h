@@ -250,6 +250,26 @@ int fl_pg_watch_fired(fl_pg *pg);
 /* "no answer from the server within 90 s (...); the connection was closed": new FL_EDB error. */
 fl_error *fl_pg_watch_error(fl_pg *pg);
 
+/* One query of a batch (fl_pg_batch). */
+typedef struct {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+} fl_pg_batch_query;
+
+/*
+ * Independent queries in one libpq pipeline, each followed by its own sync
+ * so that one that fails (a table that does not exist yet) does not abort
+ * the others: one round trip for all, where a query at a time costs one
+ * each (what counts behind a proxy or across a network). res[i] is each
+ * query's result, failed ones included (the caller PQclear()s them).
+ * Bounded like fl_pg_query: n times the connection's bound, after which the
+ * watchdog severs it. Returns 0, or -1 when the connection failed (*err,
+ * prefixed by `what`; the results read so far are in res, the rest NULL).
+ */
+int fl_pg_batch(fl_pg *pg, const fl_pg_batch_query *q, size_t n, PGresult **res, const char *what,
+                fl_error **err);
+
 /* The client's bound for the waits of fl_pg_exec/_query/_value (<= 0: the default). */
 void fl_pg_set_query_timeout(fl_pg *pg, int ms);
 

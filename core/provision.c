@@ -426,13 +426,8 @@ static struct object *objlist_find(const struct objlist *l, const char *name)
  * ordered by object, into objects; a row whose privilege is NULL is an
  * object without grants.
  */
-static fl_error *read_objects(fl_pg *c, const char *sql, int nparams, const char *const *params,
-                              const char *what, struct objlist *out)
+static void objects_from(const PGresult *r, struct objlist *out)
 {
-	fl_error *err = NULL;
-	PGresult *r = exec(c, sql, nparams, params, what, &err);
-	if (!r)
-		return err;
 	struct object *cur = NULL;
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *name = PQgetisnull(r, i, 0) ? NULL : PQgetvalue(r, i, 0);
@@ -447,6 +442,16 @@ static fl_error *read_objects(fl_pg *c, const char *sql, int nparams, const char
 		object_grant(cur, is_public ? NULL : PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
 		             val_bool(r, i, 6));
 	}
+}
+
+static fl_error *read_objects(fl_pg *c, const char *sql, int nparams, const char *const *params,
+                              const char *what, struct objlist *out)
+{
+	fl_error *err = NULL;
+	PGresult *r = exec(c, sql, nparams, params, what, &err);
+	if (!r)
+		return err;
+	objects_from(r, out);
 	PQclear(r);
 	return NULL;
 }
@@ -583,40 +588,74 @@ static void db_state_free(struct db_state *s)
 	objlist_free(&s->defaults);
 }
 
-static fl_error *read_db(fl_pg *c, const char *schema, struct db_state *s)
+/* What read_db reads: the schemas, the relations of the schema, the default privileges. */
+static const char *const db_reads[3] = {
+    "SELECT n.nspname, pg_get_userbyid(n.nspowner), 'n', " ACL_COLS
+    " FROM pg_namespace n LEFT JOIN LATERAL aclexplode(coalesce(n.nspacl, "
+    "acldefault('n', n.nspowner))) a ON true WHERE n.nspname IN ($1, 'public') "
+    "ORDER BY 1, 4, 5, 6",
+    "SELECT c.relname, pg_get_userbyid(c.relowner), CASE WHEN c.relkind = 'S' THEN 'S' ELSE "
+    "'t' END, " ACL_COLS " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' "
+    "THEN 's' ELSE 'r' END::\"char\", c.relowner))) a ON true WHERE n.nspname = $1 AND "
+    "c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') ORDER BY 1, 4, 5, 6",
+    /* a global entry repeats the built-in defaults (PUBLIC EXECUTE on functions...): only changes
+       count */
+    "SELECT n.nspname, pg_get_userbyid(d.defaclrole), d.defaclobjtype, " ACL_COLS
+    " FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace CROSS JOIN "
+    "LATERAL aclexplode(d.defaclacl) a WHERE a.grantee <> d.defaclrole AND NOT "
+    "(d.defaclnamespace = 0 AND EXISTS (SELECT 1 FROM aclexplode(acldefault(CASE "
+    "d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END::\"char\", d.defaclrole)) b "
+    "WHERE b.grantee = a.grantee AND b.privilege_type = a.privilege_type AND b.is_grantable = "
+    "a.is_grantable)) ORDER BY 1, 2, 3, 5, 6",
+};
+
+/*
+ * A database's state: its three reads in one round trip (per database, a
+ * fleet of hundreds pays each round trip hundreds of times). With got, one
+ * try of the provision lock goes first in the same round trip, so that
+ * when it is had the reads are made under it: *got says whether it was.
+ */
+static fl_error *read_db_lock(fl_pg *c, const char *schema, bool *got, struct db_state *s)
 {
 	const char *p[1] = {schema};
-	fl_error *err =
-	    read_objects(c,
-	                 "SELECT n.nspname, pg_get_userbyid(n.nspowner), 'n', " ACL_COLS
-	                 " FROM pg_namespace n LEFT JOIN LATERAL aclexplode(coalesce(n.nspacl, "
-	                 "acldefault('n', n.nspowner))) a ON true WHERE n.nspname IN ($1, 'public') "
-	                 "ORDER BY 1, 4, 5, 6",
-	                 1, p, "reading pg_namespace", &s->schemas);
-	if (err)
-		return err;
-	err = read_objects(
-	    c,
-	    "SELECT c.relname, pg_get_userbyid(c.relowner), CASE WHEN c.relkind = 'S' THEN 'S' ELSE "
-	    "'t' END, " ACL_COLS " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-	    "LEFT JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' "
-	    "THEN 's' ELSE 'r' END::\"char\", c.relowner))) a ON true WHERE n.nspname = $1 AND "
-	    "c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') ORDER BY 1, 4, 5, 6",
-	    1, p, "reading pg_class", &s->rels);
-	if (err)
-		return err;
-	/* a global entry repeats the built-in defaults (PUBLIC EXECUTE on functions...): only changes count
-	 */
-	return read_objects(
-	    c,
-	    "SELECT n.nspname, pg_get_userbyid(d.defaclrole), d.defaclobjtype, " ACL_COLS
-	    " FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace CROSS JOIN "
-	    "LATERAL aclexplode(d.defaclacl) a WHERE a.grantee <> d.defaclrole AND NOT "
-	    "(d.defaclnamespace = 0 AND EXISTS (SELECT 1 FROM aclexplode(acldefault(CASE "
-	    "d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END::\"char\", d.defaclrole)) b "
-	    "WHERE b.grantee = a.grantee AND b.privilege_type = a.privilege_type AND b.is_grantable = "
-	    "a.is_grantable)) ORDER BY 1, 2, 3, 5, 6",
-	    0, NULL, "reading pg_default_acl", &s->defaults);
+	char try_sql[80];
+	snprintf(try_sql, sizeof(try_sql), "SELECT pg_try_advisory_lock(%lld)", FL_PROVISION_LOCK_KEY);
+	fl_pg_batch_query q[4] = {
+	    {try_sql, 0, NULL}, {db_reads[0], 1, p}, {db_reads[1], 1, p}, {db_reads[2], 0, NULL}};
+	static const char *const what[4] = {"taking the provision lock", "reading pg_namespace",
+	                                    "reading pg_class", "reading pg_default_acl"};
+	size_t first = got ? 0 : 1;
+	PGresult *res[4] = {NULL, NULL, NULL, NULL};
+	fl_error *err = NULL;
+	if (got)
+		*got = false;
+	if (fl_pg_batch(c, q + first, 4 - first, res + first, "reading the database's privileges", &err) ==
+	    0) {
+		for (size_t i = first; i < 4 && !err; i++)
+			if (PQresultStatus(res[i]) != PGRES_TUPLES_OK) {
+				fl_pg_diag d = {0};
+				fl_pg_diag_fill(&d, res[i], c);
+				err = fl_pg_diag_error(&d, NULL, 0, 0);
+				fl_pg_diag_clear(&d);
+				fl_error_prefix(err, "%s", what[i]);
+			}
+		if (got && PQresultStatus(res[0]) == PGRES_TUPLES_OK && PQntuples(res[0]) == 1)
+			*got = PQgetvalue(res[0], 0, 0)[0] == 't';
+		if (!err) {
+			objects_from(res[1], &s->schemas);
+			objects_from(res[2], &s->rels);
+			objects_from(res[3], &s->defaults);
+		}
+	}
+	for (size_t i = 0; i < 4; i++)
+		PQclear(res[i]);
+	return err;
+}
+
+static fl_error *read_db(fl_pg *c, const char *schema, struct db_state *s)
+{
+	return read_db_lock(c, schema, NULL, s);
 }
 
 /* ---- plans ---- */
@@ -1442,14 +1481,23 @@ static void db_job(struct run *R, fl_orch_worker *w, struct dbjob *j)
 	if (w)
 		fl_orch_set_pg(w, c);
 	bool locked = false;
-	if (!dry) {
-		if ((err = as_interrupt(
-		         w, advisory_c(c, true, R->o->lock_timeout_ms, w ? fl_orch_cancel_flag(w) : NULL))))
-			goto out;
-		locked = true;
-	}
 	struct db_state st = {0};
-	err = as_interrupt(w, read_db(c, sv->schema, &st));
+	if (dry) {
+		err = as_interrupt(w, read_db(c, sv->schema, &st));
+	} else {
+		/* the common case, the lock free: taken and the state read in one round trip */
+		err = as_interrupt(w, read_db_lock(c, sv->schema, &locked, &st));
+		if (!err && !locked) {
+			/* read without the lock: not ours to trust; read again once it is had */
+			db_state_free(&st);
+			memset(&st, 0, sizeof(st));
+			err = as_interrupt(
+			    w, advisory_c(c, true, R->o->lock_timeout_ms, w ? fl_orch_cancel_flag(w) : NULL));
+			locked = !err;
+			if (!err)
+				err = as_interrupt(w, read_db(c, sv->schema, &st));
+		}
+	}
 	if (!err) {
 		struct pctx pc = {
 		    .conn = c, .plan = &j->plan, .db = sv->database, .admin = R->admin, .prune = R->o->prune};
@@ -1466,7 +1514,6 @@ static void db_job(struct run *R, fl_orch_worker *w, struct dbjob *j)
 		else
 			err = e;
 	}
-out:
 	if (w)
 		fl_orch_set_conn(w, NULL);
 	if (err && err->kind != FL_EINTR)
@@ -1635,6 +1682,100 @@ static fl_error *error_copy(const fl_error *e)
 	return out;
 }
 
+/* ---- the part in each database, done by the caller (defer_databases) ---- */
+
+struct fl_provision_dbs {
+	const fl_provision_desired *d;
+	const fl_provision_target *t;
+	fl_provision_opts o;
+	char *admin;
+	char **ro; /* parallel to d->services */
+};
+
+/* What the part in each database needs of the run R, which ends when fl_provision_run returns. */
+static fl_provision_dbs *dbs_new(struct run *R)
+{
+	fl_provision_dbs *p = fl_calloc(1, sizeof(*p));
+	p->d = R->d;
+	p->t = R->t;
+	p->o = *R->o;
+	p->o.on_step = NULL;
+	p->o.ctx = NULL;
+	p->admin = fl_strdup(R->ss.admin ? R->ss.admin : "");
+	p->ro = R->ro; /* taken */
+	R->ro = NULL;
+	return p;
+}
+
+void fl_provision_dbs_free(fl_provision_dbs *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; p->ro && i < p->d->nservices; i++)
+		free(p->ro[i]);
+	free(p->ro);
+	free(p->admin);
+	free(p);
+}
+
+long fl_provision_db_index(const fl_provision_dbs *p, const char *name)
+{
+	for (size_t k = 0; p && k < p->d->nservices; k++)
+		if (!p->d->services[k].external && streq(p->d->services[k].name, name))
+			return (long)k;
+	return -1;
+}
+
+static void warnings_to(strvec *sv, fl_error **warnings)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		fl_error_append(warnings, fl_error_new("provision: %s", sv->v[i]));
+}
+
+int fl_provision_db_clean(fl_provision_dbs *p, size_t k, fl_pg *conn, fl_error **warnings, fl_error **err)
+{
+	const fl_provision_service *sv = &p->d->services[k];
+	struct db_state st = {0};
+	fl_error *e = read_db(conn, sv->schema, &st);
+	if (e) {
+		db_state_free(&st);
+		fl_error_prefix(e, "database %s", sv->database);
+		*err = e;
+		return -1;
+	}
+	struct plan plan = {0};
+	struct pctx pc = {
+	    .conn = conn, .plan = &plan, .db = sv->database, .admin = p->admin, .prune = p->o.prune};
+	plan_db(&pc, sv, p->ro[k], &st);
+	sv_free(&pc.pool);
+	db_state_free(&st);
+	int clean = plan.n == 0;
+	if (clean) /* otherwise fl_provision_db_run plans again and says them */
+		warnings_to(&plan.warnings, warnings);
+	plan_free(&plan);
+	return clean;
+}
+
+fl_error *fl_provision_db_run(fl_provision_dbs *p, size_t k, fl_orch_worker *w, fl_provision_step_fn on_step,
+                              void *ctx, size_t *nsteps, fl_error **warnings)
+{
+	fl_provision_opts o = p->o;
+	o.on_step = on_step;
+	o.ctx = ctx;
+	struct run R = {.d = p->d, .t = p->t, .o = &o, .ro = p->ro, .admin = p->admin};
+	pthread_mutex_init(&R.mu, NULL);
+	pthread_mutex_init(&R.err_mu, NULL);
+	struct dbjob j = {.sv = &p->d->services[k], .ro = p->ro[k], .ran = true};
+	db_job(&R, w, &j);
+	if (nsteps)
+		*nsteps += j.plan.ran;
+	warnings_to(&j.plan.warnings, warnings);
+	plan_free(&j.plan);
+	pthread_mutex_destroy(&R.mu);
+	pthread_mutex_destroy(&R.err_mu);
+	return j.err;
+}
+
 fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_target *t,
                            const fl_provision_opts *opts, fl_provision_result **out)
 {
@@ -1680,6 +1821,10 @@ fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_tar
 		goto done;
 	}
 
+	if (o->defer_databases && !o->dry_run) {
+		res->dbs = dbs_new(&R);
+		goto done;
+	}
 	R.njobs = d->nservices;
 	R.jobs = fl_calloc(R.njobs ? R.njobs : 1, sizeof(*R.jobs));
 	size_t todo = 0;

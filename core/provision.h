@@ -59,6 +59,7 @@
 #include "error.h"
 #include "login.h"
 #include "manifest.h"
+#include "orchestrate.h"
 #include "pg.h"
 #include "secret.h"
 
@@ -162,6 +163,9 @@ typedef struct {
 
 typedef void (*fl_provision_step_fn)(void *ctx, const fl_provision_step *step);
 
+/* The part in each database, left to the caller (fl_provision_opts.defer_databases). */
+typedef struct fl_provision_dbs fl_provision_dbs;
+
 typedef struct {
 	bool dry_run;         /* plan only: nothing is locked, changed or resolved */
 	bool reset_passwords; /* set the password of every existing role that has one */
@@ -177,6 +181,15 @@ typedef struct {
 	 * order, at the end); calls never overlap, but may come from worker threads */
 	fl_provision_step_fn on_step;
 	void *ctx;
+	/*
+	 * Do the shared part only and leave the part in each database to the
+	 * caller (res->dbs, fl_provision_db_clean and fl_provision_db_run). A
+	 * fleet run connects to every database anyway: on that connection it
+	 * checks whether the database is as desired, and only when it is not
+	 * opens the admin's. A fleet with nothing to change then opens one
+	 * connection per database instead of two. Ignored with dry_run.
+	 */
+	bool defer_databases;
 } fl_provision_opts;
 
 typedef struct {
@@ -190,6 +203,9 @@ typedef struct {
 	bool shared_failed;
 	fl_error **service_errors;
 	size_t nservices;
+	/* defer_databases: the part in each database, when the shared part succeeded (else NULL); the
+	 * caller frees it with fl_provision_dbs_free, after every fl_provision_db_* call */
+	fl_provision_dbs *dbs;
 } fl_provision_result;
 
 /*
@@ -203,6 +219,33 @@ typedef struct {
 fl_error *fl_provision_run(const fl_provision_desired *d, const fl_provision_target *t,
                            const fl_provision_opts *opts, fl_provision_result **out);
 void fl_provision_result_free(fl_provision_result *r);
+
+/*
+ * defer_databases: is the database of d->services[k] as desired? Reads its
+ * schemas', relations' and default privileges on conn, any role's
+ * connection to it (the catalogs are readable by all), in one round trip,
+ * without the provision lock, and plans as fl_provision_run would. 1:
+ * nothing to do (the plan's warnings, extra privileges left in place, are
+ * appended to *warnings, one "provision: ..." error each); 0: something
+ * (fl_provision_db_run does it, under the lock, reading again); -1: *err.
+ * Thread-safe for different k.
+ */
+int fl_provision_db_clean(fl_provision_dbs *p, size_t k, fl_pg *conn, fl_error **warnings, fl_error **err);
+
+/*
+ * defer_databases: the part in the database of d->services[k], as
+ * fl_provision_run does it: on an admin connection of its own, under the
+ * provision lock, in one transaction. Each step is passed to on_step(ctx)
+ * (may be NULL) as it starts and counted in *nsteps; warnings are appended
+ * to *warnings. w (may be NULL): the worker whose cancel interrupts it.
+ * Returns NULL or the error ("database D: ..."; FL_EINTR when interrupted).
+ * Thread-safe for different k.
+ */
+fl_error *fl_provision_db_run(fl_provision_dbs *p, size_t k, fl_orch_worker *w, fl_provision_step_fn on_step,
+                              void *ctx, size_t *nsteps, fl_error **warnings);
+/* The index in d->services of the service named `name` that is not external, or -1. */
+long fl_provision_db_index(const fl_provision_dbs *p, const char *name);
+void fl_provision_dbs_free(fl_provision_dbs *p);
 
 /*
  * Rotates the password of `role`: checks the role exists, makes a new

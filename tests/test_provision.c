@@ -1359,3 +1359,101 @@ Test(provision, lock_held_elsewhere_is_waited_for_with_a_bound)
 	fl_provision_desired_free(d);
 	PQfinish(other);
 }
+
+/* pg_stat_database.sessions of a database (counted as each session starts), read from fx_db */
+static long sessions_of(const char *db)
+{
+	char sql[300];
+	snprintf(sql, sizeof(sql), "SELECT sessions FROM pg_stat_database WHERE datname = '%s'", db);
+	char *v = su_query(fx_db, sql);
+	long n = v ? atol(v) : -1;
+	free(v);
+	return n;
+}
+
+/*
+ * migrate provisions each database in that service's job: its own
+ * connection reads whether the database is as desired, and only when it is
+ * not is the admin's opened. With nothing to change, one session per
+ * database, not two.
+ */
+Test(provision, migrate_checks_each_database_on_its_own_connection)
+{
+	char *dir = write_manifest(NULL, false, NULL, NULL);
+	th_write(dir, "svc/a/V1__t.sql", "CREATE TABLE t (id int);\n");
+	th_write(dir, "svc/b/V1__t.sql", "CREATE TABLE t (id int);\n");
+	char *out = NULL, *err = NULL;
+	int rc = th_run(dir, NULL, &out, &err,
+	                (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	char *plain = unprefix(err);
+	/* the database's steps are the service's lines, before its migrations */
+	cr_assert(th_contains(plain, " b: provision: create schema app owned by P_b_own in P_b\n"), "%s",
+	          plain);
+	cr_assert(!th_contains(plain, "provision: no changes"), "%s", plain);
+	free(plain);
+	free(out);
+	free(err);
+	char db_a[96], db_b[96], sql[400];
+	snprintf(db_a, sizeof(db_a), "%s_a", fx_p);
+	snprintf(db_b, sizeof(db_b), "%s_b", fx_p);
+	char *v = su_query(db_b, "SELECT count(*) FROM app.flyway_schema_history WHERE success");
+	cr_assert_str_eq(v, "1");
+	free(v);
+
+	long a0 = sessions_of(db_a), b0 = sessions_of(db_b);
+	rc = th_run(dir, NULL, &out, &err,
+	            (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(th_contains(err, "provision: no changes\n"), "%s", err);
+	cr_assert(!th_contains(err, ": provision: "), "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(sessions_of(db_a) - a0, 1, "sessions in %s: %ld -> %ld", db_a, a0, sessions_of(db_a));
+	cr_assert_eq(sessions_of(db_b) - b0, 1, "sessions in %s: %ld -> %ld", db_b, b0, sessions_of(db_b));
+
+	/* a grant taken away by hand: the job opens the admin's connection, puts it back, migrates */
+	PGconn *su = th_connect(db_b);
+	snprintf(sql, sizeof(sql), "REVOKE USAGE ON SCHEMA app FROM \"%s_b_ro\"", fx_p);
+	th_exec(su, sql);
+	PQfinish(su);
+	th_write(dir, "svc/b/V2__u.sql", "CREATE TABLE u (id int);\n");
+	a0 = sessions_of(db_a);
+	rc = th_run(dir, NULL, &out, &err,
+	            (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	plain = unprefix(err);
+	cr_assert(th_contains(plain, " b: provision: "), "%s", plain);
+	cr_assert(th_contains(plain, " b: provision: let P_b_ro use schema app in P_b\n"), "%s", plain);
+	cr_assert(!th_contains(plain, "provision: no changes"), "%s", plain);
+	free(plain);
+	free(out);
+	free(err);
+	snprintf(sql, sizeof(sql), "SELECT has_schema_privilege('%s_b_ro', 'app', 'USAGE')", fx_p);
+	v = su_query(db_b, sql);
+	cr_assert_str_eq(v, "t");
+	free(v);
+	v = su_query(db_b, "SELECT max(version) FROM app.flyway_schema_history WHERE success");
+	cr_assert_str_eq(v, "2");
+	free(v);
+	cr_assert_eq(sessions_of(db_a) - a0, 1);
+
+	/* an extra privilege: warned about once, still no changes */
+	su = th_connect(db_b);
+	snprintf(sql, sizeof(sql), "GRANT CREATE ON SCHEMA app TO \"%s_b_ro\"", fx_p);
+	th_exec(su, sql);
+	PQfinish(su);
+	rc = th_run(dir, NULL, &out, &err,
+	            (const char *const[]){"flotilla", "-e", "t", "migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	plain = unprefix(err);
+	cr_assert(th_contains(plain, "provision: no changes\n"), "%s", plain);
+	const char *w = strstr(plain, "warning: provision: ");
+	cr_assert_not_null(w, "%s", plain);
+	cr_assert_null(strstr(w + 1, "warning: provision: "), "%s", plain);
+	cr_assert(th_contains(w, "CREATE on schema app"), "%s", plain);
+	free(plain);
+	free(out);
+	free(err);
+	free(dir);
+}
