@@ -234,7 +234,10 @@ const fl_cli_command fl_cli_commands[] = {
      .about = "Checks everything first (the manifest, every secret the run needs, every file of the\n"
               "selected services): any problem exits 2 with nothing sent to any server. Then provisions\n"
               "what the selected services need (their roles, databases and grants; not the whole fleet)\n"
-              "and applies each service's pending migrations, services in parallel.",
+              "and applies each service's pending migrations, services in parallel.\n"
+              "--html and --svg draw the run: one bar per service over time (queued, connect, lock wait,\n"
+              "each migration, retries), the phases, the critical path (the chain of work that set the\n"
+              "wall time) and the slowest service; written at the end of every run, failed ones too.",
      .more = FLEET_EXIT,
      .usage_json = fl_cli_fleet_usage_json},
     {.name = "status",
