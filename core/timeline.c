@@ -435,7 +435,7 @@ static const char *fill_of(fl_timeline_kind k, bool failed, size_t nth)
 	case FL_TL_MIGRATION:
 		return nth % 2 ? "#2d8f47" : "#34a853"; /* neighbours told apart */
 	case FL_TL_MIGRATIONS:
-		return "#1e7e34";
+		return "#00897b"; /* not a shade of the single ones: a legend entry of its own */
 	case FL_TL_LOCK_RETRY:
 		return "#a50e0e";
 	}
@@ -767,7 +767,7 @@ char *fl_timeline_html(const fl_timeline *t)
 	                "body{font-family:sans-serif;margin:1.5em;color:#202124}\n"
 	                "table{border-collapse:collapse;margin-top:1em}\n"
 	                "td,th{border:1px solid #bbb;padding:.2em .6em;text-align:right;vertical-align:top}\n"
-	                "td.service,td.outcome,td.why{text-align:left}\n"
+	                "th:first-child,td.service,td.outcome,td.why{text-align:left}\n"
 	                "td.why{max-width:40em;white-space:pre-wrap;font-family:monospace;font-size:90%}\n"
 	                "tr.failed td.outcome,tr.refused td.outcome,tr.invalid td.outcome{color:#d93025;"
 	                "font-weight:bold}\n"

@@ -10,9 +10,12 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -593,5 +596,56 @@ Test(timeline, an_unwritable_page_is_a_warning_and_the_run_keeps_its_exit_code, 
 	json_decref(doc);
 	free(out);
 	free(err);
+	fleet_drop(&f);
+}
+
+Test(timeline, an_interrupted_run_writes_the_page_of_what_it_stopped, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "si");
+	char rel[256];
+	snprintf(rel, sizeof(rel), "svc/%s/V2__second.sql", f.names[0]);
+	th_write(f.dir, rel, "SELECT pg_sleep(30);\n");
+	char page[700], outp[700], errp[700];
+	snprintf(page, sizeof(page), "%s/run.html", f.dir);
+	snprintf(outp, sizeof(outp), "%s/run.out", f.dir);
+	snprintf(errp, sizeof(errp), "%s/run.err", f.dir);
+	pid_t pid = th_spawn(f.dir, NULL, outp, errp,
+	                     (const char *const[]){"flotilla", "-m", f.manifest, "-e", "test", "migrate",
+	                                           "--plain", "--html", page, NULL});
+	/* the sleep runs: interrupt flotilla (our direct child) once */
+	char db[128];
+	snprintf(db, sizeof(db), "%s_%s", f.project, f.names[0]);
+	bool running = false;
+	for (int i = 0; i < 600 && !running; i++) {
+		usleep(50000);
+		PGconn *c = th_connect("postgres");
+		char q[512];
+		snprintf(q, sizeof(q),
+		         "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND query LIKE "
+		         "'%%pg_sleep(30)%%'",
+		         db);
+		char *n = th_query1(c, q);
+		running = strcmp(n, "0") != 0;
+		free(n);
+		PQfinish(c);
+	}
+	cr_assert(running, "the migration never started: %s", th_read(errp));
+	kill(pid, SIGINT);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d: %s", WEXITSTATUS(st),
+	          th_read(errp));
+	char *html = th_read(page);
+	cr_assert(th_contains(html, ": <span class=\"result interrupted\">interrupted</span></h1>"), "%s",
+	          html);
+	cr_assert(th_contains(html, "<p id=\"summary\">exit code 130, "), "%s", html);
+	/* the service stopped in its migration: cancelled, the span it was in marked */
+	char want[512];
+	snprintf(want, sizeof(want), "data-service=\"%s\" data-outcome=\"cancelled\" data-migrations=\"1\"",
+	         f.names[0]);
+	cr_assert(th_contains(html, want), "%s\n%s", want, html);
+	cr_assert(th_contains(html, "V2__second"), "%s", html);
+	free(html);
 	fleet_drop(&f);
 }
