@@ -649,3 +649,53 @@ Test(timeline, an_interrupted_run_writes_the_page_of_what_it_stopped, .timeout =
 	free(html);
 	fleet_drop(&f);
 }
+
+Test(timeline, ddl_lock_retries_are_drawn_and_counted, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f, "lr");
+	char *out, *err;
+	cr_assert_eq(fleet_run(&f, &out, &err, (const char *const[]){"migrate", NULL}), 0, "%s", err);
+	free(out);
+	free(err);
+	/* short lock waits, two retries */
+	char *m = th_read(f.manifest);
+	char *at = strstr(m, "lock_timeout = \"5s\"\n");
+	cr_assert(at);
+	*at = '\0';
+	char manifest[8192];
+	snprintf(manifest, sizeof(manifest),
+	         "%slock_timeout = \"100ms\"\nlock_retries = 2\nlock_retry_interval = \"100ms\"\n%s", m,
+	         at + strlen("lock_timeout = \"5s\"\n"));
+	th_write(f.dir, "flotilla.toml", manifest);
+	free(m);
+	char rel[256];
+	snprintf(rel, sizeof(rel), "svc/%s/V3__alter.sql", f.names[1]);
+	th_write(f.dir, rel, "ALTER TABLE t1 ADD COLUMN x int;\n");
+	/* a reader holds the table for the whole run */
+	char db[128];
+	snprintf(db, sizeof(db), "%s_%s", f.project, f.names[1]);
+	PGconn *reader = th_connect(db);
+	th_exec(reader, "BEGIN; LOCK TABLE t1 IN ACCESS SHARE MODE");
+	char page[700];
+	snprintf(page, sizeof(page), "%s/run.html", f.dir);
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", "--html", page, NULL});
+	PQfinish(reader);
+	cr_assert_eq(rc, 1, "stdout: %s\nstderr: %s", out, err);
+	/* the plain log still says it, as before the timeline had its own kind for it */
+	cr_assert(th_contains(err, ": retry 1 of 2 in ") && th_contains(err, ": retry 2 of 2 in "), "%s",
+	          err);
+	char *html = th_read(page);
+	cr_assert_eq(count(html, "<rect class=\"overlay lock-retry\""), 2, "%s", html);
+	char want[512];
+	snprintf(want, sizeof(want),
+	         "data-service=\"%s\"><td class=\"service\">%s</td><td class=\"outcome\">FAILED", f.names[1],
+	         f.names[1]);
+	cr_assert(th_contains(html, want), "%s\n%s", want, html);
+	cr_assert(th_contains(html, "<td class=\"retries\">2</td>"), "%s", html);
+	cr_assert(th_contains(html, ": lock-retry "), "the tooltip: %s", html);
+	free(html);
+	free(out);
+	free(err);
+	fleet_drop(&f);
+}
