@@ -212,6 +212,8 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	fo.from_alembic = a.from_alembic;
 	fo.dry_run = a.dry_run;
 	fo.out_of_order = a.out_of_order;
+	fo.html = a.html;
+	fo.svg = a.svg;
 	bool progress = verb == FL_FLEET_MIGRATE || verb == FL_FLEET_UNDO || verb == FL_FLEET_REPAIR ||
 	                verb == FL_FLEET_BASELINE;
 	fo.mode = !progress || a.dry_run ? FL_REPORT_QUIET : a.plain ? FL_REPORT_PLAIN : FL_REPORT_LIVE;

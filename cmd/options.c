@@ -76,6 +76,13 @@ static const fl_opt migrate_opts[] = {
                 "apply files below the current version instead of refusing them"),
     FLEET_LIVE_PLAIN,
     FLEET_SHARD,
+    /* core/timeline.h: written at the end of every run, a failed or interrupted one too */
+    FL_OPT_STR_X(FA, html, "html", 0, "FILE",
+                 "also write a picture of the run (one bar per service over time, the critical path) "
+                 "as one self-contained HTML page to FILE",
+                 .complete = FL_COMPLETE_FILES),
+    FL_OPT_STR_X(FA, svg, "svg", 0, "FILE", "the same picture as one standalone SVG file",
+                 .complete = FL_COMPLETE_FILES),
     /* the bound of a shard's wait for shard 0's roles (default FL_FLEET_SHARD_WAIT_S); for tests */
     FL_OPT_INT_X(FA, shard_wait, "shard-wait", 0, "SECONDS", 1, 3600,
                  "how long a shard other than 0 waits for shard 0's roles", .flags = FL_OPTF_HIDDEN),
@@ -227,7 +234,10 @@ const fl_cli_command fl_cli_commands[] = {
      .about = "Checks everything first (the manifest, every secret the run needs, every file of the\n"
               "selected services): any problem exits 2 with nothing sent to any server. Then provisions\n"
               "what the selected services need (their roles, databases and grants; not the whole fleet)\n"
-              "and applies each service's pending migrations, services in parallel.",
+              "and applies each service's pending migrations, services in parallel.\n"
+              "--html and --svg draw the run: one bar per service over time (queued, connect, lock wait,\n"
+              "each migration, retries), the phases, the critical path (the chain of work that set the\n"
+              "wall time) and the slowest service; written at the end of every run, failed ones too.",
      .more = FLEET_EXIT,
      .usage_json = fl_cli_fleet_usage_json},
     {.name = "status",

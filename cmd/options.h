@@ -179,6 +179,7 @@ int fl_cli_complete(int argc, char **argv);
 /* The argument structs, one per command (the fleet commands share one). */
 struct fl_fleet_args {
 	const char *target, *since, *rev, *to, *version, *shard;
+	const char *html, *svg; /* migrate: the run's picture (core/timeline.h) */
 	bool dry_run, json, fail_fast, no_provision, out_of_order, plain, from_alembic;
 	int jobs, connections, shard_wait;
 };

@@ -148,6 +148,7 @@ void fl_fleet_free(fl_fleet *f)
 	free(f->services);
 	end_provisioning(f);
 	fl_report_free(f->report);
+	fl_timeline_free(f->timeline);
 	fl_error_free(f->errors);
 	fl_error_free(f->warnings);
 	fl_git_free(f->git);
@@ -905,9 +906,14 @@ static void on_apply_event(void *ctx, const fl_apply_event *ev)
 		             ev->index, ev->total, ev->ms, name);
 		break;
 	}
+	case FL_APPLY_EV_LOCKED: /* the end of a lock wait, for the timeline */
+		fl_orch_post(j->w, FL_EV_LOCKED, 0, 0, ev->ms, NULL);
+		break;
 	case FL_APPLY_EV_NOTICE:
-	case FL_APPLY_EV_LOCK_RETRY: /* "lock wait on table t (held by pid ...), retry 2 of 5 in 1.2 s" */
 		fl_orch_post(j->w, FL_EV_MESSAGE, ev->index, ev->total, ev->ms, ev->text);
+		break;
+	case FL_APPLY_EV_LOCK_RETRY: /* "lock wait on table t (held by pid ...), retry 2 of 5 in 1.2 s" */
+		fl_orch_post(j->w, FL_EV_LOCK_RETRY, ev->index, ev->total, ev->ms, ev->text);
 		break;
 	default:
 		break;
@@ -1166,6 +1172,14 @@ static int job_main(fl_orch_worker *w, size_t i, void *arg)
 	}
 }
 
+/* The pool's events go to the report and, with --html/--svg, to the timeline (same thread). */
+static void on_event(void *ctx, const fl_event *ev)
+{
+	fl_fleet *f = ctx;
+	fl_report_event(f->report, ev);
+	fl_timeline_event(f->timeline, ev);
+}
+
 static void jobs_phase(fl_fleet *f, FILE *progress)
 {
 	const char **names = fl_calloc(f->n ? f->n : 1, sizeof(char *));
@@ -1182,8 +1196,8 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 	fl_orch_opts oo = {.threads = fl_budget_threads(jobs, f->n, f->budget),
 	                   .fail_fast = f->opts.fail_fast,
 	                   .handle_signals = f->opts.handle_signals,
-	                   .on_event = fl_report_event,
-	                   .event_ctx = f->report};
+	                   .on_event = on_event,
+	                   .event_ctx = f};
 	/* longest first: the bytes of its migration files stand for a service's work */
 	size_t *order = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
 	size_t *weight = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
@@ -1201,6 +1215,7 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 	oo.order = order;
 	int *results = fl_calloc(f->n ? f->n : 1, sizeof(int));
 	f->touched = true;
+	fl_timeline_set_offset(f->timeline, now_s() - f->t0); /* the pool's clock starts now */
 	if (fl_orch_run(f->n, job_main, f, &oo, results) == 130)
 		f->interrupted = true;
 	free(order);
@@ -1287,9 +1302,47 @@ static void fill_report(fl_fleet *f)
 	f->report->wall = f->wall;
 }
 
+/* --html/--svg: the spans are recorded from the start; the phases are stamped as they run. */
+static void timeline_start(fl_fleet *f)
+{
+	if (!f->opts.html && !f->opts.svg)
+		return;
+	const char **names = fl_calloc(f->n ? f->n : 1, sizeof(char *));
+	for (size_t i = 0; i < f->n; i++)
+		names[i] = f->services[i].svc->name;
+	f->timeline = fl_timeline_new(names, f->n);
+	free(names);
+	fl_timeline_phase_start(f->timeline, FL_TL_PREFLIGHT, 0);
+}
+
+/* The picture from the run's own outcomes, written once they are final; a file that cannot be
+ * written is the run's warning (stderr, the JSON document), never its exit code. */
+static void timeline_write(fl_fleet *f)
+{
+	if (!f->timeline)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		const fl_fleet_service *s = &f->services[i];
+		char *e = s->error && fl_outcome_is_problem(s->outcome) ? fl_error_format(s->error) : NULL;
+		fl_timeline_set_outcome(f->timeline, i, s->outcome, s->reason, e);
+		free(e);
+	}
+	const fl_manifest *m = f->m;
+	char *title = fl_asprintf("%s%s%s%s%s", fl_fleet_verb_name(f->opts.verb), m && m->project ? " " : "",
+	                          m && m->project ? m->project : "", m && m->env ? " / " : "",
+	                          m && m->env ? m->env->name : "");
+	fl_timeline_set_run(f->timeline, title, f->outcome, f->exit_code, f->wall);
+	free(title);
+	fl_error *err = NULL;
+	if (fl_timeline_write(f->timeline, f->opts.html, f->opts.svg, &err) != 0)
+		fl_error_append(&f->warnings, err);
+}
+
 int fl_fleet_run(fl_fleet *f, FILE *progress)
 {
 	double t0 = now_s();
+	f->t0 = t0;
+	timeline_start(f);
 	if (f->opts.handle_signals)
 		fl_orch_signals_watch(true);
 	bool stop = f->errors != NULL || !f->m;
@@ -1309,12 +1362,18 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 		pthread_join(git_thread, NULL);
 	if (!stop)
 		stop = f->errors != NULL || any_outcome(f, FL_OUTCOME_INVALID) || fl_orch_interrupted();
+	fl_timeline_phase_end(f->timeline, FL_TL_PREFLIGHT, now_s() - t0);
 	if (!stop && provisioning(f)) {
+		fl_timeline_phase_start(f->timeline, FL_TL_PROVISIONING, now_s() - t0);
 		provision_phase(f, progress);
+		fl_timeline_phase_end(f->timeline, FL_TL_PROVISIONING, now_s() - t0);
 		stop = fl_orch_interrupted();
 	}
-	if (!stop)
+	if (!stop) {
+		fl_timeline_phase_start(f->timeline, FL_TL_JOBS, now_s() - t0);
 		jobs_phase(f, progress);
+		fl_timeline_phase_end(f->timeline, FL_TL_JOBS, now_s() - t0);
+	}
 	if (f->dbs)
 		finish_provisioning(f, progress);
 	f->interrupted |= fl_orch_interrupted();
@@ -1336,6 +1395,7 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 	f->outcome = fl_run_outcome_of(outs, f->n, input_error, f->failed, f->interrupted);
 	free(outs);
 	f->exit_code = fl_run_exit_code(f->outcome);
+	timeline_write(f);
 	return f->exit_code;
 }
 

@@ -48,6 +48,7 @@
 #include "provision.h"
 #include "report.h"
 #include "secret.h"
+#include "timeline.h"
 
 typedef enum {
 	FL_FLEET_MIGRATE,
@@ -92,6 +93,9 @@ typedef struct {
 	 * provision their own databases. */
 	int shard_index, shard_count;
 	int shard_wait_s;
+	/* migrate --html FILE / --svg FILE: the run's picture (timeline.h), written at the end of
+	 * every run, failed, refused or interrupted too; a file that cannot be written is a warning */
+	const char *html, *svg;
 } fl_fleet_opts;
 
 /* How long a shard other than 0 waits for shard 0's roles (seconds). */
@@ -162,6 +166,10 @@ typedef struct {
 	fl_provision_admin *admin; /* what dbs connects with; wiped when the run ends */
 	bool provision_failed;     /* a service's database could not be provisioned */
 	int budget;                /* connections the run may hold at once (budget.h); 0: unknown, no cap */
+	/* --html/--svg: the spans of the run (NULL when neither was asked for); t0 is the run's start
+	 * (CLOCK_MONOTONIC seconds), the zero of its clock */
+	fl_timeline *timeline;
+	double t0;
 } fl_fleet;
 
 /* A run of m (NULL: the manifest did not load; say why with fl_fleet_fail). */

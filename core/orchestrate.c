@@ -10,6 +10,13 @@
 struct fl_orch_worker {
 	fl_orch *o;
 	size_t job;
+	int thread; /* which of the pool's threads runs the job: the timeline's critical path follows it */
+};
+
+/* What a pool thread is started with. */
+struct thread_arg {
+	fl_orch *o;
+	int index;
 };
 
 struct fl_orch {
@@ -79,7 +86,8 @@ void fl_orch_post(fl_orch_worker *w, fl_event_kind kind, int index, int total, l
 	               .total = total,
 	               .ms = ms,
 	               .text = text ? fl_strdup(text) : NULL,
-	               .at = since(&o->t0)};
+	               .at = since(&o->t0),
+	               .worker = w->thread};
 	pthread_mutex_lock(&o->mu);
 	enqueue(o, ev);
 	pthread_mutex_unlock(&o->mu);
@@ -184,7 +192,8 @@ void fl_orch_cancel(fl_orch *o)
 
 static void *worker_main(void *p)
 {
-	fl_orch *o = p;
+	const struct thread_arg *ta = p;
+	fl_orch *o = ta->o;
 	for (;;) {
 		pthread_mutex_lock(&o->mu);
 		if (o->next_job >= o->njobs || atomic_load(&o->cancel)) {
@@ -195,7 +204,7 @@ static void *worker_main(void *p)
 		o->next_job++;
 		pthread_mutex_unlock(&o->mu);
 
-		fl_orch_worker w = {.o = o, .job = job};
+		fl_orch_worker w = {.o = o, .job = job, .thread = ta->index};
 		int rc = o->fn(&w, job, o->arg);
 		fl_orch_set_conn(&w, NULL);
 
@@ -348,14 +357,17 @@ int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *
 		sig_register(&o);
 
 	for (size_t i = 0; i < njobs; i++) {
-		fl_event ev = {.job = i, .kind = FL_EV_WAITING, .at = 0};
+		fl_event ev = {.job = i, .kind = FL_EV_WAITING, .at = 0, .worker = -1};
 		pthread_mutex_lock(&o.mu);
 		enqueue(&o, ev);
 		pthread_mutex_unlock(&o.mu);
 	}
 	pthread_t *th = fl_calloc((size_t)(nthreads > 0 ? nthreads : 1), sizeof(pthread_t));
-	for (int i = 0; i < nthreads; i++)
-		pthread_create(&th[i], NULL, worker_main, &o);
+	struct thread_arg *ta = fl_calloc((size_t)(nthreads > 0 ? nthreads : 1), sizeof(*ta));
+	for (int i = 0; i < nthreads; i++) {
+		ta[i] = (struct thread_arg){.o = &o, .index = i};
+		pthread_create(&th[i], NULL, worker_main, &ta[i]);
+	}
 
 	/* the consumer: deliver events in order until every thread is done */
 	pthread_mutex_lock(&o.mu);
@@ -413,6 +425,7 @@ int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *
 		free(ev.text);
 	}
 	free(th);
+	free(ta);
 
 	if (opts->handle_signals)
 		sig_unregister(&o);

@@ -41,6 +41,11 @@ typedef enum {
 	FL_EV_DONE,       /* success; text = summary */
 	FL_EV_FAILED,     /* text = the error */
 	FL_EV_CANCELLED,  /* stopped by a cancel */
+	/* Kinds after FL_EV_CANCELLED are for the timeline (timeline.h); a consumer that does
+	 * not know one ignores it, and report.c shows a LOCK_RETRY as the MESSAGE it was before. */
+	FL_EV_LOCKED,     /* the migration lock is held; ms = how long taking it took */
+	FL_EV_LOCK_RETRY, /* a DDL statement's lock_timeout fired; text, index of total retries, ms = backoff
+	                   */
 } fl_event_kind;
 
 typedef struct {
@@ -50,6 +55,7 @@ typedef struct {
 	long ms;          /* duration, when meaningful */
 	char *text;       /* owned by the event; may be NULL */
 	double at;        /* seconds since the run started */
+	int worker;       /* the pool thread that posted it (0-based); -1: the pool itself (WAITING) */
 } fl_event;
 
 typedef struct fl_orch fl_orch;

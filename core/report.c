@@ -117,6 +117,9 @@ static char *state_line(const fl_report_service *s)
 		return *t ? fl_asprintf("failed: %s", t) : fl_strdup("failed");
 	case FL_EV_CANCELLED:
 		return fl_strdup("cancelled");
+	case FL_EV_LOCKED: /* the timeline's: never a state here (fl_report_event) */
+	case FL_EV_LOCK_RETRY:
+		break;
 	}
 	return fl_strdup("");
 }
@@ -222,6 +225,8 @@ static void plain_print(fl_report *r, const fl_event *ev, const char *name, cons
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	switch (ev->kind) {
 	case FL_EV_WAITING:
+	case FL_EV_LOCKED: /* the timeline's (fl_report_event) */
+	case FL_EV_LOCK_RETRY:
 		return;
 	case FL_EV_CONNECTING:
 		fprintf(r->out, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), name,
@@ -268,6 +273,14 @@ void fl_report_event(void *ctx, const fl_event *ev)
 {
 	fl_report *r = ctx;
 	if (ev->job >= r->nservices)
+		return;
+	if (ev->kind == FL_EV_LOCK_RETRY) { /* its own kind for the timeline; here the line it always was */
+		fl_event m = *ev;
+		m.kind = FL_EV_MESSAGE;
+		fl_report_event(ctx, &m);
+		return;
+	}
+	if (ev->kind > FL_EV_CANCELLED) /* the timeline's kinds (orchestrate.h) */
 		return;
 	fl_report_service *s = &r->services[ev->job];
 	if (ev->at > r->now)

@@ -272,3 +272,16 @@ int th_contains(const char *hay, const char *needle)
 {
 	return hay && needle && strstr(hay, needle) != NULL;
 }
+
+int th_chromium(const char *dir, const char *args, const char *file, const char *stderr_path, char **out)
+{
+	static int n; /* a profile per run: two runs never share one */
+	char cmd[4096];
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
+	    "--disable-component-update --disable-sync --no-first-run --user-data-dir='%s/profile-%d-%d' "
+	    "--window-size=1200,3000 %s 'file://%s' 2>'%s'",
+	    dir, (int)getpid(), ++n, args, file, stderr_path ? stderr_path : "/dev/null");
+	return th_sh(cmd, out);
+}

@@ -54,6 +54,15 @@ pid_t th_spawn(const char *cwd, const char *const *env, const char *out_path, co
 /* Runs `sh -c cmd`, capturing both streams together into *out; returns the exit status. */
 int th_sh(const char *cmd, char **out);
 
+/*
+ * Runs Debian's chromium headless on the local file `file` (an absolute
+ * path) with `args` (e.g. "--dump-dom", "--screenshot=PATH"), a fresh
+ * profile under `dir`, background networking off, at most 120 s. stdout
+ * into *out (new string); chromium's stderr into `stderr_path` (NULL: dropped:
+ * add --enable-logging=stderr to see the page's console there). Returns the exit status.
+ */
+int th_chromium(const char *dir, const char *args, const char *file, const char *stderr_path, char **out);
+
 /* Does `hay` contain `needle`? (for cr_assert messages that show both) */
 int th_contains(const char *hay, const char *needle);
 

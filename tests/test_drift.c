@@ -1239,18 +1239,6 @@ static char *dom_text(const char *s)
 	return r;
 }
 
-/* Runs Debian's chromium headless on a local file: no network, a fresh profile. */
-static int chromium(const char *dir, const char *what, const char *file, char **out)
-{
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd),
-	         "timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
-	         "--disable-component-update --disable-sync --no-first-run --user-data-dir='%s/profile-%s' "
-	         "--window-size=1200,3000 %s 'file://%s' 2>/dev/null",
-	         dir, what[2] == 'd' ? "dom" : "shot", what, file);
-	return th_sh(cmd, out);
-}
-
 Test(drift, html_page_renders_every_finding_in_headless_chromium, .timeout = 300)
 {
 	struct fleet f;
@@ -1274,10 +1262,10 @@ Test(drift, html_page_renders_every_finding_in_headless_chromium, .timeout = 300
 	              !th_contains(html, "https://"),
 	          "the page is self-contained:\n%s", html);
 	char *dom;
-	cr_assert_eq(chromium(f.dir, "--dump-dom", page, &dom), 0, "%s", dom);
+	cr_assert_eq(th_chromium(f.dir, "--dump-dom", page, NULL, &dom), 0, "%s", dom);
 	char *shot_opt = malloc(strlen(f.dir) + 32), *shot_out;
 	sprintf(shot_opt, "--screenshot=%s/drift.png", f.dir);
-	cr_assert_eq(chromium(f.dir, shot_opt, page, &shot_out), 0, "%s", shot_out);
+	cr_assert_eq(th_chromium(f.dir, shot_opt, page, NULL, &shot_out), 0, "%s", shot_out);
 	char shot[700];
 	snprintf(shot, sizeof(shot), "%s/drift.png", f.dir);
 	FILE *sf = fopen(shot, "rb");
