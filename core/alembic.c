@@ -1191,15 +1191,8 @@ static int write_folder(const fl_alembic_import_opts *o, outfile *f, size_t n, f
 			continue;
 		}
 		char *path = fl_asprintf("%s/%s", o->out_dir, f[i].name);
-		char *tmp = fl_asprintf("%s.tmp", path);
-		FILE *fp = fopen(tmp, "wb");
-		size_t len = strlen(f[i].data);
-		bool ok = fp && fwrite(f[i].data, 1, len, fp) == len;
-		ok = fp && fclose(fp) == 0 && ok;
-		ok = ok && rename(tmp, path) == 0;
-		if (!ok) {
+		if (fl_file_write(path, f[i].data, strlen(f[i].data)) != 0) {
 			int en = errno;
-			unlink(tmp);
 			*err = fl_error_new("cannot write %s/%s: %s", disp, f[i].name, strerror(en));
 			/* all or nothing: what this import wrote goes again */
 			for (size_t k = 0; k < res->nwritten; k++) {
@@ -1208,12 +1201,10 @@ static int write_folder(const fl_alembic_import_opts *o, outfile *f, size_t n, f
 				free(w);
 			}
 			free(path);
-			free(tmp);
 			return -1;
 		}
 		strv_add(&res->written, &res->nwritten, fl_strdup(f[i].name));
 		free(path);
-		free(tmp);
 	}
 	return 0;
 }

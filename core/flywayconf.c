@@ -762,19 +762,12 @@ int fl_flywayconf_init(const char *const *paths, size_t n, const char *out_path,
 		*err = fl_error_at(out_path, 0, 0,
 		                   "exists already; give another -o FILE, or --force to replace it");
 	} else if (fl_flywayconf_translate(files, n, dirname(copy), out, err) == 0) {
-		/* whole or not at all: a temporary beside it, renamed over */
-		char *tmp = fl_asprintf("%s.tmp%d", out_path, (int)getpid());
-		FILE *f = fopen(tmp, "wx");
-		bool ok = f && fputs(out->text, f) >= 0;
-		ok = f && fclose(f) == 0 && ok;
-		if (ok && rename(tmp, out_path) == 0) {
+		if (fl_file_write(out_path, out->text, strlen(out->text)) == 0) {
 			rc = 0;
 		} else {
 			*err = fl_error_at(out_path, 0, 0, "cannot write it: %s", strerror(errno));
-			unlink(tmp);
 			fl_flywayconf_result_clear(out);
 		}
-		free(tmp);
 	}
 	free(copy);
 	for (size_t i = 0; i < n; i++)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
 	fl_file *items;
@@ -36,6 +37,38 @@ int fl_file_read(const char *path, char **data, size_t *len)
 	*len = b.len;
 	*data = fl_buf_detach(&b);
 	return 0;
+}
+
+int fl_file_write(const char *path, const char *data, size_t len)
+{
+	char *tmp = fl_asprintf("%s.tmp.XXXXXX", path);
+	int fd = mkstemp(tmp);
+	int en = 0;
+	if (fd < 0) {
+		en = errno;
+	} else {
+		mode_t mask = umask(022); /* read back: umask has no getter */
+		umask(mask);
+		size_t off = 0;
+		while (off < len && !en) {
+			ssize_t w = write(fd, data + off, len - off);
+			if (w < 0 && errno != EINTR)
+				en = errno;
+			else if (w > 0)
+				off += (size_t)w;
+		}
+		if (!en && fchmod(fd, 0666 & ~mask) != 0)
+			en = errno;
+		if (close(fd) != 0 && !en)
+			en = errno;
+		if (!en && rename(tmp, path) != 0)
+			en = errno;
+		if (en)
+			unlink(tmp);
+	}
+	free(tmp);
+	errno = en;
+	return en ? -1 : 0;
 }
 
 /* Walks dir/rel ("" at the top); relative names are joined with '/'. */

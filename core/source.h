@@ -38,6 +38,16 @@ int fl_source_dir(const char *dir, const char *display_dir, fl_file **files, siz
  */
 int fl_file_read(const char *path, char **data, size_t *len);
 
+/*
+ * Writes data (len bytes) as the whole file at path, all or nothing: into a
+ * temporary beside it (mkstemp), renamed over it, so a reader never sees
+ * half a file and a failed write leaves the old one. The mode is what a
+ * plain fopen would give (0666 less the umask). 0, or -1 with errno; the
+ * temporary is gone either way. The one writer of whole files (generated
+ * migrations and manifests, --html pages).
+ */
+int fl_file_write(const char *path, const char *data, size_t len);
+
 /* Clears each file and frees the array. NULL is fine. */
 void fl_source_free(fl_file *files, size_t n);
 

@@ -5,6 +5,7 @@
  * Retries are overlays on top of the span they happened in.
  */
 #include "timeline.h"
+#include "source.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -824,33 +825,9 @@ char *fl_timeline_html(const fl_timeline *t)
 /* data to path, whole or not at all: a temporary beside it, renamed over. */
 static fl_error *write_whole(const char *what, const char *path, const char *data)
 {
-	char *tmp = fl_asprintf("%s.tmp.XXXXXX", path);
-	int fd = mkstemp(tmp);
-	int en = 0;
-	if (fd < 0) {
-		en = errno;
-	} else {
-		mode_t mask = umask(022); /* the mode a plain fopen would give */
-		umask(mask);
-		size_t len = strlen(data), off = 0;
-		while (off < len && !en) {
-			ssize_t w = write(fd, data + off, len - off);
-			if (w < 0 && errno != EINTR)
-				en = errno;
-			else if (w > 0)
-				off += (size_t)w;
-		}
-		if (!en && fchmod(fd, 0666 & ~mask) != 0)
-			en = errno;
-		if (close(fd) != 0 && !en)
-			en = errno;
-		if (!en && rename(tmp, path) != 0)
-			en = errno;
-		if (en)
-			unlink(tmp);
-	}
-	free(tmp);
-	return en ? fl_error_new("%s: cannot write %s: %s", what, path, strerror(en)) : NULL;
+	if (fl_file_write(path, data, strlen(data)) == 0)
+		return NULL;
+	return fl_error_new("%s: cannot write %s: %s", what, path, strerror(errno));
 }
 
 int fl_timeline_write(const fl_timeline *t, const char *html_path, const char *svg_path, fl_error **err)
