@@ -2080,7 +2080,13 @@ static fl_error *result_error(fl_pg *pg, const PGresult *r, const char *what)
 	return e;
 }
 
-enum { RS_LEDGER = 1, RS_CONTROL = 2, RS_TRY_LOCK = 4 };
+/*
+ * RS_NO_PROGRESS: without the ledger's unfinished executions, the costliest
+ * read of a fresh backend. The no-op shortcut needs no such row: they only
+ * say where a failed or pending file would resume, and a failed or pending
+ * file is not nothing to do, which is read again, in full, under the lock.
+ */
+enum { RS_LEDGER = 1, RS_CONTROL = 2, RS_TRY_LOCK = 4, RS_NO_PROGRESS = 8 };
 
 /*
  * Session facts, (with RS_TRY_LOCK) one try of the advisory lock, the
@@ -2124,7 +2130,8 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	int slot[5] = {-1, -1, -1, -1, -1};
 	size_t n = 0;
 	for (int i = 0; i < 5; i++) {
-		if (((i == 2 || i == 4) && !(what & RS_LEDGER)) || (i == 3 && !(what & RS_CONTROL)))
+		if (((i == 2 || i == 4) && !(what & RS_LEDGER)) || (i == 3 && !(what & RS_CONTROL)) ||
+		    (i == 2 && (what & RS_NO_PROGRESS)))
 			continue;
 		slot[i] = (int)n;
 		send[n++] = q[i];
@@ -2456,7 +2463,7 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		 * history table yet) is decided again under the lock below.
 		 */
 		bool ctl = false;
-		unsigned what = (o->no_ledger ? 0 : RS_LEDGER) | (c.ledger ? RS_CONTROL : 0);
+		unsigned what = (o->no_ledger ? 0 : RS_LEDGER) | (c.ledger ? RS_CONTROL : 0) | RS_NO_PROGRESS;
 		if (read_state(&c, what, NULL, &h, &ctl, &e) != 0 || plan_of(&c, set, h, &plan, &e) != 0)
 			goto done;
 		fl_error *v = NULL;
