@@ -212,8 +212,9 @@ static fl_apply_opts apply_opts(const fl_fleet *f, const fl_fleet_service *s)
 	ao.dry_run = f->opts.dry_run;
 	ao.command = fl_fleet_verb_name(f->opts.verb);
 	ao.run_uuid = f->run_uuid;
-	ao.git_commit = f->git_commit;
-	ao.git_dirty = f->git_dirty;
+	/* the commit: set by run_service, as preflight's git thread may still be finding it now */
+	ao.git_commit = NULL;
+	ao.git_dirty = -1;
 	return ao;
 }
 
@@ -1053,6 +1054,8 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 
 	struct job_ctx jc = {.w = w, .s = s};
 	fl_apply_opts ao = apply_opts(f, s);
+	ao.git_commit = f->git_commit;
+	ao.git_dirty = f->git_dirty;
 	ao.sql_out = &s->sql;
 	ao.cancel = fl_orch_cancel_flag(w);
 	ao.on_event = on_apply_event;
