@@ -581,3 +581,102 @@ Test(par_fleet, live_view_taller_than_the_terminal_turns_plain, .timeout = 240)
 	free(out);
 	fleet_drop(&f);
 }
+
+/* Seconds of the day of a plain line's timestamp ("2026-12-02T05:38:09.089Z ..."). */
+static double line_time(const char *line)
+{
+	int h, m, s, ms;
+	if (sscanf(line + 11, "%d:%d:%d.%dZ", &h, &m, &s, &ms) != 4)
+		return -1;
+	return h * 3600.0 + m * 60.0 + s + ms / 1000.0;
+}
+
+/*
+ * The most services of the plain log that were applying migrations at one
+ * moment: each from its first "applying" line to its "done" line.
+ */
+static int most_at_once(const char *log, int *waits)
+{
+	double start[7], end[7];
+	for (size_t i = 0; i < 7; i++)
+		start[i] = end[i] = -1;
+	*waits = 0;
+	for (const char *l = log; l && *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl ? (size_t)(nl - l) : strlen(l);
+		char line[512];
+		snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), l);
+		for (size_t i = 0; i < 7; i++) {
+			char who[64];
+			snprintf(who, sizeof(who), "Z %s: ", SEVEN[i]);
+			const char *p = strstr(line, who);
+			if (!p)
+				continue;
+			p += strlen(who);
+			if (strncmp(p, "applying ", 9) == 0 && start[i] < 0)
+				start[i] = line_time(line);
+			else if (strncmp(p, "done", 4) == 0)
+				end[i] = line_time(line);
+			else if (strncmp(p, "waits for a turn", 16) == 0)
+				(*waits)++;
+		}
+		l = nl ? nl + 1 : NULL;
+	}
+	int most = 0;
+	for (size_t i = 0; i < 7; i++) {
+		cr_assert(start[i] >= 0 && end[i] >= start[i], "%s: no applying/done lines in\n%s", SEVEN[i],
+		          log);
+		int n = 0; /* the services applying when service i began */
+		for (size_t k = 0; k < 7; k++)
+			n += start[k] <= start[i] && end[k] > start[i];
+		if (n > most)
+			most = n;
+	}
+	return most;
+}
+
+/*
+ * A server on this machine shares its cores: with the default -j, at most
+ * a service per core and one apply migrations at once (the others wait for
+ * a turn, and say so); an explicit -j is taken as it is.
+ */
+Test(par_fleet, a_server_on_this_machine_is_not_oversubscribed, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	for (size_t i = 0; i < 7; i++)
+		fleet_file(&f, SEVEN[i], "V4__slow.sql", "SELECT pg_sleep(0.4);\n");
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int limit = (int)cores + 1 < 7 ? (int)cores + 1 : 7;
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	int waits = 0, most = most_at_once(err, &waits);
+	cr_assert_leq(most, limit, "%d services applied at once, limit %d:\n%s", most, limit, err);
+	cr_assert_geq(waits, 7 - limit, "%d waits:\n%s", waits, err);
+	if (limit < 7) {
+		char want[160];
+		snprintf(
+		    want, sizeof(want),
+		    "waits for a turn: the server runs on this machine, whose %ld cores take %d services at "
+		    "a time (-j sets it)\n",
+		    cores, limit);
+		cr_assert(th_contains(err, want), "%s", err);
+	}
+	for (size_t i = 0; i < 7; i++) {
+		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE success");
+		cr_assert_str_eq(v, "4", "%s", SEVEN[i]);
+		free(v);
+	}
+	free(out);
+	free(err);
+	/* -j given: no turns */
+	for (size_t i = 0; i < 7; i++)
+		fleet_file(&f, SEVEN[i], "V5__slow.sql", "SELECT pg_sleep(0.2);\n");
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", "-j", "7", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(!th_contains(err, "waits for a turn"), "%s", err);
+	free(out);
+	free(err);
+	fleet_drop(&f);
+}
