@@ -240,11 +240,8 @@ Test(par_fleet, fail_fast_cancels_the_running_services, .timeout = 240)
 	cr_assert_lt(time(NULL) - t0, 15, "--fail-fast must not wait for the 20 s migrations");
 	cr_assert(th_contains(err, "ERROR 22012: division by zero"), "%s", err);
 	for (size_t i = 0; i < 7; i++) {
-		/* a service still waiting for its turn (a server on this machine) never made its table */
-		char *v = db_value(&f, SEVEN[i],
-		                   "SELECT CASE WHEN to_regclass('flyway_schema_history') IS NULL THEN '0' ELSE "
-		                   "(xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM "
-		                   "flyway_schema_history WHERE version = ''2''', false, true, '')))[1]::text END");
+		char *v =
+		    db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE version = '2'");
 		cr_assert_str_eq(v, "0", "%s: nothing half-applied", SEVEN[i]);
 		free(v);
 		v = locks_left(&f, SEVEN[i]);
