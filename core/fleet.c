@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "alembic.h"
 #include "indexes.h"
@@ -75,8 +74,6 @@ fl_fleet *fl_fleet_new(const fl_manifest *m, const fl_fleet_opts *o)
 	f->m = m;
 	f->opts = *o;
 	f->git_dirty = -1;
-	pthread_mutex_init(&f->gate.mu, NULL);
-	pthread_cond_init(&f->gate.cv, NULL);
 	new_uuid(f->run_uuid);
 	if (!m)
 		return f;
@@ -133,10 +130,6 @@ void fl_fleet_free(fl_fleet *f)
 {
 	if (!f)
 		return;
-	pthread_mutex_destroy(&f->gate.mu);
-	pthread_cond_destroy(&f->gate.cv);
-	free(f->gate.rank);
-	free(f->gate.waiting);
 	for (size_t i = 0; i < f->n; i++) {
 		fl_fleet_service *s = &f->services[i];
 		fl_plan_free(s->plan);
@@ -888,75 +881,7 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 struct job_ctx {
 	fl_orch_worker *w;
 	fl_fleet_service *s;
-	fl_fleet *f;
 };
-
-/*
- * A turn to apply migrations (fl_apply_opts.work_gate). A server on this
- * machine shares its cores with every service's session, and past a core
- * each the sessions slow each other down: on the 2-core bench machine the
- * seven services took 3.9 to 4.3 s three at a time against 4.8 to 5.8 s
- * all at once. Turns go in the start order (longest first: the critical
- * path), not in the order the services happened to connect. Waits polling
- * the cancel flag, so an interrupt ends the wait within 0.1 s.
- */
-static bool first_waiting(const struct fl_fleet_gate *g, size_t rank)
-{
-	for (size_t r = 0; r < rank; r++)
-		if (g->waiting[r])
-			return false;
-	return true;
-}
-
-static int work_gate(void *ctx, bool server_local)
-{
-	struct job_ctx *j = ctx;
-	struct fl_fleet_gate *g = &j->f->gate;
-	if (!server_local || g->limit <= 0)
-		return 0;
-	bool said = false;
-	size_t rank = g->rank[j->s - j->f->services];
-	pthread_mutex_lock(&g->mu);
-	g->waiting[rank] = true;
-	while (g->active >= g->limit || !first_waiting(g, rank)) {
-		if (fl_orch_cancelled(j->w)) {
-			g->waiting[rank] = false;
-			pthread_cond_broadcast(&g->cv);
-			pthread_mutex_unlock(&g->mu);
-			return -1;
-		}
-		if (!said) {
-			char *m = fl_asprintf("waits for a turn: the server runs on this machine, whose %d "
-			                      "cores take %d services at a time (-j sets it)",
-			                      g->limit - 1, g->limit);
-			fl_orch_post(j->w, FL_EV_MESSAGE, 0, 0, 0, m);
-			free(m);
-			said = true;
-		}
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 100 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&g->cv, &g->mu, &until);
-	}
-	g->waiting[rank] = false;
-	g->active++;
-	pthread_cond_broadcast(&g->cv); /* the next in order may be free to go too */
-	pthread_mutex_unlock(&g->mu);
-	return 1;
-}
-
-static void work_done(void *ctx)
-{
-	struct fl_fleet_gate *g = &((struct job_ctx *)ctx)->f->gate;
-	pthread_mutex_lock(&g->mu);
-	g->active--;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->mu);
-}
 
 /* apply's events -> the pool's events (copied, so the reporter owns them) */
 static void on_apply_event(void *ctx, const fl_apply_event *ev)
@@ -1127,11 +1052,8 @@ static void run_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s)
 	}
 	fl_orch_set_pg(w, pg);
 
-	struct job_ctx jc = {.w = w, .s = s, .f = f};
+	struct job_ctx jc = {.w = w, .s = s};
 	fl_apply_opts ao = apply_opts(f, s);
-	ao.work_gate = work_gate;
-	ao.work_done = work_done;
-	ao.gate_ctx = &jc;
 	ao.git_commit = f->git_commit;
 	ao.git_dirty = f->git_dirty;
 	ao.sql_out = &s->sql;
@@ -1272,10 +1194,6 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 	int jobs = f->opts.jobs;
 	if (jobs <= 0)
 		jobs = f->m->settings.jobs > 0 ? f->m->settings.jobs : 0;
-	/* the default -j of a migrate: a server found on this machine gets a service per core, and one */
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	f->gate.limit =
-	    jobs <= 0 && f->opts.verb == FL_FLEET_MIGRATE && cores > 0 && cores < 1000 ? (int)cores + 1 : 0;
 	if (f->budget <= 0)
 		f->budget = f->opts.connections > 0 ? f->opts.connections : f->m->settings.connections;
 	fl_orch_opts oo = {.threads = fl_budget_threads(jobs, f->n, f->budget),
@@ -1298,10 +1216,6 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 			order[k - 1] = t;
 		}
 	oo.order = order;
-	f->gate.rank = fl_calloc(f->n ? f->n : 1, sizeof(size_t));
-	f->gate.waiting = fl_calloc(f->n ? f->n : 1, sizeof(bool));
-	for (size_t k = 0; k < f->n; k++)
-		f->gate.rank[order[k]] = k;
 	int *results = fl_calloc(f->n ? f->n : 1, sizeof(int));
 	f->touched = true;
 	fl_timeline_set_offset(f->timeline, now_s() - f->t0); /* the pool's clock starts now */
