@@ -830,8 +830,9 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 		f->provision_steps = res->nsteps;
 
 	bool interrupted = fl_orch_interrupted() || (err && err->kind == FL_EINTR);
-	if (err && (!res || res->shared_failed)) {
-		/* roles, memberships or databases: no service can go on */
+	/* defer_databases: only the shared part (roles, memberships, databases) fails here, and then no
+	 * service can go on; a database's own part fails its service alone, in its job */
+	if (err) {
 		char *why = reason_of(err);
 		for (size_t i = 0; i < f->n; i++) {
 			fl_fleet_service *s = &f->services[i];
@@ -847,30 +848,7 @@ static void provision_phase(fl_fleet *f, FILE *progress)
 		fl_error_prefix(err, "provisioning failed");
 		fl_fleet_fail(f, err);
 		err = NULL;
-	} else if (err) {
-		for (size_t k = 0; k < res->nservices && k < d->nservices; k++) {
-			fl_error *e = res->service_errors[k];
-			if (!e)
-				continue;
-			res->service_errors[k] = NULL;
-			/* d's services are the selected ones (--shard: this shard's), then external ones */
-			fl_fleet_service *s = NULL;
-			for (size_t i = 0; i < f->n && !s; i++)
-				if (!d->services[k].external &&
-				    strcmp(f->services[i].svc->name, d->services[k].name) == 0)
-					s = &f->services[i];
-			if (!s || s->outcome == FL_OUTCOME_SKIPPED) {
-				fl_error_free(e);
-				continue;
-			}
-			fl_error_prefix(e, "provisioning");
-			fail_service(s, e->kind == FL_EINTR ? FL_OUTCOME_CANCELLED : FL_OUTCOME_FAILED, e);
-		}
-		/* the services' own errors are kept with them; the chain is the same again */
-		fl_error_free(err);
 	}
-	if (err || !f->dbs)
-		f->provision_failed = true;
 	fl_provision_result_free(res);
 	if (!f->dbs)
 		end_provisioning(f);
@@ -975,6 +953,17 @@ static fl_pg *connect_service(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *
 	return pg;
 }
 
+/* The part of provisioning in the database of d->services[k], on the admin's connection. */
+static fl_error *provision_with_admin(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *s, size_t k)
+{
+	fl_error *e = fl_provision_db_run(f->dbs, k, w, post_step, w, &s->prov_steps, &s->prov_warnings);
+	if (e) {
+		fl_error_prefix(e, "provisioning");
+		s->prov_failed = true;
+	}
+	return e;
+}
+
 /*
  * migrate: the provisioning of the service's database (provision.h
  * defer_databases), before its migrations, as a phase of its own would do
@@ -996,13 +985,8 @@ static int provision_database(fl_fleet *f, fl_orch_worker *w, fl_fleet_service *
 	fl_orch_set_conn(w, NULL);
 	fl_pg_close(*pg);
 	*pg = NULL;
-	e = fl_provision_db_run(f->dbs, (size_t)k, w, post_step, w, &s->prov_steps, &s->prov_warnings);
-	if (e) {
-		fl_error_prefix(e, "provisioning");
-		s->prov_failed = true;
-		*err = e;
+	if ((*err = provision_with_admin(f, w, s, (size_t)k)))
 		return -1;
-	}
 	*pg = connect_service(f, w, s, err);
 	return 0;
 }
@@ -1130,12 +1114,8 @@ static int job_main(fl_orch_worker *w, size_t i, void *arg)
 	if (s->outcome == FL_OUTCOME_SKIPPED) {
 		/* --since leaves its migrations, not its database's provisioning */
 		long k = f->dbs ? fl_provision_db_index(f->dbs, s->svc->name) : -1;
-		fl_error *e = k < 0 ? NULL
-		                    : fl_provision_db_run(f->dbs, (size_t)k, w, post_step, w, &s->prov_steps,
-		                                          &s->prov_warnings);
+		fl_error *e = k < 0 ? NULL : provision_with_admin(f, w, s, (size_t)k);
 		if (e) {
-			fl_error_prefix(e, "provisioning");
-			s->prov_failed = true;
 			fail_service(s, e->kind == FL_EINTR ? FL_OUTCOME_CANCELLED : FL_OUTCOME_FAILED, e);
 			fl_orch_post(w, FL_EV_FAILED, 0, 0, 0, s->reason);
 			return s->outcome == FL_OUTCOME_CANCELLED ? 130 : 1;
@@ -1234,7 +1214,7 @@ static void jobs_phase(fl_fleet *f, FILE *progress)
 /* The services' part of provisioning: counted and warned about with the shared part's. */
 static void finish_provisioning(fl_fleet *f, FILE *progress)
 {
-	bool failed = f->provision_failed;
+	bool failed = false;
 	for (size_t i = 0; i < f->n; i++) {
 		fl_fleet_service *s = &f->services[i];
 		f->provision_steps += s->prov_steps;

@@ -164,7 +164,6 @@ typedef struct {
 	 * connection of a job checks its database; the admin's is opened only when there is work) */
 	fl_provision_dbs *dbs;
 	fl_provision_admin *admin; /* what dbs connects with; wiped when the run ends */
-	bool provision_failed;     /* a service's database could not be provisioned */
 	int budget;                /* connections the run may hold at once (budget.h); 0: unknown, no cap */
 	/* --html/--svg: the spans of the run (NULL when neither was asked for); t0 is the run's start
 	 * (CLOCK_MONOTONIC seconds), the zero of its clock */

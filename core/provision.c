@@ -1906,6 +1906,7 @@ void fl_provision_result_free(fl_provision_result *r)
 	for (size_t i = 0; i < r->nservices; i++)
 		fl_error_free(r->service_errors[i]);
 	free(r->service_errors);
+	fl_provision_dbs_free(r->dbs); /* when the caller did not take it */
 	free(r);
 }
 

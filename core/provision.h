@@ -204,7 +204,8 @@ typedef struct {
 	fl_error **service_errors;
 	size_t nservices;
 	/* defer_databases: the part in each database, when the shared part succeeded (else NULL); the
-	 * caller frees it with fl_provision_dbs_free, after every fl_provision_db_* call */
+	 * caller takes it (and sets it NULL) and frees it with fl_provision_dbs_free after every
+	 * fl_provision_db_* call; fl_provision_result_free frees one not taken */
 	fl_provision_dbs *dbs;
 } fl_provision_result;
 

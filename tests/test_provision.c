@@ -9,6 +9,7 @@
  * needs its SCRAM password, with log_statement = 'all'.
  */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1453,6 +1454,41 @@ Test(provision, migrate_checks_each_database_on_its_own_connection)
 	cr_assert_null(strstr(w + 1, "warning: provision: "), "%s", plain);
 	cr_assert(th_contains(w, "CREATE on schema app"), "%s", plain);
 	free(plain);
+	free(out);
+	free(err);
+
+	/* a database whose provisioning fails fails its own service alone, and says so everywhere */
+	su = th_connect(db_b);
+	th_exec(su, "ALTER SCHEMA app OWNER TO postgres");
+	PQfinish(su);
+	rc = th_run(dir, NULL, &out, &err,
+	            (const char *const[]){"flotilla", "-e", "t", "migrate", "--json", NULL});
+	cr_assert_eq(rc, 1, "%s\n%s", out, err);
+	json_error_t je;
+	json_t *doc = json_loads(out, 0, &je);
+	cr_assert_not_null(doc, "%s", out);
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "result")), "failed");
+	json_t *svcs = json_object_get(doc, "services");
+	size_t i;
+	json_t *sv;
+	int seen = 0;
+	json_array_foreach(svcs, i, sv)
+	{
+		const char *name = json_string_value(json_object_get(sv, "service"));
+		const char *outcome = json_string_value(json_object_get(sv, "result"));
+		if (strcmp(name, "a") == 0) {
+			cr_assert_str_eq(outcome, "up_to_date", "%s", out);
+			seen++;
+		} else if (strcmp(name, "b") == 0) {
+			cr_assert_str_eq(outcome, "failed", "%s", out);
+			seen++;
+		}
+	}
+	cr_assert_eq(seen, 2, "%s", out);
+	plain = unprefix(out);
+	cr_assert(th_contains(plain, "provisioning: database P_b: "), "%s", plain);
+	free(plain);
+	json_decref(doc);
 	free(out);
 	free(err);
 	free(dir);
