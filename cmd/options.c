@@ -26,7 +26,8 @@
 	            "one JSON document on stdout (README \"JSON report\"), on every exit")
 #define FLEET_JOBS                                                                                           \
 	FL_OPT_INT(FA, jobs, "jobs", 'j', "N", 1, FL_BUDGET_MAX_JOBS,                                        \
-	           "services at once (1-1000; default one per service, at most 8)")
+	           "services at once (1-1000; default one per service, at most 8; with a server on "         \
+	           "this machine, one per CPU plus one apply migrations at a time)")
 /* the connection budget (core/budget.h): caps -j and provisioning's parallel databases */
 #define FLEET_CONNECTIONS                                                                                    \
 	FL_OPT_INT(FA, connections, "connections", 0, "N", 1, 100000,                                        \

@@ -55,6 +55,8 @@ typedef struct {
 	bool versioned_done;               /* afterVersioned has run */
 	unsigned long long rng;            /* the jitter of lock retries; 0: not seeded yet */
 	bool unfinished_runs; /* (RS_LEDGER) a run row of this service is unfinished: a killed run's? */
+	bool server_local;    /* the server runs on the machine it was reached from (SERVER_LOCAL_SQL) */
+	bool gated;           /* o->work_gate gave this run a turn: o->work_done gives it back */
 	fl_apply_result *res;
 	fl_apply_result local_res;
 } ctx;
@@ -2089,6 +2091,17 @@ static fl_error *result_error(fl_pg *pg, const PGresult *r, const char *what)
 enum { RS_LEDGER = 1, RS_CONTROL = 2, RS_TRY_LOCK = 4, RS_NO_PROGRESS = 8 };
 
 /*
+ * Does the server run on the machine it was reached from? It got the
+ * connection on a Unix socket, or on a loopback address. (A Cloud SQL or
+ * AlloyDB Auth Proxy, even on a Unix socket here, reaches its instance over
+ * TCP: the instance sees that.) Its cores are then the ones everything on
+ * that machine shares (fl_apply_opts.work_gate).
+ */
+#define SERVER_LOCAL_SQL                                                                                     \
+	"(pg_catalog.inet_server_addr() IS NULL OR pg_catalog.inet_server_addr() <<= '127.0.0.0/8' OR "      \
+	"pg_catalog.inet_server_addr() = '::1')"
+
+/*
  * Session facts, (with RS_TRY_LOCK) one try of the advisory lock, the
  * history table, (RS_LEDGER) the ledger's unfinished executions and
  * (RS_CONTROL) whether flotilla's control schema is current: one round
@@ -2111,9 +2124,9 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 	fl_pg_batch_query q[5] = {
 	    {what & RS_TRY_LOCK
 	         ? "SELECT current_user, current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
-	           " WHERE nspname = $1), pg_catalog.pg_try_advisory_lock($2::bigint)"
+	           " WHERE nspname = $1), pg_catalog.pg_try_advisory_lock($2::bigint), " SERVER_LOCAL_SQL
 	         : "SELECT current_user, current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
-	           " WHERE nspname = $1)",
+	           " WHERE nspname = $1), NULL, " SERVER_LOCAL_SQL,
 	     what & RS_TRY_LOCK ? 2 : 1, p0},
 	    {rows_sql, 0, NULL},
 	    {fl_history_progress_sql, 1, p2},
@@ -2149,6 +2162,7 @@ static int read_state(ctx *c, unsigned what, bool *got, fl_history **h, bool *co
 		goto out;
 	}
 	set_facts(c, PQgetvalue(r0, 0, 0), PQgetvalue(r0, 0, 1));
+	c->server_local = PQnfields(r0) > 4 && PQgetvalue(r0, 0, 4)[0] == 't';
 	bool schema_exists = PQgetvalue(r0, 0, 2)[0] == 't';
 	if (got)
 		*got = (what & RS_TRY_LOCK) && PQgetvalue(r0, 0, 3)[0] == 't';
@@ -2488,6 +2502,13 @@ int fl_apply_migrate(fl_pg *pg, const fl_migration_set *set, const fl_apply_opts
 		fl_history_free(h);
 		plan = NULL;
 		h = NULL;
+		/* there is work: wait for a turn, before the lock is taken */
+		int g = o->work_gate ? o->work_gate(o->gate_ctx, c.server_local) : 0;
+		if (g < 0) {
+			e = interrupted("before anything ran");
+			goto done;
+		}
+		c.gated = g > 0;
 	}
 	if (start(&c, true, &h, &e) != 0 || adopt_check(&c, h, &e) != 0 ||
 	    plan_of(&c, set, h, &plan, &e) != 0)
@@ -2569,6 +2590,8 @@ done:
 	fl_plan_free(plan);
 	fl_history_free(h);
 	int rc = finish(&c, e, err);
+	if (c.gated)
+		o->work_done(o->gate_ctx);
 	ctx_free(&c);
 	return rc;
 }

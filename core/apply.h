@@ -199,6 +199,18 @@ typedef struct {
 	int lock_poll_ms;       /* how often to retry the lock; <= 0: 100 */
 	/* files imported from Alembic also set alembic_version, in their own transaction (alembic.h) */
 	bool keep_alembic_version;
+	/*
+	 * migrate: called once there is work (not for a run with nothing to do),
+	 * before the migration lock is taken, with whether the server runs on
+	 * the machine it was reached from. It may wait for a turn (the fleet
+	 * keeps a server that shares this machine's cores from being
+	 * oversubscribed): 1, a turn was taken and work_done(gate_ctx) gives it
+	 * back when the run ends; 0, no turn needed; -1, cancelled while waiting.
+	 * NULL: no gate.
+	 */
+	int (*work_gate)(void *gate_ctx, bool server_local);
+	void (*work_done)(void *gate_ctx);
+	void *gate_ctx;
 } fl_apply_opts;
 
 /* One migration that ran. */

@@ -34,6 +34,7 @@
 #define FL_FLEET_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -169,6 +170,19 @@ typedef struct {
 	 * (CLOCK_MONOTONIC seconds), the zero of its clock */
 	fl_timeline *timeline;
 	double t0;
+	/* migrate with the default -j: a server on this very machine shares its cores with flotilla
+	 * and every other client here, so at most `limit` services apply migrations at once
+	 * (fleet.c work_gate); connecting and reading what to do are never held back */
+	struct fl_fleet_gate {
+		pthread_mutex_t mu;
+		pthread_cond_t cv;
+		int limit;     /* limit 0: no gate */
+		size_t *rank;  /* per service: its place in the start order (longest first) */
+		bool *waiting; /* per place in that order: a service waits for a turn */
+		/* per service: it holds a turn, it waits (a lock), the time (now_s) of its last progress */
+		bool *held, *idle;
+		double *since;
+	} gate;
 } fl_fleet;
 
 /* A run of m (NULL: the manifest did not load; say why with fl_fleet_fail). */

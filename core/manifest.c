@@ -489,7 +489,8 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 	                                   "connect_retries",
 	                                   "connect_retries_interval",
 	                                   "pass_env",
-	                                   "connections"};
+	                                   "connections",
+	                                   "local_apply_jobs"};
 	check_keys(L, t, "settings", keys, sizeof(keys) / sizeof(keys[0]));
 	int64_t cretries;
 	if (get_int(L, t, "connect_retries", &cretries) == 1) {
@@ -541,6 +542,14 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 			      "\"connections\" must be between 1 and 100000, not %lld", (long long)conns);
 		else
 			L->settings.connections = (int)conns;
+	}
+	int64_t laj;
+	if (get_int(L, t, "local_apply_jobs", &laj) == 1) {
+		if (laj < 1 || laj > 1000)
+			ERR_V(L, fl_toml_get(t, "local_apply_jobs"),
+			      "\"local_apply_jobs\" must be between 1 and 1000, not %lld", (long long)laj);
+		else
+			L->settings.local_apply_jobs = (int)laj;
 	}
 	int64_t jobs;
 	if (get_int(L, t, "jobs", &jobs) == 1) {

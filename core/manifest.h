@@ -120,8 +120,11 @@ typedef struct {
 
 /* [settings]; the defaults are in README ("Settings") and, for the lock waits, in apply.h. */
 typedef struct {
-	int jobs;            /* parallel services; 0 (default): one per selected service, at most 8 */
-	int connections;     /* the run's connection budget (budget.h); 0 (default): read from the server */
+	int jobs;        /* parallel services; 0 (default): one per selected service, at most 8 */
+	int connections; /* the run's connection budget (budget.h); 0 (default): read from the server */
+	/* migrate with the default jobs and a server on this machine: services applying at a time
+	 * (fleet.c work_gate); 0 (default): one per CPU this process may use, plus one */
+	int local_apply_jobs;
 	int lock_timeout_ms; /* each attempt's wait for a table lock; default 2 s; never 0 (unbounded) */
 	int lock_retries;    /* attempts after the first when it times out; default 10; 0: none */
 	int lock_retry_interval_ms;    /* the first backoff, doubled each retry (at most 30 s); default 1 s */

@@ -227,7 +227,7 @@ Test(cli, command_help_is_complete_and_the_same_both_ways)
 	    {"migrate", "  --out-of-order   apply files below the current version instead of refusing\n      "
 	                "             them\n"},
 	    {"migrate", "  --plain          one timestamped line per event instead of the live view\n"},
-	    {"migrate", "  -j, --jobs N     services at once (1-1000; default one per service, at most 8)\n"},
+	    {"migrate", "  -j, --jobs N     services at once (1-1000; default one per service, at most 8;\n"},
 	    {"plan", "  --json "},
 	    {"validate", "  --json "},
 	    {"provision", "  --reset-passwords  set every managed password again from its secret\n"},

@@ -258,6 +258,7 @@ static const char *mini = "version = 1\n"
                           "project = \"demo\"\n"
                           "[settings]\n"
                           "jobs = 2\n"
+                          "local_apply_jobs = 3\n"
                           "lock_timeout = \"1500ms\"\n"
                           "lock_retries = 0\n"
                           "lock_retry_interval = \"250ms\"\n"
@@ -314,6 +315,7 @@ Test(manifest, expansion_defaults_and_paths)
 	cr_assert_str_eq(m->env->admin.password->file, want);
 	cr_assert_eq(m->env->admin.password->timeout_ms, 2500);
 	cr_assert_eq(m->settings.jobs, 2);
+	cr_assert_eq(m->settings.local_apply_jobs, 3);
 	cr_assert_eq(m->settings.lock_timeout_ms, 1500);
 	cr_assert_eq(m->settings.lock_retries, 0);
 	cr_assert_eq(m->settings.lock_retry_interval_ms, 250);

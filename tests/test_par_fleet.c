@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -240,14 +241,77 @@ Test(par_fleet, fail_fast_cancels_the_running_services, .timeout = 240)
 	cr_assert_lt(time(NULL) - t0, 15, "--fail-fast must not wait for the 20 s migrations");
 	cr_assert(th_contains(err, "ERROR 22012: division by zero"), "%s", err);
 	for (size_t i = 0; i < 7; i++) {
+		/* a service still waiting for its turn (a server on this machine) never made its table */
 		char *v =
-		    db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE version = '2'");
+		    db_value(&f, SEVEN[i],
+		             "SELECT CASE WHEN to_regclass('flyway_schema_history') IS NULL THEN '0' ELSE "
+		             "(xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM "
+		             "flyway_schema_history WHERE version = ''2''', false, true, '')))[1]::text END");
 		cr_assert_str_eq(v, "0", "%s: nothing half-applied", SEVEN[i]);
 		free(v);
 		v = locks_left(&f, SEVEN[i]);
 		cr_assert_str_eq(v, "0", "%s: lock left behind", SEVEN[i]);
 		free(v);
 	}
+	free(out);
+	free(err);
+	fleet_drop(&f);
+}
+
+/*
+ * With a server on this machine and the default -j, services apply their
+ * migrations a few at a time ([settings] local_apply_jobs; here 1). A turn
+ * whose migration sleeps is not held: the second sleeper starts while the
+ * first still sleeps, where a gate that held turns would run them one
+ * after the other.
+ */
+Test(par_fleet, a_sleeping_migration_does_not_hold_its_turn, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	char *m = th_read(f.manifest);
+	const char *at = strstr(m, "[settings]\n");
+	cr_assert_not_null(at);
+	char *m2 = NULL;
+	cr_assert(asprintf(&m2, "%.*s[settings]\nlocal_apply_jobs = 1\n%s", (int)(at - m), m,
+	                   at + strlen("[settings]\n")) > 0);
+	th_write(f.dir, "flotilla.toml", m2);
+	free(m);
+	free(m2);
+	static const char *const sleepers[] = {"auth", "client"};
+	for (size_t i = 0; i < 2; i++)
+		fleet_file(&f, sleepers[i], "V2__step_2.sql",
+		           "CREATE TABLE span (s timestamptz, e timestamptz);\n"
+		           "INSERT INTO span VALUES (clock_timestamp(), NULL);\n"
+		           "SELECT pg_sleep(5);\nUPDATE span SET e = clock_timestamp();\n");
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "stderr: %s", err);
+	cr_assert(th_contains(err, "waits for a turn: the server runs on this machine, where 1 services "
+	                           "apply at a time"),
+	          "the gate never held anyone back: %s", err);
+	char *spans[2];
+	for (size_t i = 0; i < 2; i++)
+		spans[i] = db_value(&f, sleepers[i], "SELECT s::text || '|' || e::text FROM span");
+	PGconn *c = th_connect("postgres");
+	char q[512];
+	/* the two sleeps overlap: each began before the other ended */
+	snprintf(q, sizeof(q),
+	         "SELECT split_part('%s', '|', 1)::timestamptz < split_part('%s', '|', 2)::timestamptz AND "
+	         "split_part('%s', '|', 1)::timestamptz < split_part('%s', '|', 2)::timestamptz",
+	         spans[0], spans[1], spans[1], spans[0]);
+	char *overlap = th_query1(c, q);
+	PQfinish(c);
+	cr_assert_str_eq(overlap, "t", "the sleepers ran one after the other: %s and %s\n%s", spans[0],
+	                 spans[1], err);
+	free(overlap);
+	for (size_t i = 0; i < 7; i++) {
+		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE success");
+		cr_assert_str_eq(v, "3", "%s", SEVEN[i]);
+		free(v);
+	}
+	free(spans[0]);
+	free(spans[1]);
 	free(out);
 	free(err);
 	fleet_drop(&f);
@@ -579,5 +643,106 @@ Test(par_fleet, live_view_taller_than_the_terminal_turns_plain, .timeout = 240)
 	cr_assert(th_contains(out, "Z task_tracker: connecting"), "%s", out);
 	cr_assert(th_contains(out, "Z auth: connecting"), "%s", out);
 	free(out);
+	fleet_drop(&f);
+}
+
+/* Seconds of the day of a plain line's timestamp ("2026-12-02T05:38:09.089Z ..."). */
+static double line_time(const char *line)
+{
+	int h, m, s, ms;
+	if (sscanf(line + 11, "%d:%d:%d.%dZ", &h, &m, &s, &ms) != 4)
+		return -1;
+	return h * 3600.0 + m * 60.0 + s + ms / 1000.0;
+}
+
+/*
+ * The most services of the plain log that were applying migrations at one
+ * moment: each from its first "applying" line to its "done" line.
+ */
+static int most_at_once(const char *log, int *waits)
+{
+	double start[7], end[7];
+	for (size_t i = 0; i < 7; i++)
+		start[i] = end[i] = -1;
+	*waits = 0;
+	for (const char *l = log; l && *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl ? (size_t)(nl - l) : strlen(l);
+		char line[512];
+		snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), l);
+		for (size_t i = 0; i < 7; i++) {
+			char who[64];
+			snprintf(who, sizeof(who), "Z %s: ", SEVEN[i]);
+			const char *p = strstr(line, who);
+			if (!p)
+				continue;
+			p += strlen(who);
+			if (strncmp(p, "applying ", 9) == 0 && start[i] < 0)
+				start[i] = line_time(line);
+			else if (strncmp(p, "done", 4) == 0)
+				end[i] = line_time(line);
+			else if (strncmp(p, "waits for a turn", 16) == 0)
+				(*waits)++;
+		}
+		l = nl ? nl + 1 : NULL;
+	}
+	int most = 0;
+	for (size_t i = 0; i < 7; i++) {
+		cr_assert(start[i] >= 0 && end[i] >= start[i], "%s: no applying/done lines in\n%s", SEVEN[i],
+		          log);
+		int n = 0; /* the services applying when service i began */
+		for (size_t k = 0; k < 7; k++)
+			n += start[k] <= start[i] && end[k] > start[i];
+		if (n > most)
+			most = n;
+	}
+	return most;
+}
+
+/*
+ * A server on this machine shares its cores: with the default -j, at most
+ * a service per core and one apply migrations at once (the others wait for
+ * a turn, and say so); an explicit -j is taken as it is.
+ */
+Test(par_fleet, a_server_on_this_machine_is_not_oversubscribed, .timeout = 240)
+{
+	struct fleet f;
+	fleet_init(&f);
+	for (size_t i = 0; i < 7; i++)
+		fleet_file(&f, SEVEN[i], "V4__slow.sql", "SELECT pg_sleep(0.4);\n");
+	cpu_set_t cpus;
+	cr_assert_eq(sched_getaffinity(0, sizeof(cpus), &cpus), 0);
+	long cores = CPU_COUNT(&cpus);
+	int limit = (int)cores + 1 < 7 ? (int)cores + 1 : 7;
+	char *out, *err;
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	int waits = 0, most = most_at_once(err, &waits);
+	cr_assert_leq(most, limit, "%d services applied at once, limit %d:\n%s", most, limit, err);
+	cr_assert_geq(waits, 7 - limit, "%d waits:\n%s", waits, err);
+	if (limit < 7) {
+		char want[160];
+		snprintf(
+		    want, sizeof(want),
+		    "waits for a turn: the server runs on this machine, where %d services apply at a time "
+		    "(-j sets it)\n",
+		    limit);
+		cr_assert(th_contains(err, want), "%s", err);
+	}
+	for (size_t i = 0; i < 7; i++) {
+		char *v = db_value(&f, SEVEN[i], "SELECT count(*) FROM flyway_schema_history WHERE success");
+		cr_assert_str_eq(v, "4", "%s", SEVEN[i]);
+		free(v);
+	}
+	free(out);
+	free(err);
+	/* -j given: no turns */
+	for (size_t i = 0; i < 7; i++)
+		fleet_file(&f, SEVEN[i], "V5__slow.sql", "SELECT pg_sleep(0.2);\n");
+	rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", "-j", "7", NULL});
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(!th_contains(err, "waits for a turn"), "%s", err);
+	free(out);
+	free(err);
 	fleet_drop(&f);
 }
