@@ -929,6 +929,7 @@ static int work_gate(void *ctx, bool server_local)
 	if (!server_local || g->limit <= 0)
 		return 0;
 	bool said = false;
+	double waited_from = 0;
 	size_t si = (size_t)(j->s - j->f->services), rank = g->rank[si];
 	pthread_mutex_lock(&g->mu);
 	g->waiting[rank] = true;
@@ -939,13 +940,14 @@ static int work_gate(void *ctx, bool server_local)
 			pthread_mutex_unlock(&g->mu);
 			return -1;
 		}
-		if (!said) {
+		if (!said) { /* a line in the log, a span in the picture */
 			char *m = fl_asprintf("waits for a turn: the server runs on this machine, where %d "
 			                      "services apply at a time (-j sets it)",
 			                      g->limit);
-			fl_orch_post(j->w, FL_EV_MESSAGE, 0, 0, 0, m);
+			fl_orch_post(j->w, FL_EV_TURN_WAIT, 0, 0, 0, m);
 			free(m);
 			said = true;
+			waited_from = now_s();
 		}
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -962,6 +964,8 @@ static int work_gate(void *ctx, bool server_local)
 	g->since[si] = now_s();
 	pthread_cond_broadcast(&g->cv); /* the next in order may be free to go too */
 	pthread_mutex_unlock(&g->mu);
+	if (said)
+		fl_orch_post(j->w, FL_EV_TURN, 0, 0, (long)((now_s() - waited_from) * 1000), NULL);
 	return 1;
 }
 

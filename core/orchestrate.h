@@ -42,10 +42,12 @@ typedef enum {
 	FL_EV_FAILED,     /* text = the error */
 	FL_EV_CANCELLED,  /* stopped by a cancel */
 	/* Kinds after FL_EV_CANCELLED are for the timeline (timeline.h); a consumer that does
-	 * not know one ignores it, and report.c shows a LOCK_RETRY as the MESSAGE it was before. */
+	 * not know one ignores it, and report.c shows a LOCK_RETRY or TURN_WAIT as a MESSAGE line. */
 	FL_EV_LOCKED,     /* the migration lock is held; ms = how long taking it took */
 	FL_EV_LOCK_RETRY, /* a DDL statement's lock_timeout fired; text, index of total retries, ms = backoff
 	                   */
+	FL_EV_TURN_WAIT,  /* waits for a turn to apply (a server on this machine); text = why */
+	FL_EV_TURN,       /* the turn is taken; ms = how long the wait was */
 } fl_event_kind;
 
 typedef struct {

@@ -119,6 +119,8 @@ static char *state_line(const fl_report_service *s)
 		return fl_strdup("cancelled");
 	case FL_EV_LOCKED: /* the timeline's: never a state here (fl_report_event) */
 	case FL_EV_LOCK_RETRY:
+	case FL_EV_TURN_WAIT:
+	case FL_EV_TURN:
 		break;
 	}
 	return fl_strdup("");
@@ -227,6 +229,8 @@ static void plain_print(fl_report *r, const fl_event *ev, const char *name, cons
 	case FL_EV_WAITING:
 	case FL_EV_LOCKED: /* the timeline's (fl_report_event) */
 	case FL_EV_LOCK_RETRY:
+	case FL_EV_TURN_WAIT:
+	case FL_EV_TURN:
 		return;
 	case FL_EV_CONNECTING:
 		fprintf(r->out, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), name,
@@ -274,7 +278,8 @@ void fl_report_event(void *ctx, const fl_event *ev)
 	fl_report *r = ctx;
 	if (ev->job >= r->nservices)
 		return;
-	if (ev->kind == FL_EV_LOCK_RETRY) { /* its own kind for the timeline; here the line it always was */
+	if (ev->kind == FL_EV_LOCK_RETRY ||
+	    ev->kind == FL_EV_TURN_WAIT) { /* the timeline's kinds; a line here */
 		fl_event m = *ev;
 		m.kind = FL_EV_MESSAGE;
 		fl_report_event(ctx, &m);

@@ -17,8 +17,8 @@
 
 const char *fl_timeline_kind_name(fl_timeline_kind k)
 {
-	static const char *names[] = {"queued",  "connect",   "connect-retry", "lock-wait",
-	                              "prepare", "migration", "migrations",    "lock-retry"};
+	static const char *names[] = {"queued",    "connect",    "connect-retry", "lock-wait", "prepare",
+	                              "migration", "migrations", "lock-retry",    "turn-wait"};
 	return (size_t)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }
 
@@ -163,6 +163,14 @@ void fl_timeline_event(void *ctx, const fl_event *ev)
 	case FL_EV_LOCK_WAIT:
 		close_span(s, at);
 		push(&s->spans, &s->nspans, FL_TL_LOCK_WAIT, at, ev->text);
+		break;
+	case FL_EV_TURN_WAIT:
+		close_span(s, at);
+		push(&s->spans, &s->nspans, FL_TL_TURN_WAIT, at, ev->text);
+		break;
+	case FL_EV_TURN: /* then the lock, the reads again under it, the ledger: preparing */
+		close_span(s, at);
+		push(&s->spans, &s->nspans, FL_TL_PREPARE, at, NULL);
 		break;
 	case FL_EV_LOCKED:
 	case FL_EV_PLANNED: {
@@ -439,6 +447,8 @@ static const char *fill_of(fl_timeline_kind k, bool failed, size_t nth)
 		return "#00897b"; /* not a shade of the single ones: a legend entry of its own */
 	case FL_TL_LOCK_RETRY:
 		return "#a50e0e";
+	case FL_TL_TURN_WAIT:
+		return "#c58af9";
 	}
 	return "#999";
 }
@@ -504,6 +514,7 @@ static void span_title(fl_buf *b, const fl_timeline_service *s, const fl_timelin
 	case FL_TL_LOCK_RETRY:
 	case FL_TL_CONNECT_RETRY:
 	case FL_TL_LOCK_WAIT:
+	case FL_TL_TURN_WAIT:
 		fl_buf_printf(b, "%s %.3f s", fl_timeline_kind_name(sp->kind), sp->end - sp->start);
 		if (sp->name) {
 			fl_buf_puts(b, ": ");
@@ -673,9 +684,9 @@ static void layout_of(const fl_timeline *t, struct layout *l)
 	l->slowest = fl_timeline_slowest(t);
 }
 
-static const fl_timeline_kind legend_kinds[] = {FL_TL_QUEUED,     FL_TL_CONNECT,      FL_TL_LOCK_WAIT,
-                                                FL_TL_PREPARE,    FL_TL_MIGRATION,    FL_TL_MIGRATIONS,
-                                                FL_TL_LOCK_RETRY, FL_TL_CONNECT_RETRY};
+static const fl_timeline_kind legend_kinds[] = {FL_TL_QUEUED,     FL_TL_CONNECT,    FL_TL_TURN_WAIT,
+                                                FL_TL_LOCK_WAIT,  FL_TL_PREPARE,    FL_TL_MIGRATION,
+                                                FL_TL_MIGRATIONS, FL_TL_LOCK_RETRY, FL_TL_CONNECT_RETRY};
 
 static void svg_into(fl_buf *b, const fl_timeline *t, bool standalone)
 {

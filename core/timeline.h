@@ -47,6 +47,7 @@ typedef enum {
 	FL_TL_MIGRATION,     /* one migration; name = script, ms = apply's own time */
 	FL_TL_MIGRATIONS,    /* several migrations drawn as one (count), see FL_TIMELINE_DETAIL_MAX */
 	FL_TL_LOCK_RETRY,    /* a DDL lock_timeout and the backoff before the retry (overlay) */
+	FL_TL_TURN_WAIT,     /* waiting for a turn to apply (a server on this machine, fleet.c) */
 } fl_timeline_kind;
 
 /* The span kind's word, for classes and the legend: "queued", "connect", ... */

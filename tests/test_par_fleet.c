@@ -284,12 +284,17 @@ Test(par_fleet, a_sleeping_migration_does_not_hold_its_turn, .timeout = 240)
 		           "CREATE TABLE span (s timestamptz, e timestamptz);\n"
 		           "INSERT INTO span VALUES (clock_timestamp(), NULL);\n"
 		           "SELECT pg_sleep(5);\nUPDATE span SET e = clock_timestamp();\n");
-	char *out, *err;
-	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", NULL});
+	char *out, *err, page[700];
+	snprintf(page, sizeof(page), "%s/run.html", f.dir);
+	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", "--html", page, NULL});
 	cr_assert_eq(rc, 0, "stderr: %s", err);
 	cr_assert(th_contains(err, "waits for a turn: the server runs on this machine, where 1 services "
 	                           "apply at a time"),
 	          "the gate never held anyone back: %s", err);
+	/* the picture draws the waits as what they are, not as connecting */
+	char *html = th_read(page);
+	cr_assert(th_contains(html, "<rect class=\"span turn-wait\""), "%s", html);
+	free(html);
 	char *spans[2];
 	for (size_t i = 0; i < 2; i++)
 		spans[i] = db_value(&f, sleepers[i], "SELECT s::text || '|' || e::text FROM span");

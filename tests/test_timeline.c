@@ -96,6 +96,38 @@ static void span_is(const fl_timeline_span *s, fl_timeline_kind kind, double sta
 		cr_assert_str_eq(s->name, name);
 }
 
+/* A wait for a turn to apply (fleet.c work_gate) is its own span, then the turn's preparing. */
+Test(timeline, a_wait_for_a_turn_is_a_span_of_its_own)
+{
+	const char *names[] = {"a"};
+	fl_timeline *t = fl_timeline_new(names, 1);
+	fl_timeline_phase_start(t, FL_TL_JOBS, 0);
+	ev(t, 0, -1, FL_EV_WAITING, 0, 0, 0, NULL);
+	ev(t, 0, 0, FL_EV_CONNECTING, 0.0, 0, 0, NULL);
+	ev(t, 0, 0, FL_EV_TURN_WAIT, 0.1, 0, 0, "waits for a turn: the server runs on this machine");
+	ev(t, 0, 0, FL_EV_TURN, 0.4, 0, 300, NULL);
+	ev(t, 0, 0, FL_EV_LOCKED, 0.45, 0, 0, NULL);
+	ev(t, 0, 0, FL_EV_PLANNED, 0.45, 0, 0, NULL);
+	ev(t, 0, 0, FL_EV_APPLYING, 0.5, 1, 0, "V1__one");
+	ev(t, 0, 0, FL_EV_APPLIED, 0.6, 1, 100, "V1__one");
+	ev(t, 0, 0, FL_EV_DONE, 0.6, 0, 0, "1 applied");
+	fl_timeline_phase_end(t, FL_TL_JOBS, 0.6);
+	fl_timeline_set_outcome(t, 0, FL_OUTCOME_OK, NULL, NULL);
+	fl_timeline_set_run(t, "migrate p / test", FL_RUN_OK, 0, 0.6);
+	const fl_timeline_service *a = &t->services[0];
+	cr_assert_eq(a->nspans, 5, "%zu spans", a->nspans);
+	span_is(&a->spans[1], FL_TL_CONNECT, 0.0, 0.1, NULL);
+	span_is(&a->spans[2], FL_TL_TURN_WAIT, 0.1, 0.4, "waits for a turn: the server runs on this machine");
+	span_is(&a->spans[3], FL_TL_PREPARE, 0.4, 0.5, NULL); /* the lock, the reads, then planning */
+	span_is(&a->spans[4], FL_TL_MIGRATION, 0.5, 0.6, "V1__one");
+	char *html = fl_timeline_html(t);
+	cr_assert(th_contains(html, "<rect class=\"span turn-wait\""), "%s", html);
+	cr_assert(th_contains(html, "turn-wait 0.300 s: waits for a turn"), "the tooltip: %s", html);
+	cr_assert(th_contains(html, ">turn-wait</text>"), "the legend: %s", html);
+	free(html);
+	fl_timeline_free(t);
+}
+
 Test(timeline, spans_follow_the_events_of_three_services_on_two_workers)
 {
 	fl_timeline *t = three_on_two();
