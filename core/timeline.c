@@ -112,6 +112,8 @@ static fl_timeline_kind close_span(fl_timeline_service *s, double at)
 	sp->end = at < sp->start ? sp->start : at;
 	if (k == FL_TL_LOCK_WAIT)
 		s->lock_wait += sp->end - sp->start;
+	if (k == FL_TL_TURN_WAIT)
+		s->turn_wait += sp->end - sp->start;
 	if (k == FL_TL_PREPARE && sp->end - sp->start < 1e-6) {
 		free(sp->name);
 		s->nspans--;
@@ -318,6 +320,9 @@ char *fl_timeline_critical_text(const fl_timeline *t)
 		const fl_timeline_service *s = &t->services[path[k]];
 		if (k < CRITICAL_NAMED) {
 			fl_buf_printf(&b, "%s%s %.2f s", sep, s->name, s->end - s->start);
+			/* the path goes back through workers, not turns: a wait for one is said */
+			if (s->turn_wait >= 0.005)
+				fl_buf_printf(&b, " (%.2f s of it waiting for a turn)", s->turn_wait);
 			sep = ", ";
 		} else {
 			rest += s->end - s->start;

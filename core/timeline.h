@@ -71,6 +71,7 @@ typedef struct {
 	size_t noverlays;
 	size_t migrations; /* migrations applied (APPLIED events) */
 	double lock_wait;  /* seconds waited for the migration lock */
+	double turn_wait;  /* seconds waited for a turn to apply (FL_TL_TURN_WAIT) */
 	int connect_retries, lock_retries;
 	/* from the fleet (fl_timeline_set_outcome) */
 	fl_outcome outcome;

@@ -120,6 +120,9 @@ Test(timeline, a_wait_for_a_turn_is_a_span_of_its_own)
 	span_is(&a->spans[2], FL_TL_TURN_WAIT, 0.1, 0.4, "waits for a turn: the server runs on this machine");
 	span_is(&a->spans[3], FL_TL_PREPARE, 0.4, 0.5, NULL); /* the lock, the reads, then planning */
 	span_is(&a->spans[4], FL_TL_MIGRATION, 0.5, 0.6, "V1__one");
+	char *why = fl_timeline_critical_text(t);
+	cr_assert_str_eq(why, "critical path: a 0.60 s (0.30 s of it waiting for a turn)");
+	free(why);
 	char *html = fl_timeline_html(t);
 	cr_assert(th_contains(html, "<rect class=\"span turn-wait\""), "%s", html);
 	cr_assert(th_contains(html, "turn-wait 0.300 s: waits for a turn"), "the tooltip: %s", html);
