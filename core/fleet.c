@@ -889,8 +889,8 @@ struct job_ctx {
  * A turn to apply migrations (fl_apply_opts.work_gate). A server on this
  * machine shares its cores with every service's session, and past a core
  * each the sessions slow each other down: on the 2-core bench machine the
- * seven services took 3.9 to 4.3 s three at a time against 4.8 to 5.8 s
- * all at once. Turns go in the start order (longest first: the critical
+ * seven services took 4.31 s three at a time against 5.33 s all at once
+ * (medians, bench/README.md). Turns go in the start order (longest first: the critical
  * path), not in the order the services happened to connect.
  *
  * A turn counts only while its holder works: one that waits (for the
@@ -942,8 +942,8 @@ static int work_gate(void *ctx, bool server_local)
 		}
 		if (!said) { /* a line in the log, a span in the picture */
 			char *m = fl_asprintf("waits for a turn: the server runs on this machine, where %d "
-			                      "services apply at a time (-j sets it)",
-			                      g->limit);
+			                      "service%s at a time (local_apply_jobs or -j sets it)",
+			                      g->limit, g->limit == 1 ? " applies" : "s apply");
 			fl_orch_post(j->w, FL_EV_TURN_WAIT, 0, 0, 0, m);
 			free(m);
 			said = true;

@@ -288,8 +288,8 @@ Test(par_fleet, a_sleeping_migration_does_not_hold_its_turn, .timeout = 240)
 	snprintf(page, sizeof(page), "%s/run.html", f.dir);
 	int rc = fleet_run(&f, &out, &err, (const char *const[]){"migrate", "--plain", "--html", page, NULL});
 	cr_assert_eq(rc, 0, "stderr: %s", err);
-	cr_assert(th_contains(err, "waits for a turn: the server runs on this machine, where 1 services "
-	                           "apply at a time"),
+	cr_assert(th_contains(err, "waits for a turn: the server runs on this machine, where 1 service "
+	                           "applies at a time (local_apply_jobs or -j sets it)"),
 	          "the gate never held anyone back: %s", err);
 	/* the picture draws the waits as what they are, not as connecting */
 	char *html = th_read(page);
@@ -730,7 +730,7 @@ Test(par_fleet, a_server_on_this_machine_is_not_oversubscribed, .timeout = 240)
 		snprintf(
 		    want, sizeof(want),
 		    "waits for a turn: the server runs on this machine, where %d services apply at a time "
-		    "(-j sets it)\n",
+		    "(local_apply_jobs or -j sets it)\n",
 		    limit);
 		cr_assert(th_contains(err, want), "%s", err);
 	}
