@@ -949,14 +949,7 @@ static int work_gate(void *ctx, bool server_local)
 			said = true;
 			waited_from = now_s();
 		}
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 100 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&g->cv, &g->mu, &until);
+		fl_orch_cond_wait(&g->cv, &g->mu, 100);
 	}
 	g->waiting[rank] = false;
 	g->held[si] = true;

@@ -52,6 +52,19 @@ static int sig_watchers;    /* commands that handle the first interrupt themselv
 static atomic_int sig_interrupted;
 static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
 
+void fl_orch_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &until);
+}
+
 static double since(const struct timespec *t0)
 {
 	struct timespec t;
@@ -403,14 +416,7 @@ int fl_orch_run(size_t njobs, fl_orch_job_fn fn, void *arg, const fl_orch_opts *
 				if (o.pgs[i])
 					fl_pg_sever(o.pgs[i]);
 		}
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 100 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&o.cv, &o.mu, &until);
+		fl_orch_cond_wait(&o.cv, &o.mu, 100);
 	}
 	pthread_mutex_unlock(&o.mu);
 	for (int i = 0; i < nthreads; i++)

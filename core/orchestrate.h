@@ -22,6 +22,7 @@
 #define FL_ORCHESTRATE_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -110,6 +111,9 @@ void fl_orch_signals_init(void);
 void fl_orch_signals_watch(bool on);
 /* Has a SIGINT or SIGTERM arrived? */
 bool fl_orch_interrupted(void);
+
+/* Waits on cv (mu held) for at most ms: every wait of the pool polls a flag as well. */
+void fl_orch_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long ms);
 
 /* Cancels the whole run from any thread. */
 void fl_orch_cancel(fl_orch *o);
