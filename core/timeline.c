@@ -808,9 +808,9 @@ char *fl_timeline_html(const fl_timeline *t)
 	svg_into(&b, t, false);
 	struct layout l;
 	layout_of(t, &l);
-	fl_buf_puts(&b,
-	            "<table id=\"services\"><tr><th>service</th><th>outcome</th><th>migrations</th>"
-	            "<th>seconds</th><th>lock wait (s)</th><th>retries</th><th>reason or error</th></tr>\n");
+	fl_buf_puts(&b, "<table id=\"services\"><tr><th>service</th><th>outcome</th><th>migrations</th>"
+	                "<th>seconds</th><th>turn wait (s)</th><th>lock wait (s)</th><th>retries</th>"
+	                "<th>reason or error</th></tr>\n");
 	for (size_t i = 0; i < t->n; i++) {
 		const fl_timeline_service *s = &t->services[i];
 		bool c = on_path(&l, i);
@@ -825,9 +825,10 @@ char *fl_timeline_html(const fl_timeline *t)
 			fl_buf_printf(&b, "<td class=\"seconds\">%.3f</td>", s->end - s->start);
 		else
 			fl_buf_puts(&b, "<td class=\"seconds\"></td>");
-		fl_buf_printf(
-		    &b, "<td class=\"lock-wait\">%.3f</td><td class=\"retries\">%d</td><td class=\"why\">",
-		    s->lock_wait, s->connect_retries + s->lock_retries);
+		fl_buf_printf(&b,
+		              "<td class=\"turn-wait\">%.3f</td><td class=\"lock-wait\">%.3f</td><td "
+		              "class=\"retries\">%d</td><td class=\"why\">",
+		              s->turn_wait, s->lock_wait, s->connect_retries + s->lock_retries);
 		esc(&b, s->error ? s->error : s->reason);
 		fl_buf_puts(&b, "</td></tr>\n");
 	}

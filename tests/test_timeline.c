@@ -127,6 +127,8 @@ Test(timeline, a_wait_for_a_turn_is_a_span_of_its_own)
 	cr_assert(th_contains(html, "<rect class=\"span turn-wait\""), "%s", html);
 	cr_assert(th_contains(html, "turn-wait 0.300 s: waits for a turn"), "the tooltip: %s", html);
 	cr_assert(th_contains(html, ">turn-wait</text>"), "the legend: %s", html);
+	cr_assert(th_contains(html, "<td class=\"turn-wait\">0.300</td><td class=\"lock-wait\">0.000</td>"),
+	          "the table: %s", html);
 	free(html);
 	fl_timeline_free(t);
 }
