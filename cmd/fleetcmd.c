@@ -213,6 +213,7 @@ int fl_cli_fleet(int argc, char **argv, int verb_)
 	fo.dry_run = a.dry_run;
 	fo.out_of_order = a.out_of_order;
 	fo.html = a.html;
+	fo.json = a.json;
 	fo.svg = a.svg;
 	bool progress = verb == FL_FLEET_MIGRATE || verb == FL_FLEET_UNDO || verb == FL_FLEET_REPAIR ||
 	                verb == FL_FLEET_BASELINE;

@@ -411,7 +411,11 @@ static int begin_run(ctx *c, fl_error **err)
 	char pwmem[1024];
 	if (getpwuid_r(geteuid(), &pwbuf, pwmem, sizeof(pwmem), &pw) == 0 && pw && pw->pw_name)
 		os_user = pw->pw_name;
-	const char *dirty = c->o->git_dirty < 0 ? NULL : c->o->git_dirty ? "true" : "false";
+	const char *commit = c->o->git_commit;
+	int gd = c->o->git_dirty;
+	if (c->o->git_info)
+		c->o->git_info(c->o->git_ctx, &commit, &gd);
+	const char *dirty = gd < 0 ? NULL : gd ? "true" : "false";
 #ifdef FL_VERSION
 	const char *version = FL_VERSION;
 #else
@@ -419,7 +423,7 @@ static int begin_run(ctx *c, fl_error **err)
 #endif
 	const char *params[8] = {uuid,          c->o->command ? c->o->command : c->verb,
 	                         c->o->service, host[0] ? host : NULL,
-	                         os_user,       c->o->git_commit,
+	                         os_user,       commit,
 	                         dirty,         version};
 	char *v = fl_pg_value(
 	    c->pg,

@@ -196,7 +196,11 @@ typedef struct {
 	const char *run_uuid;   /* one id for every service of a run; NULL: a new one per call */
 	const char *git_commit; /* NULL: unknown */
 	int git_dirty;          /* -1 unknown, 0 clean, 1 dirty */
-	int lock_poll_ms;       /* how often to retry the lock; <= 0: 100 */
+	/* when set, asked for the two above the first time a run row is written, instead of
+	 * them: a run with nothing to do never looks (fleet.c git_info) */
+	void (*git_info)(void *git_ctx, const char **commit, int *dirty);
+	void *git_ctx;
+	int lock_poll_ms; /* how often to retry the lock; <= 0: 100 */
 	/* files imported from Alembic also set alembic_version, in their own transaction (alembic.h) */
 	bool keep_alembic_version;
 	/*

@@ -97,6 +97,8 @@ typedef struct {
 	/* migrate --html FILE / --svg FILE: the run's picture (timeline.h), written at the end of
 	 * every run, failed, refused or interrupted too; a file that cannot be written is a warning */
 	const char *html, *svg;
+	/* --json: the run's document (fl_fleet_json) is wanted, its git_commit with it */
+	bool json;
 } fl_fleet_opts;
 
 /* How long a shard other than 0 waits for shard 0's roles (seconds). */
@@ -155,6 +157,10 @@ typedef struct {
 	char head_id[FL_GIT_ID_LEN];
 	const char *git_commit; /* rev_id, head_id or NULL */
 	int git_dirty;          /* -1 unknown */
+	/* git_looked: the fields above are final. A migrate whose document nobody asked for looks
+	 * them up when a job first writes a run row (fleet.c git_info), under git_mu */
+	pthread_mutex_t git_mu;
+	bool git_looked;
 	/* secrets of the run, resolved in preflight, wiped when the run ends */
 	fl_fleet_secret *secrets;
 	size_t nsecrets;

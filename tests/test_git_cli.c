@@ -679,6 +679,54 @@ Test(par_git, rev_applies_the_tagged_files_and_validate_names_the_commit, .timeo
 	repo_done(&r);
 }
 
+/*
+ * A migrate without --json looks git up only when a service has work (fleet.c
+ * git_lazy): the three services asking at once all record HEAD; a no-op
+ * writes no run row; an uncommitted file is recorded as dirty.
+ */
+Test(par_git, a_plain_migrate_records_the_commit_it_looks_up_when_it_has_work, .timeout = 240)
+{
+	struct repo r;
+	repo_init(&r, true);
+	git_oid c1 = commit(&r, "initial schema", 1, NULL);
+	char h1[FL_GIT_ID_LEN], want[128];
+	hex(&c1, h1);
+	char *out, *err;
+	int rc = run(&r, true, &out, &err, (const char *const[]){"migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	snprintf(want, sizeof(want), "1 %s false", h1);
+	for (size_t i = 0; i < 3; i++) {
+		char *v =
+		    db_value(&r, SVCS[i],
+		             "SELECT count(*) || ' ' || max(git_commit) || ' ' || bool_or(git_dirty) FROM "
+		             "flotilla.run");
+		cr_assert_str_eq(v, want, "%s", SVCS[i]);
+		free(v);
+	}
+	rc = run(&r, true, &out, &err, (const char *const[]){"migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	put(&r, "svc/auth/V3__tokens.sql", "CREATE TABLE tokens (t text);\n");
+	rc = run(&r, true, &out, &err, (const char *const[]){"migrate", "--plain", NULL});
+	cr_assert_eq(rc, 0, "%s\n%s", out, err);
+	free(out);
+	free(err);
+	char *v = db_value(&r, "auth",
+	                   "SELECT count(*) || ' ' || (array_agg(git_commit || ' ' || git_dirty ORDER BY id "
+	                   "DESC))[1] FROM flotilla.run");
+	snprintf(want, sizeof(want), "2 %s true", h1);
+	cr_assert_str_eq(v, want, "the no-op wrote no run row, the third run is dirty");
+	free(v);
+	v = db_value(&r, "user", "SELECT count(*) FROM flotilla.run");
+	cr_assert_str_eq(v, "1");
+	free(v);
+	drop_dbs(&r);
+	repo_done(&r);
+}
+
 Test(par_git, without_git_everything_works_and_no_commit_is_recorded, .timeout = 240)
 {
 	struct repo r;
