@@ -314,8 +314,8 @@ static void *preflight_git_main(void *arg)
  * A migrate whose document nobody asked for (no --json) needs git only for
  * the run rows of services with work to do: a run with nothing to do never
  * starts libgit2, whose start parses the system's CA bundle (with mbedTLS:
- * 10 to 15 ms of CPU; a 7-service no-op on the bench machine took 60 ms
- * with it and 50 without). A run that applies pays git's time once, in the
+ * 5 to 13 ms of CPU; a 7-service no-op on the bench machine took 44 ms
+ * with it and 40 without, medians). A run that applies pays git's time once, in the
  * first job that writes its run row, while the others wait for the same.
  */
 static bool git_lazy(const fl_fleet *f)
