@@ -283,6 +283,20 @@ static int get_int(loader *L, const fl_toml_value *tbl, const char *key, int64_t
 	return r;
 }
 
+/* An integer from lo to hi into *out (untouched when absent or wrong, which is reported at its place). */
+static void get_int_between(loader *L, const fl_toml_value *tbl, const char *key, int64_t lo, int64_t hi,
+                            int *out)
+{
+	int64_t v;
+	if (get_int(L, tbl, key, &v) != 1)
+		return;
+	if (v < lo || v > hi)
+		ERR_V(L, fl_toml_get(tbl, key), "\"%s\" must be between %lld and %lld, not %lld", key,
+		      (long long)lo, (long long)hi, (long long)v);
+	else
+		*out = (int)v;
+}
+
 static int get_bool(loader *L, const fl_toml_value *tbl, const char *key, bool *out)
 {
 	fl_error *e = NULL;
@@ -492,15 +506,7 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 	                                   "connections",
 	                                   "local_apply_jobs"};
 	check_keys(L, t, "settings", keys, sizeof(keys) / sizeof(keys[0]));
-	int64_t cretries;
-	if (get_int(L, t, "connect_retries", &cretries) == 1) {
-		if (cretries < 0 || cretries > FL_PG_MAX_CONNECT_RETRIES)
-			ERR_V(L, fl_toml_get(t, "connect_retries"),
-			      "\"connect_retries\" must be between 0 and %d, not %lld",
-			      FL_PG_MAX_CONNECT_RETRIES, (long long)cretries);
-		else
-			L->settings.connect_retries = (int)cretries;
-	}
+	get_int_between(L, t, "connect_retries", 0, FL_PG_MAX_CONNECT_RETRIES, &L->settings.connect_retries);
 	/* Flyway's connectRetriesInterval is in seconds: an integer is seconds here too */
 	const fl_toml_value *ri = fl_toml_get(t, "connect_retries_interval");
 	int ri_ms = -1;
@@ -535,30 +541,9 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 		L->pass_env_v = fl_realloc(L->pass_env_v, L->npass_env * sizeof(*L->pass_env_v));
 		L->pass_env_v[L->npass_env - 1] = v;
 	}
-	int64_t conns;
-	if (get_int(L, t, "connections", &conns) == 1) {
-		if (conns < 1 || conns > 100000)
-			ERR_V(L, fl_toml_get(t, "connections"),
-			      "\"connections\" must be between 1 and 100000, not %lld", (long long)conns);
-		else
-			L->settings.connections = (int)conns;
-	}
-	int64_t laj;
-	if (get_int(L, t, "local_apply_jobs", &laj) == 1) {
-		if (laj < 1 || laj > 1000)
-			ERR_V(L, fl_toml_get(t, "local_apply_jobs"),
-			      "\"local_apply_jobs\" must be between 1 and 1000, not %lld", (long long)laj);
-		else
-			L->settings.local_apply_jobs = (int)laj;
-	}
-	int64_t jobs;
-	if (get_int(L, t, "jobs", &jobs) == 1) {
-		if (jobs < 1 || jobs > 1000)
-			ERR_V(L, fl_toml_get(t, "jobs"), "\"jobs\" must be between 1 and 1000, not %lld",
-			      (long long)jobs);
-		else
-			L->settings.jobs = (int)jobs;
-	}
+	get_int_between(L, t, "connections", 1, 100000, &L->settings.connections);
+	get_int_between(L, t, "local_apply_jobs", 1, 1000, &L->settings.local_apply_jobs);
+	get_int_between(L, t, "jobs", 1, 1000, &L->settings.jobs);
 	/* lock waits: each bounded, none "for ever" (a DDL statement queues the table's traffic behind it) */
 	static const struct {
 		const char *key, *why;
@@ -582,14 +567,7 @@ static void parse_settings(loader *L, const fl_toml_value *root)
 		else
 			*(int *)((char *)&L->settings + waits[i].off) = ms;
 	}
-	int64_t retries;
-	if (get_int(L, t, "lock_retries", &retries) == 1) {
-		if (retries < 0 || retries > 1000)
-			ERR_V(L, fl_toml_get(t, "lock_retries"),
-			      "\"lock_retries\" must be between 0 and 1000, not %lld", (long long)retries);
-		else
-			L->settings.lock_retries = (int)retries;
-	}
+	get_int_between(L, t, "lock_retries", 0, 1000, &L->settings.lock_retries);
 	get_duration(L, t, "statement_timeout", &L->settings.statement_timeout_ms);
 	int st = L->settings.secret_timeout_ms;
 	if (get_duration(L, t, "secret_timeout", &st) == 1) {
@@ -612,15 +590,8 @@ static void parse_lint(loader *L, const fl_toml_value *root)
 		return;
 	static const char *const keys[] = {"pg_version", "rules"};
 	check_keys(L, t, "lint", keys, 2);
-	int64_t v;
-	if (get_int(L, t, "pg_version", &v) == 1) {
-		if (v < FL_LINT_MIN_PG_VERSION || v > FL_LINT_MAX_PG_VERSION)
-			ERR_V(L, fl_toml_get(t, "pg_version"),
-			      "\"pg_version\" must be between %d and %d, not %lld", FL_LINT_MIN_PG_VERSION,
-			      FL_LINT_MAX_PG_VERSION, (long long)v);
-		else
-			L->lint.pg_version = (int)v;
-	}
+	get_int_between(L, t, "pg_version", FL_LINT_MIN_PG_VERSION, FL_LINT_MAX_PG_VERSION,
+	                &L->lint.pg_version);
 	const fl_toml_value *rules = get_tbl(L, t, "rules");
 	if (!rules)
 		return;
@@ -723,14 +694,7 @@ static void parse_env(loader *L, raw_env *e)
 	    "options", "admin", "migrator", "service_passwords"};
 	check_keys(L, t, scope, keys, sizeof(keys) / sizeof(keys[0]));
 	e->host = get_str(L, t, "host");
-	int64_t port;
-	if (get_int(L, t, "port", &port) == 1) {
-		if (port < 1 || port > 65535)
-			ERR_V(L, fl_toml_get(t, "port"), "\"port\" must be between 1 and 65535, not %lld",
-			      (long long)port);
-		else
-			e->port = (int)port;
-	}
+	get_int_between(L, t, "port", 1, 65535, &e->port);
 	e->sslmode = get_str(L, t, "sslmode");
 	const fl_toml_value *ct = fl_toml_get(t, "connect_timeout");
 	if (ct && fl_toml_type_of(ct) == FL_TOML_INTEGER) {
