@@ -237,7 +237,7 @@ static fl_apply_opts apply_opts(const fl_fleet *f, const fl_fleet_service *s)
 	ao.dry_run = f->opts.dry_run;
 	ao.command = fl_fleet_verb_name(f->opts.verb);
 	ao.run_uuid = f->run_uuid;
-	/* the commit: set by run_service, as preflight's git thread may still be finding it now */
+	/* the commit: asked for by apply when it writes a run row (run_service sets git_info) */
 	ao.git_commit = NULL;
 	ao.git_dirty = -1;
 	return ao;
@@ -315,8 +315,9 @@ static void *preflight_git_main(void *arg)
  * the run rows of services with work to do: a run with nothing to do never
  * starts libgit2, whose start parses the system's CA bundle (with mbedTLS:
  * 5 to 13 ms of CPU; a 7-service no-op on the bench machine took 44 ms
- * with it and 40 without, medians). A run that applies pays git's time once, in the
- * first job that writes its run row, while the others wait for the same.
+ * with it and 40 without, medians). A run that applies pays git's time
+ * once, in the first job that writes its run row, while the others that
+ * need it wait for the same.
  */
 static bool git_lazy(const fl_fleet *f)
 {
@@ -328,8 +329,8 @@ static bool git_lazy(const fl_fleet *f)
  * nothing else waits for it, and libgit2's start (it parses the system's
  * CA bundle) and the work tree's status cost about as much as reading every
  * service's files. So it runs beside preflight's reading. It writes only
- * f->git, head_id, git_commit and git_dirty, which nothing reads until
- * preflight_git_join.
+ * f->git, head_id, git_commit and git_dirty, which nothing reads before
+ * fl_fleet_run joins it.
  */
 static bool preflight_git_start(fl_fleet *f, pthread_t *t)
 {
@@ -922,8 +923,8 @@ struct job_ctx {
  * machine shares its cores with every service's session, and past a core
  * each the sessions slow each other down: on the 2-core bench machine the
  * seven services took 4.31 s three at a time against 5.33 s all at once
- * (medians, bench/README.md). Turns go in the start order (longest first: the critical
- * path), not in the order the services happened to connect.
+ * (medians, bench/README.md). Turns go in the start order (longest first:
+ * the critical path), not in the order the services happened to connect.
  *
  * A turn counts only while its holder works: one that waits (for the
  * migration lock, a DDL lock retry, or anything that keeps one migration
@@ -1537,9 +1538,9 @@ int fl_fleet_run(fl_fleet *f, FILE *progress)
 		jobs_phase(f, progress);
 		fl_timeline_phase_end(f->timeline, FL_TL_JOBS, now_s() - t0);
 	}
+	f->interrupted |= fl_orch_interrupted(); /* before "provision: no changes" is said or not */
 	if (f->dbs)
 		finish_provisioning(f, progress);
-	f->interrupted |= fl_orch_interrupted();
 	if (f->opts.verb == FL_FLEET_VALIDATE && f->git)
 		name_changing_commits(f);
 	f->wall = now_s() - t0;

@@ -68,6 +68,26 @@ char *th_query1(PGconn *c, const char *sql)
 	return v;
 }
 
+bool th_wait_statement(const char *db, const char *like)
+{
+	const char *params[2] = {db, like};
+	for (int i = 0; i < 600; i++) {
+		usleep(50000);
+		PGconn *c = th_connect("postgres");
+		PGresult *r =
+		    PQexecParams(c,
+		                 "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query "
+		                 "LIKE $2 AND pid <> pg_backend_pid()",
+		                 2, NULL, params, NULL, NULL, 0);
+		bool seen = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+		PQclear(r);
+		PQfinish(c);
+		if (seen)
+			return true;
+	}
+	return false;
+}
+
 char *th_queryall(PGconn *c, const char *sql, const char *sep)
 {
 	PGresult *r = PQexec(c, sql);

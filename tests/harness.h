@@ -11,6 +11,7 @@
 #define FL_HARNESS_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -25,6 +26,9 @@ void th_exec(PGconn *c, const char *sql);
 char *th_query1(PGconn *c, const char *sql);
 /* The first column of every row joined with `sep`, new string. */
 char *th_queryall(PGconn *c, const char *sql, const char *sep);
+/* Waits (at most 30 s, polling every 50 ms) until a session in `db` runs a statement LIKE `like`
+ * (e.g. "%pg_sleep(30)%"): a flotilla child is at that point. Whether one was seen. */
+bool th_wait_statement(const char *db, const char *like);
 
 /* A fresh temporary directory (caller frees the name); removed by tests/run at the end. */
 char *th_tmpdir(void);

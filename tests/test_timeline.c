@@ -653,21 +653,7 @@ Test(timeline, an_interrupted_run_writes_the_page_of_what_it_stopped, .timeout =
 	/* the sleep runs: interrupt flotilla (our direct child) once */
 	char db[128];
 	snprintf(db, sizeof(db), "%s_%s", f.project, f.names[0]);
-	bool running = false;
-	for (int i = 0; i < 600 && !running; i++) {
-		usleep(50000);
-		PGconn *c = th_connect("postgres");
-		char q[512];
-		snprintf(q, sizeof(q),
-		         "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND query LIKE "
-		         "'%%pg_sleep(30)%%'",
-		         db);
-		char *n = th_query1(c, q);
-		running = strcmp(n, "0") != 0;
-		free(n);
-		PQfinish(c);
-	}
-	cr_assert(running, "the migration never started: %s", th_read(errp));
+	cr_assert(th_wait_statement(db, "%pg_sleep(30)%"), "the migration never started: %s", th_read(errp));
 	kill(pid, SIGINT);
 	int st;
 	waitpid(pid, &st, 0);
