@@ -1491,5 +1491,46 @@ Test(provision, migrate_checks_each_database_on_its_own_connection)
 	json_decref(doc);
 	free(out);
 	free(err);
+
+	/* --since skips both services' migrations, not their databases' provisioning: b still fails */
+	char *cmd = fl_asprintf("cd '%s' && git init -q && git add -A && git -c user.name=t -c "
+	                        "user.email=t@t commit -qm init",
+	                        dir);
+	char *o = NULL;
+	cr_assert_eq(th_sh(cmd, &o), 0, "%s", o);
+	free(o);
+	free(cmd);
+	rc = th_run(
+	    dir, NULL, &out, &err,
+	    (const char *const[]){"flotilla", "-e", "t", "migrate", "--since", "HEAD", "--json", NULL});
+	cr_assert_eq(rc, 1, "%s\n%s", out, err);
+	doc = json_loads(out, 0, &je);
+	cr_assert_not_null(doc, "%s", out);
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "result")), "failed");
+	seen = 0;
+	json_array_foreach(json_object_get(doc, "services"), i, sv)
+	{
+		const char *name = json_string_value(json_object_get(sv, "service"));
+		const char *outcome = json_string_value(json_object_get(sv, "result"));
+		if (strcmp(name, "a") == 0) {
+			cr_assert_str_eq(outcome, "skipped", "%s", out);
+			seen++;
+		} else if (strcmp(name, "b") == 0) {
+			cr_assert_str_eq(outcome, "failed", "%s", out);
+			const char *m =
+			    json_string_value(json_object_get(json_object_get(sv, "error"), "message"));
+			char *msg = unprefix(m ? m : "");
+			cr_assert(
+			    th_contains(msg,
+			                "provisioning: database P_b: make P_b_own the owner of schema app"),
+			    "%s", msg);
+			free(msg);
+			seen++;
+		}
+	}
+	cr_assert_eq(seen, 2, "%s", out);
+	json_decref(doc);
+	free(out);
+	free(err);
 	free(dir);
 }
